@@ -1,0 +1,3 @@
+"""stacktrail: per-project audit trails for OpenStack."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,39 @@
+"""Human durations (`30s`, `5m`, `1h`, `2d`) as used in settings and the API."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_PATTERN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
+
+
+def parse_duration(text: str | int | float | timedelta) -> timedelta:
+    """Parse `90`, `30s`, `5m`, `1h`, `2d` (plain numbers are seconds); must be positive."""
+    if isinstance(text, timedelta):
+        value = text
+    elif isinstance(text, int | float) and not isinstance(text, bool):
+        value = timedelta(seconds=text)
+    elif isinstance(text, str):
+        match = _PATTERN.match(text)
+        if not match:
+            raise ValueError(
+                f"invalid duration {text!r}: use a number with a unit s, m, h or d, e.g. 30s, 15m, 1h"
+            )
+        value = timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2) or "s"])
+    else:
+        raise ValueError(f"invalid duration {text!r}")
+    if value <= timedelta(0):
+        raise ValueError(f"duration must be positive, got {text!r}")
+    return value
+
+
+def format_duration(value: timedelta) -> str:
+    """The shortest exact form: 900 s -> `15m`."""
+    seconds = value.total_seconds()
+    for unit in ("d", "h", "m"):
+        size = _UNITS[unit]
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{seconds:g}s"
