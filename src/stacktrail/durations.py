@@ -1,12 +1,12 @@
-"""Human durations (`30s`, `5m`, `1h`, `2d`) as used in settings and the API."""
+"""Human durations (`250ms`, `30s`, `5m`, `1h`, `2d`) as used in settings and the API."""
 
 from __future__ import annotations
 
 import re
 from datetime import timedelta
 
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-_PATTERN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
+_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
+_PATTERN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|[smhd]?)\s*$")
 
 
 def parse_duration(text: str | int | float | timedelta) -> timedelta:
@@ -19,7 +19,8 @@ def parse_duration(text: str | int | float | timedelta) -> timedelta:
         match = _PATTERN.match(text)
         if not match:
             raise ValueError(
-                f"invalid duration {text!r}: use a number with a unit s, m, h or d, e.g. 30s, 15m, 1h"
+                f"invalid duration {text!r}: "
+                "use a number with a unit ms, s, m, h or d, e.g. 30s, 15m, 1h"
             )
         value = timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2) or "s"])
     else:
@@ -36,4 +37,6 @@ def format_duration(value: timedelta) -> str:
         size = _UNITS[unit]
         if seconds >= size and seconds % size == 0:
             return f"{int(seconds // size)}{unit}"
-    return f"{seconds:g}s"
+    if seconds == int(seconds):
+        return f"{int(seconds)}s"
+    return f"{round(seconds * 1000, 3):g}ms"

@@ -16,6 +16,7 @@ from typing import Annotated, Any
 from pydantic import BeforeValidator, Field, PlainSerializer, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
@@ -83,12 +84,15 @@ class Settings(BaseSettings):
         "amqp://guest:guest@127.0.0.1:5672/%2F", description="Broker to consume from."
     )
     amqp_queue: str = Field("stacktrail", description="Durable queue the pipeline consumes.")
-    amqp_bindings: list[str] = Field(
+    amqp_bindings: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: list(DEFAULT_BINDINGS),
         description="`exchange:routing_key` pairs bound to the queue (topic exchanges).",
     )
     amqp_dead_letter_exchange: str = Field(
         "stacktrail.dead", description="Exchange (and queue) for messages that cannot be used."
+    )
+    amqp_exchange_durable: bool = Field(
+        False, description="Durability for exchanges stacktrail creates (oslo default: False)."
     )
     amqp_prefetch: int = Field(
         2000, ge=1, le=65535, description="Unacked messages in flight: bounds memory."
@@ -140,7 +144,7 @@ class Settings(BaseSettings):
     )
     archive_segment_max_bytes: int = Field(64 << 20, ge=1 << 10)
     archive_format: ArchiveFormat = ArchiveFormat.JSON
-    archive_regions: list[str] = Field(default_factory=lambda: ["RegionOne"])
+    archive_regions: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["RegionOne"])
     archive_worker: str = Field(
         "", description="Worker name in object keys (default: host name, sanitised)."
     )

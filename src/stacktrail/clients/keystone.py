@@ -42,6 +42,16 @@ def _translate(exc: Exception, what: str) -> ClientError:
     return ClientError(f"{what}: {exc}", status=status)
 
 
+class InvalidToken(AuthError):
+    """Keystone does not accept the user's token (invalid, expired or revoked)."""
+
+
+def identity_v3_url(url: str) -> str:
+    """The v3 root of a Keystone URL given with or without `/v3`."""
+    url = url.rstrip("/")
+    return url if url.endswith("/v3") else url + "/v3"
+
+
 class KeystoneClient:
     """The service user's session (tokens are cached and renewed by keystoneauth1)."""
 
@@ -49,14 +59,17 @@ class KeystoneClient:
         if not settings.keystone_url:
             raise ClientError("STACKTRAIL_KEYSTONE_URL is not set")
         self._settings = settings
+        self._identity_url = identity_v3_url(settings.keystone_url)
+        self._tokens_url = self._identity_url + "/auth/tokens"
         auth = v3.Password(
-            auth_url=settings.keystone_url,
+            auth_url=self._identity_url,
             username=settings.keystone_username,
             password=settings.keystone_password,
             project_name=settings.keystone_project_name,
             user_domain_name=settings.keystone_user_domain_name,
             project_domain_name=settings.keystone_project_domain_name,
         )
+        self._auth = auth
         self.session = ks_session.Session(auth=auth, timeout=30)
 
     async def _call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
@@ -73,7 +86,7 @@ class KeystoneClient:
         """Region -> object-store URL template (with `AUTH_<service project>`) from the catalog."""
 
         def read() -> dict[str, str]:
-            access = self.session.auth.get_access(self.session)
+            access = self._auth.get_access(self.session)
             result: dict[str, str] = {}
             for service in access.service_catalog.catalog:
                 if service.get("type") != "object-store":
@@ -89,33 +102,50 @@ class KeystoneClient:
         return endpoints
 
     async def validate(self, user_token: str) -> TokenInfo:
-        """Validate a user's token with the service's own token; AuthError when invalid."""
+        """Validate a user's token with the service's own token.
+
+        InvalidToken when Keystone does not know the token (invalid, expired, revoked);
+        AuthError when the service identity itself is refused or may not validate tokens;
+        TransientError when Keystone is unreachable or failing.
+        """
+        if not user_token or not user_token.isascii() or not user_token.isprintable():
+            raise InvalidToken("token is invalid or expired", status=401)
 
         def check() -> TokenInfo:
             resp = self.session.get(
-                "/auth/tokens",
-                endpoint_filter={"service_type": "identity", "interface": "public"},
+                self._tokens_url,
                 headers={"X-Subject-Token": user_token},
                 authenticated=True,
                 raise_exc=False,
             )
-            if resp.status_code == 404 or resp.status_code == 401:
-                raise AuthError("token is invalid or expired", status=401)
+            if resp.status_code == 404:
+                raise InvalidToken("token is invalid or expired", status=401)
+            if resp.status_code in (401, 403):
+                raise AuthError(
+                    f"the service user {self._settings.keystone_username!r} may not validate "
+                    f"tokens (HTTP {resp.status_code}): it needs the `service` role",
+                    status=resp.status_code,
+                )
             if resp.status_code >= 400:
                 raise _translate(
-                    ks_exc.from_response(resp, "GET", "/auth/tokens"), "token validation"
+                    ks_exc.from_response(resp, "GET", self._tokens_url), "token validation"
                 )
-            token = resp.json()["token"]
-            project = token.get("project") or {}
-            return TokenInfo(
-                user_id=token["user"]["id"],
-                user_name=token["user"].get("name", ""),
-                project_id=project.get("id"),
-                project_name=project.get("name"),
-                domain_id=(project.get("domain") or {}).get("id"),
-                roles=frozenset(role["name"] for role in token.get("roles", [])),
-                expires_at=token.get("expires_at", ""),
-            )
+            return token_info(resp.json()["token"])
 
         info: TokenInfo = await self._call("token validation", check)
         return info
+
+
+def token_info(token: dict[str, Any]) -> TokenInfo:
+    """The parts of a Keystone v3 token body (`{"token": ...}`'s value) stacktrail uses."""
+    project = token.get("project") or {}
+    domain = token.get("domain") or {}
+    return TokenInfo(
+        user_id=token["user"]["id"],
+        user_name=token["user"].get("name", ""),
+        project_id=project.get("id"),
+        project_name=project.get("name"),
+        domain_id=(project.get("domain") or {}).get("id") or domain.get("id"),
+        roles=frozenset(role["name"] for role in token.get("roles", [])),
+        expires_at=token.get("expires_at", ""),
+    )

@@ -1,0 +1,102 @@
+"""The `stacktrail` command."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from typing import Annotated
+
+import typer
+
+from stacktrail import __version__
+from stacktrail.settings import Settings, SettingsError, load_settings
+from stacktrail.telemetry.logging import setup_logging
+
+app = typer.Typer(
+    name="stacktrail",
+    help=(
+        "Per-project audit trails for OpenStack: consumes CADF audit events from RabbitMQ, "
+        "indexes them into Elasticsearch/OpenSearch and delivers each project's events into "
+        "the project's own Swift container.\n\n"
+        "Settings come from STACKTRAIL_* environment variables and the optional TOML file "
+        "named by STACKTRAIL_CONFIG; see `stacktrail settings`."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="markdown",
+)
+log = logging.getLogger("stacktrail")
+
+
+def _settings() -> Settings:
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        typer.echo(f"stacktrail: {exc}", err=True)
+        raise typer.Exit(2) from None
+    setup_logging(settings.log_level, settings.log_format)
+    return settings
+
+
+@app.command()
+def run(
+    only: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--only",
+            help="Run only these parts (repeatable): pipeline, api, scheduler. Default: all.",
+        ),
+    ] = None,
+) -> None:
+    """Run the service until SIGTERM or Ctrl-C.
+
+    Runs the ingest pipeline (RabbitMQ -> search + archive), the config API and web UI,
+    and the scheduler, in one process.
+
+    On SIGTERM it stops consuming, finishes and acks what is in flight within the grace
+    period (STACKTRAIL_SHUTDOWN_GRACE), and exits 0; anything not yet durable stays in
+    RabbitMQ or the local spool for the next start.
+    """
+    from stacktrail.app import Role
+    from stacktrail.app import run as run_app
+
+    settings = _settings()
+    try:
+        roles = {Role(part) for part in only} if only else set(Role)
+    except ValueError:
+        typer.echo("stacktrail: --only takes pipeline, api or scheduler", err=True)
+        raise typer.Exit(2) from None
+    log.info("stacktrail %s starting: %s", __version__, ", ".join(sorted(roles)))
+    try:
+        asyncio.run(run_app(settings, roles))
+    except Exception as exc:
+        log.error("stacktrail stopped on an error: %s", exc, exc_info=settings.log_level == "DEBUG")
+        raise typer.Exit(1) from None
+    log.info("stacktrail stopped")
+
+
+@app.command("settings")
+def show_settings() -> None:
+    """Print the effective settings (secrets hidden) and exit; exit 2 if they are invalid."""
+    settings = _settings()
+    for name, value in settings.model_dump(mode="json").items():
+        if any(word in name for word in ("password", "secret")) and value:
+            value = "***"
+        typer.echo(f"STACKTRAIL_{name.upper()}={value}")
+
+
+@app.command()
+def version() -> None:
+    """Print the version."""
+    typer.echo(__version__)
+
+
+def main() -> None:
+    app(prog_name="stacktrail")
+
+
+if __name__ == "__main__":
+    main()
+    sys.exit(0)

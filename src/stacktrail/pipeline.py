@@ -1,0 +1,111 @@
+"""The dispatcher between the source and the sinks.
+
+One task takes deliveries in arrival order: decode -> route -> one record per (trail,
+sink) on a ticket. When a ticket finishes, the source settles the delivery (ack, or
+dead-letter then ack). Sinks apply back-pressure by making `put` wait; the inbox never
+holds more than the broker's prefetch window.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Protocol
+
+from stacktrail.events import DecodeError, decode_message
+from stacktrail.routing import Router
+from stacktrail.sinks.base import Outcome, Record, Sink, Ticket
+from stacktrail.source.consumer import AmqpSource, Delivery
+from stacktrail.telemetry import metrics
+
+log = logging.getLogger(__name__)
+
+
+class IngestStats(Protocol):
+    """Where the event-type catalogue and per-project hourly counts are kept."""
+
+    async def record_event_types(self, counts: dict[str, int]) -> None: ...
+
+    async def record_ingest(self, project_id: str, hour: datetime, count: int) -> None: ...
+
+
+class Pipeline:
+    def __init__(
+        self,
+        source: AmqpSource,
+        router: Router,
+        sinks: Sequence[Sink],
+        *,
+        max_message_bytes: int = 4 << 20,
+    ) -> None:
+        self._source = source
+        self._router = router
+        self._sinks = list(sinks)
+        self._max_bytes = max_message_bytes
+        self._inbox: asyncio.Queue[Delivery] = asyncio.Queue()
+        self._in_flight = 0
+        self.event_types: Counter[str] = Counter()
+        self.ingested: Counter[tuple[str, datetime]] = Counter()
+        source.on_delivery = self._inbox.put_nowait
+
+    @property
+    def in_flight(self) -> int:
+        return self._in_flight
+
+    def _finished(self, ticket: Ticket) -> None:
+        self._in_flight -= 1
+        metrics.INFLIGHT.set(self._in_flight)
+        delivery = ticket.tag
+        assert isinstance(delivery, Delivery)
+        self._source.settle(delivery, ticket.outcome, ticket.reason)
+
+    async def run(self) -> None:
+        """Dispatch deliveries until cancelled."""
+        while True:
+            delivery = await self._inbox.get()
+            await self.dispatch(delivery)
+
+    async def drain(self) -> None:
+        """Dispatch what is already in the inbox (after the consumer was cancelled)."""
+        while not self._inbox.empty():
+            await self.dispatch(self._inbox.get_nowait())
+
+    async def dispatch(self, delivery: Delivery) -> None:
+        self._in_flight += 1
+        metrics.INFLIGHT.set(self._in_flight)
+        ticket = Ticket(delivery, self._finished)
+        try:
+            event = decode_message(delivery.body, max_bytes=self._max_bytes)
+        except DecodeError as exc:
+            ticket.outcome, ticket.reason = Outcome.REJECTED, f"undecodable: {exc.reason}"
+            ticket.seal()
+            return
+        try:
+            trails = self._router.route(event)
+            now = datetime.now(UTC)
+            self.event_types[event.event_type or event.action] += 1
+            hour = now.replace(minute=0, second=0, microsecond=0)
+            for trail in trails:
+                self.ingested[(trail.project_id, hour)] += 1
+                for sink in self._sinks:
+                    record = Record(trail.project_id, event, trail, now, ticket)
+                    if sink.wants(record):
+                        ticket.add()
+                        metrics.EVENTS_ROUTED.labels(sink=sink.name).inc()
+                        await sink.put(record)
+        except Exception as exc:  # a bug must not lose the message: dead-letter it
+            log.exception("dispatching event %s failed", event.id)
+            ticket.outcome, ticket.reason = Outcome.REJECTED, f"internal error: {exc!r}"
+        ticket.seal()
+
+    async def flush_stats(self, stats: IngestStats) -> None:
+        """Hand the counters gathered since the last call to the store."""
+        event_types, self.event_types = self.event_types, Counter()
+        ingested, self.ingested = self.ingested, Counter()
+        if event_types:
+            await stats.record_event_types(dict(event_types))
+        for (project_id, hour), count in ingested.items():
+            await stats.record_ingest(project_id, hour, count)

@@ -1,0 +1,17 @@
+"""Prometheus metrics of the pipeline (served by the API at /metrics)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge
+
+CONSUMED = Counter("stacktrail_messages_consumed", "Messages taken from RabbitMQ")
+ACKED = Counter("stacktrail_messages_acked", "Messages acked after durable delivery")
+DEAD_LETTERED = Counter(
+    "stacktrail_messages_dead_lettered", "Messages sent to the dead-letter exchange", ["kind"]
+)
+EVENTS_ROUTED = Counter("stacktrail_events_routed", "Event copies handed to sinks", ["sink"])
+SEARCH_INDEXED = Counter("stacktrail_search_documents_indexed", "Documents confirmed by search")
+SEARCH_REJECTED = Counter("stacktrail_search_documents_rejected", "Documents search refused")
+SEARCH_RETRIES = Counter("stacktrail_search_retries", "Bulk requests or items retried")
+INFLIGHT = Gauge("stacktrail_messages_in_flight", "Messages taken but not yet acked")
+AMQP_CONNECTED = Gauge("stacktrail_amqp_connected", "1 while connected to RabbitMQ")

@@ -1,0 +1,64 @@
+"""Small helpers to read what landed in the search server in tests."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import httpx
+
+
+async def count(url: str, index: str) -> int:
+    async with httpx.AsyncClient(base_url=url) as http:
+        response = await http.get(f"/{index}/_count")
+        if response.status_code == 404:
+            return 0
+        response.raise_for_status()
+        return int(response.json()["count"])
+
+
+async def wait_for_count(url: str, index: str, expected: int, timeout: float = 30.0) -> int:
+    """Poll until `index` holds `expected` documents (or the timeout); returns the last count."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    seen = -1
+    while loop.time() < deadline:
+        seen = await count(url, index)
+        if seen >= expected:
+            return seen
+        await asyncio.sleep(0.2)
+    return seen
+
+
+async def get_doc(url: str, index: str, doc_id: str) -> dict[str, Any] | None:
+    async with httpx.AsyncClient(base_url=url) as http:
+        response = await http.get(f"/{index}/_doc/{doc_id}")
+        if response.status_code == 404:
+            return None
+        response.raise_for_status()
+        source: dict[str, Any] = response.json()["_source"]
+        return source
+
+
+async def ids(url: str, index: str, size: int = 10000) -> set[str]:
+    """All `_id`s of an index, via search_after over `_id`-sorted pages."""
+    found: set[str] = set()
+    after: list[Any] | None = None
+    async with httpx.AsyncClient(base_url=url, timeout=60) as http:
+        while True:
+            body: dict[str, Any] = {
+                "size": min(size, 5000),
+                "sort": [{"id": "asc"}],
+                "_source": ["id"],
+            }
+            if after is not None:
+                body["search_after"] = after
+            response = await http.post(f"/{index}/_search", json=body)
+            if response.status_code == 404:
+                return found
+            response.raise_for_status()
+            hits = response.json()["hits"]["hits"]
+            if not hits:
+                return found
+            found.update(hit["_id"] for hit in hits)
+            after = hits[-1]["sort"]

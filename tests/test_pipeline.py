@@ -1,0 +1,257 @@
+"""The ingest pipeline end to end: real RabbitMQ (own vhost) -> real search server.
+
+The search server is osmem-server, an OpenSearch-compatible server of someone else's
+making (no OpenSearch cluster can run on these machines); it answers bulk, mapping
+errors and version conflicts like OpenSearch does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import orjson
+import pytest
+from yarl import URL
+
+from stacktrail.app import run_pipeline
+from stacktrail.settings import Settings
+from stacktrail.sinks.search_docs import index_name
+from stacktrail.source.consumer import REASON_HEADER
+from stacktrail.trails.model import UNSCOPED
+from tests.support import search
+from tests.support.broker import publish, queue_depth, take_all
+from tests.support.cadf_factory import (
+    DEFAULT_EVENT_TIME,
+    encode,
+    load_sample,
+    make_cadf,
+    make_notification,
+    wrap_v1,
+    wrap_v2,
+)
+from tests.support.tcpproxy import TcpProxy
+
+PROJECT_A = "aaaa0000aaaa0000aaaa0000aaaa0000"
+PROJECT_B = "bbbb0000bbbb0000bbbb0000bbbb0000"
+
+
+@pytest.fixture
+def settings(amqp_url: str, search_url: str, index_template: str) -> Settings:
+    queue = f"st-{uuid.uuid4().hex[:8]}"
+    return Settings(
+        amqp_url=amqp_url,
+        amqp_queue=queue,
+        amqp_dead_letter_exchange=f"{queue}.dead",
+        amqp_bindings=["nova:notifications.#", "keystone:notifications.#"],
+        amqp_prefetch=200,
+        amqp_reconnect_max="2s",
+        search_url=search_url,
+        search_index_template=index_template,
+        search_flush_interval="50ms",
+        archive_enabled=False,
+        shutdown_grace="5s",
+    )
+
+
+@asynccontextmanager
+async def running(settings: Settings) -> AsyncIterator[None]:
+    stop = asyncio.Event()
+    task = asyncio.create_task(run_pipeline(settings, stop))
+    await asyncio.sleep(0)
+    try:
+        yield
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, timeout=30)
+
+
+async def wait_until(check: Callable[[], Any], timeout: float = 30.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while loop.time() < deadline:
+        if await check():
+            return
+        await asyncio.sleep(0.2)
+    raise AssertionError("condition not reached in time")
+
+
+async def start_consuming(settings: Settings) -> None:
+    """Wait until the queue exists (the pipeline declared it) so publishes are routed."""
+
+    async def declared() -> bool:
+        try:
+            await queue_depth(settings.amqp_url, settings.amqp_queue)
+            return True
+        except Exception:
+            return False
+
+    await wait_until(declared)
+
+
+def index_of(settings: Settings, project: str, when: Any = DEFAULT_EVENT_TIME) -> str:
+    return index_name(settings.search_index_template, project, when)
+
+
+async def test_samples_in_v1_and_v2_land_in_their_project_indices(settings: Settings) -> None:
+    bodies = []
+    expected: dict[str, dict[str, Any]] = {}
+    for name in ("02", "03", "04", "06", "08", "09"):
+        sample = load_sample(name)
+        notification = sample if "payload" in sample else wrap_v1(sample, "audit.cadf")
+        bodies += [encode(notification), encode(wrap_v2(notification))]
+        expected[name] = notification["payload"]
+    async with running(settings):
+        await start_consuming(settings)
+        await publish(settings.amqp_url, bodies, exchange="keystone")
+        neutron = expected["02"]
+        idx = index_name(settings.search_index_template, neutron["initiator"]["project_id"],
+                         __import__("datetime").datetime(2017, 12, 18))
+        assert await search.wait_for_count(settings.search_url, idx, 1) == 1
+        doc = await search.get_doc(settings.search_url, idx, neutron["id"])
+        assert doc is not None
+        assert doc["action"] == "create"
+        assert doc["@project_id"] == neutron["initiator"]["project_id"]
+
+        # keystone's project creation has no project scope: the operator's unscoped trail.
+        created = expected["03"]
+        unscoped_2014 = index_name(settings.search_index_template, UNSCOPED,
+                                   __import__("datetime").datetime(2014, 2, 14))
+        assert await search.wait_for_count(settings.search_url, unscoped_2014, 1) >= 1
+        doc = await search.get_doc(settings.search_url, unscoped_2014, created["id"])
+        assert doc is not None
+        assert doc["action"] == "create/project"
+
+        # "+0000" offsets become "+00:00".
+        expired = expected["06"]
+        idx06 = index_name(settings.search_index_template, UNSCOPED,
+                           __import__("datetime").datetime(2016, 11, 11))
+        assert await search.wait_for_count(settings.search_url, idx06, 1) == 1
+        doc = await search.get_doc(settings.search_url, idx06, expired["id"])
+        assert doc is not None
+        assert doc["eventTime"] == "2016-11-11T18:31:11.156356+00:00"
+
+        octavia = expected["09"]
+        idx09 = index_name(settings.search_index_template, octavia["initiator"]["project_id"],
+                           __import__("datetime").datetime(2018, 10, 11))
+        assert await search.wait_for_count(settings.search_url, idx09, 1) == 1
+        doc = await search.get_doc(settings.search_url, idx09, octavia["id"])
+        assert doc is not None
+        assert doc["eventTime"] == "2018-10-11T22:42:22.720112+00:00"
+        assert doc["action"] == "read/list"
+    # v1 and v2 copies of each sample share the CADF id: one document each, not two.
+    assert await queue_depth(settings.amqp_url, settings.amqp_queue) == 0
+
+
+async def test_cross_project_event_lands_in_both_projects(settings: Settings) -> None:
+    body = make_notification(event_id="cross-1", initiator_project=PROJECT_A,
+                             target_project=PROJECT_B)
+    async with running(settings):
+        await start_consuming(settings)
+        await publish(settings.amqp_url, [body])
+        for project in (PROJECT_A, PROJECT_B):
+            idx = index_of(settings, project)
+            assert await search.wait_for_count(settings.search_url, idx, 1) == 1
+            doc = await search.get_doc(settings.search_url, idx, "cross-1")
+            assert doc is not None
+            assert doc["@project_id"] == project
+
+
+def _bad_inputs() -> dict[str, bytes]:
+    missing_observer = make_cadf(event_id="bad-observer")
+    del missing_observer["observer"]
+    wrong_type = make_cadf(event_id="bad-type")
+    wrong_type["initiator"] = "admin"
+    bad_time = make_cadf(event_id="bad-time", event_time="yesterday")
+    return {
+        "invalid JSON": b'{"event_type": "x", "payload": {',
+        "invalid UTF-8": b'{"payload": "\xff\xfe"}',
+        "wrong envelope": orjson.dumps({"oslo.version": "2.0", "oslo.message": 42}),
+        "top-level list": b"[1, 2, 3]",
+        "not CADF": orjson.dumps(wrap_v1({"instance_id": "x"}, "compute.instance.create.end")),
+        "missing field": encode(wrap_v1(missing_observer)),
+        "wrong type": encode(wrap_v1(wrong_type)),
+        "bad time": encode(wrap_v1(bad_time)),
+        "10 MB": b'{"payload": "' + b"x" * (10 << 20) + b'"}',
+        "empty": b"",
+    }
+
+
+async def test_bad_input_is_dead_lettered_with_its_reason(settings: Settings) -> None:
+    bad = _bad_inputs()
+    good_before = make_notification(event_id="good-before", initiator_project=PROJECT_A)
+    good_after = make_notification(event_id="good-after", initiator_project=PROJECT_A)
+    # Indexed first, so the project's index maps initiator.host as an object ...
+    host_object = make_notification(event_id="host-object", initiator_project=PROJECT_B)
+    # ... and then a document where it is a string: search refuses it (mapping error).
+    refused = make_cadf(event_id="host-string", initiator_project=PROJECT_B)
+    refused["initiator"]["host"] = "10.0.0.1"
+    async with running(settings):
+        await start_consuming(settings)
+        await publish(settings.amqp_url, [good_before, host_object])
+        assert await search.wait_for_count(settings.search_url, index_of(settings, PROJECT_B), 1)
+        await publish(settings.amqp_url, [*bad.values(), encode(wrap_v1(refused)), good_after])
+        assert await search.wait_for_count(settings.search_url, index_of(settings, PROJECT_A), 2)
+        dead = await take_all(settings.amqp_url, settings.amqp_dead_letter_exchange,
+                              len(bad) + 1)
+    reasons = [m.header.properties.headers[REASON_HEADER] for m in dead]
+    assert len(dead) == len(bad) + 1, reasons
+    bodies = [m.body for m in dead]
+    for name, body in bad.items():
+        assert body in bodies, f"{name} was not dead-lettered"
+    text = "\n".join(reasons)
+    for fragment in ("invalid JSON", "UTF-8", "too large", "observer", "mapper_parsing"):
+        assert fragment in text, f"no reason mentions {fragment!r}:\n{text}"
+    assert all(r.startswith(("undecodable: ", "search rejected")) for r in reasons), reasons
+    assert await search.get_doc(settings.search_url, index_of(settings, PROJECT_B),
+                                "host-string") is None
+    assert await queue_depth(settings.amqp_url, settings.amqp_queue) == 0
+
+
+async def test_search_down_backs_up_the_queue_and_loses_nothing(
+    settings: Settings, search_url: str
+) -> None:
+    target = URL(search_url)
+    proxy = TcpProxy(target.host or "127.0.0.1", target.port or 80)
+    await proxy.start()
+    settings = settings.model_copy(
+        update={"search_url": f"http://{proxy.address}", "amqp_prefetch": 50}
+    )
+    bodies = [make_notification(event_id=f"down-{i}", initiator_project=PROJECT_A)
+              for i in range(600)]
+    index = index_of(settings, PROJECT_A)
+    async with running(settings):
+        await start_consuming(settings)
+        await proxy.stop()
+        await publish(settings.amqp_url, bodies)
+        # Nothing is acked while search is down: the queue keeps all but the prefetch window.
+        await asyncio.sleep(3)
+        assert await queue_depth(settings.amqp_url, settings.amqp_queue) >= 600 - 50
+        assert await search.count(search_url, index) == 0
+        await proxy.start()
+        assert await search.wait_for_count(search_url, index, 600, timeout=60) == 600
+    assert await queue_depth(settings.amqp_url, settings.amqp_queue) == 0
+    await proxy.stop()
+
+
+async def test_broker_restart_mid_stream_resumes_and_loses_nothing(settings: Settings) -> None:
+    first = [make_notification(event_id=f"r1-{i}", initiator_project=PROJECT_A)
+             for i in range(1500)]
+    second = [make_notification(event_id=f"r2-{i}", initiator_project=PROJECT_A)
+              for i in range(500)]
+    index = index_of(settings, PROJECT_A)
+    async with running(settings):
+        await start_consuming(settings)
+        await publish(settings.amqp_url, first)
+        await search.wait_for_count(settings.search_url, index, 200)
+        subprocess.run(["rabbitmqctl", "-q", "stop_app"], check=True, timeout=120)
+        subprocess.run(["rabbitmqctl", "-q", "start_app"], check=True, timeout=120)
+        await start_consuming(settings)
+        await publish(settings.amqp_url, second)
+        assert await search.wait_for_count(settings.search_url, index, 2000, timeout=90) == 2000
+    found = await search.ids(settings.search_url, index)
+    assert found == {f"r1-{i}" for i in range(1500)} | {f"r2-{i}" for i in range(500)}

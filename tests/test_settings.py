@@ -1,0 +1,75 @@
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from stacktrail.settings import SettingsError, load_settings
+
+pytestmark = pytest.mark.usefixtures("clean_env")
+
+
+def test_defaults_are_the_documented_contract() -> None:
+    settings = load_settings()
+    assert settings.amqp_url == "amqp://guest:guest@127.0.0.1:5672/%2F"
+    assert settings.amqp_queue == "stacktrail"
+    assert settings.database_url.startswith("sqlite+aiosqlite:///./var/")
+    assert settings.search_url == ""
+    assert not settings.search_enabled
+    assert settings.spool_dir == Path("./var/spool")
+    assert settings.archive_container == "audit-trail"
+    assert settings.archive_interval == timedelta(minutes=15)
+    assert settings.api_listen == "127.0.0.1:8080"
+    assert "keystone:notifications.#" in settings.amqp_bindings
+
+
+def test_environment_wins(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STACKTRAIL_ARCHIVE_INTERVAL", "30s")
+    monkeypatch.setenv("STACKTRAIL_AMQP_BINDINGS", "nova:notifications.info, keystone:x.#")
+    settings = load_settings()
+    assert settings.archive_interval == timedelta(seconds=30)
+    assert settings.amqp_bindings == ["nova:notifications.info", "keystone:x.#"]
+
+
+def test_toml_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    config = tmp_path / "stacktrail.toml"
+    config.write_text('amqp_queue = "audit"\narchive_interval = "1h"\n')
+    monkeypatch.setenv("STACKTRAIL_CONFIG", str(config))
+    monkeypatch.setenv("STACKTRAIL_AMQP_QUEUE", "from-env")
+    settings = load_settings()
+    assert settings.archive_interval == timedelta(hours=1)
+    assert settings.amqp_queue == "from-env"
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("STACKTRAIL_ARCHIVE_INTERVAL", "soon", "archive_interval"),
+        ("STACKTRAIL_API_LISTEN", "8080", "host:port"),
+        ("STACKTRAIL_AMQP_PREFETCH", "0", "amqp_prefetch"),
+        ("STACKTRAIL_AMQP_BINDINGS", "nova", "exchange:routing_key"),
+        ("STACKTRAIL_ARCHIVE_STORE", "ftp", "archive_store"),
+        ("STACKTRAIL_ARCHVE_CONTAINER", "x", "unknown setting"),
+    ],
+)
+def test_bad_values_are_refused_clearly(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str, message: str
+) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(SettingsError, match=message):
+        load_settings()
+
+
+def test_unknown_toml_key_refused(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    config = tmp_path / "stacktrail.toml"
+    config.write_text('amqp_queu = "typo"\n')
+    monkeypatch.setenv("STACKTRAIL_CONFIG", str(config))
+    with pytest.raises(SettingsError, match="amqp_queu"):
+        load_settings()
+
+
+def test_missing_config_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("STACKTRAIL_CONFIG", str(tmp_path / "nope.toml"))
+    with pytest.raises(SettingsError, match="no such file"):
+        load_settings()
