@@ -9,7 +9,7 @@ import httpx
 
 
 async def count(url: str, index: str) -> int:
-    async with httpx.AsyncClient(base_url=url) as http:
+    async with httpx.AsyncClient(base_url=url, timeout=60) as http:
         response = await http.get(f"/{index}/_count")
         if response.status_code == 404:
             return 0
@@ -31,7 +31,7 @@ async def wait_for_count(url: str, index: str, expected: int, timeout: float = 3
 
 
 async def get_doc(url: str, index: str, doc_id: str) -> dict[str, Any] | None:
-    async with httpx.AsyncClient(base_url=url) as http:
+    async with httpx.AsyncClient(base_url=url, timeout=60) as http:
         response = await http.get(f"/{index}/_doc/{doc_id}")
         if response.status_code == 404:
             return None

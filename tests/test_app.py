@@ -1,0 +1,149 @@
+"""The `stacktrail run` process as operators run it: kill -9, SIGTERM, restart.
+
+Real RabbitMQ (own vhost) and the OpenSearch-compatible osmem-server (no OpenSearch
+cluster can run here).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from stacktrail.sinks.search_docs import index_name
+from tests.support import search
+from tests.support.broker import publish, queue_depth
+from tests.support.cadf_factory import DEFAULT_EVENT_TIME, make_notification
+
+ROOT = Path(__file__).resolve().parent.parent
+STACKTRAIL = [sys.executable, "-m", "stacktrail.cli"]
+PROJECT = "cccc0000cccc0000cccc0000cccc0000"
+
+
+@pytest.fixture
+def env(amqp_url: str, search_url: str, index_template: str, tmp_path: Path) -> dict[str, str]:
+    queue = f"st-{uuid.uuid4().hex[:8]}"
+    base = {k: v for k, v in os.environ.items() if not k.startswith("STACKTRAIL_")}
+    return base | {
+        "STACKTRAIL_AMQP_URL": amqp_url,
+        "STACKTRAIL_AMQP_QUEUE": queue,
+        "STACKTRAIL_AMQP_DEAD_LETTER_EXCHANGE": f"{queue}.dead",
+        "STACKTRAIL_AMQP_BINDINGS": "nova:notifications.#",
+        "STACKTRAIL_SEARCH_URL": search_url,
+        "STACKTRAIL_SEARCH_INDEX_TEMPLATE": index_template,
+        "STACKTRAIL_ARCHIVE_ENABLED": "false",
+        "STACKTRAIL_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/config.db",
+        "STACKTRAIL_SPOOL_DIR": str(tmp_path / "spool"),
+        "STACKTRAIL_LOG_LEVEL": "INFO",
+    }
+
+
+class Service:
+    def __init__(self, env: dict[str, str], log: Path) -> None:
+        self.env = env
+        self.log = log
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(
+                [*STACKTRAIL, "run", "--only", "pipeline"],
+                env=self.env,
+                cwd=ROOT,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+
+    def signal(self, sig: int) -> int:
+        assert self.proc is not None
+        self.proc.send_signal(sig)
+        return self.proc.wait(timeout=60)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+@pytest.fixture
+def service(env: dict[str, str], tmp_path: Path) -> Iterator[Service]:
+    svc = Service(env, tmp_path / "stacktrail.log")
+    yield svc
+    svc.stop()
+
+
+async def wait_for_queue(env: dict[str, str]) -> None:
+    for _ in range(150):
+        try:
+            await queue_depth(env["STACKTRAIL_AMQP_URL"], env["STACKTRAIL_AMQP_QUEUE"])
+            return
+        except Exception:
+            await asyncio.sleep(0.2)
+    raise AssertionError("the pipeline never declared its queue")
+
+
+async def test_kill_9_mid_stream_loses_nothing(service: Service, env: dict[str, str]) -> None:
+    total = 10_000
+    index = index_name(env["STACKTRAIL_SEARCH_INDEX_TEMPLATE"], PROJECT, DEFAULT_EVENT_TIME)
+    service.start()
+    await wait_for_queue(env)
+    bodies = (
+        make_notification(event_id=f"k9-{i}", initiator_project=PROJECT) for i in range(total)
+    )
+    await publish(env["STACKTRAIL_AMQP_URL"], bodies)
+    seen = await search.wait_for_count(env["STACKTRAIL_SEARCH_URL"], index, 2000, timeout=60)
+    assert seen < total, "the whole stream was done before the kill: nothing tested"
+    assert service.signal(signal.SIGKILL) == -signal.SIGKILL
+    service.start()
+    url = env["STACKTRAIL_SEARCH_URL"]
+    assert await search.wait_for_count(url, index, total, timeout=120) == total
+    assert await search.ids(url, index) == {f"k9-{i}" for i in range(total)}
+    assert service.signal(signal.SIGTERM) == 0
+    assert await queue_depth(env["STACKTRAIL_AMQP_URL"], env["STACKTRAIL_AMQP_QUEUE"]) == 0
+
+
+async def test_sigterm_finishes_in_flight_and_exits_0(
+    service: Service, env: dict[str, str]
+) -> None:
+    index = index_name(env["STACKTRAIL_SEARCH_INDEX_TEMPLATE"], PROJECT, DEFAULT_EVENT_TIME)
+    service.start()
+    await wait_for_queue(env)
+    await publish(
+        env["STACKTRAIL_AMQP_URL"],
+        (make_notification(event_id=f"t-{i}", initiator_project=PROJECT) for i in range(3000)),
+    )
+    await search.wait_for_count(env["STACKTRAIL_SEARCH_URL"], index, 500)
+    assert service.signal(signal.SIGTERM) == 0
+    indexed = await search.count(env["STACKTRAIL_SEARCH_URL"], index)
+    left = await queue_depth(env["STACKTRAIL_AMQP_URL"], env["STACKTRAIL_AMQP_QUEUE"])
+    # Everything acked is indexed, everything not indexed is back in the queue.
+    assert indexed + left == 3000
+    log = service.log.read_text()
+    assert "consuming" in log and "stopped" in log
+
+
+def test_invalid_settings_exit_2_with_a_clear_message(env: dict[str, str]) -> None:
+    bad = env | {"STACKTRAIL_ARCHIVE_INTERVAL": "often"}
+    result = subprocess.run(
+        [*STACKTRAIL, "run"], env=bad, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 2
+    assert "archive_interval (STACKTRAIL_ARCHIVE_INTERVAL)" in result.stderr
+
+
+def test_help_explains_every_command() -> None:
+    result = subprocess.run([*STACKTRAIL, "--help"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0
+    for command in ("run", "settings"):
+        assert command in result.stdout
+    result = subprocess.run(
+        [*STACKTRAIL, "run", "--help"], capture_output=True, text=True, timeout=60
+    )
+    assert "SIGTERM" in result.stdout and "--only" in result.stdout
