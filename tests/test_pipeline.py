@@ -24,7 +24,7 @@ from stacktrail.sinks.search_docs import index_name
 from stacktrail.source.consumer import REASON_HEADER
 from stacktrail.trails.model import UNSCOPED
 from tests.support import search
-from tests.support.broker import publish, queue_depth, take_all
+from tests.support.broker import publish, queue_depth, take_all, wait_for_consumer
 from tests.support.cadf_factory import (
     DEFAULT_EVENT_TIME,
     encode,
@@ -109,8 +109,11 @@ async def test_samples_in_v1_and_v2_land_in_their_project_indices(settings: Sett
         await start_consuming(settings)
         await publish(settings.amqp_url, bodies, exchange="keystone")
         neutron = expected["02"]
-        idx = index_name(settings.search_index_template, neutron["initiator"]["project_id"],
-                         __import__("datetime").datetime(2017, 12, 18))
+        idx = index_name(
+            settings.search_index_template,
+            neutron["initiator"]["project_id"],
+            __import__("datetime").datetime(2017, 12, 18),
+        )
         assert await search.wait_for_count(settings.search_url, idx, 1) == 1
         doc = await search.get_doc(settings.search_url, idx, neutron["id"])
         assert doc is not None
@@ -119,8 +122,9 @@ async def test_samples_in_v1_and_v2_land_in_their_project_indices(settings: Sett
 
         # keystone's project creation has no project scope: the operator's unscoped trail.
         created = expected["03"]
-        unscoped_2014 = index_name(settings.search_index_template, UNSCOPED,
-                                   __import__("datetime").datetime(2014, 2, 14))
+        unscoped_2014 = index_name(
+            settings.search_index_template, UNSCOPED, __import__("datetime").datetime(2014, 2, 14)
+        )
         assert await search.wait_for_count(settings.search_url, unscoped_2014, 1) >= 1
         doc = await search.get_doc(settings.search_url, unscoped_2014, created["id"])
         assert doc is not None
@@ -128,16 +132,20 @@ async def test_samples_in_v1_and_v2_land_in_their_project_indices(settings: Sett
 
         # "+0000" offsets become "+00:00".
         expired = expected["06"]
-        idx06 = index_name(settings.search_index_template, UNSCOPED,
-                           __import__("datetime").datetime(2016, 11, 11))
+        idx06 = index_name(
+            settings.search_index_template, UNSCOPED, __import__("datetime").datetime(2016, 11, 11)
+        )
         assert await search.wait_for_count(settings.search_url, idx06, 1) == 1
         doc = await search.get_doc(settings.search_url, idx06, expired["id"])
         assert doc is not None
         assert doc["eventTime"] == "2016-11-11T18:31:11.156356+00:00"
 
         octavia = expected["09"]
-        idx09 = index_name(settings.search_index_template, octavia["initiator"]["project_id"],
-                           __import__("datetime").datetime(2018, 10, 11))
+        idx09 = index_name(
+            settings.search_index_template,
+            octavia["initiator"]["project_id"],
+            __import__("datetime").datetime(2018, 10, 11),
+        )
         assert await search.wait_for_count(settings.search_url, idx09, 1) == 1
         doc = await search.get_doc(settings.search_url, idx09, octavia["id"])
         assert doc is not None
@@ -148,8 +156,9 @@ async def test_samples_in_v1_and_v2_land_in_their_project_indices(settings: Sett
 
 
 async def test_cross_project_event_lands_in_both_projects(settings: Settings) -> None:
-    body = make_notification(event_id="cross-1", initiator_project=PROJECT_A,
-                             target_project=PROJECT_B)
+    body = make_notification(
+        event_id="cross-1", initiator_project=PROJECT_A, target_project=PROJECT_B
+    )
     async with running(settings):
         await start_consuming(settings)
         await publish(settings.amqp_url, [body])
@@ -196,8 +205,7 @@ async def test_bad_input_is_dead_lettered_with_its_reason(settings: Settings) ->
         assert await search.wait_for_count(settings.search_url, index_of(settings, PROJECT_B), 1)
         await publish(settings.amqp_url, [*bad.values(), encode(wrap_v1(refused)), good_after])
         assert await search.wait_for_count(settings.search_url, index_of(settings, PROJECT_A), 2)
-        dead = await take_all(settings.amqp_url, settings.amqp_dead_letter_exchange,
-                              len(bad) + 1)
+        dead = await take_all(settings.amqp_url, settings.amqp_dead_letter_exchange, len(bad) + 1)
     reasons = [m.header.properties.headers[REASON_HEADER] for m in dead]
     assert len(dead) == len(bad) + 1, reasons
     bodies = [m.body for m in dead]
@@ -207,8 +215,10 @@ async def test_bad_input_is_dead_lettered_with_its_reason(settings: Settings) ->
     for fragment in ("invalid JSON", "UTF-8", "too large", "observer", "mapper_parsing"):
         assert fragment in text, f"no reason mentions {fragment!r}:\n{text}"
     assert all(r.startswith(("undecodable: ", "search rejected")) for r in reasons), reasons
-    assert await search.get_doc(settings.search_url, index_of(settings, PROJECT_B),
-                                "host-string") is None
+    assert (
+        await search.get_doc(settings.search_url, index_of(settings, PROJECT_B), "host-string")
+        is None
+    )
     assert await queue_depth(settings.amqp_url, settings.amqp_queue) == 0
 
 
@@ -221,8 +231,9 @@ async def test_search_down_backs_up_the_queue_and_loses_nothing(
     settings = settings.model_copy(
         update={"search_url": f"http://{proxy.address}", "amqp_prefetch": 50}
     )
-    bodies = [make_notification(event_id=f"down-{i}", initiator_project=PROJECT_A)
-              for i in range(600)]
+    bodies = [
+        make_notification(event_id=f"down-{i}", initiator_project=PROJECT_A) for i in range(600)
+    ]
     index = index_of(settings, PROJECT_A)
     async with running(settings):
         await start_consuming(settings)
@@ -239,10 +250,12 @@ async def test_search_down_backs_up_the_queue_and_loses_nothing(
 
 
 async def test_broker_restart_mid_stream_resumes_and_loses_nothing(settings: Settings) -> None:
-    first = [make_notification(event_id=f"r1-{i}", initiator_project=PROJECT_A)
-             for i in range(1500)]
-    second = [make_notification(event_id=f"r2-{i}", initiator_project=PROJECT_A)
-              for i in range(500)]
+    first = [
+        make_notification(event_id=f"r1-{i}", initiator_project=PROJECT_A) for i in range(1500)
+    ]
+    second = [
+        make_notification(event_id=f"r2-{i}", initiator_project=PROJECT_A) for i in range(500)
+    ]
     index = index_of(settings, PROJECT_A)
     async with running(settings):
         await start_consuming(settings)
@@ -250,7 +263,9 @@ async def test_broker_restart_mid_stream_resumes_and_loses_nothing(settings: Set
         await search.wait_for_count(settings.search_url, index, 200)
         subprocess.run(["rabbitmqctl", "-q", "stop_app"], check=True, timeout=120)
         subprocess.run(["rabbitmqctl", "-q", "start_app"], check=True, timeout=120)
-        await start_consuming(settings)
+        # The transient exchange (oslo's default) went with the restart; the pipeline
+        # declares it and its binding again when it reconnects.
+        await wait_for_consumer(settings.amqp_url, settings.amqp_queue)
         await publish(settings.amqp_url, second)
         assert await search.wait_for_count(settings.search_url, index, 2000, timeout=90) == 2000
     found = await search.ids(settings.search_url, index)

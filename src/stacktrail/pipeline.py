@@ -94,7 +94,6 @@ class Pipeline:
                     record = Record(trail.project_id, event, trail, now, ticket)
                     if sink.wants(record):
                         ticket.add()
-                        metrics.EVENTS_ROUTED.labels(sink=sink.name).inc()
                         await sink.put(record)
         except Exception as exc:  # a bug must not lose the message: dead-letter it
             log.exception("dispatching event %s failed", event.id)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
 from collections.abc import Iterable
 from typing import Any
 
@@ -71,3 +72,25 @@ async def take_all(url: str, queue: str, expected: int, timeout: float = 20.0) -
         return messages
     finally:
         await connection.close()
+
+
+async def wait_for_consumer(url: str, queue: str, timeout: float = 60.0) -> None:
+    """Wait until a consumer is attached to `queue` (its bindings are declared by then)."""
+    vhost = url.rsplit("/", 1)[1]
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while loop.time() < deadline:
+        result = await asyncio.to_thread(
+            subprocess.run,
+            ["rabbitmqctl", "-q", "list_queues", "-p", vhost, "name", "consumers"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        for line in result.stdout.splitlines():
+            name, _, consumers = line.partition("\t")
+            if name == queue and consumers.strip().isdigit() and int(consumers) > 0:
+                return
+        await asyncio.sleep(0.5)
+    raise AssertionError(f"no consumer on {queue} after {timeout} s")

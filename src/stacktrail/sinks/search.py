@@ -16,12 +16,7 @@ from stacktrail.clients.search import SearchClient
 from stacktrail.settings import Settings
 from stacktrail.sinks.base import Outcome, Record
 from stacktrail.sinks.retry import Backoff
-from stacktrail.sinks.search_docs import (
-    TEMPLATE_NAME,
-    bulk_lines,
-    check_index_template,
-    index_template_body,
-)
+from stacktrail.sinks.search_docs import TEMPLATE_NAME, BulkEncoder, index_template_body
 from stacktrail.telemetry import metrics
 
 log = logging.getLogger(__name__)
@@ -33,7 +28,7 @@ class SearchSink:
     name = "search"
 
     def __init__(self, client: SearchClient, settings: Settings) -> None:
-        check_index_template(settings.search_index_template)
+        self._encoder = BulkEncoder(settings.search_index_template)
         self._client = client
         self._template = settings.search_index_template
         self._max_docs = settings.search_bulk_docs
@@ -66,7 +61,7 @@ class SearchSink:
         self._flusher = asyncio.create_task(self._flush_loop(), name="search-flush")
 
     async def put(self, record: Record) -> None:
-        line = bulk_lines(record, self._template)
+        line = self._encoder.lines(record)
         if not self._batch:
             self._batch_started = time.monotonic()
         self._batch.append((line, record))

@@ -9,7 +9,6 @@ ACKED = Counter("stacktrail_messages_acked", "Messages acked after durable deliv
 DEAD_LETTERED = Counter(
     "stacktrail_messages_dead_lettered", "Messages sent to the dead-letter exchange", ["kind"]
 )
-EVENTS_ROUTED = Counter("stacktrail_events_routed", "Event copies handed to sinks", ["sink"])
 SEARCH_INDEXED = Counter("stacktrail_search_documents_indexed", "Documents confirmed by search")
 SEARCH_REJECTED = Counter("stacktrail_search_documents_rejected", "Documents search refused")
 SEARCH_RETRIES = Counter("stacktrail_search_retries", "Bulk requests or items retried")

@@ -1,0 +1,225 @@
+"""Ingest throughput: stacktrail end to end against the raw drain rate of the same broker.
+
+In one run, on one machine:
+  (a) the broker's raw drain rate: a minimal consumer that only acks (pika and aiormq,
+      the faster one is the baseline);
+  (b) `stacktrail run --only pipeline` into a fast local `_bulk` endpoint
+      (bench/fast_bulk.py) that accepts everything, so stacktrail itself is measured;
+  (c) the same into osmem-server, the OpenSearch-compatible test server.
+Prints events/s, the ratio (b)/(a) and (c)/(a), and stacktrail's peak RSS.
+
+    .venv/bin/python bench/ingest.py --count 200000
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pika
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.amqp_clients import drain_aiormq, drain_pika  # noqa: E402
+from tests.support.cadf_factory import make_notification  # noqa: E402
+
+
+def messages(count: int) -> list[bytes]:
+    start = datetime(2026, 11, 1, tzinfo=UTC)
+    projects = [uuid.UUID(int=i).hex for i in range(1, 51)]
+    return [
+        make_notification(
+            event_id=str(uuid.uuid4()),
+            event_time=start + timedelta(seconds=i * 7),
+            initiator_project=projects[i % len(projects)],
+        )
+        for i in range(count)
+    ]
+
+
+def make_vhost() -> str:
+    vhost = f"stacktrail-bench-{uuid.uuid4().hex[:6]}"
+    subprocess.run(["rabbitmqctl", "-q", "add_vhost", vhost], check=True)
+    subprocess.run(
+        ["rabbitmqctl", "-q", "set_permissions", "-p", vhost, "guest", ".*", ".*", ".*"], check=True
+    )
+    return vhost
+
+
+def fill(url: str, queue: str, bodies: list[bytes]) -> None:
+    conn = pika.BlockingConnection(pika.URLParameters(url))
+    channel = conn.channel()
+    channel.queue_declare(queue, durable=True)
+    props = pika.BasicProperties(delivery_mode=2)
+    for body in bodies:
+        channel.basic_publish("", queue, body, props)
+    conn.close()
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def wait_port(port: int) -> None:
+    for _ in range(100):
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/", timeout=1)
+            return
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    raise RuntimeError(f"nothing answers on port {port}")
+
+
+def run_stacktrail(
+    url: str, queue: str, search_url: str, count: int, count_url: str, workdir: Path
+) -> tuple[float, float]:
+    """Returns (events/s from first to last document, peak RSS in MB)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STACKTRAIL_")}
+    env |= {
+        "STACKTRAIL_AMQP_URL": url,
+        "STACKTRAIL_AMQP_QUEUE": queue,
+        "STACKTRAIL_AMQP_DEAD_LETTER_EXCHANGE": f"{queue}.dead",
+        "STACKTRAIL_AMQP_BINDINGS": "nova:notifications.#",
+        "STACKTRAIL_SEARCH_URL": search_url,
+        "STACKTRAIL_SEARCH_INDEX_TEMPLATE": f"bench{queue[-6:]}-{{project_id}}-{{yyyy.MM}}",
+        "STACKTRAIL_ARCHIVE_ENABLED": "false",
+        "STACKTRAIL_DATABASE_URL": f"sqlite+aiosqlite:///{workdir}/config.db",
+        "STACKTRAIL_SPOOL_DIR": str(workdir / "spool"),
+        "STACKTRAIL_LOG_LEVEL": "WARNING",
+    }
+    proc = subprocess.Popen(
+        [str(ROOT / ".venv/bin/stacktrail"), "run", "--only", "pipeline"], env=env, cwd=workdir
+    )
+    first = last = 0.0
+    try:
+        while True:
+            seen = counter(count_url)
+            now = time.perf_counter()
+            if seen and not first:
+                first = now
+            if seen >= count:
+                last = now
+                break
+            if proc.poll() is not None:
+                raise RuntimeError("stacktrail exited early")
+            time.sleep(0.05)
+        rss = peak_rss_mb(proc.pid)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+    return count / (last - first), rss
+
+
+def counter(count_url: str) -> int:
+    response = httpx.get(count_url, timeout=30)
+    if response.status_code == 404:
+        return 0
+    return int(response.json()["count"])
+
+
+def osmem_binary() -> str:
+    found = shutil.which("osmem-server")
+    if found:
+        return found
+    matches = list(
+        (ROOT / "var/dev-stack/venvs/osmem").glob(
+            "lib/python*/site-packages/osmem_server/bin/osmem-server"
+        )
+    )
+    if not matches:
+        raise RuntimeError("osmem-server not found: run scripts/dev-stack start first")
+    return str(matches[0])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--count", type=int, default=200_000)
+    parser.add_argument("--skip-osmem", action="store_true", help="skip (c)")
+    args = parser.parse_args()
+    vhost = make_vhost()
+    url = f"amqp://guest:guest@127.0.0.1:5672/{vhost}"
+    bodies = messages(args.count)
+    size = sum(map(len, bodies)) / len(bodies)
+    print(f"{args.count} messages, mean {size:.0f} bytes")
+    workdir = Path(tempfile.mkdtemp(prefix="stacktrail-bench-"))
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        raw = {}
+        for name, drain in (("pika", drain_pika), ("aiormq", None)):
+            queue = f"raw-{name}"
+            fill(url, queue, bodies)
+            if drain is not None:
+                raw[name] = drain(url, queue, args.count, 2000)
+            else:
+                import asyncio
+
+                raw[name] = asyncio.run(drain_aiormq(url, queue, args.count, 2000))
+            print(f"(a) raw drain, {name:7s}: {raw[name]:9.0f} msg/s")
+        baseline = max(raw.values())
+
+        fast_port = 29333
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, str(ROOT / "bench/fast_bulk.py"), "--port", str(fast_port)]
+            )
+        )
+        wait_port(fast_port)
+        fill(url, "st-fast", bodies)
+        rate_b, rss_b = run_stacktrail(
+            url,
+            "st-fast",
+            f"http://127.0.0.1:{fast_port}",
+            args.count,
+            f"http://127.0.0.1:{fast_port}/_count",
+            workdir,
+        )
+        print(
+            f"(b) stacktrail -> fast _bulk: {rate_b:9.0f} events/s   (b)/(a) = "
+            f"{rate_b / baseline:.2f}   peak RSS {rss_b:.0f} MB"
+        )
+
+        if not args.skip_osmem:
+            os_port = 29334
+            procs.append(
+                subprocess.Popen(
+                    [osmem_binary(), "-addr", f"127.0.0.1:{os_port}", "-no-stdin-watch"]
+                )
+            )
+            wait_port(os_port)
+            fill(url, "st-osmem", bodies)
+            rate_c, rss_c = run_stacktrail(
+                url,
+                "st-osmem",
+                f"http://127.0.0.1:{os_port}",
+                args.count,
+                f"http://127.0.0.1:{os_port}/bench*/_count",
+                workdir,
+            )
+            print(
+                f"(c) stacktrail -> osmem-server: {rate_c:7.0f} events/s   (c)/(a) = "
+                f"{rate_c / baseline:.2f}   peak RSS {rss_c:.0f} MB"
+            )
+    finally:
+        for proc in procs:
+            proc.terminate()
+            proc.wait()
+        subprocess.run(["rabbitmqctl", "-q", "delete_vhost", vhost], check=False)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
