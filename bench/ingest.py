@@ -31,8 +31,9 @@ import pika
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.amqp_clients import drain_aiormq, drain_pika  # noqa: E402
 from tests.support.cadf_factory import make_notification  # noqa: E402
+
+from bench.amqp_clients import drain_aiormq, drain_pika  # noqa: E402
 
 
 def messages(count: int) -> list[bytes]:

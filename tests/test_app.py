@@ -126,7 +126,8 @@ async def test_sigterm_finishes_in_flight_and_exits_0(
     # Everything acked is indexed, everything not indexed is back in the queue.
     assert indexed + left == 3000
     log = service.log.read_text()
-    assert "consuming" in log and "stopped" in log
+    assert "consuming" in log
+    assert "stopped" in log
 
 
 def test_invalid_settings_exit_2_with_a_clear_message(env: dict[str, str]) -> None:
@@ -146,4 +147,5 @@ def test_help_explains_every_command() -> None:
     result = subprocess.run(
         [*STACKTRAIL, "run", "--help"], capture_output=True, text=True, timeout=60
     )
-    assert "SIGTERM" in result.stdout and "--only" in result.stdout
+    assert "SIGTERM" in result.stdout
+    assert "--only" in result.stdout
