@@ -245,16 +245,3 @@ class AmqpSource:
         if self._connection is not None:
             await self._connection.close()
         self._lost()
-
-    async def publish(self, exchange: str, routing_key: str, body: bytes) -> None:
-        """Publish with confirmation (used to feed the config's own audit events back in)."""
-        if self._publisher is None:
-            raise ConnectionError("not connected to RabbitMQ")
-        confirmation = await self._publisher.basic_publish(
-            body,
-            exchange=exchange,
-            routing_key=routing_key,
-            properties=Basic.Properties(delivery_mode=2, content_type="application/json"),
-        )
-        if not isinstance(confirmation, Basic.Ack):
-            raise ConnectionError("broker did not confirm the publish")

@@ -1,0 +1,42 @@
+"""stacktrail's own audit events go into the same input as every other event (real RabbitMQ)."""
+
+from __future__ import annotations
+
+import uuid
+
+import aiormq
+
+from stacktrail.events import decode_message
+from stacktrail.settings import Settings
+from stacktrail.source.publisher import EventPublisher, _routing_key
+from tests.support.broker import take_all
+from tests.support.cadf_factory import make_cadf
+
+
+def test_routing_key_matches_the_binding() -> None:
+    assert _routing_key("notifications.#") == "notifications.info"
+    assert _routing_key("notifications.info") == "notifications.info"
+
+
+async def test_published_event_decodes_like_any_other(amqp_url: str) -> None:
+    exchange = f"ex-{uuid.uuid4().hex[:6]}"
+    queue = f"q-{uuid.uuid4().hex[:6]}"
+    connection = await aiormq.connect(amqp_url)
+    channel = await connection.channel()
+    await channel.exchange_declare(exchange, exchange_type="topic")
+    await channel.queue_declare(queue)
+    await channel.queue_bind(queue, exchange, routing_key="notifications.#")
+    await connection.close()
+
+    publisher = EventPublisher(
+        Settings(amqp_url=amqp_url, amqp_bindings=[f"{exchange}:notifications.#"])
+    )
+    try:
+        await publisher.publish(make_cadf(event_id="cfg-1", action="update/trail"))
+        await publisher.publish(make_cadf(event_id="cfg-2", action="update/trail"))
+    finally:
+        await publisher.close()
+    messages = await take_all(amqp_url, queue, 2)
+    events = [decode_message(m.body) for m in messages]
+    assert [e.id for e in events] == ["cfg-1", "cfg-2"]
+    assert all(e.event_type == "audit.stacktrail" for e in events)
