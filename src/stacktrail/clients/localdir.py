@@ -1,0 +1,148 @@
+"""The `file` object store: archives under a local directory (the embedded default).
+
+Layout: `<root>/<container>/<key>`; the key already holds prefix, project and region.
+An object is written to a temporary file in its final directory, fsync'ed, renamed into
+place and the directory fsync'ed, so a reader never sees half an object and a crash
+leaves at most a stray `.tmp-*` file. Headers are kept as `user.stacktrail.*` extended
+attributes where the file system supports them (X-Delete-At among them, for a retention
+sweep); nothing deletes expired files by itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from stacktrail.clients.errors import PermanentError, TransientError
+from stacktrail.clients.store import (
+    Bucket,
+    ContainerAccessError,
+    StoredObject,
+    check_key,
+    md5_hex,
+)
+from stacktrail.trails.model import WriteMode
+
+_XATTR_PREFIX = "user.stacktrail."
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _check_container(container: str) -> str:
+    if not container or "/" in container or container in {".", ".."} or "\0" in container:
+        raise PermanentError(f"invalid container name {container!r}")
+    return container
+
+
+def _translate(exc: OSError, what: str) -> Exception:
+    if exc.errno in {errno.ENOSPC, errno.EIO, errno.EAGAIN, errno.EDQUOT}:
+        return TransientError(f"{what}: {exc}")
+    return PermanentError(f"{what}: {exc}")
+
+
+class LocalDirStore:
+    name = "file"
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def _container_dir(self, bucket: Bucket) -> Path:
+        return self.root / _check_container(bucket.container)
+
+    async def ensure_container(self, bucket: Bucket) -> None:
+        path = self._container_dir(bucket)
+        if bucket.write_mode is WriteMode.ACL:
+            if not path.is_dir():
+                raise ContainerAccessError(bucket, status=404, detail="no such directory")
+            return
+        try:
+            await asyncio.to_thread(path.mkdir, parents=True, exist_ok=True)
+        except OSError as exc:
+            raise _translate(exc, f"create {path}") from exc
+
+    async def put(self, bucket: Bucket, key: str, body: bytes, headers: Mapping[str, str]) -> str:
+        container = self._container_dir(bucket)
+        target = container / check_key(key)
+        if bucket.write_mode is WriteMode.ACL and not container.is_dir():
+            raise ContainerAccessError(bucket, status=404, detail="no such directory")
+        try:
+            await asyncio.to_thread(self._write, container, target, body, dict(headers))
+        except OSError as exc:
+            raise _translate(exc, f"write {target}") from exc
+        return md5_hex(body)
+
+    @staticmethod
+    def _write(container: Path, target: Path, body: bytes, headers: dict[str, str]) -> None:
+        container.mkdir(parents=True, exist_ok=True)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.parent / f".tmp-{target.name}-{os.getpid()}"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            view = memoryview(body)
+            while view:
+                view = view[os.write(fd, view) :]
+            for name, value in headers.items():
+                try:
+                    os.setxattr(fd, _XATTR_PREFIX + name.lower(), value.encode())
+                except OSError as exc:  # no user xattrs here: the object still counts
+                    if exc.errno not in {errno.ENOTSUP, errno.EPERM, errno.E2BIG, errno.ENOSPC}:
+                        raise
+                    break
+            os.fsync(fd)
+        except BaseException:
+            os.close(fd)
+            tmp.unlink(missing_ok=True)
+            raise
+        os.close(fd)
+        os.replace(tmp, target)
+        _fsync_dir(target.parent)
+
+    async def get(self, bucket: Bucket, key: str) -> StoredObject:
+        target = self._container_dir(bucket) / check_key(key)
+
+        def read() -> StoredObject:
+            body = target.read_bytes()
+            headers: dict[str, str] = {}
+            try:
+                for name in os.listxattr(target):
+                    if name.startswith(_XATTR_PREFIX):
+                        value = os.getxattr(target, name).decode()
+                        headers[name[len(_XATTR_PREFIX) :]] = value
+            except OSError:
+                pass
+            return StoredObject(body=body, etag=md5_hex(body), headers=headers)
+
+        try:
+            return await asyncio.to_thread(read)
+        except FileNotFoundError as exc:
+            raise PermanentError(f"{target}: no such object", status=404) from exc
+        except OSError as exc:
+            raise _translate(exc, f"read {target}") from exc
+
+    async def list_keys(self, bucket: Bucket, prefix: str = "") -> list[str]:
+        container = self._container_dir(bucket)
+
+        def walk() -> list[str]:
+            keys = []
+            for dirpath, _dirs, files in os.walk(container):
+                for name in files:
+                    if name.startswith(".tmp-"):
+                        continue
+                    key = Path(dirpath, name).relative_to(container).as_posix()
+                    if key.startswith(prefix):
+                        keys.append(key)
+            return sorted(keys)
+
+        return await asyncio.to_thread(walk)
+
+    async def aclose(self) -> None:
+        return None

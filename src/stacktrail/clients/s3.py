@@ -1,0 +1,191 @@
+"""S3 adapter: boto3, each call in a worker thread.
+
+boto3 rather than aiobotocore: boto3 is already a dependency, its client is thread-safe,
+and aiobotocore pins exact botocore versions, which fights with boto3's own pin. Uploads
+are few and large (one object per sealed segment), so a thread per call costs nothing
+that matters; `max_pool_connections` matches the upload concurrency.
+
+Endpoint and keys come from `settings.s3_*`; addressing is path-style, one bucket per
+trail container (all projects share the S3 identity; keys hold project and region).
+Swift-style headers from the uploader are translated: `X-Object-Meta-<name>` ->
+`x-amz-meta-<name>`, `X-Delete-At` -> `x-amz-meta-delete-at` plus `Expires` (S3 has no
+per-object expiry: deletion needs a bucket lifecycle rule, e.g. expiration after
+retention + 1 days, which the operator sets per bucket). Every PUT carries Content-MD5,
+so the server checks the body.
+
+Errors: connection errors, timeouts, 429/5xx -> `TransientError`; in ACL mode
+403/404 (no bucket, no grant) -> `ContainerAccessError`; other 403 -> `AuthError`; the
+rest -> `PermanentError`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError
+from botocore.exceptions import ClientError as BotoClientError
+
+from stacktrail.clients.errors import AuthError, ClientError, PermanentError, TransientError
+from stacktrail.clients.store import Bucket, ContainerAccessError, StoredObject, check_key
+from stacktrail.settings import Settings
+from stacktrail.trails.model import WriteMode
+
+_META = "x-object-meta-"
+
+
+def _translate(exc: Exception, bucket: Bucket, what: str) -> ClientError:
+    if isinstance(exc, BotoClientError):
+        error = exc.response.get("Error", {})
+        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+        code = error.get("Code", "")
+        message = f"{what}: {code or status} {error.get('Message', '')}".strip()
+        if code in {"404", "NoSuchKey"}:
+            return PermanentError(message, status=404)
+        if status in (403, 404) and bucket.write_mode is WriteMode.ACL:
+            return ContainerAccessError(bucket, status=status, detail=code)
+        if status in (401, 403):
+            return AuthError(message, status=status)
+        if status in (408, 429) or status >= 500 or code in {"SlowDown", "RequestTimeout"}:
+            return TransientError(message, status=status)
+        return PermanentError(message, status=status or None)
+    if isinstance(exc, BotoCoreError):
+        return TransientError(f"{what}: S3 unreachable: {exc}")
+    return PermanentError(f"{what}: {exc}")
+
+
+class S3Store:
+    name = "s3"
+
+    def __init__(
+        self,
+        *,
+        endpoint_url: str,
+        access_key: str,
+        secret_key: str,
+        region: str = "us-east-1",
+        timeout: float = 60.0,
+        max_connections: int = 16,
+    ) -> None:
+        config = Config(
+            s3={"addressing_style": "path"},
+            signature_version="s3v4",
+            retries={"max_attempts": 1, "mode": "standard"},  # the uploader retries
+            connect_timeout=min(timeout, 5.0),
+            read_timeout=timeout,
+            max_pool_connections=max_connections,
+            request_checksum_calculation="when_required",
+            response_checksum_validation="when_required",
+        )
+        self._region = region
+        self._client: Any = boto3.session.Session().client(
+            "s3",
+            endpoint_url=endpoint_url or None,
+            aws_access_key_id=access_key,
+            aws_secret_access_key=secret_key,
+            region_name=region,
+            config=config,
+        )
+        self._buckets: set[str] = set()
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> S3Store:
+        return cls(
+            endpoint_url=settings.s3_endpoint_url,
+            access_key=settings.s3_access_key,
+            secret_key=settings.s3_secret_key,
+            region=settings.s3_region,
+            max_connections=settings.archive_upload_concurrency * 2,
+        )
+
+    async def _call(self, bucket: Bucket, what: str, fn: Callable[..., Any], **kwargs: Any) -> Any:
+        try:
+            return await asyncio.to_thread(fn, **kwargs)
+        except (BotoClientError, BotoCoreError) as exc:
+            raise _translate(exc, bucket, what) from exc
+
+    async def aclose(self) -> None:
+        self._client.close()
+
+    async def ensure_container(self, bucket: Bucket) -> None:
+        if bucket.write_mode is WriteMode.ACL or bucket.container in self._buckets:
+            return
+        what = f"bucket {bucket.container}"
+        try:
+            await self._call(bucket, what, self._client.head_bucket, Bucket=bucket.container)
+        except PermanentError as exc:
+            if exc.status != 404:
+                raise
+            kwargs: dict[str, Any] = {"Bucket": bucket.container}
+            if self._region != "us-east-1":
+                kwargs["CreateBucketConfiguration"] = {"LocationConstraint": self._region}
+            try:
+                await self._call(bucket, f"create {what}", self._client.create_bucket, **kwargs)
+            except PermanentError as create_exc:  # created meanwhile by somebody else
+                if "BucketAlreadyOwnedByYou" not in str(create_exc):
+                    raise
+        self._buckets.add(bucket.container)
+
+    async def put(self, bucket: Bucket, key: str, body: bytes, headers: Mapping[str, str]) -> str:
+        metadata: dict[str, str] = {}
+        kwargs: dict[str, Any] = {}
+        for name, value in headers.items():
+            lower = name.lower()
+            if lower.startswith(_META):
+                metadata[lower[len(_META) :]] = value
+            elif lower == "x-delete-at":
+                metadata["delete-at"] = value
+                kwargs["Expires"] = datetime.fromtimestamp(int(value), UTC)
+            elif lower == "content-type":
+                kwargs["ContentType"] = value
+        md5 = hashlib.md5(body, usedforsecurity=False).digest()
+        response = await self._call(
+            bucket,
+            f"PUT {bucket.container}/{key}",
+            self._client.put_object,
+            Bucket=bucket.container,
+            Key=check_key(key),
+            Body=body,
+            ContentMD5=base64.b64encode(md5).decode(),
+            Metadata=metadata,
+            **kwargs,
+        )
+        return str(response.get("ETag", "")).strip('"')
+
+    async def get(self, bucket: Bucket, key: str) -> StoredObject:
+        what = f"GET {bucket.container}/{key}"
+        response = await self._call(
+            bucket, what, self._client.get_object, Bucket=bucket.container, Key=check_key(key)
+        )
+        body = await asyncio.to_thread(response["Body"].read)
+        headers = {
+            _META + name.lower(): value for name, value in response.get("Metadata", {}).items()
+        }
+        if "x-object-meta-delete-at" in headers:
+            headers["x-delete-at"] = headers["x-object-meta-delete-at"]
+        headers["content-type"] = response.get("ContentType", "")
+        return StoredObject(
+            body=body, etag=str(response.get("ETag", "")).strip('"'), headers=headers
+        )
+
+    async def list_keys(self, bucket: Bucket, prefix: str = "") -> list[str]:
+        def list_all() -> list[str]:
+            paginator = self._client.get_paginator("list_objects_v2")
+            keys: list[str] = []
+            for page in paginator.paginate(Bucket=bucket.container, Prefix=prefix):
+                keys.extend(item["Key"] for item in page.get("Contents", []))
+            return sorted(keys)
+
+        try:
+            result: list[str] = await self._call(bucket, f"list {bucket.container}", list_all)
+        except PermanentError as exc:
+            if exc.status == 404:
+                return []
+            raise
+        return result

@@ -1,0 +1,129 @@
+"""The object-store interface the archive uploader writes through, and what adapters share.
+
+One adapter per system implements `ObjectStore`: Swift (`clients/swift.py`), S3
+(`clients/s3.py`) and a local directory (`clients/localdir.py`). Every adapter raises
+only the project's own errors (`clients/errors.py`):
+
+- `TransientError`: worth retrying soon (connection, timeout, 429, 5xx, a checksum the
+  store computed differently from ours);
+- `ContainerAccessError`: the container/bucket is missing or refuses the service user
+  in a mode where stacktrail must not create it (ACL mode). Retried with long backoff,
+  shown in the project's status;
+- `AuthError` / `PermanentError`: the request as built will not succeed (bad name, no
+  permission); also retried with long backoff, because configuration can change.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
+
+from stacktrail.clients.errors import ClientError, PermanentError
+from stacktrail.settings import ArchiveStore, Settings
+from stacktrail.trails.model import WriteMode
+
+if TYPE_CHECKING:
+    from stacktrail.clients.keystone import KeystoneClient
+
+
+@dataclass(frozen=True, slots=True)
+class Bucket:
+    """Where objects of one project go in one region.
+
+    Swift writes into the account `AUTH_<project_id>` of the region's proxy; S3 and the
+    local directory use only `container` (the key already holds project and region).
+    """
+
+    project_id: str
+    region: str
+    container: str
+    write_mode: WriteMode = WriteMode.RESELLER
+
+
+@dataclass(frozen=True, slots=True)
+class StoredObject:
+    body: bytes
+    etag: str
+    headers: Mapping[str, str] = field(default_factory=dict)  # lower-case names
+
+
+class ContainerAccessError(PermanentError):
+    """The container is missing or does not let the service user write (ACL mode)."""
+
+    def __init__(self, bucket: Bucket, *, status: int | None = None, detail: str = "") -> None:
+        message = (
+            f"container {bucket.container} in project {bucket.project_id} does not grant write "
+            f"to the stacktrail service user (region {bucket.region}"
+            + (f", HTTP {status}" if status is not None else "")
+            + (f": {detail}" if detail else "")
+            + ")"
+        )
+        super().__init__(message, status=status)
+        self.bucket = bucket
+
+
+class ObjectStore(Protocol):
+    name: str
+
+    async def ensure_container(self, bucket: Bucket) -> None:
+        """Create the container if this mode may (reseller); in ACL mode only check it."""
+        ...
+
+    async def put(self, bucket: Bucket, key: str, body: bytes, headers: Mapping[str, str]) -> str:
+        """Store `body` under `key`; return the ETag (hex MD5) the store computed.
+
+        `headers` use Swift names (`X-Delete-At`, `X-Object-Meta-*`, `Content-Type`);
+        adapters for other systems translate them.
+        """
+        ...
+
+    async def get(self, bucket: Bucket, key: str) -> StoredObject:
+        """Read an object back; `PermanentError` with status 404 when it does not exist."""
+        ...
+
+    async def list_keys(self, bucket: Bucket, prefix: str = "") -> list[str]:
+        """Keys below `prefix`, sorted."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
+def md5_hex(body: bytes) -> str:
+    return hashlib.md5(body, usedforsecurity=False).hexdigest()
+
+
+def object_meta(headers: Mapping[str, str]) -> dict[str, str]:
+    """`X-Object-Meta-Record-Count: 3` -> `{"record-count": "3"}` (names lower-cased)."""
+    prefix = "x-object-meta-"
+    return {
+        name.lower()[len(prefix) :]: value
+        for name, value in headers.items()
+        if name.lower().startswith(prefix)
+    }
+
+
+def check_key(key: str) -> str:
+    """Refuse keys that could leave the container's namespace (adapters call this)."""
+    parts = key.split("/")
+    if not key or key.startswith("/") or any(p in {"", ".", ".."} for p in parts):
+        raise PermanentError(f"invalid object key {key!r}")
+    return key
+
+
+def open_store(settings: Settings, keystone: KeystoneClient | None = None) -> ObjectStore:
+    """The store `settings.archive_store` names (Swift needs the service's Keystone client)."""
+    if settings.archive_store is ArchiveStore.SWIFT:
+        from stacktrail.clients.swift import SwiftStore
+
+        if keystone is None:
+            raise ClientError("the swift archive store needs Keystone (STACKTRAIL_KEYSTONE_URL)")
+        return SwiftStore(keystone, max_connections=settings.archive_upload_concurrency * 2)
+    if settings.archive_store is ArchiveStore.S3:
+        from stacktrail.clients.s3 import S3Store
+
+        return S3Store.from_settings(settings)
+    from stacktrail.clients.localdir import LocalDirStore
+
+    return LocalDirStore(settings.archive_dir)

@@ -1,0 +1,71 @@
+"""Record framing of spool segment files.
+
+A segment file is `MAGIC` followed by frames; a frame is
+
+    u32 little-endian payload length | u32 little-endian CRC32 of the payload | payload
+
+The first frame is the segment header (JSON), every further frame one record (the orjson
+bytes of a normalised event body, never empty). A reader stops at the first frame that is
+incomplete, empty or whose CRC does not match: that is where a crash (or a torn write)
+cut the file, and everything before it is whole. Empty frames are refused because a run
+of zero bytes (what a file system may show after a power loss) would otherwise read as
+valid frames of length 0 with CRC 0.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+MAGIC = b"STSPOOL1"
+_FRAME = struct.Struct("<II")
+FRAME_OVERHEAD = _FRAME.size
+MAX_PAYLOAD = 1 << 30
+
+
+def frame(payload: bytes) -> bytes:
+    """One frame around `payload`."""
+    if not 0 < len(payload) <= MAX_PAYLOAD:
+        raise ValueError(f"a spool record must have 1 to {MAX_PAYLOAD} bytes, not {len(payload)}")
+    return _FRAME.pack(len(payload), zlib.crc32(payload)) + payload
+
+
+def frames(payloads: Iterable[bytes]) -> bytes:
+    return b"".join(frame(p) for p in payloads)
+
+
+@dataclass(frozen=True, slots=True)
+class ScanResult:
+    """What a scan found: the whole payloads and where the whole part of the data ends."""
+
+    payloads: list[bytes]
+    good_end: int  # offset just after the last whole frame (or the magic)
+    clean: bool  # True when the data ended exactly at a frame boundary
+    problem: str = ""
+
+
+def scan(data: bytes | memoryview) -> ScanResult:
+    """Split segment data (magic included) into payloads, stopping at the first bad frame."""
+    view = memoryview(data)
+    if len(view) < len(MAGIC) or bytes(view[: len(MAGIC)]) != MAGIC:
+        return ScanResult([], 0, False, "missing or damaged file magic")
+    offset = len(MAGIC)
+    payloads: list[bytes] = []
+    end = len(view)
+    while offset < end:
+        if end - offset < FRAME_OVERHEAD:
+            return ScanResult(payloads, offset, False, f"partial frame header at {offset}")
+        length, crc = _FRAME.unpack_from(view, offset)
+        start = offset + FRAME_OVERHEAD
+        if length == 0:
+            return ScanResult(payloads, offset, False, f"empty frame at {offset}")
+        if length > MAX_PAYLOAD or start + length > end:
+            return ScanResult(payloads, offset, False, f"partial frame at {offset}")
+        payload = bytes(view[start : start + length])
+        if zlib.crc32(payload) != crc:
+            return ScanResult(payloads, offset, False, f"CRC mismatch at {offset}")
+        payloads.append(payload)
+        offset = start + length
+    return ScanResult(payloads, offset, True)

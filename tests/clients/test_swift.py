@@ -1,0 +1,135 @@
+"""Swift adapter against the dev stack's Swift behind Keystone (keystoneauth)."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from stacktrail.clients.errors import AuthError, PermanentError, TransientError
+from stacktrail.clients.keystone import KeystoneClient
+from stacktrail.clients.store import Bucket, ContainerAccessError, md5_hex
+from stacktrail.clients.swift import SwiftStore, account_url
+from stacktrail.trails.model import UNSCOPED, WriteMode
+from tests.clients.conftest import REGION, AclIdentity, ProjectAdmin, unique
+from tests.support.tcpproxy import free_port
+
+
+def test_account_url_rewrites_the_service_account() -> None:
+    assert (
+        account_url("http://swift:8080/v1/AUTH_0123service", "abc")
+        == "http://swift:8080/v1/AUTH_abc"
+    )
+    assert account_url("https://s/object-store/v1/KEY_x/", "p") == "https://s/object-store/v1/KEY_p"
+    with pytest.raises(PermanentError):
+        account_url("http://swift:8080/v1", "p")
+
+
+async def test_put_get_list_in_the_projects_own_account(
+    swift_store: SwiftStore, admin_a: ProjectAdmin, admin_b: ProjectAdmin
+) -> None:
+    container = unique("st-swift")
+    delete_at = str(int(time.time()) + 86400)
+    for admin in (admin_a, admin_b):
+        bucket = Bucket(admin.project_id, REGION, container)
+        await swift_store.ensure_container(bucket)
+        body = f"body of {admin.project_id}".encode()
+        headers = {"X-Delete-At": delete_at, "X-Object-Meta-Record-Count": "7"}
+        etag = await swift_store.put(bucket, "p/a b/obj.json.gz", body, headers)
+        assert etag == md5_hex(body)
+        stored = await swift_store.get(bucket, "p/a b/obj.json.gz")
+        assert stored.body == body
+        assert stored.headers["x-delete-at"] == delete_at
+        assert stored.headers["x-object-meta-record-count"] == "7"
+        assert await swift_store.list_keys(bucket, "p/") == ["p/a b/obj.json.gz"]
+        # the project's own admin sees it in its own account
+        assert admin.listing(container) == ["p/a b/obj.json.gz"]
+
+
+async def test_the_unscoped_trail_writes_into_the_service_account(
+    swift_store: SwiftStore, keystone: KeystoneClient
+) -> None:
+    bucket = Bucket(UNSCOPED, REGION, unique("st-unscoped"))
+    await swift_store.ensure_container(bucket)
+    await swift_store.put(bucket, "k", b"x", {})
+    (catalog_url,) = (await keystone.object_store_endpoints()).values()
+    assert await swift_store.account(bucket) == catalog_url
+    assert await swift_store.list_keys(bucket) == ["k"]
+
+
+async def test_an_expired_token_is_renewed_once(
+    swift_store: SwiftStore, admin_a: ProjectAdmin
+) -> None:
+    bucket = Bucket(admin_a.project_id, REGION, unique("st-reauth"))
+    await swift_store.ensure_container(bucket)
+    swift_store._token = "gAAAAAB-no-such-token"  # what a token revoked meanwhile looks like
+    assert await swift_store.put(bucket, "k", b"x", {}) == md5_hex(b"x")
+
+
+async def test_acl_mode_never_creates_and_needs_the_grant(
+    acl_identity: AclIdentity, admin_a: ProjectAdmin
+) -> None:
+    store = SwiftStore(KeystoneClient(acl_identity.settings))
+    try:
+        missing = Bucket(admin_a.project_id, REGION, unique("st-acl-missing"), WriteMode.ACL)
+        await store.ensure_container(missing)
+        with pytest.raises(ContainerAccessError) as info:
+            await store.put(missing, "k", b"x", {})
+        assert f"container {missing.container} in project {admin_a.project_id}" in str(info.value)
+        assert "does not grant write to the stacktrail service user" in str(info.value)
+        assert admin_a.request("HEAD", missing.container).status_code == 404
+
+        container = unique("st-acl")
+        assert admin_a.request("PUT", container).status_code in (201, 202)
+        bucket = Bucket(admin_a.project_id, REGION, container, WriteMode.ACL)
+        with pytest.raises(ContainerAccessError) as info:
+            await store.put(bucket, "k", b"x", {})
+        assert info.value.status == 403
+
+        granted = admin_a.request(
+            "POST", container, headers={"X-Container-Write": acl_identity.grant}
+        )
+        assert granted.status_code == 204
+        assert await store.put(bucket, "k", b"x", {}) == md5_hex(b"x")
+        assert admin_a.listing(container) == ["k"]
+    finally:
+        await store.aclose()
+
+
+async def test_reseller_mode_without_the_reseller_role_is_an_auth_error(
+    acl_identity: AclIdentity, admin_b: ProjectAdmin
+) -> None:
+    store = SwiftStore(KeystoneClient(acl_identity.settings))
+    try:
+        with pytest.raises(AuthError, match="reseller role"):
+            await store.ensure_container(Bucket(admin_b.project_id, REGION, unique("st-nores")))
+    finally:
+        await store.aclose()
+
+
+async def test_a_container_deleted_behind_our_back_is_created_again(
+    swift_store: SwiftStore, admin_b: ProjectAdmin
+) -> None:
+    bucket = Bucket(admin_b.project_id, REGION, unique("st-recreate"))
+    await swift_store.ensure_container(bucket)
+    await swift_store.put(bucket, "one", b"1", {})
+    assert admin_b.request("DELETE", f"{bucket.container}/one").status_code == 204
+    assert admin_b.request("DELETE", bucket.container).status_code == 204
+    await swift_store.ensure_container(bucket)  # cached: no request
+    assert await swift_store.put(bucket, "two", b"2", {}) == md5_hex(b"2")
+    assert admin_b.listing(bucket.container) == ["two"]
+
+
+async def test_unreachable_swift_is_transient(keystone: KeystoneClient) -> None:
+    port = free_port()
+    store = SwiftStore(keystone, endpoints={REGION: f"http://127.0.0.1:{port}/v1/AUTH_x"})
+    try:
+        with pytest.raises(TransientError, match="unreachable"):
+            await store.put(Bucket("p1", REGION, "c"), "k", b"x", {})
+    finally:
+        await store.aclose()
+
+
+async def test_unknown_region_is_permanent(swift_store: SwiftStore) -> None:
+    with pytest.raises(PermanentError, match="no object-store endpoint"):
+        await swift_store.put(Bucket("p1", "NoSuchRegion", "c"), "k", b"x", {})

@@ -1,0 +1,173 @@
+"""Archive object names, bodies and headers (pure code)."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import orjson
+import pytest
+
+from stacktrail.settings import ArchiveFormat, Settings
+from stacktrail.sinks.archive_object import (
+    CSV_COLUMNS,
+    InvalidName,
+    build_body,
+    check_spec,
+    delete_at,
+    normalise_prefix,
+    object_headers,
+    object_key,
+    worker_name,
+)
+from stacktrail.spool import SegmentSpec
+from stacktrail.trails.model import WriteMode
+from tests.sinks.conftest import make_event
+
+PROJECT = "0123456789abcdef0123456789abcdef"
+BEFORE_MIDNIGHT = datetime(2024, 5, 17, 23, 55, tzinfo=UTC)
+SPEC = SegmentSpec(
+    project_id=PROJECT,
+    day="2024-05-17",
+    container="audit",
+    prefix="",
+    format=ArchiveFormat.JSON,
+    regions=("RegionOne",),
+    write_mode=WriteMode.RESELLER,
+    retention_days=90,
+    interval=900.0,
+)
+
+
+def test_key_layout_without_prefix() -> None:
+    key = object_key(SPEC, "RegionOne", "20240518T0015Z", "worker-1", "1715990100000000")
+    assert key == (
+        f"{PROJECT}/RegionOne/2024/05/17/"
+        f"{PROJECT}_RegionOne_20240518T0015Z_worker-1_1715990100000000.json.gz"
+    )
+
+
+@pytest.mark.parametrize(
+    ("fmt", "ext"),
+    [
+        (ArchiveFormat.JSON, "json.gz"),
+        (ArchiveFormat.NDJSON, "ndjson.gz"),
+        (ArchiveFormat.CSV, "csv.gz"),
+    ],
+)
+def test_key_layout_with_prefix_and_format(fmt: ArchiveFormat, ext: str) -> None:
+    spec = replace(SPEC, prefix="/audit/trail/", format=fmt, day="2024-01-02")
+    key = object_key(spec, "eu-de-1", "20240103T0000Z", "w", "1")
+    assert (
+        key
+        == f"audit/trail/{PROJECT}/eu-de-1/2024/01/02/{PROJECT}_eu-de-1_20240103T0000Z_w_1.{ext}"
+    )
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"project_id": "../etc"},
+        {"project_id": "a_b"},
+        {"project_id": ""},
+        {"regions": ("Region_One",)},
+        {"regions": ()},
+        {"prefix": "a/../b"},
+        {"prefix": "a//b"},
+        {"prefix": "a b"},
+        {"container": "a/b"},
+        {"container": ""},
+        {"day": "2024-5-17"},
+    ],
+)
+def test_only_validated_names_make_keys(change: dict[str, object]) -> None:
+    with pytest.raises(InvalidName):
+        check_spec(replace(SPEC, **change))  # type: ignore[arg-type]
+
+
+def test_prefix_normalisation() -> None:
+    assert normalise_prefix("") == ""
+    assert normalise_prefix("/") == ""
+    assert normalise_prefix("/a/b.c/") == "a/b.c"
+
+
+def test_delete_at_is_end_of_event_day_plus_retention() -> None:
+    expected = datetime(2024, 5, 18, tzinfo=UTC) + timedelta(days=90)
+    assert delete_at("2024-05-17", 90) == int(expected.timestamp())
+    assert delete_at("2024-12-31", 1) == int(datetime(2025, 1, 2, tzinfo=UTC).timestamp())
+
+
+def test_worker_name_is_sanitised() -> None:
+    assert (
+        worker_name(Settings(archive_worker="Archiver_01.Example.COM")) == "archiver-01-example-com"
+    )
+    generated = worker_name(Settings(archive_worker=""))
+    assert generated
+    assert set(generated) <= set("abcdefghijklmnopqrstuvwxyz0123456789-")
+
+
+def _events(count: int = 3) -> list[dict[str, object]]:
+    return [
+        make_event(PROJECT, BEFORE_MIDNIGHT + timedelta(seconds=i), i).body for i in range(count)
+    ]
+
+
+def test_json_body_round_trips_and_is_deterministic() -> None:
+    events = _events()
+    records = [orjson.dumps(e) for e in events]
+    body = build_body(SPEC, records)
+    assert orjson.loads(gzip.decompress(body.data)) == {"Records": events}
+    assert build_body(SPEC, records).data == body.data  # gzip mtime 0: same bytes again
+    assert body.records == 3
+    assert body.first_event_time == "2024-05-17T23:55:00.000000Z"
+    assert body.last_event_time == "2024-05-17T23:55:02.000000Z"
+
+
+def test_ndjson_body() -> None:
+    events = _events()
+    body = build_body(replace(SPEC, format=ArchiveFormat.NDJSON), [orjson.dumps(e) for e in events])
+    lines = gzip.decompress(body.data).decode().splitlines()
+    assert [orjson.loads(line) for line in lines] == events
+
+
+def test_csv_body_has_the_documented_columns() -> None:
+    events = _events(2)
+    body = build_body(replace(SPEC, format=ArchiveFormat.CSV), [orjson.dumps(e) for e in events])
+    rows = list(csv.DictReader(io.StringIO(gzip.decompress(body.data).decode())))
+    assert tuple(rows[0].keys()) == CSV_COLUMNS
+    for row, event in zip(rows, events, strict=True):
+        initiator = event["initiator"]
+        target = event["target"]
+        assert isinstance(initiator, dict)
+        assert isinstance(target, dict)
+        assert row["id"] == event["id"]
+        assert row["eventTime"] == event["eventTime"]
+        assert row["action"] == event["action"]
+        assert row["project_id"] == PROJECT
+        assert row["initiator_id"] == initiator["id"]
+        assert row["initiator_project_id"] == initiator["project_id"]
+        assert row["initiator_host_address"] == initiator["host"]["address"]
+        assert row["target_typeURI"] == target["typeURI"]
+        assert row["reason_code"] == "200"
+        assert row["requestPath"] == event["requestPath"]
+        assert row["target_project_id"] == ""
+        extra = orjson.loads(row["extra"])
+        assert extra["typeURI"] == event["typeURI"]
+        assert extra["initiator.credential.token"] == "***"
+        assert extra["target.addresses"] == target["addresses"]
+        assert "initiator.id" not in extra
+        assert "id" not in extra
+
+
+def test_headers() -> None:
+    body = build_body(SPEC, [orjson.dumps(e) for e in _events()])
+    headers = object_headers(body, 1_800_000_000)
+    assert headers["X-Delete-At"] == "1800000000"
+    assert headers["X-Object-Meta-Record-Count"] == "3"
+    assert headers["X-Object-Meta-First-Event-Time"] == "2024-05-17T23:55:00.000000Z"
+    assert headers["X-Object-Meta-Last-Event-Time"] == "2024-05-17T23:55:02.000000Z"
+    assert len(headers["X-Object-Meta-Sha256"]) == 64
+    assert headers["Content-Type"] == "application/gzip"
