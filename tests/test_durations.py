@@ -10,7 +10,8 @@ from stacktrail.durations import format_duration, parse_duration
 
 
 @pytest.mark.parametrize(
-    ("text", "seconds"), [("30s", 30), ("5m", 300), ("1h", 3600), ("2d", 172800), ("90", 90), ("250ms", 0.25)]
+    ("text", "seconds"),
+    [("30s", 30), ("5m", 300), ("1h", 3600), ("2d", 172800), ("90", 90), ("250ms", 0.25)],
 )
 def test_parse(text: str, seconds: float) -> None:
     assert parse_duration(text) == timedelta(seconds=seconds)
