@@ -7,6 +7,7 @@ never blocks on Keystone.
 from __future__ import annotations
 
 import asyncio
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +30,7 @@ class TokenInfo:
     domain_id: str | None
     roles: frozenset[str] = field(default_factory=frozenset)
     expires_at: str = ""
+    domain_name: str | None = None  # of the project (or of the domain-scoped token)
 
 
 def _translate(exc: Exception, what: str) -> ClientError:
@@ -40,6 +42,11 @@ def _translate(exc: Exception, what: str) -> ClientError:
     if status is not None and (status == 429 or status >= 500):
         return TransientError(f"{what}: {exc}", status=status)
     return ClientError(f"{what}: {exc}", status=status)
+
+
+MAX_TOKEN_LENGTH = 8192  # Fernet tokens are ~200 bytes, JWS tokens ~1 KB
+# base64url (Fernet), dots (JWS), and the rest of base64 for older formats
+_TOKEN_CHARS = re.compile(rf"[A-Za-z0-9._~+/=-]{{1,{MAX_TOKEN_LENGTH}}}")
 
 
 class InvalidToken(AuthError):
@@ -108,7 +115,7 @@ class KeystoneClient:
         AuthError when the service identity itself is refused or may not validate tokens;
         TransientError when Keystone is unreachable or failing.
         """
-        if not user_token or not user_token.isascii() or not user_token.isprintable():
+        if not _TOKEN_CHARS.fullmatch(user_token):
             raise InvalidToken("token is invalid or expired", status=401)
 
         def check() -> TokenInfo:
@@ -118,7 +125,7 @@ class KeystoneClient:
                 authenticated=True,
                 raise_exc=False,
             )
-            if resp.status_code == 404:
+            if resp.status_code in (400, 404):  # Keystone cannot read or does not know it
                 raise InvalidToken("token is invalid or expired", status=401)
             if resp.status_code in (401, 403):
                 raise AuthError(
@@ -148,4 +155,5 @@ def token_info(token: dict[str, Any]) -> TokenInfo:
         domain_id=(project.get("domain") or {}).get("id") or domain.get("id"),
         roles=frozenset(role["name"] for role in token.get("roles", [])),
         expires_at=token.get("expires_at", ""),
+        domain_name=(project.get("domain") or {}).get("name") or domain.get("name"),
     )

@@ -1,0 +1,106 @@
+"""The REST API as a FastAPI application; the composition root serves it."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+import stacktrail
+from stacktrail.api import routes_admin, routes_health, routes_trails
+from stacktrail.api.auth import TokenCache, TokenValidator
+from stacktrail.api.context import ApiContext, Emit, PendingSpoolBytes, ReadinessCheck
+from stacktrail.settings import AuthMode, Settings
+from stacktrail.trails.db import StoreError
+from stacktrail.trails.sql_ledger import SqlLedger
+from stacktrail.trails.store import TrailStore
+
+log = logging.getLogger(__name__)
+
+AUTH_DISABLED_HEADER = (b"x-stacktrail-auth", b"DISABLED")
+
+
+class _AuthDisabledHeader:
+    """Marks every response while authentication is off, so nobody mistakes it for prod."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_marked(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), AUTH_DISABLED_HEADER]
+            await send(message)
+
+        await self.app(scope, receive, send_marked)
+
+
+async def _store_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    log.error("config store unavailable during %s %s: %s", request.method, request.url.path, exc)
+    return JSONResponse({"detail": "the config store is unavailable"}, status_code=503)
+
+
+def create_app(
+    settings: Settings,
+    store: TrailStore,
+    keystone: TokenValidator | None,
+    *,
+    ledger: SqlLedger | None = None,
+    emit: Emit | None = None,
+    pending_spool_bytes: PendingSpoolBytes | None = None,
+    readiness: Mapping[str, ReadinessCheck] | None = None,
+) -> FastAPI:
+    """The API. `keystone` validates tokens (None only with `auth_mode = noauth`);
+    `emit` publishes the CADF event of every configuration change; `pending_spool_bytes`
+    tells the spooled bytes of (project, region); `readiness` adds checks to /readyz."""
+    if settings.auth_mode == AuthMode.NOAUTH:
+        tokens = None
+        log.warning(
+            "AUTHENTICATION IS DISABLED (auth_mode=noauth): anybody reaching %s may read and "
+            "change every project's audit trail. Never run this in production.",
+            settings.api_listen,
+        )
+    else:
+        if keystone is None:
+            raise ValueError("auth_mode=keystone needs a Keystone client to validate tokens")
+        tokens = TokenCache(keystone, settings.token_cache_ttl.total_seconds())
+
+    app = FastAPI(
+        title="stacktrail",
+        version=stacktrail.__version__,
+        description="Per-project audit trails for OpenStack: trail configuration, "
+        "operator defaults, delivery status.",
+    )
+    app.state.stacktrail = ApiContext(
+        settings=settings,
+        store=store,
+        ledger=ledger if ledger is not None else SqlLedger(store.engine),
+        tokens=tokens,
+        emit=emit,
+        pending_spool_bytes=pending_spool_bytes,
+        readiness=dict(readiness or {}),
+    )
+    app.include_router(routes_health.router)
+    app.include_router(routes_trails.router)
+    app.include_router(routes_admin.router)
+    for error in (
+        StoreError,
+        OperationalError,
+        DBAPIError,
+        PoolTimeout,
+        ConnectionError,
+        TimeoutError,
+    ):
+        app.add_exception_handler(error, _store_unavailable)
+    if tokens is None:
+        app.add_middleware(_AuthDisabledHeader)
+    return app

@@ -1,0 +1,28 @@
+"""ETags (the quoted version) and If-Match preconditions."""
+
+from __future__ import annotations
+
+from stacktrail.trails.store import IfMatch
+
+
+def etag(version: int) -> str:
+    return f'"{version}"'
+
+
+def parse_if_match(header: str | None) -> IfMatch:
+    """The versions an If-Match header accepts; None: no precondition (absent or `*`).
+
+    An unparseable value accepts no version, so the request fails with 412. Weak tags
+    (`W/"3"`) are accepted as well: proxies that compress responses weaken ETags.
+    """
+    if header is None:
+        return None
+    header = header.strip()
+    if header == "*":
+        return None
+    versions: set[int] = set()
+    for part in header.split(","):
+        tag = part.strip().removeprefix("W/")
+        if len(tag) >= 3 and tag[0] == tag[-1] == '"' and tag[1:-1].isdigit():
+            versions.add(int(tag[1:-1]))
+    return frozenset(versions)

@@ -1,0 +1,69 @@
+"""What the routes share: settings, store, ledger, token cache, and the composition
+root's hooks (audit event emission, spool sizes, readiness checks)."""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import Request
+
+from stacktrail.api.auth import TokenCache
+from stacktrail.settings import Settings
+from stacktrail.trails.sql_ledger import SqlLedger
+from stacktrail.trails.store import TrailStore
+
+log = logging.getLogger(__name__)
+
+# Publishes one CADF event (a dict) into the pipeline; may be sync or async.
+Emit = Callable[[dict[str, Any]], Awaitable[None] | None]
+# Bytes waiting in the local spool for (project_id, region); None when unknown.
+PendingSpoolBytes = Callable[[str, str], Awaitable[int | None] | int | None]
+# Raises (or returns False) when the dependency is not ready.
+ReadinessCheck = Callable[[], Awaitable[Any]]
+
+
+@dataclass(slots=True)
+class ApiContext:
+    settings: Settings
+    store: TrailStore
+    ledger: SqlLedger
+    tokens: TokenCache | None  # None: authentication disabled
+    emit: Emit | None = None
+    pending_spool_bytes: PendingSpoolBytes | None = None
+    readiness: Mapping[str, ReadinessCheck] = field(default_factory=dict)
+
+    async def emit_event(self, event: dict[str, Any]) -> None:
+        """Hand an audit event of a configuration change to the pipeline.
+
+        The change is already committed and recorded in `trail_changes`; a failing
+        emitter is logged, not reported to the client.
+        """
+        if self.emit is None:
+            return
+        try:
+            result = self.emit(event)
+            if inspect.isawaitable(result):
+                await result
+        except Exception:
+            log.exception("could not emit the audit event %s (%s)", event["id"], event["action"])
+
+    async def spool_bytes(self, project_id: str, region: str) -> int | None:
+        if self.pending_spool_bytes is None:
+            return None
+        try:
+            result = self.pending_spool_bytes(project_id, region)
+            if inspect.isawaitable(result):
+                result = await result
+        except Exception:
+            log.exception("pending spool bytes of %s/%s unavailable", project_id, region)
+            return None
+        return None if result is None else int(result)
+
+
+def get_context(request: Request) -> ApiContext:
+    context: ApiContext = request.app.state.stacktrail
+    return context

@@ -1,0 +1,157 @@
+"""Request dependencies: the caller (from X-Auth-Token) and the permission checks."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated, Any, NoReturn
+
+from fastapi import Depends, HTTPException, Path, Request, Security
+from fastapi.dependencies.models import Dependant
+from fastapi.exceptions import RequestValidationError
+from fastapi.security import APIKeyHeader
+
+from stacktrail.api.auth import Principal
+from stacktrail.api.context import ApiContext, get_context
+from stacktrail.clients.errors import ClientError
+from stacktrail.clients.keystone import InvalidToken
+from stacktrail.trails.audit import Actor
+from stacktrail.trails.document import BoundsError
+from stacktrail.trails.validation import PROJECT_ID_PATTERN
+
+log = logging.getLogger(__name__)
+
+token_header = APIKeyHeader(
+    name="X-Auth-Token",
+    auto_error=False,
+    description="A Keystone token (project-scoped for project admins, members, readers).",
+)
+
+Context = Annotated[ApiContext, Depends(get_context)]
+ProjectId = Annotated[
+    str,
+    Path(
+        pattern=PROJECT_ID_PATTERN,
+        description="Keystone project id (or `unscoped` for events without a project).",
+    ),
+]
+
+
+def _unauthorized(ctx: ApiContext, detail: str) -> NoReturn:
+    headers = {}
+    if ctx.settings.keystone_url:
+        headers["WWW-Authenticate"] = f'Keystone uri="{ctx.settings.keystone_url}"'
+    raise HTTPException(401, detail, headers=headers)
+
+
+async def get_principal(
+    ctx: Context, token: Annotated[str | None, Security(token_header)]
+) -> Principal:
+    if ctx.tokens is None:
+        return Principal.unauthenticated()
+    if not token:
+        _unauthorized(ctx, "authentication required: send a Keystone token in X-Auth-Token")
+    try:
+        info = await ctx.tokens.validate(token)
+    except InvalidToken:
+        _unauthorized(ctx, "the token is invalid, expired or revoked")
+    except ClientError as exc:
+        log.error("cannot validate tokens with Keystone: %s", exc)
+        raise HTTPException(503, "cannot validate the token with Keystone now") from exc
+    return Principal.from_token(info, ctx.settings)
+
+
+Caller = Annotated[Principal, Depends(get_principal)]
+
+
+def require_read(who: Principal, project_id: str) -> None:
+    if not who.can_read(project_id):
+        raise HTTPException(403, f"not allowed to read the trail of project {project_id}")
+
+
+def require_write(who: Principal, project_id: str) -> None:
+    if not who.can_write(project_id):
+        raise HTTPException(
+            403,
+            f"not allowed to change the trail of project {project_id}: "
+            "needs the admin role on that project",
+        )
+
+
+def require_cloud_admin(who: Principal) -> None:
+    if not who.cloud_admin:
+        raise HTTPException(403, "only cloud admins may do this")
+
+
+def actor_of(who: Principal, request: Request) -> Actor:
+    address = request.client.host if request.client else None
+    return who.actor(address=address, agent=request.headers.get("user-agent"))
+
+
+def raise_validation(errors: list[BoundsError], prefix: tuple[str, ...] = ("body",)) -> NoReturn:
+    """422 in FastAPI's own shape, for rules that depend on the stored bounds."""
+    raise RequestValidationError(
+        [
+            {"type": "value_error", "loc": (*prefix, *e.loc), "msg": e.msg, "input": e.input}
+            for e in errors
+        ]
+    )
+
+
+def validation_errors(exc: Any, prefix: tuple[str, ...] = ("body",)) -> list[dict[str, Any]]:
+    """A pydantic ValidationError's errors with `loc` under `prefix`, JSON-safe."""
+    errors: list[dict[str, Any]] = []
+    for error in exc.errors(include_url=False):
+        item = {
+            "type": error["type"],
+            "loc": (*prefix, *error["loc"]),
+            "msg": error["msg"],
+            "input": error.get("input"),
+        }
+        if "ctx" in error:
+            item["ctx"] = {k: str(v) for k, v in error["ctx"].items()}
+        errors.append(item)
+    return errors
+
+
+_known_query: dict[int, frozenset[str]] = {}
+
+
+def _query_names(dependant: Dependant) -> set[str]:
+    names = {param.alias for param in dependant.query_params}
+    for sub in dependant.dependencies:
+        names |= _query_names(sub)
+    return names
+
+
+async def refuse_unknown_query(request: Request) -> None:
+    """422 for query parameters a route does not know: a typo'd filter must not be ignored."""
+    route = request.scope.get("route")
+    dependant = getattr(route, "dependant", None)
+    if dependant is None:
+        return
+    known = _known_query.get(id(route))
+    if known is None:
+        known = _known_query[id(route)] = frozenset(_query_names(dependant))
+    unknown = [name for name in request.query_params if name not in known]
+    if unknown:
+        raise RequestValidationError(
+            [
+                {
+                    "type": "extra_forbidden",
+                    "loc": ("query", name),
+                    "msg": "Unknown query parameter",
+                    "input": request.query_params.get(name),
+                }
+                for name in unknown
+            ]
+        )
+
+
+VALIDATION_ERROR: dict[int | str, dict[str, Any]] = {
+    422: {
+        "description": "Validation Error",
+        "content": {
+            "application/json": {"schema": {"$ref": "#/components/schemas/HTTPValidationError"}}
+        },
+    }
+}

@@ -1,0 +1,219 @@
+"""Response bodies of the API (plain types: what stored data reads as, never re-validated)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from stacktrail.durations import format_duration
+from stacktrail.settings import ArchiveFormat, Settings
+from stacktrail.trails.defaults import MAX_INTERVAL, Editor, OperatorDefaults
+from stacktrail.trails.model import ArchiveSource, WriteMode
+from stacktrail.trails.sql_ledger import EventTypeEntry
+from stacktrail.trails.store import StoredTrail, TrailChange
+
+
+class ErrorBody(BaseModel):
+    detail: str
+
+
+class EditorView(BaseModel):
+    user_id: str
+    user_name: str
+
+    @classmethod
+    def of(cls, editor: Editor | None) -> EditorView | None:
+        return None if editor is None else cls(user_id=editor.user_id, user_name=editor.user_name)
+
+
+class EventsView(BaseModel):
+    include: list[str]
+    exclude: list[str]
+
+
+class ArchiveView(BaseModel):
+    enabled: bool
+    container: str
+    prefix: str
+    format: ArchiveFormat
+    interval: str
+    regions: list[str]
+    write_mode: WriteMode
+    source: ArchiveSource
+
+
+class SearchView(BaseModel):
+    enabled: bool
+
+
+class TrailView(BaseModel):
+    project_id: str
+    enabled: bool
+    retention_days: int
+    events: EventsView
+    archive: ArchiveView
+    search: SearchView
+    version: int = Field(description="Bumped by every change; the ETag. 0: never configured.")
+    configured: bool = Field(description="False: the operator defaults apply.")
+    updated_at: datetime | None
+    updated_by: EditorView | None
+
+    @classmethod
+    def of(cls, stored: StoredTrail) -> TrailView:
+        spec = stored.spec
+        return cls(
+            project_id=stored.project_id,
+            enabled=spec.enabled,
+            retention_days=spec.retention_days,
+            events=EventsView(include=list(spec.events.include), exclude=list(spec.events.exclude)),
+            archive=ArchiveView(**spec.archive.model_dump()),
+            search=SearchView(enabled=spec.search.enabled),
+            version=stored.version,
+            configured=stored.configured,
+            updated_at=stored.updated_at,
+            updated_by=EditorView.of(stored.updated_by),
+        )
+
+    def document(self) -> dict[str, Any]:
+        """As JSON data, the base a merge patch applies to."""
+        return self.model_dump(mode="json")
+
+
+class TrailListEntry(TrailView):
+    in_error: bool = Field(description="The last delivery attempt in some region failed.")
+
+
+class TrailList(BaseModel):
+    trails: list[TrailListEntry]
+    next_marker: str | None = Field(description="Pass as `marker` for the next page.")
+
+
+class TrailChangeView(BaseModel):
+    id: int
+    action: str
+    version: int
+    changed_at: datetime
+    user_id: str
+    user_name: str
+    user_project_id: str | None
+    old: dict[str, Any] | None = Field(description="null: the operator defaults applied.")
+    new: dict[str, Any] | None = Field(description="null: the operator defaults apply.")
+
+    @classmethod
+    def of(cls, change: TrailChange) -> TrailChangeView:
+        return cls(
+            id=change.id,
+            action=change.action,
+            version=change.version,
+            changed_at=change.changed_at,
+            user_id=change.user_id,
+            user_name=change.user_name,
+            user_project_id=change.user_project_id,
+            old=change.old,
+            new=change.new,
+        )
+
+
+class TrailChangeList(BaseModel):
+    changes: list[TrailChangeView]
+
+
+class LastDelivery(BaseModel):
+    container: str | None
+    key: str
+    day: str | None
+    at: datetime
+
+
+class LastError(BaseModel):
+    message: str
+    at: datetime
+    consecutive: int
+
+
+class RegionStatusView(BaseModel):
+    region: str
+    last_delivery: LastDelivery | None
+    last_error: LastError | None
+    in_error: bool
+    pending_spool_bytes: int | None = Field(description="null: unknown to this process.")
+
+
+class EventCountsView(BaseModel):
+    last_hour: int = Field(description="Events ingested in this and the previous clock hour.")
+    last_day: int = Field(description="Events ingested in this and the previous 24 clock hours.")
+    since_hour: datetime
+    since_day: datetime
+
+
+class TrailStatusView(BaseModel):
+    project_id: str
+    enabled: bool
+    version: int
+    regions: list[RegionStatusView]
+    events: EventCountsView
+
+
+class EventTypeView(BaseModel):
+    event_type: str
+    first_seen: datetime
+    last_seen: datetime
+    count: int
+
+    @classmethod
+    def of(cls, entry: EventTypeEntry) -> EventTypeView:
+        return cls(
+            event_type=entry.event_type,
+            first_seen=entry.first_seen,
+            last_seen=entry.last_seen,
+            count=entry.count,
+        )
+
+
+class EventTypeList(BaseModel):
+    event_types: list[EventTypeView]
+
+
+class DefaultsView(BaseModel):
+    default_retention_days: int
+    max_retention_days: int
+    default_interval: str
+    min_interval: str
+    max_interval: str = Field(description="Read-only: the longest interval anybody may set.")
+    default_container: str
+    default_format: ArchiveFormat
+    regions: list[str] = Field(description="Read-only: the regions trails may archive into.")
+    version: int = Field(description="0: never stored, taken from the settings.")
+    updated_at: datetime | None
+    updated_by: EditorView | None
+    event_types: list[EventTypeView] = Field(description="The catalogue of seen event types.")
+
+    @classmethod
+    def of(
+        cls, defaults: OperatorDefaults, settings: Settings, event_types: list[EventTypeEntry]
+    ) -> DefaultsView:
+        return cls(
+            default_retention_days=defaults.default_retention_days,
+            max_retention_days=defaults.max_retention_days,
+            default_interval=format_duration(defaults.default_interval),
+            min_interval=format_duration(defaults.min_interval),
+            max_interval=format_duration(MAX_INTERVAL),
+            default_container=defaults.default_container,
+            default_format=defaults.default_format,
+            regions=list(settings.archive_regions),
+            version=defaults.version,
+            updated_at=defaults.updated_at,
+            updated_by=EditorView.of(defaults.updated_by),
+            event_types=[EventTypeView.of(entry) for entry in event_types],
+        )
+
+
+class Health(BaseModel):
+    status: str
+
+
+class Readiness(BaseModel):
+    status: str = Field(description="`ready` or `unavailable`.")
+    checks: dict[str, str] = Field(description="Each check: `ok` or why it failed.")

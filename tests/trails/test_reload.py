@@ -1,0 +1,112 @@
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from stacktrail.settings import ArchiveFormat
+from stacktrail.trails.audit import Actor
+from stacktrail.trails.defaults import OperatorDefaults
+from stacktrail.trails.directory import TrailDirectory
+from stacktrail.trails.document import TrailInput, resolve
+from stacktrail.trails.model import default_trail
+from stacktrail.trails.reload import StoreTrails
+from stacktrail.trails.store import TrailStore
+
+ALICE = Actor("u-alice", "alice")
+
+
+async def put(store: TrailStore, project_id: str, **members: object) -> None:
+    defaults = await store.get_defaults()
+    spec = resolve(TrailInput.model_validate(members), defaults, store.settings)
+    await store.put_trail(project_id, spec, ALICE)
+
+
+async def until(condition: object, limit: float = 5.0) -> float:
+    """Poll `condition()` until true; returns the seconds it took (fails after `limit`)."""
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    while not condition():  # type: ignore[operator]
+        assert loop.time() - start < limit, f"not within {limit}s"
+        await asyncio.sleep(0.02)
+    return loop.time() - start
+
+
+async def test_snapshot_follows_changes(store: TrailStore, project_id: str) -> None:
+    trails = StoreTrails(store, store.settings)
+    directory: TrailDirectory = trails
+    assert directory.get(project_id) == default_trail(project_id, store.settings)  # before load
+    await trails.load()
+    assert trails.version >= 0
+    seen: list[frozenset[str] | None] = []
+    trails.add_listener(seen.append)
+
+    await put(store, project_id, retention_days=12, events={"include": ["identity.*"]})
+    assert await trails.refresh()
+    trail = trails.get(project_id)
+    assert trail.retention_days == 12
+    assert trail.version == 1
+    assert trail.events.include == ("identity.*",)
+    assert seen[-1] is not None
+    assert project_id in seen[-1]
+    assert not await trails.refresh()  # nothing new
+
+    await store.delete_trail(project_id, ALICE)
+    assert await trails.refresh()
+    assert trails.get(project_id) == default_trail(project_id, store.settings)
+
+
+async def test_defaults_change_reaches_every_trail(own_store: TrailStore) -> None:
+    store = own_store
+    trails = StoreTrails(store, store.settings)
+    await put(store, "configured", retention_days=300)
+    await trails.load()
+    assert trails.get("fresh").retention_days == 90
+    await store.put_defaults(
+        OperatorDefaults(
+            default_retention_days=7,
+            max_retention_days=200,
+            default_interval=timedelta(minutes=5),
+            min_interval=timedelta(minutes=1),
+            default_container="elsewhere",
+            default_format=ArchiveFormat.CSV,
+        ),
+        ALICE,
+    )
+    seen: list[frozenset[str] | None] = []
+    trails.add_listener(seen.append)
+    assert await trails.refresh()
+    assert seen == [None]
+    fresh = trails.get("fresh")
+    assert fresh.retention_days == 7
+    assert fresh.archive.container == "elsewhere"
+    assert fresh.archive.format == ArchiveFormat.CSV
+    assert trails.get("configured").retention_days == 200  # lowered maximum applies
+
+
+async def test_run_reload_applies_a_change_from_another_instance(
+    store: TrailStore, project_id: str
+) -> None:
+    follower = StoreTrails(store, store.settings)
+    await follower.load()
+    task = asyncio.create_task(follower.run_reload(timedelta(milliseconds=200)))
+    try:
+        await put(store, project_id, enabled=False)
+        took = await until(lambda: not follower.get(project_id).enabled)
+        assert took < 5.0
+    finally:
+        task.cancel()
+
+
+async def test_reload_survives_a_failing_database(store: TrailStore) -> None:
+    from stacktrail.trails.db import create_engine
+
+    broken = TrailStore(
+        create_engine("postgresql+asyncpg://postgres@127.0.0.1:1/none"), store.settings
+    )
+    trails = StoreTrails(broken, store.settings)
+    task = asyncio.create_task(trails.run_reload(0.05))
+    await asyncio.sleep(0.3)
+    assert not task.done()
+    assert trails.get("p").retention_days == 90  # the settings' defaults still serve
+    task.cancel()
+    await broken.close()
