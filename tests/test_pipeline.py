@@ -18,10 +18,12 @@ import orjson
 import pytest
 from yarl import URL
 
-from stacktrail.app import run_pipeline
+from stacktrail.app import run_pipeline, search_client
 from stacktrail.settings import Settings
+from stacktrail.sinks.search import SearchSink
 from stacktrail.sinks.search_docs import index_name
 from stacktrail.source.consumer import REASON_HEADER
+from stacktrail.trails.directory import DefaultTrails
 from stacktrail.trails.model import UNSCOPED
 from tests.support import search
 from tests.support.broker import publish, queue_depth, take_all, wait_for_consumer
@@ -61,7 +63,8 @@ def settings(amqp_url: str, search_url: str, index_template: str) -> Settings:
 @asynccontextmanager
 async def running(settings: Settings) -> AsyncIterator[None]:
     stop = asyncio.Event()
-    task = asyncio.create_task(run_pipeline(settings, stop))
+    sinks = [SearchSink(search_client(settings), settings)]
+    task = asyncio.create_task(run_pipeline(settings, stop, DefaultTrails(settings), sinks))
     await asyncio.sleep(0)
     try:
         yield

@@ -1,8 +1,9 @@
 """Composition root: settings -> objects, the task group, and the shutdown order.
 
-The only module that imports every stage. Shutdown (SIGTERM/SIGINT): stop consuming,
-dispatch what already arrived, let the sinks finish within the grace period, ack what
-is durable, close. Whatever is not durable by then stays unacked and is redelivered.
+The only module that imports every stage. Shutdown (SIGTERM/SIGINT): the API stops
+accepting requests, the source stops consuming, what already arrived is dispatched, the
+sinks finish within the grace period, what is durable is acked, then connections close.
+Whatever is not durable by then stays in RabbitMQ or the spool for the next start.
 """
 
 from __future__ import annotations
@@ -10,20 +11,39 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from enum import StrEnum
+from pathlib import Path
+from typing import Any
 
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from stacktrail.clients.keystone import KeystoneClient
 from stacktrail.clients.search import SearchClient
+from stacktrail.clients.store import ObjectStore, open_store
+from stacktrail.durations import format_duration
 from stacktrail.pipeline import Pipeline
 from stacktrail.routing import Router
-from stacktrail.settings import Settings
+from stacktrail.settings import ArchiveStore, AuthMode, Settings
+from stacktrail.sinks.archive import ArchiveSink
 from stacktrail.sinks.base import Sink
 from stacktrail.sinks.search import SearchSink
 from stacktrail.source.consumer import AmqpSource, redact
-from stacktrail.trails.directory import DefaultTrails, TrailDirectory
+from stacktrail.source.publisher import EVENT_TYPE, EventPublisher
+from stacktrail.trails import db
+from stacktrail.trails.audit import NOTIFICATION_EVENT_TYPES
+from stacktrail.trails.directory import TrailDirectory
+from stacktrail.trails.reload import StoreTrails
+from stacktrail.trails.sql_ledger import SqlLedger
+from stacktrail.trails.store import TrailStore
 
 log = logging.getLogger(__name__)
+
+STATS_INTERVAL = 10.0  # seconds between writes of the event-type catalogue and counters
 
 
 class Role(StrEnum):
@@ -38,18 +58,119 @@ def install_signal_handlers(stop: asyncio.Event) -> None:
         loop.add_signal_handler(sig, stop.set)
 
 
-def build_sinks(settings: Settings) -> list[Sink]:
+def install_flush_handler(services: Services) -> None:
+    """SIGUSR1 (sent by `stacktrail archive flush`): seal and deliver the spool now."""
+    loop = asyncio.get_running_loop()
+
+    async def flush() -> None:
+        if services.archive is None:
+            log.warning("archive flush requested, but this process runs no archive sink")
+            return
+        log.info("archive flush requested: sealing every segment and delivering now")
+        summary = await services.archive.flush()
+        log.info("archive flush: %s", summary)
+
+    def on_signal() -> None:
+        task = loop.create_task(flush(), name="archive-flush")
+        services.background.append(task)
+
+    loop.add_signal_handler(signal.SIGUSR1, on_signal)
+
+
+def _new_sqlite_file(database_url: str) -> Path | None:
+    """The file of an SQLite URL that does not exist yet (a brand-new embedded database)."""
+    url = make_url(database_url)
+    if not url.drivername.startswith("sqlite") or not url.database:
+        return None
+    path = Path(url.database)
+    return None if path.exists() else path
+
+
+async def prepare_database(settings: Settings) -> None:
+    """Create a brand-new embedded SQLite database; refuse an unmigrated existing one."""
+    if _new_sqlite_file(settings.database_url) is not None:
+        log.info("creating the config database %s", db.display_url(settings.database_url))
+        await db.upgrade(settings.database_url)
+    await db.check_current(settings.database_url)
+
+
+def keystone_client(settings: Settings) -> KeystoneClient | None:
+    return KeystoneClient(settings) if settings.keystone_url else None
+
+
+def search_client(settings: Settings) -> SearchClient:
+    return SearchClient(
+        settings.search_url,
+        username=settings.search_username,
+        password=settings.search_password,
+        verify=settings.search_verify_tls,
+        timeout=settings.search_timeout.total_seconds(),
+        max_connections=settings.search_max_inflight * 2,
+    )
+
+
+def object_store(settings: Settings, keystone: KeystoneClient | None) -> ObjectStore:
+    if settings.archive_store is ArchiveStore.SWIFT and keystone is None:
+        raise ValueError("archive_store=swift needs STACKTRAIL_KEYSTONE_URL and credentials")
+    return open_store(settings, keystone)
+
+
+@dataclass
+class Services:
+    """What the roles share in one process."""
+
+    settings: Settings
+    engine: AsyncEngine
+    store: TrailStore
+    ledger: SqlLedger
+    trails: StoreTrails
+    keystone: KeystoneClient | None
+    publisher: EventPublisher
+    archive: ArchiveSink | None = None
+    source: AmqpSource | None = None
+    background: list[asyncio.Task[Any]] = field(default_factory=list)
+
+    async def emit(self, event: dict[str, Any]) -> None:
+        """Publish a configuration change as a CADF event into the pipeline's input."""
+        event_type = NOTIFICATION_EVENT_TYPES.get(event.get("action", ""), EVENT_TYPE)
+        await self.publisher.publish(event, event_type)
+
+    async def close(self) -> None:
+        for task in self.background:
+            task.cancel()
+        await asyncio.gather(*self.background, return_exceptions=True)
+        await self.publisher.close()
+        await self.engine.dispose()
+
+
+async def open_services(settings: Settings) -> Services:
+    await prepare_database(settings)
+    engine = db.create_engine(settings.database_url)
+    store = TrailStore(engine, settings)
+    trails = StoreTrails(store, settings)
+    await trails.load()
+    services = Services(
+        settings=settings,
+        engine=engine,
+        store=store,
+        ledger=SqlLedger(engine),
+        trails=trails,
+        keystone=keystone_client(settings),
+        publisher=EventPublisher(settings),
+    )
+    services.background.append(asyncio.create_task(trails.run_reload(), name="trail-reload"))
+    log.info(
+        "config store: %s (trail changes applied within %s)",
+        db.display_url(settings.database_url),
+        format_duration(settings.reload_interval),
+    )
+    return services
+
+
+def build_sinks(settings: Settings, services: Services) -> list[Sink]:
     sinks: list[Sink] = []
     if settings.search_enabled:
-        client = SearchClient(
-            settings.search_url,
-            username=settings.search_username,
-            password=settings.search_password,
-            verify=settings.search_verify_tls,
-            timeout=settings.search_timeout.total_seconds(),
-            max_connections=settings.search_max_inflight * 2,
-        )
-        sinks.append(SearchSink(client, settings))
+        sinks.append(SearchSink(search_client(settings), settings))
         log.info(
             "search sink: bulk indexing into %s (indices %s)",
             settings.search_url,
@@ -57,31 +178,58 @@ def build_sinks(settings: Settings) -> list[Sink]:
         )
     else:
         log.info("search sink off (STACKTRAIL_SEARCH_URL is empty)")
+    store = object_store(settings, services.keystone)
+    services.archive = ArchiveSink(settings, store, services.ledger)
+    sinks.append(services.archive)
+    where = (
+        settings.archive_dir
+        if settings.archive_store is ArchiveStore.FILE
+        else (settings.archive_store.value)
+    )
+    log.info(
+        "archive sink: spool %s, delivering to %s every %s by default",
+        settings.spool_dir,
+        where,
+        format_duration(settings.archive_interval),
+    )
     return sinks
+
+
+async def _flush_stats_periodically(pipeline: Pipeline, ledger: SqlLedger) -> None:
+    while True:
+        await asyncio.sleep(STATS_INTERVAL)
+        try:
+            await pipeline.flush_stats(ledger)
+        except Exception as exc:  # counters are best effort; the events are not affected
+            log.warning("could not record ingest counters: %r", exc)
 
 
 async def run_pipeline(
     settings: Settings,
     stop: asyncio.Event,
-    directory: TrailDirectory | None = None,
-    sinks: list[Sink] | None = None,
-    on_ready: Callable[[AmqpSource, Pipeline], Awaitable[None]] | None = None,
+    directory: TrailDirectory,
+    sinks: list[Sink],
+    *,
+    stats: SqlLedger | None = None,
+    on_source: Callable[[AmqpSource], None] | None = None,
 ) -> None:
-    directory = directory or DefaultTrails(settings)
-    sinks = build_sinks(settings) if sinks is None else sinks
-    if not sinks:
-        log.warning("no sink is enabled: events are consumed and acked without being stored")
+    """Consume until `stop`, then shut down in order (see the module docstring)."""
     for sink in sinks:
         await sink.start()
     source = AmqpSource(settings)
+    if on_source is not None:
+        on_source(source)
     pipeline = Pipeline(source, Router(directory), sinks)
     log.info(
         "pipeline starting: RabbitMQ %s queue %r", redact(settings.amqp_url), settings.amqp_queue
     )
     source_task = asyncio.create_task(source.run(stop), name="amqp-source")
     dispatch_task = asyncio.create_task(pipeline.run(), name="dispatch")
-    if on_ready is not None:
-        await on_ready(source, pipeline)
+    stats_task = (
+        asyncio.create_task(_flush_stats_periodically(pipeline, stats))
+        if stats is not None
+        else None
+    )
     await stop.wait()
 
     log.info("stopping: no new messages; finishing %d in flight", pipeline.in_flight)
@@ -94,21 +242,170 @@ async def run_pipeline(
     grace = settings.shutdown_grace.total_seconds()
     await asyncio.gather(*(sink.stop(grace) for sink in sinks))
     await source.close()
+    if stats_task is not None:
+        stats_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await stats_task
+    if stats is not None:
+        with contextlib.suppress(Exception):
+            await pipeline.flush_stats(stats)
     log.info("pipeline stopped (%d messages left unacked for redelivery)", pipeline.in_flight)
 
 
-async def run(settings: Settings, roles: set[Role]) -> None:
+def _readiness(services: Services) -> dict[str, Callable[[], Awaitable[bool]]]:
+    settings = services.settings
+    checks: dict[str, Callable[[], Awaitable[bool]]] = {}
+
+    async def broker() -> bool:
+        if services.source is not None:
+            return services.source.connected
+        return True  # this process does not consume
+
+    checks["broker"] = broker
+    if settings.search_enabled:
+
+        async def search() -> bool:
+            client = search_client(settings)
+            try:
+                await client.ping()
+                return True
+            finally:
+                await client.close()
+
+        checks["search"] = search
+    return checks
+
+
+def build_api(services: Services) -> Any:
+    from stacktrail.api import create_app
+    from stacktrail.web import mount_ui
+
+    settings = services.settings
+    keystone = services.keystone
+    if settings.auth_mode is AuthMode.KEYSTONE and keystone is None:
+        raise ValueError(
+            "the API validates Keystone tokens: set STACKTRAIL_KEYSTONE_URL and the "
+            "service credentials, or STACKTRAIL_AUTH_MODE=noauth for local use"
+        )
+
+    def pending(project_id: str, region: str) -> int | None:
+        return services.archive.pending_bytes(project_id) if services.archive else None
+
+    app = create_app(
+        settings,
+        services.store,
+        keystone,
+        ledger=services.ledger,
+        emit=services.emit,
+        pending_spool_bytes=pending,
+        readiness=_readiness(services),
+    )
+    mount_ui(app, settings)
+    return app
+
+
+def api_unavailable(settings: Settings) -> str | None:
+    """Why the API cannot run with these settings (it never runs unauthenticated by accident)."""
+    if settings.auth_mode is AuthMode.KEYSTONE and not settings.keystone_url:
+        return (
+            "the API validates Keystone tokens: set STACKTRAIL_KEYSTONE_URL and the service "
+            "credentials (or STACKTRAIL_AUTH_MODE=noauth on a development machine)"
+        )
+    return None
+
+
+async def run(settings: Settings, roles: set[Role], *, explicit: bool = False) -> None:
+    """Run the roles; the API is skipped with a warning when Keystone is not configured,
+    unless it was asked for explicitly (then that is an error)."""
+    reason = api_unavailable(settings) if Role.API in roles else None
+    if reason:
+        if explicit:
+            raise ValueError(reason)
+        log.warning("not starting the API and web UI: %s", reason)
+        roles = roles - {Role.API}
     stop = asyncio.Event()
     install_signal_handlers(stop)
-    tasks = []
-    if Role.PIPELINE in roles:
-        tasks.append(asyncio.create_task(run_pipeline(settings, stop), name="pipeline"))
+    services = await open_services(settings)
+    install_flush_handler(services)
+    tasks: list[asyncio.Task[None]] = []
+    try:
+        if Role.PIPELINE in roles:
+            sinks = build_sinks(settings, services)
+            tasks.append(
+                asyncio.create_task(
+                    run_pipeline(
+                        settings,
+                        stop,
+                        services.trails,
+                        sinks,
+                        stats=services.ledger,
+                        on_source=lambda s: setattr(services, "source", s),
+                    ),
+                    name="pipeline",
+                )
+            )
+        if Role.API in roles:
+            from stacktrail.api import serve
+
+            app = build_api(services)
+            log.info("API and web UI on http://%s", settings.api_listen)
+            tasks.append(asyncio.create_task(serve(app, settings, stop), name="api"))
+        if Role.SCHEDULER in roles:
+            tasks.append(asyncio.create_task(run_scheduler_role(services, stop), name="scheduler"))
+        await _supervise(tasks, stop)
+    finally:
+        await services.close()
+
+
+async def flush_archive(settings: Settings, deadline: float | None = None) -> str:
+    """`stacktrail archive flush`: deliver the spool now, here or in the running service."""
+    from stacktrail.sinks.archive import flush_spool
+    from stacktrail.spool.spool import SpoolLockedError, lock_holder
+
+    await prepare_database(settings)
+    engine = db.create_engine(settings.database_url)
+    keystone = keystone_client(settings)
+    store = object_store(settings, keystone)
+    try:
+        summary = await flush_spool(settings, store, SqlLedger(engine), deadline=deadline)
+    except SpoolLockedError:
+        pid = lock_holder(Path(settings.spool_dir))
+        if pid is None:
+            raise
+        os.kill(pid, signal.SIGUSR1)
+        return (
+            f"the running stacktrail (pid {pid}) was asked to flush now; its log shows the result"
+        )
+    finally:
+        await store.aclose()
+        await engine.dispose()
+    return str(summary)
+
+
+async def _supervise(tasks: list[asyncio.Task[None]], stop: asyncio.Event) -> None:
+    """Run the roles; if one fails, stop the others in order and re-raise its error."""
     if not tasks:
         return
     done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
-    for task in done:
-        if task.exception() is not None:
-            stop.set()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            raise task.exception()  # type: ignore[misc]
+    failed = [t for t in done if not t.cancelled() and t.exception() is not None]
+    if failed:
+        stop.set()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        error = failed[0].exception()
+        assert error is not None
+        raise error
     await asyncio.gather(*tasks)
+
+
+async def run_scheduler_role(services: Services, stop: asyncio.Event) -> None:
+    from stacktrail.jobs.scheduler import run_scheduler
+
+    settings = services.settings
+    search = search_client(settings) if settings.search_enabled else None
+    store = object_store(settings, services.keystone)
+    try:
+        await run_scheduler(settings, services.store, search, store, stop, ledger=services.ledger)
+    finally:
+        if search is not None:
+            await search.close()
+        await store.aclose()

@@ -70,11 +70,56 @@ def run(
         raise typer.Exit(2) from None
     log.info("stacktrail %s starting: %s", __version__, ", ".join(sorted(roles)))
     try:
-        asyncio.run(run_app(settings, roles))
+        asyncio.run(run_app(settings, roles, explicit=bool(only)))
     except Exception as exc:
         log.error("stacktrail stopped on an error: %s", exc, exc_info=settings.log_level == "DEBUG")
         raise typer.Exit(1) from None
     log.info("stacktrail stopped")
+
+
+db_app = typer.Typer(help="The config database (SQLite or PostgreSQL).", no_args_is_help=True)
+archive_app = typer.Typer(help="The archive spool and its deliveries.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(archive_app, name="archive")
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Create or migrate the config database (STACKTRAIL_DATABASE_URL) to this version."""
+    from stacktrail.trails import db
+
+    settings = _settings()
+    try:
+        asyncio.run(db.upgrade(settings.database_url))
+    except Exception as exc:
+        typer.echo(f"stacktrail: database upgrade failed: {exc}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(
+        f"database {db.display_url(settings.database_url)} is at revision {db.head_revision()}"
+    )
+
+
+@archive_app.command("flush")
+def archive_flush(
+    timeout: Annotated[
+        float, typer.Option(help="Give up after this many seconds; the rest stays spooled.")
+    ] = 300.0,
+) -> None:
+    """Seal every spool segment and deliver it now (e.g. before maintenance).
+
+    When a stacktrail service is running on this spool, it is asked (SIGUSR1) to flush.
+    """
+    import time
+
+    from stacktrail.app import flush_archive
+
+    settings = _settings()
+    try:
+        result = asyncio.run(flush_archive(settings, time.monotonic() + timeout))
+    except Exception as exc:
+        typer.echo(f"stacktrail: archive flush failed: {exc}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(result)
 
 
 @app.command("settings")

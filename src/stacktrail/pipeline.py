@@ -29,7 +29,7 @@ class IngestStats(Protocol):
 
     async def record_event_types(self, counts: dict[str, int]) -> None: ...
 
-    async def record_ingest(self, project_id: str, hour: datetime, count: int) -> None: ...
+    async def record_ingest_many(self, counts: dict[tuple[str, datetime], int]) -> None: ...
 
 
 class Pipeline:
@@ -106,5 +106,5 @@ class Pipeline:
         ingested, self.ingested = self.ingested, Counter()
         if event_types:
             await stats.record_event_types(dict(event_types))
-        for (project_id, hour), count in ingested.items():
-            await stats.record_ingest(project_id, hour, count)
+        if ingested:
+            await stats.record_ingest_many(dict(ingested))

@@ -77,6 +77,9 @@ def _uploader(
     )
 
 
+SEGMENT_HEADER_MARGIN = 4096
+
+
 class ArchiveSink:
     name = "archive"
 
@@ -228,8 +231,10 @@ class ArchiveSink:
         return spec, problem
 
     def _fits(self, size: int) -> bool:
+        # The margin covers the header frame of a segment this record may open, so the
+        # bound holds for everything on disk, not only for the records.
         used = self._spool.used_bytes + self._queued_bytes
-        return used == 0 or used + size <= self._spool.max_bytes
+        return used == 0 or used + size + SEGMENT_HEADER_MARGIN <= self._spool.max_bytes
 
     async def _reserve(self, size: int) -> None:
         """Wait until the spool has room for `size` bytes (back-pressure; never drops)."""

@@ -65,9 +65,9 @@ class EventPublisher:
             self._channel = await self._connection.channel(publisher_confirms=True)
         return self._channel
 
-    async def publish(self, event: dict[str, Any]) -> None:
+    async def publish(self, event: dict[str, Any], event_type: str = EVENT_TYPE) -> None:
         """Publish one CADF event; raises ConnectionError when the broker did not confirm."""
-        body = notification(event)
+        body = notification(event, event_type)
         async with self._lock:
             try:
                 channel = await self._ensure()

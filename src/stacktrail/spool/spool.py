@@ -55,6 +55,15 @@ class SpoolLockedError(RuntimeError):
     """Another process holds the spool directory."""
 
 
+def lock_holder(directory: Path) -> int | None:
+    """The pid recorded by the process holding the spool, if any."""
+    try:
+        text = (directory / LOCK_NAME).read_text().strip()
+    except OSError:
+        return None
+    return int(text) if text.isdigit() else None
+
+
 @dataclass(slots=True)
 class RecoveryReport:
     """What `Spool.open` found in the directory."""
@@ -174,6 +183,9 @@ class Spool:
             raise SpoolLockedError(
                 f"spool {self.directory} is in use by another stacktrail process"
             ) from None
+        # The holder's pid, so `stacktrail archive flush` can ask a running service to flush.
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         self._lock_fd = fd
         with self._lock:
             return self._recover()
