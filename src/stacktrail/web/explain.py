@@ -1,0 +1,210 @@
+"""Plain-language wording of trail settings, times, sizes and delivery errors (pure code)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime, timedelta
+from fnmatch import fnmatchcase
+from typing import Any
+
+from stacktrail.durations import parse_duration
+
+FORMATS = {
+    "json": "compressed JSON files (.json.gz), one list of events per file",
+    "ndjson": "compressed NDJSON files (.ndjson.gz), one event per line",
+    "csv": "compressed CSV files (.csv.gz), one event per row, for spreadsheets",
+}
+FORMAT_LABELS = {
+    "json": "JSON (.json.gz)",
+    "ndjson": "NDJSON, one event per line (.ndjson.gz)",
+    "csv": "CSV, for spreadsheets (.csv.gz)",
+}
+
+
+def plural(count: int, word: str, words: str | None = None) -> str:
+    return f"{count:,} {word if count == 1 else (words or word + 's')}"
+
+
+def join_words(items: Sequence[str], last: str = "and") -> str:
+    if not items:
+        return ""
+    if len(items) == 1:
+        return items[0]
+    return f"{', '.join(items[:-1])} {last} {items[-1]}"
+
+
+def duration_words(text: str) -> str:
+    """`15m` -> `15 minutes`, `1h` -> `1 hour`, `90s` -> `90 seconds`."""
+    try:
+        seconds = int(parse_duration(text).total_seconds())
+    except ValueError:
+        return text
+    for size, unit in ((86400, "day"), (3600, "hour"), (60, "minute")):
+        if seconds >= size and seconds % size == 0:
+            return plural(seconds // size, unit)
+    return plural(seconds, "second")
+
+
+def every(text: str) -> str:
+    """`15m` -> `Every 15 minutes`, `1h` -> `Every hour`, `1d` -> `Once a day`."""
+    words = duration_words(text)
+    if words == "1 day":
+        return "Once a day"
+    if words.startswith("1 ") and not words[2:].endswith("s"):
+        return f"Every {words[2:]}"
+    return f"Every {words}"
+
+
+def retention_sentence(days: int, archive: bool, search: bool) -> str:
+    places = []
+    if archive:
+        places.append("your container")
+    if search:
+        places.append("search")
+    where = join_words(places) if places else "stacktrail"
+    return f"Events older than {plural(days, 'day')} are deleted from {where}."
+
+
+def delivery_sentence(archive: dict[str, Any]) -> str:
+    regions = list(archive.get("regions") or [])
+    where = f"in {join_words(regions)}" if regions else ""
+    folder = f" (folder {archive['prefix']}/)" if archive.get("prefix") else ""
+    return (
+        f"{every(str(archive.get('interval', '')))}, new events are delivered to container "
+        f"{archive.get('container', '')}{folder} {where}".rstrip()
+        + "."
+    )
+
+
+def filter_sentence(include: Sequence[str], exclude: Sequence[str]) -> str:
+    if not include and not exclude:
+        return "Every event of this project is recorded."
+    parts = []
+    if include:
+        parts.append(f"Only events matching {join_words(list(include), 'or')} are recorded")
+    else:
+        parts.append("Every event is recorded")
+    if exclude:
+        parts.append(f"except those matching {join_words(list(exclude), 'or')}")
+    return ", ".join(parts) + "."
+
+
+def recorded(event_type: str, include: Iterable[str], exclude: Iterable[str]) -> bool:
+    """Whether an event of this type passes the selection (judged on the event type)."""
+    if any(fnmatchcase(event_type, p) for p in exclude):
+        return False
+    include = list(include)
+    return not include or any(fnmatchcase(event_type, p) for p in include)
+
+
+def size_words(size: int | None) -> str:
+    if size is None:
+        return "not known to this server"
+    if size == 0:
+        return "nothing"
+    value = float(size)
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if value < 1000 or unit == "GB":
+            return f"{size:,} bytes" if unit == "bytes" else f"{value:.1f} {unit}"
+        value /= 1000
+    return f"{size:,} bytes"  # pragma: no cover
+
+
+def parse_time(value: Any) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def time_words(moment: datetime | None) -> str:
+    return "" if moment is None else moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def ago(moment: datetime | None, now: datetime | None = None) -> str:
+    if moment is None:
+        return ""
+    delta = (now or datetime.now(UTC)) - moment
+    if delta < timedelta(minutes=1):
+        return "just now"
+    for size, unit in ((86400, "day"), (3600, "hour"), (60, "minute")):
+        if delta.total_seconds() >= size:
+            return f"{plural(int(delta.total_seconds() // size), unit)} ago"
+    return "just now"  # pragma: no cover
+
+
+_ERRORS: list[tuple[re.Pattern[str], str]] = [
+    (
+        re.compile(r"does not grant write", re.I),
+        "The container does not let stacktrail write into it. Create the container and grant "
+        "stacktrail's service user write access to it, or let stacktrail manage the container.",
+    ),
+    (
+        re.compile(r"arrived after their retention", re.I),
+        "Some late events were already older than your retention period, so they were not "
+        "stored (nothing needs to be done).",
+    ),
+    (
+        re.compile(r"quota|HTTP 413|HTTP 507", re.I),
+        "Your project's object storage is full (quota reached). Free space or ask for a "
+        "larger quota; delivery resumes by itself.",
+    ),
+    (
+        re.compile(r"reseller role missing|HTTP 403|HTTP 401", re.I),
+        "The object storage refused stacktrail's writes. The cloud operator needs to check "
+        "stacktrail's permissions; delivery is retried automatically.",
+    ),
+    (
+        re.compile(r"no object-store endpoint", re.I),
+        "This region has no object storage service. Choose another region or ask the "
+        "cloud operator.",
+    ),
+    (
+        re.compile(r"invalid container name|InvalidName", re.I),
+        "The container name is not accepted by the object storage. Choose another name.",
+    ),
+    (
+        re.compile(r"unreachable|timed? ?out|HTTP 5\d\d|HTTP 429|HTTP 408", re.I),
+        "The object storage could not be reached or was busy. stacktrail keeps retrying; "
+        "no events are lost meanwhile.",
+    ),
+]
+
+
+def error_words(message: str) -> str:
+    """What a delivery error recorded by the uploader means, for a project admin."""
+    for pattern, words in _ERRORS:
+        if pattern.search(message):
+            return words
+    return "Delivering events failed. stacktrail keeps retrying; no events are lost meanwhile."
+
+
+def role_words(roles: Iterable[str], cloud_admin: bool) -> str:
+    if cloud_admin:
+        return "cloud administrator"
+    roles = set(roles)
+    if "admin" in roles:
+        return "project administrator"
+    if "member" in roles:
+        return "project member (can view)"
+    if "reader" in roles:
+        return "reader (can view)"
+    return "no role for audit trails"
+
+
+def write_mode_words(mode: str) -> str:
+    if mode == "acl":
+        return (
+            "You own the container and have granted stacktrail's service user write access to it."
+        )
+    return "stacktrail creates the container in your project if needed and writes into it."
+
+
+def source_words(source: str) -> str:
+    if source == "search":
+        return "Events are exported from search on a schedule, then delivered."
+    return "Events are delivered as they arrive."

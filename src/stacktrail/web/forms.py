@@ -1,0 +1,201 @@
+"""HTML form fields <-> API documents, and the API's 422 errors as messages per field.
+
+The UI converts only shapes (checkbox -> boolean, one pattern per line -> list); every
+rule on the values is the API's. A value that is not even of the right type (a
+retention of `abc`) is sent as typed, so the API's own message comes back.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.datastructures import FormData
+
+MAX_EVENT_ROWS = 5000
+EVENT_FIELD = "event:"  # one radio group per catalogued event type, named by the type
+MAX_FORM_FIELDS = MAX_EVENT_ROWS + 100
+
+_FIELD_WORDS = {
+    "default_retention_days": "the default retention",
+    "max_retention_days": "the longest retention",
+    "retention_days": "retention",
+    "default_interval": "the default interval",
+    "min_interval": "the shortest interval",
+    "archive.source `search`": "exporting from search",
+    "archive.source": "the source",
+    "search.enabled": "searchable events",
+}
+_FIELD_WORD = re.compile(
+    "|".join(re.escape(name) for name in sorted(_FIELD_WORDS, key=len, reverse=True))
+)
+
+
+def text(form: FormData, name: str) -> str:
+    value = form.get(name)
+    return value.strip() if isinstance(value, str) else ""
+
+
+def checked(form: FormData, name: str) -> bool:
+    return isinstance(form.get(name), str)
+
+
+def int_or_raw(value: str) -> int | str:
+    """A whole number when it is one, else the text as typed (the API then refuses it)."""
+    return int(value) if re.fullmatch(r"-?[0-9]{1,12}", value) else value
+
+
+def lines(value: str) -> list[str]:
+    """Non-empty lines (commas also separate), without duplicates, in order."""
+    items = [item.strip() for item in re.split(r"[\r\n,]+", value)]
+    return list(dict.fromkeys(item for item in items if item))
+
+
+def settings_patch(form: FormData, *, offer_search: bool, offer_source: bool) -> dict[str, Any]:
+    archive: dict[str, Any] = {
+        "enabled": checked(form, "archive.enabled"),
+        "container": text(form, "archive.container"),
+        "prefix": text(form, "archive.prefix"),
+        "format": text(form, "archive.format"),
+        "interval": text(form, "archive.interval"),
+        "regions": [r for r in form.getlist("archive.regions") if isinstance(r, str)],
+        "write_mode": text(form, "archive.write_mode"),
+    }
+    if offer_source:
+        archive["source"] = text(form, "archive.source")
+    patch: dict[str, Any] = {
+        "enabled": checked(form, "enabled"),
+        "retention_days": int_or_raw(text(form, "retention_days")),
+        "archive": archive,
+    }
+    if offer_search:
+        patch["search"] = {"enabled": checked(form, "search.enabled")}
+    return patch
+
+
+def events_patch(form: FormData) -> dict[str, Any]:
+    """The toggles (`event:<type>` = include/exclude/empty) and the typed patterns."""
+    include: list[str] = []
+    exclude: list[str] = []
+    for key, value in form.multi_items():
+        if not key.startswith(EVENT_FIELD) or not isinstance(value, str):
+            continue
+        name = key[len(EVENT_FIELD) :]
+        if value == "include":
+            include.append(name)
+        elif value == "exclude":
+            exclude.append(name)
+    include.extend(lines(text(form, "events.include_other")))
+    exclude.extend(lines(text(form, "events.exclude_other")))
+    return {
+        "events": {"include": list(dict.fromkeys(include)), "exclude": list(dict.fromkeys(exclude))}
+    }
+
+
+def defaults_body(form: FormData) -> dict[str, Any]:
+    return {
+        "default_retention_days": int_or_raw(text(form, "default_retention_days")),
+        "max_retention_days": int_or_raw(text(form, "max_retention_days")),
+        "default_interval": text(form, "default_interval"),
+        "min_interval": text(form, "min_interval"),
+        "default_container": text(form, "default_container"),
+        "default_format": text(form, "default_format"),
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class EventRow:
+    index: int
+    name: str
+    count: int
+    last_seen: str
+    choice: str  # "", "include" or "exclude"
+    recorded: bool
+
+
+@dataclass(slots=True)
+class EventSelection:
+    rows: list[EventRow] = field(default_factory=list)
+    other_include: list[str] = field(default_factory=list)
+    other_exclude: list[str] = field(default_factory=list)
+
+
+def event_selection(
+    catalogue: Sequence[Mapping[str, Any]],
+    include: Sequence[str],
+    exclude: Sequence[str],
+    recorded: Any,
+) -> EventSelection:
+    """The catalogue as rows with their toggle; patterns naming no catalogued type apart."""
+    names = [str(entry["event_type"]) for entry in catalogue][:MAX_EVENT_ROWS]
+    known = set(names)
+    selection = EventSelection()
+    for index, entry in enumerate(catalogue[:MAX_EVENT_ROWS]):
+        name = str(entry["event_type"])
+        choice = "exclude" if name in exclude else "include" if name in include else ""
+        selection.rows.append(
+            EventRow(
+                index=index,
+                name=name,
+                count=int(entry.get("count") or 0),
+                last_seen=str(entry.get("last_seen") or ""),
+                choice=choice,
+                recorded=bool(recorded(name, include, exclude)),
+            )
+        )
+    selection.other_include = [p for p in include if p not in known or p in exclude]
+    selection.other_exclude = [p for p in exclude if p not in known]
+    return selection
+
+
+# --- 422 errors
+
+
+def field_of(loc: Iterable[Any]) -> str:
+    """`["body", "archive", "regions", 0]` -> `archive.regions`; `""` for the whole body."""
+    parts = [str(part) for part in loc if not isinstance(part, int)]
+    if parts and parts[0] in ("body", "query", "path", "header"):
+        parts = parts[1:]
+    return ".".join(parts)
+
+
+def _bound(error: Mapping[str, Any], key: str) -> str:
+    ctx = error.get("ctx")
+    return str(ctx.get(key, "")) if isinstance(ctx, Mapping) else ""
+
+
+def message_of(error: Mapping[str, Any]) -> str:
+    kind = str(error.get("type", ""))
+    msg = str(error.get("msg", "")).removeprefix("Value error, ")
+    if kind in ("int_parsing", "int_type", "int_from_float"):
+        return "Enter a whole number."
+    if kind == "greater_than_equal":
+        return f"Enter a number of at least {_bound(error, 'ge')}."
+    if kind == "less_than_equal":
+        return f"Enter a number of at most {_bound(error, 'le')}."
+    if kind == "too_short":
+        return "Choose at least one."
+    if kind == "too_long":
+        return f"Too many entries (at most {_bound(error, 'max_length')})."
+    if kind == "string_too_short":
+        return "This must not be empty."
+    if kind == "string_too_long":
+        return f"This is too long (at most {_bound(error, 'max_length')} characters)."
+    if kind == "enum":
+        return f"Choose one of the offered options ({_bound(error, 'expected')})."
+    if kind == "string_pattern_mismatch":
+        return "Use only letters, digits, `-` and `_`."
+    msg = _FIELD_WORD.sub(lambda m: _FIELD_WORDS[m.group(0)], msg)
+    return msg[:1].upper() + msg[1:] if msg else "This value is not accepted."
+
+
+def errors_by_field(errors: Iterable[Mapping[str, Any]]) -> dict[str, list[str]]:
+    result: dict[str, list[str]] = {}
+    for error in errors:
+        messages = result.setdefault(field_of(error.get("loc") or ()), [])
+        message = message_of(error)
+        if message not in messages:
+            messages.append(message)
+    return result

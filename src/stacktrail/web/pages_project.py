@@ -1,0 +1,277 @@
+"""/projects/{project_id}: a project's trail, its delivery status, and the forms to change it."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from typing import Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from stacktrail.api.merge_patch import merge_patch
+from stacktrail.durations import parse_duration
+from stacktrail.trails.model import UNSCOPED
+from stacktrail.trails.validation import PROJECT_ID_PATTERN
+from stacktrail.web import chart, explain, forms
+from stacktrail.web.api_client import Api, ApiResponse, trail_path
+from stacktrail.web.pages_auth import checked_form, require_session
+from stacktrail.web.render import message_page, page, redirect, web
+from stacktrail.web.sessions import Session
+from stacktrail.web.view_trail import change_rows, defaults_baseline, health_of, region_rows
+
+router = APIRouter(include_in_schema=False)
+
+_PROJECT_ID = re.compile(PROJECT_ID_PATTERN)
+INTERVAL_CHOICES = ["1m", "5m", "15m", "30m", "1h", "6h", "12h", "1d"]
+
+
+def project_url(project_id: str, anchor: str = "") -> str:
+    return f"/projects/{quote(project_id, safe='')}" + (f"#{anchor}" if anchor else "")
+
+
+def _not_found(request: Request, session: Session, project_id: str) -> Response:
+    return message_page(
+        request,
+        "No such project",
+        f"{project_id!r} is not a project ID. Project IDs have letters, digits, `-` and `_`.",
+        status_code=404,
+        session=session,
+        link=("/", "Back"),
+    )
+
+
+def _refused(request: Request, session: Session, project_id: str, answer: ApiResponse) -> Response:
+    who = session.principal
+    own = who.project_id if who else None
+    return message_page(
+        request,
+        "Not allowed",
+        f"You cannot see the audit trail of project {project_id}: {answer.detail}. "
+        + (f"You are signed in to project {session.project_name or own}." if own else ""),
+        status_code=403,
+        session=session,
+        link=("/", "Back to your project"),
+    )
+
+
+def _unavailable(request: Request, session: Session, answer: ApiResponse) -> Response:
+    return message_page(
+        request,
+        "Temporarily unavailable",
+        f"The trail cannot be shown right now ({answer.detail}). Please try again shortly.",
+        status_code=503 if answer.status >= 500 else answer.status,
+        session=session,
+        link=("", "Try again"),
+    )
+
+
+async def render_project(
+    request: Request,
+    session: Session,
+    project_id: str,
+    *,
+    draft: dict[str, Any] | None = None,
+    errors: dict[str, list[str]] | None = None,
+    notice: str | None = None,
+    status_code: int = 200,
+) -> Response:
+    path = trail_path(project_id)
+    async with Api(request.app, session, request) as api:
+        trail, status, defaults, changes = await asyncio.gather(
+            api.get(path),
+            api.get(path + "/status"),
+            api.get("/v1/defaults"),
+            api.get(path + "/changes", {"limit": 10}),
+        )
+    if trail.status == 403:
+        return _refused(request, session, project_id, trail)
+    if trail.status in (404, 422):
+        return _not_found(request, session, project_id)
+    if not trail.ok:
+        return _unavailable(request, session, trail)
+
+    ctx = web(request)
+    who = session.principal
+    assert who is not None
+    current: dict[str, Any] = trail.body
+    shown: dict[str, Any] = draft if draft is not None else current
+    bounds: dict[str, Any] = defaults.body if defaults.ok else {}
+    catalogue = bounds.get("event_types") or []
+    events = shown.get("events") or {}
+    include, exclude = list(events.get("include") or []), list(events.get("exclude") or [])
+    archive = shown.get("archive") or {}
+    regions = list(bounds.get("regions") or [])
+    regions += [r for r in archive.get("regions") or [] if r not in regions]
+    min_interval = str(bounds.get("min_interval") or "")
+    status_body: dict[str, Any] | None = status.body if status.ok else None
+    own = who.project_id == project_id
+    errors = errors or {}
+    advanced = [
+        "archive.prefix",
+        "archive.format",
+        "archive.write_mode",
+        "archive.source",
+        "search.enabled",
+    ]
+    context = {
+        "title": "Audit trail of events without a project"
+        if project_id == UNSCOPED
+        else f"Audit trail of {(session.project_name if own else None) or project_id}",
+        "nav": "own" if own else None,
+        "project_id": project_id,
+        "project_name": session.project_name if own else None,
+        "own": own,
+        "can_write": who.can_write(project_id),
+        "trail": current,
+        "shown": shown,
+        "version": current.get("version", 0),
+        "summary": {
+            "retention": explain.retention_sentence(
+                int(current["retention_days"]),
+                bool(current["archive"]["enabled"]),
+                bool(current["search"]["enabled"]) and ctx.settings.search_enabled,
+            ),
+            "delivery": explain.delivery_sentence(current["archive"]),
+            "format": explain.FORMATS.get(str(current["archive"]["format"]), ""),
+            "write_mode": explain.write_mode_words(str(current["archive"]["write_mode"])),
+            "source": explain.source_words(str(current["archive"]["source"])),
+            "filter": explain.filter_sentence(
+                current["events"]["include"], current["events"]["exclude"]
+            ),
+        },
+        "health": health_of(current, status_body),
+        "regions": region_rows(status_body),
+        "status": status_body,
+        "status_error": None if status.ok else status.detail,
+        "chart": chart.render(
+            chart.days_from_status(status_body or {}), "Events recorded per day, last 30 days"
+        )
+        if status_body
+        else None,
+        "bounds": bounds,
+        "bounds_error": None if defaults.ok else defaults.detail,
+        "region_choices": regions,
+        "format_choices": explain.FORMAT_LABELS,
+        "interval_choices": [
+            i for i in INTERVAL_CHOICES if not min_interval or _seconds(i) >= _seconds(min_interval)
+        ],
+        "offer_search": ctx.settings.search_enabled,
+        "offer_source": ctx.settings.search_enabled,
+        "selection": forms.event_selection(catalogue, include, exclude, explain.recorded),
+        "changes": change_rows(
+            changes.body.get("changes", []) if changes.ok else [],
+            defaults_baseline(
+                bounds, ctx.settings.archive_enabled, ctx.settings.archive_prefix.strip("/")
+            ),
+        ),
+        "errors": errors,
+        "open_advanced": any(name in errors for name in advanced),
+        "notice": notice,
+    }
+    return page(request, "project.html", context, session=session, status_code=status_code)
+
+
+def _seconds(interval: str) -> float:
+    try:
+        return parse_duration(interval).total_seconds()
+    except ValueError:
+        return 0.0
+
+
+@router.get("/projects/{project_id}")
+async def project_page(request: Request, project_id: str) -> Response:
+    session = require_session(request)
+    if not isinstance(session, Session):
+        return session
+    if not _PROJECT_ID.fullmatch(project_id):
+        return _not_found(request, session, project_id)
+    return await render_project(request, session, project_id)
+
+
+def _version(form: Any) -> int | None:
+    value = forms.text(form, "version")
+    return int(value) if value.isdigit() and len(value) < 12 else None
+
+
+async def _change(request: Request, project_id: str, kind: str) -> Response:
+    session = require_session(request)
+    if not isinstance(session, Session):
+        return session
+    form = await checked_form(request, session)
+    if not _PROJECT_ID.fullmatch(project_id):
+        return _not_found(request, session, project_id)
+    version = _version(form)
+    settings = web(request).settings
+    path = trail_path(project_id)
+    anchor = {"settings": "settings", "events": "events", "reset": "summary"}[kind]
+    patch: dict[str, Any] = {}
+    async with Api(request.app, session, request) as api:
+        if kind == "reset":
+            answer = await api.delete(path, version)
+        else:
+            if kind == "settings":
+                patch = forms.settings_patch(
+                    form,
+                    offer_search=settings.search_enabled,
+                    offer_source=settings.search_enabled,
+                )
+            else:
+                patch = forms.events_patch(form)
+            answer = await api.patch(path, patch, version)
+        current = await api.get(path) if answer.status in (412, 422) else None
+    if answer.ok:
+        body = answer.body
+        done = {
+            "settings": "Your settings are saved",
+            "events": "Your event selection is saved",
+            "reset": "The trail uses the cloud's defaults again",
+        }[kind]
+        session.flash(
+            "success",
+            f"{done} (version {body.get('version')}). The pipeline follows within seconds.",
+        )
+        return redirect(project_url(project_id, anchor))
+    if answer.status == 403:
+        return _refused(request, session, project_id, answer)
+    if answer.status in (412, 422) and current is not None and current.ok:
+        base = current.body
+        draft = merge_patch(base, patch) if patch else base
+        draft["version"] = base.get("version", 0)
+        if answer.status == 412:
+            return await render_project(
+                request,
+                session,
+                project_id,
+                draft=draft,
+                notice="Somebody changed this trail while you were editing it, so your changes "
+                "were not saved. The form below shows your changes on top of the current "
+                "version: check them and save again.",
+                status_code=409,
+            )
+        return await render_project(
+            request,
+            session,
+            project_id,
+            draft=draft,
+            errors=forms.errors_by_field(answer.validation_errors),
+            notice="Nothing was saved: please correct the fields marked below.",
+            status_code=422,
+        )
+    return _unavailable(request, session, answer)
+
+
+@router.post("/projects/{project_id}/settings")
+async def change_settings(request: Request, project_id: str) -> Response:
+    return await _change(request, project_id, "settings")
+
+
+@router.post("/projects/{project_id}/events")
+async def change_events(request: Request, project_id: str) -> Response:
+    return await _change(request, project_id, "events")
+
+
+@router.post("/projects/{project_id}/reset")
+async def reset_trail(request: Request, project_id: str) -> Response:
+    return await _change(request, project_id, "reset")

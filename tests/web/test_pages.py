@@ -1,0 +1,190 @@
+"""The pages over HTTP without a browser (in-process, authentication off): redirects,
+CSRF, security headers, and a change made through a form reaching the API."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from pathlib import Path
+from urllib.parse import urlencode
+
+import httpx
+import pytest
+
+from stacktrail.api import create_app
+from stacktrail.trails.sql_ledger import SqlLedger
+from stacktrail.web import mount_ui
+from tests.trails.fixtures import make_settings, migrated_store
+
+MANY = 1500  # event types in the catalogue: more than a form parser allows by default
+
+
+@pytest.fixture
+async def http(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
+    settings = make_settings()  # auth_mode = noauth
+    async with migrated_store("sqlite", tmp_path, settings) as store:
+        await SqlLedger(store.engine).record_event_types(
+            {f"service{n:04d}.thing.done": n + 1 for n in range(MANY)}
+        )
+        app = create_app(settings, store, None)
+        mount_ui(app, settings)
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://ui") as client:
+            yield client
+
+
+def csrf_of(html: str) -> str:
+    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert match, "no CSRF token in the page"
+    return match.group(1)
+
+
+async def sign_in(http: httpx.AsyncClient) -> None:
+    page = await http.get("/login")
+    response = await http.post(
+        "/login", data={"csrf_token": csrf_of(page.text), "method": "noauth"}
+    )
+    assert response.status_code == 303
+    assert response.headers["location"] == "/admin"
+
+
+async def test_pages_need_a_session(http: httpx.AsyncClient) -> None:
+    for path in ("/", "/admin", "/projects/p1"):
+        response = await http.get(path)
+        assert response.status_code == 303
+        assert response.headers["location"].startswith("/login")
+    assert (await http.get("/projects/p1")).headers["location"] == "/login?next=%2Fprojects%2Fp1"
+    # from another site the SameSite=Strict cookie is not sent: reload on this site first
+    response = await http.get("/projects/p1", headers={"Sec-Fetch-Site": "cross-site"})
+    assert response.status_code == 200
+    assert '<meta http-equiv="refresh" content="0">' in response.text
+
+
+async def test_security_headers_and_cookies(http: httpx.AsyncClient) -> None:
+    page = await http.get("/login")
+    assert "script-src 'self'" in page.headers["content-security-policy"]
+    assert page.headers["x-frame-options"] == "DENY"
+    assert page.headers["cache-control"] == "no-store"
+    cookie = page.headers["set-cookie"]
+    assert "HttpOnly" in cookie
+    assert "SameSite=strict" in cookie
+    assert "Path=/login" in cookie
+    assert "Secure" not in cookie  # plain http here
+    static = await http.get("/static/stacktrail.css")
+    assert static.status_code == 200
+    assert static.headers["content-type"].startswith("text/css")
+    api = await http.get("/v1/projects/p1/trail")
+    assert "content-security-policy" not in api.headers  # the API's responses are its own
+
+
+async def test_sign_in_post_needs_the_form_token(http: httpx.AsyncClient) -> None:
+    await http.get("/login")
+    refused = await http.post("/login", data={"method": "noauth"})
+    assert refused.status_code == 403
+    refused = await http.post("/login", data={"method": "noauth", "csrf_token": "guess"})
+    assert refused.status_code == 403
+
+
+async def test_a_form_changes_the_trail_through_the_api(http: httpx.AsyncClient) -> None:
+    await sign_in(http)
+    page = await http.get("/projects/p1")
+    assert page.status_code == 200
+    assert "Authentication is switched off" in page.text
+    form = {
+        "version": "0",
+        "enabled": "on",
+        "retention_days": "12",
+        "archive.enabled": "on",
+        "archive.container": "my-audit",
+        "archive.prefix": "",
+        "archive.format": "ndjson",
+        "archive.interval": "30m",
+        "archive.regions": ["RegionTwo"],
+        "archive.write_mode": "acl",
+        "archive.source": "ingest",
+        "search.enabled": "on",
+    }
+    refused = await http.post("/projects/p1/settings", data=form)
+    assert refused.status_code == 403
+    assert (await http.get("/v1/projects/p1/trail")).json()["version"] == 0
+
+    saved = await http.post(
+        "/projects/p1/settings", data={**form, "csrf_token": csrf_of(page.text)}
+    )
+    assert saved.status_code == 303
+    assert saved.headers["location"] == "/projects/p1#settings"
+    trail = (await http.get("/v1/projects/p1/trail")).json()
+    assert trail["retention_days"] == 12
+    assert trail["archive"] == {
+        "enabled": True,
+        "container": "my-audit",
+        "prefix": "",
+        "format": "ndjson",
+        "interval": "30m",
+        "regions": ["RegionTwo"],
+        "write_mode": "acl",
+        "source": "ingest",
+    }
+    shown = await http.get("/projects/p1")
+    assert "Every 30 minutes, new events are delivered to container my-audit in RegionTwo" in (
+        shown.text
+    )
+    assert "Your settings are saved (version 1)" in shown.text
+
+    # a stale version: nothing is saved, the form keeps what was typed
+    stale = await http.post(
+        "/projects/p1/settings",
+        data={**form, "retention_days": "13", "csrf_token": csrf_of(page.text)},
+    )
+    assert stale.status_code == 409
+    assert "Somebody changed this trail while you were editing it" in stale.text
+    assert 'value="13"' in stale.text
+    assert 'name="version" value="1"' in stale.text
+    assert (await http.get("/v1/projects/p1/trail")).json()["retention_days"] == 12
+
+    reset = await http.post(
+        "/projects/p1/reset", data={"version": "1", "csrf_token": csrf_of(page.text)}
+    )
+    assert reset.status_code == 303
+    assert (await http.get("/v1/projects/p1/trail")).json()["configured"] is False
+
+
+async def test_sign_out_needs_the_token_and_ends_the_session(http: httpx.AsyncClient) -> None:
+    await sign_in(http)
+    page = await http.get("/admin")
+    assert page.status_code == 200
+    assert (await http.post("/logout", data={})).status_code == 403
+    out = await http.post("/logout", data={"csrf_token": csrf_of(page.text)})
+    assert out.status_code == 303
+    assert out.headers["location"] == "/login?reason=signed_out"
+    assert (await http.get("/admin")).status_code == 303
+
+
+async def test_unknown_pages_and_bad_ids(http: httpx.AsyncClient) -> None:
+    await sign_in(http)
+    assert (await http.get("/projects/not..an..id")).status_code == 404
+    opened = await http.get("/admin/open", params={"project_id": "p 1"})
+    assert opened.status_code == 422
+    assert "Enter a project ID" in opened.text
+    opened = await http.get("/admin/open", params={"project_id": "p1"})
+    assert opened.headers["location"] == "/projects/p1"
+    listed = await http.get("/admin", params={"q": "bad id!"})
+    assert listed.status_code == 200
+    assert "Use only letters, digits" in listed.text
+
+
+async def test_a_long_event_catalogue_fits_in_one_form(http: httpx.AsyncClient) -> None:
+    await sign_in(http)
+    page = await http.get("/projects/p2")
+    assert page.text.count('value="exclude"') == MANY
+    form = [(f"event:service{n:04d}.thing.done", "") for n in range(MANY)]
+    form[7] = (form[7][0], "exclude")
+    form += [("csrf_token", csrf_of(page.text)), ("version", "0")]
+    saved = await http.post(
+        "/projects/p2/events",
+        content=urlencode(form),
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert saved.status_code == 303, saved.text
+    events = (await http.get("/v1/projects/p2/trail")).json()["events"]
+    assert events == {"include": [], "exclude": ["service0007.thing.done"]}
