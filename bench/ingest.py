@@ -1,8 +1,8 @@
 """Ingest throughput: stacktrail end to end against the raw drain rate of the same broker.
 
 In one run, on one machine:
-  (a) the broker's raw drain rate: a minimal consumer that only acks (pika and aiormq,
-      the faster one is the baseline);
+  (a) the broker's raw drain rate: a minimal consumer that only acks each message (pika's
+      blocking and asyncio adapters; the faster one is the baseline);
   (b) `stacktrail run --only pipeline` into a fast local `_bulk` endpoint
       (bench/fast_bulk.py) that accepts everything, so stacktrail itself is measured;
   (c) the same into osmem-server, the OpenSearch-compatible test server.
@@ -14,6 +14,7 @@ Prints events/s, the ratio (b)/(a) and (c)/(a), and stacktrail's peak RSS.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import shutil
 import signal
@@ -33,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 
 from tests.support.cadf_factory import make_notification  # noqa: E402
 
-from bench.amqp_clients import drain_aiormq, drain_pika  # noqa: E402
+from bench.amqp_clients import drain_pika, drain_pika_asyncio  # noqa: E402
 
 
 def messages(count: int) -> list[bytes]:
@@ -160,16 +161,14 @@ def main() -> None:
     procs: list[subprocess.Popen[bytes]] = []
     try:
         raw = {}
-        for name, drain in (("pika", drain_pika), ("aiormq", None)):
+        for name in ("pika-blocking", "pika-asyncio"):
             queue = f"raw-{name}"
             fill(url, queue, bodies)
-            if drain is not None:
-                raw[name] = drain(url, queue, args.count, 2000)
+            if name == "pika-blocking":
+                raw[name] = drain_pika(url, queue, args.count, 2000)
             else:
-                import asyncio
-
-                raw[name] = asyncio.run(drain_aiormq(url, queue, args.count, 2000))
-            print(f"(a) raw drain, {name:7s}: {raw[name]:9.0f} msg/s")
+                raw[name] = asyncio.run(drain_pika_asyncio(url, queue, args.count, 2000))
+            print(f"(a) raw drain, {name:13s}: {raw[name]:9.0f} msg/s")
         baseline = max(raw.values())
 
         fast_port = 29333

@@ -140,3 +140,10 @@ async def test_trail_change_reaches_the_other_process_within_5_s(
     change = hits[0]["_source"]
     assert change["target"]["project_id"] == project
     assert change["initiator"]["name"] == devstack["DEVSTACK_PROJECT_A_ADMIN_USER"]
+
+    async with httpx.AsyncClient(base_url=base) as http:
+        metrics = await http.get("/metrics/")
+        ready = await http.get("/readyz")
+    assert metrics.status_code == 200
+    assert "stacktrail_messages_consumed_total" in metrics.text
+    assert ready.status_code == 200, ready.text

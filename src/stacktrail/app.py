@@ -19,6 +19,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from prometheus_client import make_asgi_app
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -301,6 +302,8 @@ def build_api(services: Services) -> Any:
         readiness=_readiness(services),
     )
     mount_ui(app, settings)
+    # Prometheus scrapes the pipeline's counters here (no auth: counts only, no event data).
+    app.mount("/metrics", make_asgi_app())
     return app
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-import aiormq
+import pika
 
 from stacktrail.events import decode_message
 from stacktrail.settings import Settings
@@ -21,12 +21,12 @@ def test_routing_key_matches_the_binding() -> None:
 async def test_published_event_decodes_like_any_other(amqp_url: str) -> None:
     exchange = f"ex-{uuid.uuid4().hex[:6]}"
     queue = f"q-{uuid.uuid4().hex[:6]}"
-    connection = await aiormq.connect(amqp_url)
-    channel = await connection.channel()
-    await channel.exchange_declare(exchange, exchange_type="topic")
-    await channel.queue_declare(queue)
-    await channel.queue_bind(queue, exchange, routing_key="notifications.#")
-    await connection.close()
+    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    channel = connection.channel()
+    channel.exchange_declare(exchange, exchange_type="topic")
+    channel.queue_declare(queue)
+    channel.queue_bind(queue, exchange, routing_key="notifications.#")
+    connection.close()
 
     publisher = EventPublisher(
         Settings(amqp_url=amqp_url, amqp_bindings=[f"{exchange}:notifications.#"])

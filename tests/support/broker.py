@@ -1,14 +1,35 @@
-"""Small helpers to publish to and inspect the real RabbitMQ in tests."""
+"""Small helpers to publish to and inspect the real RabbitMQ in tests (pika, in a thread)."""
 
 from __future__ import annotations
 
 import asyncio
 import subprocess
+import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
-import aiormq
-from pamqp.commands import Basic
+import pika
+
+
+@dataclass
+class Message:
+    body: bytes
+    headers: dict[str, Any]
+
+
+def _publish(url: str, bodies: list[bytes], exchange: str, routing_key: str) -> int:
+    connection = pika.BlockingConnection(pika.URLParameters(url))
+    try:
+        channel = connection.channel()
+        channel.exchange_declare(exchange, exchange_type="topic")
+        channel.confirm_delivery()
+        properties = pika.BasicProperties(delivery_mode=2)
+        for body in bodies:
+            channel.basic_publish(exchange, routing_key, body, properties)
+        return len(bodies)
+    finally:
+        connection.close()
 
 
 async def publish(
@@ -18,60 +39,44 @@ async def publish(
     exchange: str = "nova",
     routing_key: str = "notifications.info",
 ) -> int:
-    """Publish persistent messages with confirms; returns how many."""
-    connection = await aiormq.connect(url)
+    """Publish persistent messages with publisher confirms; returns how many."""
+    return await asyncio.to_thread(_publish, url, list(bodies), exchange, routing_key)
+
+
+def _queue_depth(url: str, queue: str) -> int:
+    connection = pika.BlockingConnection(pika.URLParameters(url))
     try:
-        channel = await connection.channel(publisher_confirms=True)
-        await channel.exchange_declare(exchange, exchange_type="topic", passive=False)
-        pending = []
-        count = 0
-        for body in bodies:
-            pending.append(
-                channel.basic_publish(
-                    body,
-                    exchange=exchange,
-                    routing_key=routing_key,
-                    properties=Basic.Properties(delivery_mode=2),
-                )
-            )
-            count += 1
-            if len(pending) >= 500:
-                await asyncio.gather(*pending)
-                pending.clear()
-        await asyncio.gather(*pending)
-        return count
+        result = connection.channel().queue_declare(queue, passive=True)
+        return int(result.method.message_count)
     finally:
-        await connection.close()
+        connection.close()
 
 
 async def queue_depth(url: str, queue: str) -> int:
     """Messages ready in a queue (not counting unacked ones held by a consumer)."""
-    connection = await aiormq.connect(url)
-    try:
-        channel = await connection.channel()
-        result = await channel.queue_declare(queue, passive=True)
-        return int(result.message_count or 0)
-    finally:
-        await connection.close()
+    return await asyncio.to_thread(_queue_depth, url, queue)
 
 
-async def take_all(url: str, queue: str, expected: int, timeout: float = 20.0) -> list[Any]:
-    """Get (and ack) messages from a queue until `expected` arrived or the timeout."""
-    messages: list[Any] = []
-    connection = await aiormq.connect(url)
+def _take_all(url: str, queue: str, expected: int, timeout: float) -> list[Message]:
+    messages: list[Message] = []
+    connection = pika.BlockingConnection(pika.URLParameters(url))
     try:
-        channel = await connection.channel()
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while len(messages) < expected and loop.time() < deadline:
-            message = await channel.basic_get(queue, no_ack=True)
-            if isinstance(message.delivery, Basic.GetOk):
-                messages.append(message)
-            else:
-                await asyncio.sleep(0.1)
+        channel = connection.channel()
+        deadline = time.monotonic() + timeout
+        while len(messages) < expected and time.monotonic() < deadline:
+            method, properties, body = channel.basic_get(queue, auto_ack=True)
+            if method is None:
+                time.sleep(0.1)
+                continue
+            messages.append(Message(body, dict(properties.headers or {})))
         return messages
     finally:
-        await connection.close()
+        connection.close()
+
+
+async def take_all(url: str, queue: str, expected: int, timeout: float = 20.0) -> list[Message]:
+    """Get (and ack) messages from a queue until `expected` arrived or the timeout."""
+    return await asyncio.to_thread(_take_all, url, queue, expected, timeout)
 
 
 async def wait_for_consumer(url: str, queue: str, timeout: float = 60.0) -> None:

@@ -1,8 +1,6 @@
 """RabbitMQ source: consume, settle (ack / dead-letter), reconnect.
 
-aiormq was chosen by measurement (bench/amqp_clients.py): on the same broker it drained
-about 1.5x faster than aio-pika, and with multiple-acks it comes close to pika's
-blocking client while staying on the event loop with the rest of the pipeline.
+Runs on pika's asyncio adapter (see source/amqp.py for why pika).
 
 Every delivery carries the generation of the connection it came on. After a reconnect
 the broker redelivers whatever was unacked; settling a delivery of an older generation
@@ -18,16 +16,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
-import aiormq
-from aiormq.abc import AbstractChannel, AbstractConnection, DeliveredMessage
-from pamqp.commands import Basic
-from yarl import URL
+import pika
+from pika.spec import Basic
 
 from stacktrail.settings import Settings
 from stacktrail.sinks.base import Outcome
 from stacktrail.sinks.retry import Backoff
 from stacktrail.source.acks import AckTracker
+from stacktrail.source.amqp import AmqpChannel, AmqpConnection, AmqpError
 from stacktrail.source.topology import declare, parse_bindings
 from stacktrail.telemetry import metrics
 
@@ -48,8 +46,11 @@ class Delivery:
 
 def redact(url: str) -> str:
     """The broker URL without its password, for logs."""
-    parsed = URL(url)
-    return str(parsed.with_password("***")) if parsed.password else url
+    parsed = urlsplit(url)
+    if not parsed.password:
+        return url
+    netloc = parsed.netloc.replace(f":{parsed.password}@", ":***@", 1)
+    return urlunsplit(parsed._replace(netloc=netloc))
 
 
 class AmqpSource:
@@ -57,9 +58,9 @@ class AmqpSource:
         self._settings = settings
         self._bindings = parse_bindings(settings.amqp_bindings)
         self._generation = 0
-        self._connection: AbstractConnection | None = None
-        self._channel: AbstractChannel | None = None
-        self._publisher: AbstractChannel | None = None
+        self._connection: AmqpConnection | None = None
+        self._channel: AmqpChannel | None = None
+        self._publisher: AmqpChannel | None = None
         self._consumer_tag: str | None = None
         self._tracker = AckTracker()
         self._pending_dead: set[asyncio.Task[None]] = set()
@@ -87,7 +88,7 @@ class AmqpSource:
                     self._settings.amqp_dead_letter_exchange,
                 )
                 await self._hold(stop)
-            except (TimeoutError, aiormq.exceptions.AMQPError, OSError) as exc:
+            except (AmqpError, OSError, TimeoutError) as exc:
                 self._lost()
                 delay = backoff.next_delay()
                 log.warning("RabbitMQ at %s: %r; reconnecting in %.1f s", where, exc, delay)
@@ -95,7 +96,7 @@ class AmqpSource:
                     await asyncio.wait_for(stop.wait(), timeout=delay)
 
     async def _connect(self) -> None:
-        connection = await aiormq.connect(self._settings.amqp_url)
+        connection = await AmqpConnection.open(self._settings.amqp_url)
         try:
             await declare(
                 connection,
@@ -104,15 +105,16 @@ class AmqpSource:
                 self._settings.amqp_dead_letter_exchange,
                 self._settings.amqp_exchange_durable,
             )
-            channel = await connection.channel(publisher_confirms=False)
-            await channel.basic_qos(prefetch_count=self._settings.amqp_prefetch)
-            self._publisher = await connection.channel(publisher_confirms=True)
+            channel = await connection.channel()
+            await channel.call(channel.raw.basic_qos, prefetch_count=self._settings.amqp_prefetch)
+            publisher = await connection.channel()
+            await publisher.enable_confirms()
         except BaseException:
             await connection.close()
             raise
         self._generation += 1
         self._tracker = AckTracker()
-        self._connection, self._channel = connection, channel
+        self._connection, self._channel, self._publisher = connection, channel, publisher
         self._connected.set()
         metrics.AMQP_CONNECTED.set(1)
         if self._consuming:
@@ -121,42 +123,54 @@ class AmqpSource:
     async def _consume(self) -> None:
         assert self._channel is not None
         generation = self._generation
+        deliver = self.on_delivery
+        consumed = metrics.CONSUMED
 
-        async def receive(message: DeliveredMessage) -> None:
-            metrics.CONSUMED.inc()
-            delivery = message.delivery
-            assert isinstance(delivery, Basic.Deliver)
-            self.on_delivery(
+        def receive(
+            _channel: object, method: Basic.Deliver, properties: pika.BasicProperties, body: bytes
+        ) -> None:
+            consumed.inc()
+            deliver(
                 Delivery(
-                    body=message.body,
-                    tag=delivery.delivery_tag or 0,
+                    body=body,
+                    tag=method.delivery_tag,
                     generation=generation,
-                    exchange=delivery.exchange or "",
-                    routing_key=delivery.routing_key or "",
-                    headers=dict(message.header.properties.headers or {}),
+                    exchange=method.exchange or "",
+                    routing_key=method.routing_key or "",
+                    headers=properties.headers or {},
                 )
             )
 
-        result = await self._channel.basic_consume(self._settings.amqp_queue, receive)
-        self._consumer_tag = result.consumer_tag
+        channel = self._channel
+        ok = await channel.call(channel.raw.basic_consume, self._settings.amqp_queue, receive)
+        self._consumer_tag = ok.method.consumer_tag
 
     async def _hold(self, stop: asyncio.Event) -> None:
         """Ack finished messages every ack interval until stop or the connection drops."""
         assert self._connection is not None
+        assert self._channel is not None
         interval = self._settings.amqp_ack_interval.total_seconds()
-        closing = self._connection.closing
-        while not stop.is_set():
-            if closing.done():
-                closing.result()  # raises the reason the connection was closed
-                raise aiormq.exceptions.ConnectionClosed(320, "connection closed")
-            await self.flush_acks()
-            await asyncio.wait(
-                [asyncio.ensure_future(stop.wait()), closing],
-                timeout=interval,
-                return_when=asyncio.FIRST_COMPLETED,
-            )
+        lost: tuple[asyncio.Future[AmqpError], ...] = (
+            self._connection.closed,
+            self._channel.closed,
+        )
+        stopped: asyncio.Future[Any] = asyncio.ensure_future(stop.wait())
+        try:
+            while not stop.is_set():
+                for future in lost:
+                    if future.done():
+                        raise future.result()
+                await self.flush_acks()
+                waiting: list[asyncio.Future[Any]] = [stopped, *lost]
+                await asyncio.wait(waiting, timeout=interval, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopped.cancel()
 
     def _lost(self) -> None:
+        if self._connection is not None:
+            closing = asyncio.ensure_future(self._connection.close())
+            self._pending_dead.add(closing)
+            closing.add_done_callback(self._pending_dead.discard)
         self._connected.clear()
         metrics.AMQP_CONNECTED.set(0)
         self._connection = self._channel = self._publisher = None
@@ -189,16 +203,16 @@ class AmqpSource:
             }
         )
         try:
-            confirmation = await publisher.basic_publish(
+            confirmed = await publisher.publish_confirmed(
+                self._settings.amqp_dead_letter_exchange,
+                self._settings.amqp_queue,
                 delivery.body,
-                exchange=self._settings.amqp_dead_letter_exchange,
-                routing_key=self._settings.amqp_queue,
-                properties=Basic.Properties(headers=headers, delivery_mode=2),
+                pika.BasicProperties(headers=headers, delivery_mode=2),
             )
-        except (aiormq.exceptions.AMQPError, ConnectionError) as exc:
-            log.warning("dead-lettering failed (%r); the message will be redelivered", exc)
+        except AmqpError as exc:
+            log.warning("dead-lettering failed (%s); the message will be redelivered", exc)
             return
-        if not isinstance(confirmation, Basic.Ack):
+        if not confirmed:
             log.warning("broker refused the dead letter; the message will be redelivered")
             return
         metrics.DEAD_LETTERED.labels(kind=kind).inc()
@@ -213,35 +227,34 @@ class AmqpSource:
 
     async def flush_acks(self, everything: bool = False) -> None:
         channel = self._channel
-        if channel is None or channel.is_closed:
+        if channel is None or not channel.is_open:
             return
         before = self._tracker.acked_upto
         upto = self._tracker.take_prefix()
         if upto is not None:
-            await channel.basic_ack(upto, multiple=True)
+            channel.raw.basic_ack(upto, multiple=True)
             metrics.ACKED.inc(upto - before)
         if everything:
             for tag in self._tracker.take_rest():
-                await channel.basic_ack(tag)
+                channel.raw.basic_ack(tag)
                 metrics.ACKED.inc()
 
     async def stop_consuming(self) -> None:
         """Stop taking new messages; in-flight ones can still be settled."""
         self._consuming = False
-        if self._channel is not None and self._consumer_tag and not self._channel.is_closed:
+        channel = self._channel
+        if channel is not None and self._consumer_tag and channel.is_open:
             try:
-                await self._channel.basic_cancel(self._consumer_tag)
-            except (aiormq.exceptions.AMQPError, ConnectionError) as exc:
-                log.warning("could not cancel the consumer: %r", exc)
+                await channel.call(channel.raw.basic_cancel, self._consumer_tag)
+            except AmqpError as exc:
+                log.warning("could not cancel the consumer: %s", exc)
 
     async def close(self) -> None:
         """Wait for dead letters, ack what is finished, close; the rest is redelivered."""
         if self._pending_dead:
             await asyncio.wait(set(self._pending_dead), timeout=10)
-        try:
-            await self.flush_acks(everything=True)
-        except (aiormq.exceptions.AMQPError, ConnectionError) as exc:
-            log.warning("final acks failed (%r); those messages will be redelivered", exc)
+        await self.flush_acks(everything=True)
         if self._connection is not None:
             await self._connection.close()
+        self._connection = None
         self._lost()

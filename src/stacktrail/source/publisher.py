@@ -13,12 +13,11 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-import aiormq
 import orjson
-from aiormq.abc import AbstractChannel, AbstractConnection
-from pamqp.commands import Basic
+import pika
 
 from stacktrail.settings import Settings
+from stacktrail.source.amqp import AmqpChannel, AmqpConnection, AmqpError
 from stacktrail.source.topology import parse_bindings
 
 log = logging.getLogger(__name__)
@@ -53,37 +52,36 @@ class EventPublisher:
         self._url = settings.amqp_url
         self._exchange = exchange
         self._routing_key = _routing_key(pattern)
-        self._connection: AbstractConnection | None = None
-        self._channel: AbstractChannel | None = None
+        self._connection: AmqpConnection | None = None
+        self._channel: AmqpChannel | None = None
         self._lock = asyncio.Lock()
 
-    async def _ensure(self) -> AbstractChannel:
-        if self._channel is None or self._channel.is_closed:
-            if self._connection is not None and not self._connection.is_closed:
+    async def _ensure(self) -> AmqpChannel:
+        if self._channel is None or not self._channel.is_open:
+            if self._connection is not None:
                 await self._connection.close()
-            self._connection = await aiormq.connect(self._url)
-            self._channel = await self._connection.channel(publisher_confirms=True)
+            self._connection = await AmqpConnection.open(self._url)
+            self._channel = await self._connection.channel()
+            await self._channel.enable_confirms()
         return self._channel
 
     async def publish(self, event: dict[str, Any], event_type: str = EVENT_TYPE) -> None:
         """Publish one CADF event; raises ConnectionError when the broker did not confirm."""
         body = notification(event, event_type)
+        properties = pika.BasicProperties(delivery_mode=2, content_type="application/json")
         async with self._lock:
             try:
                 channel = await self._ensure()
-                confirmation = await channel.basic_publish(
-                    body,
-                    exchange=self._exchange,
-                    routing_key=self._routing_key,
-                    properties=Basic.Properties(delivery_mode=2, content_type="application/json"),
+                confirmed = await channel.publish_confirmed(
+                    self._exchange, self._routing_key, body, properties
                 )
-            except (aiormq.exceptions.AMQPError, OSError) as exc:
+            except (AmqpError, OSError) as exc:
                 self._channel = None
-                raise ConnectionError(f"could not publish the audit event: {exc!r}") from exc
-        if not isinstance(confirmation, Basic.Ack):
+                raise ConnectionError(f"could not publish the audit event: {exc}") from exc
+        if not confirmed:
             raise ConnectionError("the broker did not confirm the audit event")
 
     async def close(self) -> None:
-        if self._connection is not None and not self._connection.is_closed:
+        if self._connection is not None:
             await self._connection.close()
         self._connection = self._channel = None
