@@ -279,6 +279,7 @@ def _readiness(services: Services) -> dict[str, Callable[[], Awaitable[bool]]]:
 
 def build_api(services: Services) -> Any:
     from stacktrail.api import create_app
+    from stacktrail.jobs.routes import router as export_routes
     from stacktrail.web import mount_ui
 
     settings = services.settings
@@ -301,6 +302,7 @@ def build_api(services: Services) -> Any:
         pending_spool_bytes=pending,
         readiness=_readiness(services),
     )
+    app.include_router(export_routes)
     mount_ui(app, settings)
     # Prometheus scrapes the pipeline's counters here (no auth: counts only, no event data).
     app.mount("/metrics", make_asgi_app())

@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from stacktrail import __version__
+from stacktrail.jobs.cli import register as register_jobs
 from stacktrail.settings import Settings, SettingsError, load_settings
 from stacktrail.telemetry.logging import setup_logging
 
@@ -81,6 +82,7 @@ db_app = typer.Typer(help="The config database (SQLite or PostgreSQL).", no_args
 archive_app = typer.Typer(help="The archive spool and its deliveries.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(archive_app, name="archive")
+register_jobs(app)
 
 
 @db_app.command("upgrade")

@@ -31,5 +31,8 @@ def setup_logging(level: str = "INFO", fmt: str = "text") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    for noisy in ("aiormq", "httpx", "httpcore", "keystoneauth", "botocore", "urllib3"):
+    for noisy in ("httpx", "httpcore", "keystoneauth", "botocore", "urllib3"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+    # pika warns about expected channel closes (e.g. a passive declare of a missing
+    # exchange); the source logs connection problems itself.
+    logging.getLogger("pika").setLevel(max(logging.ERROR, root.level))

@@ -1,0 +1,199 @@
+"""Retention: indices past retention go and the boundary index is trimmed (osmem); a
+shortened retention reaches existing Swift objects' X-Delete-At (real Swift)."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+from typer.testing import CliRunner
+
+from stacktrail.clients.store import Bucket
+from stacktrail.clients.swift import SwiftStore
+from stacktrail.jobs import cli as jobs_cli
+from stacktrail.jobs.archive_retention import ArchiveRetention, retention_update_status
+from stacktrail.jobs.object_meta import object_meta_for
+from stacktrail.jobs.retention import cutoff_for
+from stacktrail.settings import ArchiveFormat
+from stacktrail.sinks.archive_object import build_body, delete_at, object_headers, object_key
+from stacktrail.spool.segment import SegmentSpec
+from stacktrail.trails.audit import Actor
+from stacktrail.trails.document import default_spec
+from stacktrail.trails.model import WriteMode
+from stacktrail.trails.store import TrailStore
+from tests.clients.conftest import ProjectAdmin
+from tests.jobs.conftest import jobs_settings
+from tests.jobs.corpus import bulk_load, install_template, make_event, remove_indices
+from tests.jobs.test_export import command_app
+
+ACTOR = Actor(user_id="u1", user_name="tester", project_id=None)
+NOW = datetime(2025, 6, 15, 10, 0, tzinfo=UTC)
+
+
+async def set_retention(store: TrailStore, project: str, days: int, **archive: Any) -> None:
+    base = default_spec(await store.get_defaults(), store.settings)
+    spec = base.model_copy(
+        update={"retention_days": days, "archive": base.archive.model_copy(update=archive)}
+    )
+    await store.put_trail(project, spec, ACTOR)
+
+
+async def indices(search_url: str, pattern: str) -> dict[str, int]:
+    async with httpx.AsyncClient(base_url=search_url, timeout=30) as http:
+        rows = (await http.get(f"/_cat/indices/{pattern}", params={"format": "json"})).json()
+    return {row["index"]: int(row["docs.count"]) for row in rows}
+
+
+async def test_search_retention_deletes_and_trims(
+    store: TrailStore, search_url: str, index_template: str, tmp_path: Path
+) -> None:
+    short, default = uuid.uuid4().hex, uuid.uuid4().hex
+    await set_retention(store, short, 30)  # cut-off 2025-05-16; `default` keeps 90 days
+    assert cutoff_for(NOW, 30) == datetime(2025, 5, 16, tzinfo=UTC)
+    at = datetime.fromisoformat
+    times = {
+        short: [
+            "2025-03-10T00:00:00+00:00",
+            "2025-04-30T23:59:59.999+00:00",
+            "2025-05-10T08:00:00+00:00",
+            "2025-05-15T23:59:59.999+00:00",
+            "2025-05-16T00:00:00+00:00",
+            "2025-05-20T00:00:00+00:00",
+            "2025-06-14T00:00:00+00:00",
+        ],
+        default: [
+            "2025-02-20T00:00:00+00:00",
+            "2025-03-16T23:00:00+00:00",
+            "2025-03-17T00:00:00+00:00",
+            "2025-05-01T00:00:00+00:00",
+        ],
+    }
+    docs = [(project, make_event(project, at(t)), NOW) for project, ts in times.items() for t in ts]
+    await install_template(search_url, index_template)
+    await bulk_load(search_url, index_template, docs)
+    prefix = index_template.split("{", 1)[0]
+    stray = f"{prefix}{short}-notes"  # not an index of the template: never touched
+    async with httpx.AsyncClient(base_url=search_url, timeout=30) as http:
+        (await http.put(f"/{stray}")).raise_for_status()
+    before = await indices(search_url, f"{prefix}*")
+    db_url = store.engine.url.render_as_string(hide_password=False)
+    settings = jobs_settings(search_url, index_template, tmp_path, database_url=db_url)
+    try:
+        lines, deleted = await jobs_cli.retention(settings, dry_run=True, projects=None, now=NOW)
+        assert deleted == 0
+        text = "\n".join(lines)
+        assert f"would delete index {prefix}{short}-2025.03" in text
+        assert f"would delete index {prefix}{short}-2025.04" in text
+        assert f"would trim index {prefix}{short}-2025.05" in text
+        assert f"{short}-2025.05 (project {short}, retention 30 d, cut-off 2025-05-16" in text
+        assert f"would delete index {prefix}{default}-2025.02" in text
+        assert f"would trim index {prefix}{default}-2025.03" in text
+        assert len(lines) == 5
+        assert await indices(search_url, f"{prefix}*") == before  # a dry run changes nothing
+
+        lines, deleted = await jobs_cli.retention(settings, dry_run=False, projects=None, now=NOW)
+        assert deleted == 2 + 2 + 1 + 1
+        after = await indices(search_url, f"{prefix}*")
+        assert after == {
+            f"{prefix}{short}-2025.05": 2,
+            f"{prefix}{short}-2025.06": 1,
+            f"{prefix}{default}-2025.03": 1,
+            f"{prefix}{default}-2025.05": 1,
+            stray: 0,
+        }
+        again, _ = await jobs_cli.retention(settings, dry_run=True, projects=None, now=NOW)
+        assert again == ["nothing is past retention"]
+    finally:
+        await remove_indices(search_url, index_template)
+
+
+def test_retention_command_dry_run(
+    store: TrailStore, search_url: str, index_template: str, tmp_path: Path, monkeypatch: Any
+) -> None:
+    for name in list(os.environ):
+        if name.startswith("STACKTRAIL_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("STACKTRAIL_SEARCH_URL", search_url)
+    monkeypatch.setenv("STACKTRAIL_SEARCH_INDEX_TEMPLATE", index_template)
+    monkeypatch.setenv(
+        "STACKTRAIL_DATABASE_URL", store.engine.url.render_as_string(hide_password=False)
+    )
+    result = CliRunner().invoke(command_app(), ["retention", "--dry-run"])
+    assert result.exit_code == 0, result.output
+    assert "nothing is past retention" in result.output
+    monkeypatch.setenv("STACKTRAIL_DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'x.db'}")
+    refused = CliRunner().invoke(command_app(), ["retention", "--dry-run"])
+    assert refused.exit_code == 2
+    assert "not migrated" in refused.output
+
+
+async def test_shorter_retention_updates_existing_objects(
+    own_store: TrailStore, swift_store: SwiftStore, admin_a: ProjectAdmin
+) -> None:
+    store = own_store
+    project = admin_a.project_id
+    container = f"st-retention-{uuid.uuid4().hex[:8]}"
+    archive = {"container": container, "prefix": "logs", "regions": ["RegionOne"]}
+    await set_retention(store, project, 90, **archive)
+    meta = object_meta_for(swift_store)
+    assert meta is not None
+    retention = ArchiveRetention(store, swift_store, meta)
+    assert await retention.detect_changes() == []  # the first run notes where history stands
+
+    today = datetime.now(UTC).date()
+    days = {
+        "old": (today - timedelta(days=40)).isoformat(),
+        "mid": (today - timedelta(days=10)).isoformat(),
+        "new": (today - timedelta(days=1)).isoformat(),
+    }
+    bucket = Bucket(project, "RegionOne", container, WriteMode.RESELLER)
+    await swift_store.ensure_container(bucket)
+    keys = {}
+    for name, day in days.items():
+        spec = SegmentSpec(
+            project_id=project,
+            day=day,
+            container=container,
+            prefix="logs",
+            format=ArchiveFormat.NDJSON,
+            regions=("RegionOne",),
+            write_mode=WriteMode.RESELLER,
+            retention_days=90,
+            interval=60.0,
+        )
+        event = make_event(project, datetime.fromisoformat(day).replace(tzinfo=UTC))
+        body = build_body(spec, [orjson.dumps(event)])
+        key = object_key(spec, "RegionOne", "20250101T0000Z", "w1", f"seg{name}")
+        headers = object_headers(body, delete_at(day, 90))
+        await swift_store.put(bucket, key, body.data, headers)
+        keys[name] = key
+
+    await set_retention(store, project, 30, **archive)
+    assert await retention.detect_changes() == [project]
+    queued = await retention_update_status(store.engine, project)
+    assert queued is not None
+    assert queued.status == "pending"
+    assert queued.retention_days == 30
+    assert await retention.run_pending() == 1
+
+    status = await retention_update_status(store.engine, project)
+    assert status is not None
+    assert status.status == "done"
+    assert (status.objects_seen, status.objects_updated, status.objects_deleted) == (3, 2, 1)
+    assert admin_a.listing(container) == sorted([keys["mid"], keys["new"]])
+    for name in ("mid", "new"):
+        stored = await swift_store.get(bucket, keys[name])
+        assert stored.headers["x-delete-at"] == str(delete_at(days[name], 30))
+        assert stored.headers["x-object-meta-record-count"] == "1"  # metadata kept
+        assert len(stored.headers["x-object-meta-sha256"]) == 64
+        assert stored.headers["x-object-meta-first-event-time"].startswith(days[name])
+        assert stored.headers["content-type"] == "application/gzip"
+
+    # nothing changed since: a second round does not touch anything
+    assert await retention.detect_changes() == []
+    assert await retention.run_pending() == 0
