@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -86,12 +87,29 @@ def wait_port(port: int) -> None:
     raise RuntimeError(f"nothing answers on port {port}")
 
 
-def run_stacktrail(
-    url: str, queue: str, search_url: str, count: int, count_url: str, workdir: Path
-) -> tuple[float, float]:
-    """Returns (events/s from first to last document, peak RSS in MB)."""
+def queue_messages(url: str, queue: str) -> int:
+    """Ready + unacked messages of a queue (0 once everything is acked)."""
+    vhost = url.rsplit("/", 1)[1]
+    out = subprocess.run(
+        ["rabbitmqctl", "-q", "list_queues", "-p", vhost, "name", "messages"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    for line in out.splitlines():
+        name, _, messages = line.partition("\t")
+        if name == queue:
+            return int(messages)
+    raise RuntimeError(f"queue {queue} not found")
+
+
+def dir_bytes(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def stacktrail_env(url: str, queue: str, search_url: str, workdir: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("STACKTRAIL_")}
-    env |= {
+    return env | {
         "STACKTRAIL_AMQP_URL": url,
         "STACKTRAIL_AMQP_QUEUE": queue,
         "STACKTRAIL_AMQP_DEAD_LETTER_EXCHANGE": f"{queue}.dead",
@@ -103,26 +121,34 @@ def run_stacktrail(
         "STACKTRAIL_SPOOL_DIR": str(workdir / "spool"),
         "STACKTRAIL_LOG_LEVEL": "WARNING",
     }
+
+
+def run_stacktrail(
+    url: str, queue: str, env: dict[str, str], count: int, count_url: str, workdir: Path
+) -> tuple[float, float]:
+    """Events/s from the first indexed document until the queue is fully acked, and the
+    peak RSS in MB."""
     proc = subprocess.Popen(
         [str(ROOT / ".venv/bin/stacktrail"), "run", "--only", "pipeline"], env=env, cwd=workdir
     )
-    first = last = 0.0
+    first = 0.0
     try:
-        while True:
-            seen = counter(count_url)
-            now = time.perf_counter()
-            if seen and not first:
-                first = now
-            if seen >= count:
-                last = now
-                break
+        while not first:
+            if counter(count_url):
+                first = time.perf_counter()
+            elif proc.poll() is not None:
+                raise RuntimeError("stacktrail exited early")
+            else:
+                time.sleep(0.02)
+        while queue_messages(url, queue) > 0:
             if proc.poll() is not None:
                 raise RuntimeError("stacktrail exited early")
-            time.sleep(0.05)
+            time.sleep(0.2)
+        last = time.perf_counter()
         rss = peak_rss_mb(proc.pid)
     finally:
         proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=60)
+        proc.wait(timeout=120)
     return count / (last - first), rss
 
 
@@ -131,6 +157,56 @@ def counter(count_url: str) -> int:
     if response.status_code == 404:
         return 0
     return int(response.json()["count"])
+
+
+def archive_phase(
+    url: str, bodies: list[bytes], fast_url: str, baseline: float, workdir: Path
+) -> None:
+    """(d) both sinks: fast `_bulk` + spool, then the spool delivered to Swift."""
+    from tests.conftest import read_env_file
+
+    stack = read_env_file(ROOT / "var/dev-stack/env")
+    env = stacktrail_env(url, "st-both", fast_url, workdir) | {
+        k: v for k, v in stack.items() if k.startswith("STACKTRAIL_KEYSTONE_")
+    }
+    env |= {
+        "STACKTRAIL_ARCHIVE_ENABLED": "true",
+        "STACKTRAIL_ARCHIVE_STORE": "swift",
+        "STACKTRAIL_ARCHIVE_CONTAINER": f"bench-{uuid.uuid4().hex[:6]}",
+        "STACKTRAIL_ARCHIVE_INTERVAL": "1h",  # deliveries measured separately below
+        "STACKTRAIL_SHUTDOWN_GRACE": "0s",
+        "STACKTRAIL_SPOOL_DIR": str(workdir / "spool-both"),
+    }
+    before = counter(f"{fast_url}/_count")
+    fill(url, "st-both", bodies)
+    count = len(bodies)
+    rate_d, rss_d = run_stacktrail(url, "st-both", env, count, f"{fast_url}/_count", workdir)
+    assert counter(f"{fast_url}/_count") >= before + count
+    spooled = dir_bytes(workdir / "spool-both")
+    print(
+        f"(d) stacktrail -> fast _bulk + spool: {rate_d:5.0f} events/s   (d)/(a) = "
+        f"{rate_d / baseline:.2f}   peak RSS {rss_d:.0f} MB   "
+        f"spool {spooled / count:.0f} bytes/event"
+    )
+    start = time.perf_counter()
+    flushed = subprocess.run(
+        [str(ROOT / ".venv/bin/stacktrail"), "archive", "flush", "--timeout", "1200"],
+        env=env,
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    elapsed = time.perf_counter() - start
+    found = re.search(r"delivered (\d+) objects \((\d+) events, (\d+) bytes\)", flushed)
+    if found is None:
+        raise RuntimeError(f"unexpected flush output: {flushed}")
+    objects, sent = int(found.group(1)), int(found.group(3))
+    print(
+        f"    spool -> Swift: {objects} objects, {sent / 1e6:.1f} MB gzip in {elapsed:.1f} s: "
+        f"{objects / elapsed:.1f} objects/s, {sent / 1e6 / elapsed:.2f} MB/s "
+        f"({count / elapsed:.0f} events/s)"
+    )
 
 
 def osmem_binary() -> str:
@@ -151,6 +227,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--count", type=int, default=200_000)
     parser.add_argument("--skip-osmem", action="store_true", help="skip (c)")
+    parser.add_argument(
+        "--archive",
+        action="store_true",
+        help="(d): both sinks on, archive to the dev stack's Swift (needs var/dev-stack/env)",
+    )
     args = parser.parse_args()
     vhost = make_vhost()
     url = f"amqp://guest:guest@127.0.0.1:5672/{vhost}"
@@ -179,12 +260,13 @@ def main() -> None:
         )
         wait_port(fast_port)
         fill(url, "st-fast", bodies)
+        fast_url = f"http://127.0.0.1:{fast_port}"
         rate_b, rss_b = run_stacktrail(
             url,
             "st-fast",
-            f"http://127.0.0.1:{fast_port}",
+            stacktrail_env(url, "st-fast", fast_url, workdir),
             args.count,
-            f"http://127.0.0.1:{fast_port}/_count",
+            f"{fast_url}/_count",
             workdir,
         )
         print(
@@ -201,18 +283,22 @@ def main() -> None:
             )
             wait_port(os_port)
             fill(url, "st-osmem", bodies)
+            os_url = f"http://127.0.0.1:{os_port}"
             rate_c, rss_c = run_stacktrail(
                 url,
                 "st-osmem",
-                f"http://127.0.0.1:{os_port}",
+                stacktrail_env(url, "st-osmem", os_url, workdir),
                 args.count,
-                f"http://127.0.0.1:{os_port}/bench*/_count",
+                f"{os_url}/bench*/_count",
                 workdir,
             )
             print(
                 f"(c) stacktrail -> osmem-server: {rate_c:7.0f} events/s   (c)/(a) = "
                 f"{rate_c / baseline:.2f}   peak RSS {rss_c:.0f} MB"
             )
+
+        if args.archive:
+            archive_phase(url, bodies, fast_url, baseline, workdir)
     finally:
         for proc in procs:
             proc.terminate()

@@ -384,7 +384,15 @@ async def flush_archive(settings: Settings, deadline: float | None = None) -> st
     finally:
         await store.aclose()
         await engine.dispose()
-    return str(summary)
+    text = (
+        f"delivered {summary.objects} objects ({summary.records} events, {summary.bytes} bytes)"
+        f"; {summary.remaining_segments} segments ({summary.remaining_bytes} bytes) stay spooled"
+    )
+    if summary.expired:
+        text += f"; {summary.expired} past their retention on arrival, dropped"
+    for error in summary.errors:
+        text += f"\n  project {error.project_id} region {error.region}: {error.message}"
+    return text
 
 
 async def _supervise(tasks: list[asyncio.Task[None]], stop: asyncio.Event) -> None:
@@ -403,13 +411,20 @@ async def _supervise(tasks: list[asyncio.Task[None]], stop: asyncio.Event) -> No
 
 
 async def run_scheduler_role(services: Services, stop: asyncio.Event) -> None:
-    from stacktrail.jobs.scheduler import run_scheduler
+    from stacktrail.jobs.scheduler import SchedulerConfig, run_scheduler
 
     settings = services.settings
+    config = SchedulerConfig(
+        settle=settings.search_delivery_settle,
+        search_retention=settings.search_retention_enabled,
+        search_retention_every=settings.search_retention_interval,
+    )
     search = search_client(settings) if settings.search_enabled else None
     store = object_store(settings, services.keystone)
     try:
-        await run_scheduler(settings, services.store, search, store, stop, ledger=services.ledger)
+        await run_scheduler(
+            settings, services.store, search, store, stop, config=config, ledger=services.ledger
+        )
     finally:
         if search is not None:
             await search.close()

@@ -158,6 +158,16 @@ class Settings(BaseSettings):
     retention_days: int = Field(90, ge=1, description="Default retention of a trail.")
     retention_max_days: int = Field(3650, ge=1, description="Longest retention allowed.")
 
+    # --- scheduler
+    search_delivery_settle: Duration = Field(
+        timedelta(minutes=2),
+        description="Search-sourced deliveries take events ingested at least this long ago.",
+    )
+    search_retention_enabled: bool = Field(
+        True, description="Delete/trim search indices past each project's retention."
+    )
+    search_retention_interval: Duration = Field(timedelta(hours=1))
+
     # --- S3 store
     s3_endpoint_url: str = ""
     s3_access_key: str = ""
