@@ -10,9 +10,8 @@ from typing import Annotated
 import typer
 
 from stacktrail import __version__
+from stacktrail.cli_common import settings_or_exit
 from stacktrail.jobs.cli import register as register_jobs
-from stacktrail.settings import Settings, SettingsError, load_settings
-from stacktrail.telemetry.logging import setup_logging
 
 app = typer.Typer(
     name="stacktrail",
@@ -29,16 +28,6 @@ app = typer.Typer(
     rich_markup_mode="markdown",
 )
 log = logging.getLogger("stacktrail")
-
-
-def _settings() -> Settings:
-    try:
-        settings = load_settings()
-    except SettingsError as exc:
-        typer.echo(f"stacktrail: {exc}", err=True)
-        raise typer.Exit(2) from None
-    setup_logging(settings.log_level, settings.log_format)
-    return settings
 
 
 @app.command()
@@ -63,7 +52,7 @@ def run(
     from stacktrail.app import Role
     from stacktrail.app import run as run_app
 
-    settings = _settings()
+    settings = settings_or_exit()
     try:
         roles = {Role(part) for part in only} if only else set(Role)
     except ValueError:
@@ -90,7 +79,7 @@ def db_upgrade() -> None:
     """Create or migrate the config database (STACKTRAIL_DATABASE_URL) to this version."""
     from stacktrail.trails import db
 
-    settings = _settings()
+    settings = settings_or_exit()
     try:
         asyncio.run(db.upgrade(settings.database_url))
     except Exception as exc:
@@ -115,7 +104,7 @@ def archive_flush(
 
     from stacktrail.app import flush_archive
 
-    settings = _settings()
+    settings = settings_or_exit()
     try:
         result = asyncio.run(flush_archive(settings, time.monotonic() + timeout))
     except Exception as exc:
@@ -125,12 +114,14 @@ def archive_flush(
 
 
 @app.command("settings")
-def show_settings() -> None:
+def showsettings_or_exit() -> None:
     """Print the effective settings (secrets hidden) and exit; exit 2 if they are invalid."""
-    settings = _settings()
+    settings = settings_or_exit()
     for name, value in settings.model_dump(mode="json").items():
         if any(word in name for word in ("password", "secret")) and value:
             value = "***"
+        elif isinstance(value, list):
+            value = ",".join(value)  # the form the environment variable takes
         typer.echo(f"STACKTRAIL_{name.upper()}={value}")
 
 

@@ -22,6 +22,7 @@ from typing import Annotated, Any
 import orjson
 import typer
 
+from stacktrail.cli_common import settings_or_exit
 from stacktrail.clients.errors import ClientError
 from stacktrail.clients.localdir import LocalDirStore
 from stacktrail.clients.search import SearchClient
@@ -36,9 +37,8 @@ from stacktrail.jobs.retention import (
     plan_search_retention,
 )
 from stacktrail.jobs.timeframe import Timeframe, TimeframeError, iso
-from stacktrail.settings import ArchiveFormat, Settings, SettingsError, load_settings
+from stacktrail.settings import ArchiveFormat, Settings
 from stacktrail.sinks.archive_object import InvalidName, check_container, normalise_prefix
-from stacktrail.telemetry.logging import setup_logging
 from stacktrail.trails import db
 from stacktrail.trails.document import to_trail
 from stacktrail.trails.model import Trail, default_trail
@@ -53,16 +53,6 @@ class CliError(Exception):
     def __init__(self, message: str, code: int) -> None:
         super().__init__(message)
         self.code = code
-
-
-def _settings() -> Settings:
-    try:
-        settings = load_settings()
-    except SettingsError as exc:
-        typer.echo(f"stacktrail: {exc}", err=True)
-        raise typer.Exit(2) from None
-    setup_logging(settings.log_level, settings.log_format)
-    return settings
 
 
 def search_client(settings: Settings) -> SearchClient:
@@ -346,7 +336,7 @@ def export_command(
     finished, running it again writes the same names again. An empty time frame writes
     nothing and says so (exit 0).
     """
-    settings = _settings()
+    settings = settings_or_exit()
     try:
         result = asyncio.run(
             export(
@@ -424,7 +414,7 @@ def retention_command(
 ) -> None:
     """Enforce search retention now: delete indices wholly past each project's retention
     and trim the boundary index (the scheduler does this every hour)."""
-    settings = _settings()
+    settings = settings_or_exit()
     try:
         lines, _ = asyncio.run(retention(settings, dry_run=dry_run, projects=project))
     except CliError as exc:
