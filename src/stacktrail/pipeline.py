@@ -50,6 +50,7 @@ class Pipeline:
         self.event_types: Counter[str] = Counter()
         self.ingested: Counter[tuple[str, datetime]] = Counter()
         source.on_delivery = self._inbox.put_nowait
+        metrics.INFLIGHT.set_function(lambda: self._in_flight)  # read when scraped
 
     @property
     def in_flight(self) -> int:
@@ -57,7 +58,6 @@ class Pipeline:
 
     def _finished(self, ticket: Ticket) -> None:
         self._in_flight -= 1
-        metrics.INFLIGHT.set(self._in_flight)
         delivery = ticket.tag
         assert isinstance(delivery, Delivery)
         self._source.settle(delivery, ticket.outcome, ticket.reason)
@@ -75,7 +75,6 @@ class Pipeline:
 
     async def dispatch(self, delivery: Delivery) -> None:
         self._in_flight += 1
-        metrics.INFLIGHT.set(self._in_flight)
         ticket = Ticket(delivery, self._finished)
         try:
             event = decode_message(delivery.body, max_bytes=self._max_bytes)
@@ -90,8 +89,9 @@ class Pipeline:
             hour = now.replace(minute=0, second=0, microsecond=0)
             for trail in trails:
                 self.ingested[(trail.project_id, hour)] += 1
+                # One record serves every sink: it is plain data, each sink resolves it once.
+                record = Record(trail.project_id, event, trail, now, ticket)
                 for sink in self._sinks:
-                    record = Record(trail.project_id, event, trail, now, ticket)
                     if sink.wants(record):
                         ticket.add()
                         await sink.put(record)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from email.message import Message
 from typing import Annotated, Any
 
@@ -26,6 +27,8 @@ from stacktrail.api.deps import (
 )
 from stacktrail.api.merge_patch import MERGE_PATCH_MEDIA_TYPE, merge_patch
 from stacktrail.api.schemas import (
+    EVENTS_PER_DAY,
+    DayCountView,
     ErrorBody,
     EventCountsView,
     LastDelivery,
@@ -270,7 +273,7 @@ async def delete_trail(
     "/status",
     response_model=TrailStatusView,
     responses=_AUTH_ERRORS,
-    summary="Deliveries per region, pending spool bytes, events ingested lately",
+    summary="Deliveries per region, pending spool bytes, events ingested lately and per day",
 )
 async def trail_status(project_id: ProjectId, ctx: Context, who: Caller) -> TrailStatusView:
     require_read(who, project_id)
@@ -303,7 +306,9 @@ async def trail_status(project_id: ProjectId, ctx: Context, who: Caller) -> Trai
                 pending_spool_bytes=await ctx.spool_bytes(project_id, region),
             )
         )
-    counts = await ctx.ledger.event_counts(project_id)
+    now = datetime.now(UTC)
+    counts = await ctx.ledger.event_counts(project_id, now)
+    per_day = await ctx.ledger.events_per_day(project_id, EVENTS_PER_DAY, now)
     return TrailStatusView(
         project_id=project_id,
         enabled=stored.spec.enabled,
@@ -315,6 +320,7 @@ async def trail_status(project_id: ProjectId, ctx: Context, who: Caller) -> Trai
             since_hour=counts.since_hour,
             since_day=counts.since_day,
         ),
+        events_per_day=[DayCountView(day=d.day, count=d.count) for d in per_day],
     )
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -13,6 +13,8 @@ from stacktrail.trails.defaults import MAX_INTERVAL, Editor, OperatorDefaults
 from stacktrail.trails.model import ArchiveSource, WriteMode
 from stacktrail.trails.sql_ledger import EventTypeEntry
 from stacktrail.trails.store import StoredTrail, TrailChange
+
+EVENTS_PER_DAY = 30  # days in a trail status's `events_per_day`
 
 
 class ErrorBody(BaseModel):
@@ -138,7 +140,11 @@ class RegionStatusView(BaseModel):
     last_delivery: LastDelivery | None
     last_error: LastError | None
     in_error: bool
-    pending_spool_bytes: int | None = Field(description="null: unknown to this process.")
+    pending_spool_bytes: int | None = Field(
+        description="Bytes of the project's events waiting in this server's local spool. The "
+        "spool holds one copy per project and delivers it to each region, so every region "
+        "shows the same figure. null: unknown to this process."
+    )
 
 
 class EventCountsView(BaseModel):
@@ -148,12 +154,23 @@ class EventCountsView(BaseModel):
     since_day: datetime
 
 
+class DayCountView(BaseModel):
+    day: date = Field(description="A UTC day, YYYY-MM-DD.")
+    count: int = Field(description="Events ingested for the project on that day (today: so far).")
+
+
 class TrailStatusView(BaseModel):
     project_id: str
     enabled: bool
     version: int
     regions: list[RegionStatusView]
     events: EventCountsView
+    events_per_day: list[DayCountView] = Field(
+        description=f"Events ingested per UTC day for the last {EVENTS_PER_DAY} days, oldest "
+        "first, ending with today; days without events count 0.",
+        min_length=EVENTS_PER_DAY,
+        max_length=EVENTS_PER_DAY,
+    )
 
 
 class EventTypeView(BaseModel):

@@ -5,14 +5,19 @@ An object is written to a temporary file in its final directory, fsync'ed, renam
 place and the directory fsync'ed, so a reader never sees half an object and a crash
 leaves at most a stray `.tmp-*` file. Headers are kept as `user.stacktrail.*` extended
 attributes where the file system supports them (X-Delete-At among them, for a retention
-sweep); nothing deletes expired files by itself.
+sweep); nothing deletes expired files by itself. `set_delete_at` rewrites those
+attributes in place (`x-delete-at` and the `x-object-meta-*` set); on a file system
+without user xattrs it has nothing to keep the expiry in and does nothing. `head`
+computes the ETag by reading the file (the store keeps no checksum of its own).
 """
 
 from __future__ import annotations
 
 import asyncio
 import errno
+import hashlib
 import os
+import stat
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -20,13 +25,22 @@ from stacktrail.clients.errors import PermanentError, TransientError
 from stacktrail.clients.store import (
     Bucket,
     ContainerAccessError,
+    NoSuchObject,
+    ObjectInfo,
     StoredObject,
     check_key,
+    delete_at_of,
     md5_hex,
+    object_meta,
 )
 from stacktrail.trails.model import WriteMode
 
 _XATTR_PREFIX = "user.stacktrail."
+_META_XATTR = _XATTR_PREFIX + "x-object-meta-"
+_DELETE_AT_XATTR = _XATTR_PREFIX + "x-delete-at"
+_CONTENT_TYPE_XATTR = _XATTR_PREFIX + "content-type"
+_NO_XATTRS = {errno.ENOTSUP, errno.EPERM}
+_READ_CHUNK = 1 << 20
 
 
 def _fsync_dir(path: Path) -> None:
@@ -43,7 +57,24 @@ def _check_container(container: str) -> str:
     return container
 
 
-def _translate(exc: OSError, what: str) -> Exception:
+def _read_headers(target: Path | int) -> dict[str, str]:
+    """The headers kept as xattrs of a file (path or descriptor), lower-case names."""
+    headers: dict[str, str] = {}
+    try:
+        for name in os.listxattr(target):
+            if name.startswith(_XATTR_PREFIX):
+                headers[name[len(_XATTR_PREFIX) :]] = os.getxattr(target, name).decode()
+    except OSError as exc:
+        if exc.errno not in _NO_XATTRS:
+            raise
+    return headers
+
+
+def _translate(exc: OSError, what: str, *, existing: bool = False) -> Exception:
+    """The error an `OSError` means; `existing`: the call is about an object that should
+    exist (read, head, update), so a missing file is `NoSuchObject`."""
+    if existing and exc.errno in {errno.ENOENT, errno.ENOTDIR, errno.EISDIR}:
+        return NoSuchObject(f"{what}: no such object")
     if exc.errno in {errno.ENOSPC, errno.EIO, errno.EAGAIN, errno.EDQUOT}:
         return TransientError(f"{what}: {exc}")
     return PermanentError(f"{what}: {exc}")
@@ -111,22 +142,98 @@ class LocalDirStore:
 
         def read() -> StoredObject:
             body = target.read_bytes()
-            headers: dict[str, str] = {}
             try:
-                for name in os.listxattr(target):
-                    if name.startswith(_XATTR_PREFIX):
-                        value = os.getxattr(target, name).decode()
-                        headers[name[len(_XATTR_PREFIX) :]] = value
+                headers = _read_headers(target)
             except OSError:
-                pass
+                headers = {}
             return StoredObject(body=body, etag=md5_hex(body), headers=headers)
 
         try:
             return await asyncio.to_thread(read)
-        except FileNotFoundError as exc:
-            raise PermanentError(f"{target}: no such object", status=404) from exc
         except OSError as exc:
-            raise _translate(exc, f"read {target}") from exc
+            raise _translate(exc, f"read {target}", existing=True) from exc
+
+    async def head(self, bucket: Bucket, key: str) -> ObjectInfo:
+        target = self._container_dir(bucket) / check_key(key)
+
+        def read() -> ObjectInfo:
+            fd = os.open(target, os.O_RDONLY)
+            try:
+                info = os.fstat(fd)
+                if not stat.S_ISREG(info.st_mode):
+                    raise IsADirectoryError(errno.EISDIR, "not an object", str(target))
+                headers = _read_headers(fd)
+                digest = hashlib.md5(usedforsecurity=False)
+                while chunk := os.read(fd, _READ_CHUNK):
+                    digest.update(chunk)
+            finally:
+                os.close(fd)
+            return ObjectInfo(
+                size=info.st_size,
+                etag=digest.hexdigest(),
+                content_type=headers.get("content-type", ""),
+                metadata=object_meta(headers),
+                delete_at=delete_at_of(headers.get("x-delete-at")),
+            )
+
+        try:
+            return await asyncio.to_thread(read)
+        except OSError as exc:
+            raise _translate(exc, f"read {target}", existing=True) from exc
+
+    async def set_delete_at(
+        self,
+        bucket: Bucket,
+        key: str,
+        delete_at: int,
+        metadata: Mapping[str, str],
+        *,
+        content_type: str | None = None,
+    ) -> None:
+        target = self._container_dir(bucket) / check_key(key)
+        wanted = {_META_XATTR + name.lower(): value for name, value in metadata.items()}
+        wanted[_DELETE_AT_XATTR] = str(delete_at)
+        if content_type:
+            wanted[_CONTENT_TYPE_XATTR] = content_type
+
+        def write() -> None:
+            fd = os.open(target, os.O_RDONLY)
+            try:
+                if not stat.S_ISREG(os.fstat(fd).st_mode):
+                    raise IsADirectoryError(errno.EISDIR, "not an object", str(target))
+                try:
+                    for name in os.listxattr(fd):
+                        if name.startswith(_META_XATTR) and name not in wanted:
+                            os.removexattr(fd, name)
+                    for name, value in wanted.items():
+                        os.setxattr(fd, name, value.encode())
+                except OSError as exc:  # no user xattrs here: nothing keeps the expiry
+                    if exc.errno not in _NO_XATTRS:
+                        raise
+                    return
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+
+        try:
+            await asyncio.to_thread(write)
+        except OSError as exc:
+            raise _translate(exc, f"update {target}", existing=True) from exc
+
+    async def delete(self, bucket: Bucket, key: str) -> None:
+        target = self._container_dir(bucket) / check_key(key)
+
+        def remove() -> None:
+            try:
+                os.unlink(target)
+            except (FileNotFoundError, NotADirectoryError):
+                return  # already gone
+            _fsync_dir(target.parent)
+
+        try:
+            await asyncio.to_thread(remove)
+        except OSError as exc:
+            raise _translate(exc, f"delete {target}") from exc
 
     async def list_keys(self, bucket: Bucket, prefix: str = "") -> list[str]:
         container = self._container_dir(bucket)

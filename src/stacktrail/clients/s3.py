@@ -11,11 +11,14 @@ Swift-style headers from the uploader are translated: `X-Object-Meta-<name>` ->
 `x-amz-meta-<name>`, `X-Delete-At` -> `x-amz-meta-delete-at` plus `Expires` (S3 has no
 per-object expiry: deletion needs a bucket lifecycle rule, e.g. expiration after
 retention + 1 days, which the operator sets per bucket). Every PUT carries Content-MD5,
-so the server checks the body.
+so the server checks the body. A new expiry (`set_delete_at`) is a copy of the object
+onto itself with `MetadataDirective=REPLACE`: the metadata given, `delete-at`,
+`Expires` and the content type are written as `put` writes them; the body stays.
 
-Errors: connection errors, timeouts, 429/5xx -> `TransientError`; in ACL mode
-403/404 (no bucket, no grant) -> `ContainerAccessError`; other 403 -> `AuthError`; the
-rest -> `PermanentError`.
+Errors (all in `_translate`): connection errors, timeouts, 429/5xx -> `TransientError`;
+404 of a request naming a key (`NoSuchKey`, or a bare 404 from HEAD) -> `NoSuchObject`;
+in ACL mode 403/404 (no bucket, no grant) -> `ContainerAccessError`; other 403 ->
+`AuthError`; the rest -> `PermanentError`.
 """
 
 from __future__ import annotations
@@ -33,20 +36,33 @@ from botocore.exceptions import BotoCoreError
 from botocore.exceptions import ClientError as BotoClientError
 
 from stacktrail.clients.errors import AuthError, ClientError, PermanentError, TransientError
-from stacktrail.clients.store import Bucket, ContainerAccessError, StoredObject, check_key
+from stacktrail.clients.store import (
+    Bucket,
+    ContainerAccessError,
+    NoSuchObject,
+    ObjectInfo,
+    StoredObject,
+    check_key,
+    delete_at_of,
+)
 from stacktrail.settings import Settings
 from stacktrail.trails.model import WriteMode
 
 _META = "x-object-meta-"
+_DELETE_AT = "delete-at"  # the metadata entry that carries X-Delete-At
 
 
-def _translate(exc: Exception, bucket: Bucket, what: str) -> ClientError:
+def _translate(exc: Exception, bucket: Bucket, what: str, *, keyed: bool = False) -> ClientError:
+    """The error a boto exception means; `keyed`: the request named an object key, so a
+    bare 404 (HEAD has no error body) means the object is missing."""
     if isinstance(exc, BotoClientError):
         error = exc.response.get("Error", {})
         status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
         code = error.get("Code", "")
         message = f"{what}: {code or status} {error.get('Message', '')}".strip()
-        if code in {"404", "NoSuchKey"}:
+        if code == "NoSuchKey" or (code == "404" and keyed):
+            return NoSuchObject(message)
+        if code == "404":
             return PermanentError(message, status=404)
         if status in (403, 404) and bucket.write_mode is WriteMode.ACL:
             return ContainerAccessError(bucket, status=status, detail=code)
@@ -108,7 +124,7 @@ class S3Store:
         try:
             return await asyncio.to_thread(fn, **kwargs)
         except (BotoClientError, BotoCoreError) as exc:
-            raise _translate(exc, bucket, what) from exc
+            raise _translate(exc, bucket, what, keyed="Key" in kwargs) from exc
 
     async def aclose(self) -> None:
         self._client.close()
@@ -140,7 +156,7 @@ class S3Store:
             if lower.startswith(_META):
                 metadata[lower[len(_META) :]] = value
             elif lower == "x-delete-at":
-                metadata["delete-at"] = value
+                metadata[_DELETE_AT] = value
                 kwargs["Expires"] = datetime.fromtimestamp(int(value), UTC)
             elif lower == "content-type":
                 kwargs["ContentType"] = value
@@ -173,6 +189,63 @@ class S3Store:
         return StoredObject(
             body=body, etag=str(response.get("ETag", "")).strip('"'), headers=headers
         )
+
+    async def head(self, bucket: Bucket, key: str) -> ObjectInfo:
+        response = await self._call(
+            bucket,
+            f"HEAD {bucket.container}/{key}",
+            self._client.head_object,
+            Bucket=bucket.container,
+            Key=check_key(key),
+        )
+        metadata = {name.lower(): value for name, value in response.get("Metadata", {}).items()}
+        delete_at = delete_at_of(metadata.pop(_DELETE_AT, None))
+        return ObjectInfo(
+            size=int(response.get("ContentLength") or 0),
+            etag=str(response.get("ETag", "")).strip('"'),
+            content_type=str(response.get("ContentType") or ""),
+            metadata=metadata,
+            delete_at=delete_at,
+        )
+
+    async def set_delete_at(
+        self,
+        bucket: Bucket,
+        key: str,
+        delete_at: int,
+        metadata: Mapping[str, str],
+        *,
+        content_type: str | None = None,
+    ) -> None:
+        if content_type is None:
+            content_type = (await self.head(bucket, key)).content_type
+        kwargs: dict[str, Any] = {}
+        if content_type:
+            kwargs["ContentType"] = content_type
+        await self._call(
+            bucket,
+            f"COPY {bucket.container}/{key}",
+            self._client.copy_object,
+            Bucket=bucket.container,
+            Key=check_key(key),
+            CopySource={"Bucket": bucket.container, "Key": key},
+            MetadataDirective="REPLACE",
+            Metadata={**metadata, _DELETE_AT: str(delete_at)},
+            Expires=datetime.fromtimestamp(delete_at, UTC),
+            **kwargs,
+        )
+
+    async def delete(self, bucket: Bucket, key: str) -> None:
+        try:
+            await self._call(
+                bucket,
+                f"DELETE {bucket.container}/{key}",
+                self._client.delete_object,
+                Bucket=bucket.container,
+                Key=check_key(key),
+            )
+        except NoSuchObject:
+            return  # already gone (S3 itself answers 204 for a missing key)
 
     async def list_keys(self, bucket: Bucket, prefix: str = "") -> list[str]:
         def list_all() -> list[str]:

@@ -10,7 +10,15 @@ only the project's own errors (`clients/errors.py`):
   in a mode where stacktrail must not create it (ACL mode). Retried with long backoff,
   shown in the project's status;
 - `AuthError` / `PermanentError`: the request as built will not succeed (bad name, no
-  permission); also retried with long backoff, because configuration can change.
+  permission); also retried with long backoff, because configuration can change;
+- `NoSuchObject` (a `PermanentError`, status 404): `get`, `head` or `set_delete_at`
+  addressed an object that does not exist.
+
+Besides writing and reading whole objects, a store reads an object's headers (`head`),
+changes its expiry keeping its metadata (`set_delete_at`, for retention changes) and
+deletes it (`delete`). Metadata travels as a plain mapping of lower-case names without
+any prefix (`{"record-count": "3"}`); each adapter maps it to its system's headers
+(`X-Object-Meta-*`, `x-amz-meta-*`, extended attributes).
 """
 
 from __future__ import annotations
@@ -49,6 +57,24 @@ class StoredObject:
     headers: Mapping[str, str] = field(default_factory=dict)  # lower-case names
 
 
+@dataclass(frozen=True, slots=True)
+class ObjectInfo:
+    """What `head` tells about a stored object."""
+
+    size: int
+    etag: str  # hex MD5 of the body, as `put` returned it
+    content_type: str  # "" when the store does not know it
+    metadata: Mapping[str, str] = field(default_factory=dict)  # lower-case names, no prefix
+    delete_at: int | None = None  # unix seconds; None when the object does not expire
+
+
+class NoSuchObject(PermanentError):
+    """The object addressed does not exist (HTTP 404)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, status=404)
+
+
 class ContainerAccessError(PermanentError):
     """The container is missing or does not let the service user write (ACL mode)."""
 
@@ -80,7 +106,34 @@ class ObjectStore(Protocol):
         ...
 
     async def get(self, bucket: Bucket, key: str) -> StoredObject:
-        """Read an object back; `PermanentError` with status 404 when it does not exist."""
+        """Read an object back; `NoSuchObject` when it does not exist."""
+        ...
+
+    async def head(self, bucket: Bucket, key: str) -> ObjectInfo:
+        """Size, ETag, content type, metadata and expiry of an object, without its body;
+        `NoSuchObject` when it does not exist."""
+        ...
+
+    async def set_delete_at(
+        self,
+        bucket: Bucket,
+        key: str,
+        delete_at: int,
+        metadata: Mapping[str, str],
+        *,
+        content_type: str | None = None,
+    ) -> None:
+        """Make an object expire at `delete_at` (unix seconds, in the future).
+
+        The object's user metadata becomes `metadata` (pass `head(...).metadata` to keep
+        it: some stores replace all of it on any metadata change) and its content type
+        stays (`content_type` as `head` returned it saves the adapter reading it again).
+        `NoSuchObject` when the object does not exist.
+        """
+        ...
+
+    async def delete(self, bucket: Bucket, key: str) -> None:
+        """Delete an object; one that is already gone counts as deleted."""
         ...
 
     async def list_keys(self, bucket: Bucket, prefix: str = "") -> list[str]:
@@ -102,6 +155,21 @@ def object_meta(headers: Mapping[str, str]) -> dict[str, str]:
         for name, value in headers.items()
         if name.lower().startswith(prefix)
     }
+
+
+def meta_headers(metadata: Mapping[str, str]) -> dict[str, str]:
+    """`{"record-count": "3"}` -> `{"X-Object-Meta-record-count": "3"}` (`object_meta` reversed)."""
+    return {f"X-Object-Meta-{name}": value for name, value in metadata.items()}
+
+
+def delete_at_of(value: str | None) -> int | None:
+    """An `X-Delete-At` value as unix seconds; None when absent or not a number."""
+    if not value:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        return None
 
 
 def check_key(key: str) -> str:

@@ -13,10 +13,16 @@ service project's account). Two write modes:
   ("container X in project P does not grant write to the stacktrail service user").
 
 Every response is classified in `_error`: 401 -> the token is renewed once and the
-request repeated (then `AuthError`); 403/404 in ACL mode -> `ContainerAccessError`;
+request repeated (then `AuthError`); 404 of a request about an existing object (GET,
+HEAD, POST) -> `NoSuchObject`; 403/404 in ACL mode -> `ContainerAccessError`;
 408/422 (checksum mismatch)/429/5xx and connection errors -> `TransientError`; anything
 else -> `PermanentError`. Object PUTs carry `ETag: <md5>`, so Swift itself refuses a body
 damaged in transit, and the returned ETag is handed back for the caller to compare.
+
+A new expiry is a POST to the object with `X-Delete-At`, every `X-Object-Meta-*` header
+and the content type: a Swift POST replaces all user metadata (and, on clusters that
+implement it as a copy, the content type), so what is not repeated is lost. Swift
+refuses an `X-Delete-At` in the past (400, `PermanentError`).
 """
 
 from __future__ import annotations
@@ -31,7 +37,18 @@ import orjson
 
 from stacktrail.clients.errors import AuthError, ClientError, PermanentError, TransientError
 from stacktrail.clients.keystone import KeystoneClient
-from stacktrail.clients.store import Bucket, ContainerAccessError, StoredObject, check_key, md5_hex
+from stacktrail.clients.store import (
+    Bucket,
+    ContainerAccessError,
+    NoSuchObject,
+    ObjectInfo,
+    StoredObject,
+    check_key,
+    delete_at_of,
+    md5_hex,
+    meta_headers,
+    object_meta,
+)
 from stacktrail.trails.model import UNSCOPED, WriteMode
 
 _TAGS = re.compile(r"<[^>]*>")
@@ -87,6 +104,9 @@ class SwiftStore:
             raise PermanentError(f"invalid container name {bucket.container!r}")
         return f"{await self.account(bucket)}/{quote(bucket.container, safe='')}"
 
+    async def _object_url(self, bucket: Bucket, key: str) -> str:
+        return f"{await self._container_url(bucket)}/{quote(check_key(key))}"
+
     # --- one place for auth and error classification
 
     async def _send(
@@ -120,8 +140,14 @@ class SwiftStore:
         return response
 
     @staticmethod
-    def _error(response: httpx.Response, bucket: Bucket, what: str) -> ClientError:
+    def _error(
+        response: httpx.Response, bucket: Bucket, what: str, *, existing: bool = False
+    ) -> ClientError:
+        """The error a response means; `existing`: the request is about an object that
+        should exist (GET, HEAD, POST), so its 404 is `NoSuchObject`."""
         status = response.status_code
+        if status == 404 and existing:
+            return NoSuchObject(f"{what}: no such object")
         detail = " ".join(_TAGS.sub(" ", response.text[:300]).split())
         if status in (403, 404) and bucket.write_mode is WriteMode.ACL:
             return ContainerAccessError(bucket, status=status, detail=detail)
@@ -168,18 +194,58 @@ class SwiftStore:
         return str(response.headers.get("etag", "")).strip('"')
 
     async def get(self, bucket: Bucket, key: str) -> StoredObject:
-        url = f"{await self._container_url(bucket)}/{quote(check_key(key))}"
+        url = await self._object_url(bucket, key)
         what = f"GET {bucket.container}/{key} in project {bucket.project_id}"
         response = await self._send("GET", url, what=what)
-        if response.status_code == 404:
-            raise PermanentError(f"{what}: no such object", status=404)
         if response.status_code != 200:
-            raise self._error(response, bucket, what)
+            raise self._error(response, bucket, what, existing=True)
         return StoredObject(
             body=response.content,
             etag=response.headers.get("etag", "").strip('"'),
             headers={k.lower(): v for k, v in response.headers.items()},
         )
+
+    async def head(self, bucket: Bucket, key: str) -> ObjectInfo:
+        url = await self._object_url(bucket, key)
+        what = f"HEAD {bucket.container}/{key} in project {bucket.project_id}"
+        response = await self._send("HEAD", url, what=what)
+        if response.status_code not in (200, 204):
+            raise self._error(response, bucket, what, existing=True)
+        headers = response.headers
+        return ObjectInfo(
+            size=int(headers.get("content-length") or 0),
+            etag=headers.get("etag", "").strip('"'),
+            content_type=headers.get("content-type", ""),
+            metadata=object_meta(headers),
+            delete_at=delete_at_of(headers.get("x-delete-at")),
+        )
+
+    async def set_delete_at(
+        self,
+        bucket: Bucket,
+        key: str,
+        delete_at: int,
+        metadata: Mapping[str, str],
+        *,
+        content_type: str | None = None,
+    ) -> None:
+        if content_type is None:
+            content_type = (await self.head(bucket, key)).content_type
+        url = await self._object_url(bucket, key)
+        what = f"POST {bucket.container}/{key} in project {bucket.project_id}"
+        sent = {**meta_headers(metadata), "X-Delete-At": str(delete_at)}
+        if content_type:
+            sent["Content-Type"] = content_type
+        response = await self._send("POST", url, what=what, headers=sent)
+        if response.status_code not in (200, 202, 204):
+            raise self._error(response, bucket, what, existing=True)
+
+    async def delete(self, bucket: Bucket, key: str) -> None:
+        url = await self._object_url(bucket, key)
+        what = f"DELETE {bucket.container}/{key} in project {bucket.project_id}"
+        response = await self._send("DELETE", url, what=what)
+        if response.status_code not in (200, 204, 404):  # 404: already gone
+            raise self._error(response, bucket, what)
 
     async def list_keys(self, bucket: Bucket, prefix: str = "") -> list[str]:
         url = await self._container_url(bucket)

@@ -10,10 +10,13 @@ only notes where the history stands.
 A sweep lists the project's objects (each region of its trail and each (region,
 container) of its ledger, below `<prefix>/<project>/<region>/`), reads each object's
 day from its key (`.../YYYY/MM/DD/<name>`), and when its `X-Delete-At` differs from
-`delete_at(day, retention)`: sets the new expiry keeping the object's metadata, or
-deletes the object when the new expiry has already passed. Progress (objects seen,
-updated, deleted, the last key done) is saved in the row as it goes, so the trail status
-can show it and a restarted scheduler goes on from the last key.
+`delete_at(day, retention)`: sets the new expiry keeping the object's metadata and
+content type (`ObjectStore.head` / `set_delete_at`), or deletes the object when the new
+expiry has already passed (Swift refuses an `X-Delete-At` in the past). An object gone
+meanwhile (or already expired: Swift answers 404 for it) is counted as seen and left
+alone. Progress (objects seen, updated, deleted, the last key done) is saved in the row
+as it goes, so the trail status can show it and a restarted scheduler goes on from the
+last key.
 """
 
 from __future__ import annotations
@@ -29,9 +32,8 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from stacktrail.clients.errors import ClientError
-from stacktrail.clients.store import Bucket, ObjectStore
+from stacktrail.clients.store import Bucket, NoSuchObject, ObjectStore
 from stacktrail.jobs import tables as jt
-from stacktrail.jobs.object_meta import DELETE_AT, ObjectMeta
 from stacktrail.sinks.archive_object import delete_at, normalise_prefix
 from stacktrail.trails import tables as t
 from stacktrail.trails.document import to_trail
@@ -129,11 +131,16 @@ async def set_state(engine: AsyncEngine, name: str, value: Any) -> None:
 
 
 class ArchiveRetention:
-    def __init__(self, store: TrailStore, objects: ObjectStore, meta: ObjectMeta) -> None:
+    def __init__(
+        self, store: TrailStore, objects: ObjectStore, meta: ObjectStore | None = None
+    ) -> None:
+        """`meta` is only accepted for `jobs.object_meta.object_meta_for`, which now hands
+        back `objects` itself; `objects` reads and changes the metadata."""
+        if meta is not None and meta is not objects:
+            raise ValueError("the retention sweep changes objects through `objects` only")
         self._store = store
         self._engine = store.engine
         self._objects = objects
-        self._meta = meta
 
     async def _trail(self, project_id: str) -> Trail:
         stored = await self._store.get_trail(project_id)
@@ -334,17 +341,20 @@ class ArchiveRetention:
         return True
 
     async def _apply(self, bucket: Bucket, key: str, wanted: int, now: datetime | None) -> str:
-        headers = await self._meta.head(bucket, key)
-        if headers is None:
-            return ""
-        current = headers.get(DELETE_AT, "")
-        if current == str(wanted):
-            return ""
-        moment = (now or datetime.now(UTC)).timestamp()
-        if wanted <= moment:
-            await self._meta.delete(bucket, key)
-            return "objects_deleted"
-        await self._meta.set_delete_at(bucket, key, wanted, headers)
+        """Bring one object to `wanted`; the counter to raise ("" when nothing changed)."""
+        try:
+            info = await self._objects.head(bucket, key)
+            if info.delete_at == wanted:
+                return ""
+            moment = (now or datetime.now(UTC)).timestamp()
+            if wanted <= moment:
+                await self._objects.delete(bucket, key)
+                return "objects_deleted"
+            await self._objects.set_delete_at(
+                bucket, key, wanted, info.metadata, content_type=info.content_type
+            )
+        except NoSuchObject:
+            return ""  # gone meanwhile
         return "objects_updated"
 
     async def _save(

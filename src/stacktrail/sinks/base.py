@@ -69,7 +69,10 @@ class Ticket:
 
 @dataclass(slots=True)
 class Record:
-    """One copy of an event for one project's trail, on its way into one sink."""
+    """One copy of an event for one project's trail, on its way into the sinks that want it.
+
+    Every sink resolves it once; the ticket counts one pending resolution per sink.
+    """
 
     project_id: str
     event: AuditEvent

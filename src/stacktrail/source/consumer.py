@@ -66,6 +66,7 @@ class AmqpSource:
         self._pending_dead: set[asyncio.Task[None]] = set()
         self._connected = asyncio.Event()
         self._consuming = True
+        self._consumed = 0  # counted here, added to the metric once per ack round
         self.on_delivery: Callable[[Delivery], None] = lambda d: None
 
     @property
@@ -124,12 +125,11 @@ class AmqpSource:
         assert self._channel is not None
         generation = self._generation
         deliver = self.on_delivery
-        consumed = metrics.CONSUMED
 
         def receive(
             _channel: object, method: Basic.Deliver, properties: pika.BasicProperties, body: bytes
         ) -> None:
-            consumed.inc()
+            self._consumed += 1
             deliver(
                 Delivery(
                     body=body,
@@ -226,6 +226,9 @@ class AmqpSource:
             self._tracker.done(delivery.tag)
 
     async def flush_acks(self, everything: bool = False) -> None:
+        if self._consumed:
+            metrics.CONSUMED.inc(self._consumed)
+            self._consumed = 0
         channel = self._channel
         if channel is None or not channel.is_open:
             return

@@ -33,6 +33,8 @@ class EventFilter:
     exclude: tuple[str, ...] = ()
 
     def matches(self, event_type: str, action: str, target_type: str) -> bool:
+        if not self.exclude and not self.include:
+            return True  # the common case, on the hot path
         fields = (event_type, action, target_type)
         if any(fnmatchcase(f, p) for p in self.exclude for f in fields if f):
             return False

@@ -1,15 +1,15 @@
 """The delivery ledger, the event type catalogue and ingest counters in the config store.
 
 The archive uploader records deliveries and errors; the pipeline records the event
-types it saw and how many events each project ingested per hour (both in batches).
-The status API reads all of it.
+types it saw and how many events each project ingested per hour and per UTC day (both
+in batches). The status API reads all of it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -20,6 +20,7 @@ from stacktrail.trails.ledger import DeliveredObject, DeliveryError
 MAX_EVENT_TYPE_LENGTH = 255
 MAX_ERROR_LENGTH = 2000
 INGEST_KEEP = timedelta(days=8)  # hourly counters older than this are pruned
+DAILY_KEEP_DAYS = 35  # daily counters of days further back than this are pruned
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +48,12 @@ class EventCounts:
     last_day: int  # events in the current and the previous 24 clock hours
     since_hour: datetime
     since_day: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class DailyCount:
+    day: date  # a UTC day
+    count: int  # events ingested for the project on that day
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,7 +182,8 @@ class SqlLedger:
         await self.record_ingest_many({(project_id, hour): count})
 
     async def record_ingest_many(self, counts: Mapping[tuple[str, datetime], int]) -> None:
-        """Add many (project_id, hour) -> count in one transaction; prunes old counters."""
+        """Add many (project_id, hour) -> count to the hourly and the daily (UTC day)
+        counters in one transaction; prunes counters beyond each one's retention."""
         merged: dict[tuple[str, datetime], int] = {}
         for (project_id, moment), count in counts.items():
             if count > 0:
@@ -183,19 +191,41 @@ class SqlLedger:
                 merged[key] = merged.get(key, 0) + count
         if not merged:
             return
-        rows = [
-            {"project_id": project_id, "hour": hour, "count": count}
-            for (project_id, hour), count in sorted(merged.items())
-        ]
-        insert = t.upsert(self._dialect, t.ingest_counts).values(rows)
-        insert = insert.on_conflict_do_update(
-            index_elements=["project_id", "hour"],
-            set_={"count": t.ingest_counts.c.count + insert.excluded.count},
+        now = datetime.now(UTC)
+        hour_cutoff = hour_of(now) - INGEST_KEEP
+        day_cutoff = now.date() - timedelta(days=DAILY_KEEP_DAYS)
+        by_day: dict[tuple[str, date], int] = {}
+        for (project_id, hour), count in merged.items():
+            if hour.date() >= day_cutoff:  # older days would be pruned right away
+                day_key = (project_id, hour.date())
+                by_day[day_key] = by_day.get(day_key, 0) + count
+        # rows in key order, so concurrent writers lock them in the same order
+        hourly = t.upsert(self._dialect, t.ingest_counts).values(
+            [
+                {"project_id": project_id, "hour": hour, "count": count}
+                for (project_id, hour), count in sorted(merged.items())
+            ]
         )
-        cutoff = hour_of(datetime.now(UTC)) - INGEST_KEEP
+        hourly = hourly.on_conflict_do_update(
+            index_elements=["project_id", "hour"],
+            set_={"count": t.ingest_counts.c.count + hourly.excluded.count},
+        )
         async with self._engine.begin() as conn:
-            await conn.execute(insert)
-            await conn.execute(t.ingest_counts.delete().where(t.ingest_counts.c.hour < cutoff))
+            await conn.execute(hourly)
+            if by_day:
+                daily = t.upsert(self._dialect, t.ingest_daily).values(
+                    [
+                        {"project_id": project_id, "day": day, "count": count}
+                        for (project_id, day), count in sorted(by_day.items())
+                    ]
+                )
+                daily = daily.on_conflict_do_update(
+                    index_elements=["project_id", "day"],
+                    set_={"count": t.ingest_daily.c.count + daily.excluded.count},
+                )
+                await conn.execute(daily)
+            await conn.execute(t.ingest_counts.delete().where(t.ingest_counts.c.hour < hour_cutoff))
+            await conn.execute(t.ingest_daily.delete().where(t.ingest_daily.c.day < day_cutoff))
 
     # --- reading
 
@@ -211,6 +241,30 @@ class SqlLedger:
         async with self._engine.connect() as conn:
             row = (await conn.execute(query)).one()
         return EventCounts(int(row[0]), int(row[1]), since_hour, since_day)
+
+    async def events_per_day(
+        self, project_id: str, days: int, now: datetime | None = None
+    ) -> list[DailyCount]:
+        """Events ingested per UTC day for the last `days` days, oldest first, ending with
+        today (so far); days without events count 0."""
+        if not 1 <= days <= DAILY_KEEP_DAYS:
+            raise ValueError(f"days must be between 1 and {DAILY_KEEP_DAYS}, not {days}")
+        moment = now or datetime.now(UTC)
+        if moment.tzinfo is None:
+            raise ValueError("naive datetime; give UTC times")
+        today = moment.astimezone(UTC).date()
+        first = today - timedelta(days=days - 1)
+        c = t.ingest_daily.c
+        query = select(c.day, c.count).where(
+            c.project_id == project_id, c.day >= first, c.day <= today
+        )
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        counts = {row.day: int(row._mapping["count"]) for row in rows}
+        return [
+            DailyCount(day, counts.get(day, 0))
+            for day in (first + timedelta(days=n) for n in range(days))
+        ]
 
     async def status(self, project_id: str) -> list[RegionStatus]:
         query = (

@@ -13,6 +13,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Date,
     DateTime,
     Dialect,
     Index,
@@ -147,6 +148,17 @@ ingest_counts = Table(
     Column("hour", UtcDateTime, primary_key=True),
     Column("count", BigInteger, nullable=False),
     Index("ix_ingest_counts_hour", "hour"),
+)
+
+# Events ingested per project and UTC day, kept longer than the hourly counters (the
+# project page charts the last 30 days); written with `ingest_counts` in one transaction.
+ingest_daily = Table(
+    "ingest_daily",
+    metadata,
+    Column("project_id", String(64), primary_key=True),
+    Column("day", Date, primary_key=True),
+    Column("count", BigInteger, nullable=False),
+    Index("ix_ingest_daily_day", "day"),
 )
 
 # Exactly one row (id = 1): bumped in the same transaction as every trail or defaults

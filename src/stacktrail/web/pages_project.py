@@ -19,7 +19,13 @@ from stacktrail.web.api_client import Api, ApiResponse, trail_path
 from stacktrail.web.pages_auth import checked_form, require_session
 from stacktrail.web.render import message_page, page, redirect, web
 from stacktrail.web.sessions import Session
-from stacktrail.web.view_trail import change_rows, defaults_baseline, health_of, region_rows
+from stacktrail.web.view_trail import (
+    change_rows,
+    defaults_baseline,
+    health_of,
+    region_rows,
+    spool_waiting,
+)
 
 router = APIRouter(include_in_schema=False)
 
@@ -106,6 +112,7 @@ async def render_project(
     regions += [r for r in archive.get("regions") or [] if r not in regions]
     min_interval = str(bounds.get("min_interval") or "")
     status_body: dict[str, Any] | None = status.body if status.ok else None
+    days = chart.days_from_status(status_body) if status_body else []
     own = who.project_id == project_id
     errors = errors or {}
     advanced = [
@@ -143,13 +150,13 @@ async def render_project(
         },
         "health": health_of(current, status_body),
         "regions": region_rows(status_body),
+        "spool": spool_waiting(status_body),
         "status": status_body,
         "status_error": None if status.ok else status.detail,
-        "chart": chart.render(
-            chart.days_from_status(status_body or {}), "Events recorded per day, last 30 days"
-        )
+        "chart": chart.render(days, f"Events recorded per day, last {len(days)} days")
         if status_body
         else None,
+        "chart_days": days,
         "bounds": bounds,
         "bounds_error": None if defaults.ok else defaults.detail,
         "region_choices": regions,

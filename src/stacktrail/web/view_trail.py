@@ -96,6 +96,27 @@ def region_rows(status: dict[str, Any] | None) -> list[dict[str, Any]]:
     return rows
 
 
+@dataclass(frozen=True, slots=True)
+class Spool:
+    words: str  # how much waits, e.g. "48.2 KB"
+    every_region: bool  # the same bytes go to each of several regions
+
+
+def spool_waiting(status: dict[str, Any] | None) -> Spool | None:
+    """What waits in the local spool, said once for the project.
+
+    The spool keeps one copy of a project's events and delivers it to each region, so the
+    status reports the project's figure with every region. None when the regions' figures
+    differ: then they are per region, and each region shows its own.
+    """
+    regions = (status or {}).get("regions") or []
+    figures = {region.get("pending_spool_bytes") for region in regions}
+    if len(figures) != 1:
+        return None
+    [figure] = figures
+    return Spool(explain.size_words(figure), len(regions) > 1 and bool(figure))
+
+
 def _flat(doc: Any, prefix: str = "") -> dict[str, Any]:
     if not isinstance(doc, dict):
         return {}
