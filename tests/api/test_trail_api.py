@@ -1,7 +1,8 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+import uuid
+from datetime import UTC, datetime, timedelta
 
 import httpx
 
@@ -247,6 +248,9 @@ async def test_status(client: httpx.AsyncClient, ledger: SqlLedger, project_id: 
     }
     assert empty["regions"][1]["pending_spool_bytes"] is None
     assert empty["events"]["last_hour"] == 0
+    today = datetime.now(UTC).date()
+    days = [(today - timedelta(days=back)).isoformat() for back in range(29, -1, -1)]
+    assert empty["events_per_day"] == [{"day": day, "count": 0} for day in days]
 
     now = datetime.now(UTC).replace(microsecond=0)
     await ledger.record_delivery(
@@ -265,6 +269,14 @@ async def test_status(client: httpx.AsyncClient, ledger: SqlLedger, project_id: 
     await ledger.record_error(DeliveryError(project_id, "RegionTwo", "401 Unauthorized", now))
     await ledger.record_error(DeliveryError(project_id, "RegionThree", "gone", now))
     await ledger.record_ingest(project_id, now, 42)
+    await ledger.record_ingest_many(
+        {
+            (project_id, now - timedelta(days=2)): 7,
+            (project_id, now - timedelta(days=29)): 5,
+            (project_id, now - timedelta(days=30)): 1000,  # before the last 30 days
+            (uuid.uuid4().hex, now): 3,  # another project
+        }
+    )
     status = (await client.get(url(project_id, "/status"))).json()
     one, two, three = status["regions"]
     assert one["last_delivery"] == {
@@ -280,6 +292,27 @@ async def test_status(client: httpx.AsyncClient, ledger: SqlLedger, project_id: 
     assert three["region"] == "RegionThree"  # a region no longer configured still shows
     assert status["events"]["last_hour"] == 42
     assert status["events"]["last_day"] == 42
+    per_day = status["events_per_day"]
+    assert [entry["day"] for entry in per_day] == days
+    assert {entry["day"]: entry["count"] for entry in per_day if entry["count"]} == {
+        days[-1]: 42,
+        days[-3]: 7,
+        days[0]: 5,
+    }
+
+
+async def test_status_schema_documents_events_per_day(client: httpx.AsyncClient) -> None:
+    schemas = (await client.get("/openapi.json")).json()["components"]["schemas"]
+    per_day = schemas["TrailStatusView"]["properties"]["events_per_day"]
+    assert "events_per_day" in schemas["TrailStatusView"]["required"]
+    assert per_day["items"] == {"$ref": "#/components/schemas/DayCountView"}
+    assert (per_day["minItems"], per_day["maxItems"]) == (30, 30)
+    assert "UTC day" in per_day["description"]
+    day = schemas["DayCountView"]
+    assert day["required"] == ["day", "count"]
+    assert day["properties"]["day"]["type"] == "string"
+    assert day["properties"]["day"]["format"] == "date"
+    assert day["properties"]["count"]["type"] == "integer"
 
 
 async def test_project_id_is_validated(client: httpx.AsyncClient) -> None:

@@ -3,14 +3,33 @@
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from stacktrail.clients.errors import PermanentError
 from stacktrail.clients.localdir import LocalDirStore
-from stacktrail.clients.store import Bucket, ContainerAccessError, md5_hex
+from stacktrail.clients.store import (
+    Bucket,
+    ContainerAccessError,
+    NoSuchObject,
+    ObjectInfo,
+    md5_hex,
+)
 from stacktrail.trails.model import WriteMode
+
+
+def xattrs_work(directory: Path) -> bool:
+    probe = directory / "probe"
+    probe.write_bytes(b"")
+    try:
+        os.setxattr(probe, "user.test", b"1")
+    except OSError:
+        return False
+    finally:
+        probe.unlink()
+    return True
 
 
 async def test_put_get_list(tmp_path: Path) -> None:
@@ -31,11 +50,7 @@ async def test_put_get_list(tmp_path: Path) -> None:
 
 
 async def test_headers_are_kept_where_xattrs_work(tmp_path: Path) -> None:
-    probe = tmp_path / "probe"
-    probe.write_bytes(b"")
-    try:
-        os.setxattr(probe, "user.test", b"1")
-    except OSError:
+    if not xattrs_work(tmp_path):
         pytest.skip("this file system has no user xattrs; the store still writes the objects")
     store = LocalDirStore(tmp_path)
     bucket = Bucket("p1", "RegionOne", "audit")
@@ -68,3 +83,67 @@ async def test_missing_object_is_404(tmp_path: Path) -> None:
     with pytest.raises(PermanentError) as info:
         await store.get(Bucket("p1", "RegionOne", "audit"), "nothing")
     assert info.value.status == 404
+
+
+async def test_head_set_delete_at_delete(tmp_path: Path) -> None:
+    if not xattrs_work(tmp_path):
+        pytest.skip("this file system has no user xattrs: there is no metadata to keep")
+    store = LocalDirStore(tmp_path)
+    bucket = Bucket("p1", "RegionOne", "audit")
+    key = "logs/p1/RegionOne/2025/06/14/o.json.gz"
+    headers = {
+        "Content-Type": "application/gzip",
+        "X-Delete-At": "1900000000",
+        "X-Object-Meta-Record-Count": "2",
+        "X-Object-Meta-Sha256": "ab" * 32,
+    }
+    await store.put(bucket, key, b"body", headers)
+
+    info = await store.head(bucket, key)
+    assert info == ObjectInfo(
+        size=4,
+        etag=md5_hex(b"body"),
+        content_type="application/gzip",
+        metadata={"record-count": "2", "sha256": "ab" * 32},
+        delete_at=1900000000,
+    )
+
+    await store.set_delete_at(bucket, key, 1900003600, info.metadata)
+    assert await store.head(bucket, key) == replace(info, delete_at=1900003600)
+    stored = await store.get(bucket, key)
+    assert stored.body == b"body"
+    assert stored.headers["x-delete-at"] == "1900003600"
+    assert os.getxattr(tmp_path / "audit" / key, "user.stacktrail.x-delete-at") == b"1900003600"
+
+    await store.set_delete_at(bucket, key, 1900007200, {"record-count": "2"}, content_type="a/b")
+    again = await store.head(bucket, key)
+    assert again.metadata == {"record-count": "2"}  # what was given replaces the metadata
+    assert (again.content_type, again.delete_at) == ("a/b", 1900007200)
+
+    await store.delete(bucket, key)
+    await store.delete(bucket, key)  # already gone: fine
+    assert await store.list_keys(bucket) == []
+    with pytest.raises(NoSuchObject):
+        await store.head(bucket, key)
+    with pytest.raises(NoSuchObject):
+        await store.set_delete_at(bucket, key, 1900000000, {})
+
+
+async def test_head_without_xattrs_still_answers(tmp_path: Path) -> None:
+    store = LocalDirStore(tmp_path)
+    bucket = Bucket("p1", "RegionOne", "audit")
+    (tmp_path / "audit" / "a").mkdir(parents=True)
+    (tmp_path / "audit" / "a" / "k").write_bytes(b"copied in by hand")
+    info = await store.head(bucket, "a/k")
+    assert info == ObjectInfo(size=17, etag=md5_hex(b"copied in by hand"), content_type="")
+    with pytest.raises(NoSuchObject):  # a directory is not an object
+        await store.head(bucket, "a")
+    with pytest.raises(NoSuchObject):
+        await store.head(bucket, "a/k/deeper")
+    with pytest.raises(NoSuchObject):
+        await store.head(Bucket("p1", "RegionOne", "nothing"), "a/k")
+    with pytest.raises(PermanentError):
+        await store.head(bucket, "../audit/a/k")
+    with pytest.raises(PermanentError):
+        await store.delete(bucket, "a")  # a directory: refused, not removed
+    assert (tmp_path / "audit" / "a" / "k").exists()

@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 import pytest
 
 from stacktrail.clients.errors import AuthError, PermanentError, TransientError
 from stacktrail.clients.keystone import KeystoneClient
-from stacktrail.clients.store import Bucket, ContainerAccessError, md5_hex
+from stacktrail.clients.store import (
+    Bucket,
+    ContainerAccessError,
+    NoSuchObject,
+    ObjectInfo,
+    md5_hex,
+)
 from stacktrail.clients.swift import SwiftStore, account_url
 from stacktrail.trails.model import UNSCOPED, WriteMode
 from tests.clients.conftest import REGION, AclIdentity, ProjectAdmin, unique
@@ -133,3 +140,112 @@ async def test_unreachable_swift_is_transient(keystone: KeystoneClient) -> None:
 async def test_unknown_region_is_permanent(swift_store: SwiftStore) -> None:
     with pytest.raises(PermanentError, match="no object-store endpoint"):
         await swift_store.put(Bucket("p1", "NoSuchRegion", "c"), "k", b"x", {})
+
+
+async def test_head_set_delete_at_delete(swift_store: SwiftStore, admin_a: ProjectAdmin) -> None:
+    bucket = Bucket(admin_a.project_id, REGION, unique("st-meta"))
+    await swift_store.ensure_container(bucket)
+    key = "logs/p/RegionOne/2025/06/14/o.json.gz"
+    body = b"\x1f\x8b gzip bytes"
+    first = int(time.time()) + 86400
+    headers = {
+        "Content-Type": "application/gzip",
+        "X-Delete-At": str(first),
+        "X-Object-Meta-Record-Count": "7",
+        "X-Object-Meta-Sha256": "ab" * 32,
+    }
+    await swift_store.put(bucket, key, body, headers)
+
+    info = await swift_store.head(bucket, key)
+    assert info == ObjectInfo(
+        size=len(body),
+        etag=md5_hex(body),
+        content_type="application/gzip",
+        metadata={"record-count": "7", "sha256": "ab" * 32},
+        delete_at=first,
+    )
+
+    later = first + 3600
+    await swift_store.set_delete_at(
+        bucket, key, later, info.metadata, content_type=info.content_type
+    )
+    assert await swift_store.head(bucket, key) == replace(info, delete_at=later)
+    # the project's own admin sees the same object, body untouched
+    seen = admin_a.request("GET", f"{bucket.container}/{key}")
+    assert seen.content == body
+    assert seen.headers["x-delete-at"] == str(later)
+    assert seen.headers["x-object-meta-record-count"] == "7"
+    assert seen.headers["content-type"] == "application/gzip"
+
+    # without the content type the adapter reads it first: still kept
+    await swift_store.set_delete_at(bucket, key, later + 60, {"record-count": "7"})
+    again = await swift_store.head(bucket, key)
+    assert again.content_type == "application/gzip"
+    assert again.delete_at == later + 60
+    assert again.metadata == {"record-count": "7"}  # what was given replaces the metadata
+
+    await swift_store.delete(bucket, key)
+    await swift_store.delete(bucket, key)  # already gone: fine
+    assert admin_a.listing(bucket.container) == []
+    with pytest.raises(NoSuchObject):
+        await swift_store.head(bucket, key)
+    with pytest.raises(NoSuchObject):
+        await swift_store.get(bucket, key)
+    with pytest.raises(NoSuchObject):
+        await swift_store.set_delete_at(bucket, key, later, {}, content_type="text/plain")
+
+
+async def test_an_expiry_in_the_past_is_refused(
+    swift_store: SwiftStore, admin_b: ProjectAdmin
+) -> None:
+    bucket = Bucket(admin_b.project_id, REGION, unique("st-past"))
+    await swift_store.ensure_container(bucket)
+    await swift_store.put(bucket, "k", b"x", {"X-Object-Meta-A": "1"})
+    with pytest.raises(PermanentError) as info:
+        await swift_store.set_delete_at(bucket, "k", int(time.time()) - 60, {"a": "1"})
+    assert info.value.status == 400
+    assert not isinstance(info.value, NoSuchObject)
+    assert (await swift_store.head(bucket, "k")).delete_at is None
+
+
+async def test_head_renews_an_expired_token(swift_store: SwiftStore, admin_a: ProjectAdmin) -> None:
+    bucket = Bucket(admin_a.project_id, REGION, unique("st-reauth"))
+    await swift_store.ensure_container(bucket)
+    await swift_store.put(bucket, "k", b"xy", {})
+    swift_store._token = "gAAAAAB-no-such-token"
+    assert (await swift_store.head(bucket, "k")).size == 2
+
+
+async def test_acl_mode_metadata_needs_the_grants(
+    acl_identity: AclIdentity, admin_a: ProjectAdmin
+) -> None:
+    container = unique("st-acl-meta")
+    assert admin_a.request("PUT", container).status_code in (201, 202)
+    assert admin_a.request("PUT", f"{container}/k", content=b"x").status_code == 201
+    bucket = Bucket(admin_a.project_id, REGION, container, WriteMode.ACL)
+    store = SwiftStore(KeystoneClient(acl_identity.settings))
+    delete_at = int(time.time()) + 86400
+    try:
+        with pytest.raises(ContainerAccessError) as info:
+            await store.head(bucket, "k")
+        assert info.value.status == 403
+        with pytest.raises(ContainerAccessError):
+            await store.delete(bucket, "k")
+
+        write = {"X-Container-Write": acl_identity.grant}
+        assert admin_a.request("POST", container, headers=write).status_code == 204
+        # a write grant allows POST and DELETE, not HEAD
+        await store.set_delete_at(bucket, "k", delete_at, {"a": "1"}, content_type="text/plain")
+        seen = admin_a.request("HEAD", f"{container}/k")
+        assert seen.headers["x-delete-at"] == str(delete_at)
+        assert seen.headers["x-object-meta-a"] == "1"
+        with pytest.raises(ContainerAccessError):
+            await store.head(bucket, "k")
+
+        read = {**write, "X-Container-Read": acl_identity.grant}
+        assert admin_a.request("POST", container, headers=read).status_code == 204
+        assert (await store.head(bucket, "k")).delete_at == delete_at
+        await store.delete(bucket, "k")
+        assert admin_a.listing(container) == []
+    finally:
+        await store.aclose()

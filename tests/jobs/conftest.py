@@ -15,6 +15,7 @@ from tests.clients.conftest import (
     admin_a,
     admin_b,
     keystone,
+    s3_store,
     service_settings,
     swift_store,
 )
@@ -28,6 +29,7 @@ __all__ = [
     "db_dir",
     "keystone",
     "own_store",
+    "s3_store",
     "service_settings",
     "settings",
     "store",

@@ -1,13 +1,36 @@
 from __future__ import annotations
 
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import inspect
+from alembic import command
+from alembic.config import Config
+from alembic.script import ScriptDirectory
+from sqlalchemy import inspect, select
+from sqlalchemy.engine import Connection
 
 from stacktrail.trails import db
+from stacktrail.trails import tables as t
+from stacktrail.trails.sql_ledger import SqlLedger
 from stacktrail.trails.tables import metadata
 from tests.trails.fixtures import BACKENDS, fresh_database
+
+DAILY_REVISION = "0003_ingest_daily"
+
+
+def alembic_config(connection: Connection | None = None) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(db.MIGRATIONS_DIR))
+    if connection is not None:
+        config.attributes["connection"] = connection
+    return config
+
+
+def test_one_line_of_revisions() -> None:
+    script = ScriptDirectory.from_config(alembic_config())
+    assert script.get_heads() == [DAILY_REVISION] == [db.head_revision()]
+    assert script.get_revision(DAILY_REVISION).down_revision == "0002_jobs"
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -24,6 +47,52 @@ async def test_fresh_database_upgrade_then_current(backend: str, db_dir: Path) -
         finally:
             await engine.dispose()
         assert set(metadata.tables) <= tables
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_daily_counts_start_from_the_hourly_ones(backend: str, db_dir: Path) -> None:
+    """Upgrading a database with hourly counters fills the daily ones from them; a
+    downgrade drops the table and the upgrade runs again."""
+    hours = {
+        ("p1", datetime(2025, 6, 1, 0, tzinfo=UTC)): 1,
+        ("p1", datetime(2025, 6, 1, 23, tzinfo=UTC)): 2,
+        ("p1", datetime(2025, 6, 2, 0, tzinfo=UTC)): 40,
+        ("p2", datetime(2025, 6, 1, 12, tzinfo=UTC)): 300,
+    }
+    async with fresh_database(backend, db_dir) as url:
+        await db.upgrade(url, "0002_jobs")
+        engine = db.create_engine(url)
+        try:
+            async with engine.begin() as conn:
+                await conn.execute(
+                    t.ingest_counts.insert(),
+                    [{"project_id": p, "hour": h, "count": n} for (p, h), n in hours.items()],
+                )
+            await db.upgrade(url)
+            await db.check_current(url)
+            query = select(t.ingest_daily).order_by(t.ingest_daily.c.project_id, "day")
+            async with engine.connect() as conn:
+                rows = [tuple(row) for row in (await conn.execute(query)).all()]
+            assert rows == [
+                ("p1", date(2025, 6, 1), 3),
+                ("p1", date(2025, 6, 2), 40),
+                ("p2", date(2025, 6, 1), 300),
+            ]
+            days = await SqlLedger(engine).events_per_day("p1", 3, datetime(2025, 6, 2, tzinfo=UTC))
+            assert [d.count for d in days] == [0, 3, 40]
+
+            async with engine.begin() as conn:
+                await conn.run_sync(
+                    lambda sync: command.downgrade(alembic_config(sync), "0002_jobs")
+                )
+            async with engine.connect() as conn:
+                tables = await conn.run_sync(lambda c: set(inspect(c).get_table_names()))
+            assert "ingest_daily" not in tables
+            assert "ingest_counts" in tables
+        finally:
+            await engine.dispose()
+        await db.upgrade(url)
+        assert await db.current_revision(url) == DAILY_REVISION
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

@@ -1,12 +1,22 @@
 from __future__ import annotations
 
+import asyncio
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
+from sqlalchemy import select
 
+from stacktrail.trails import tables as t
 from stacktrail.trails.ledger import DeliveredObject, DeliveryError, DeliveryLedger
-from stacktrail.trails.sql_ledger import INGEST_KEEP, SqlLedger, hour_of
+from stacktrail.trails.sql_ledger import (
+    DAILY_KEEP_DAYS,
+    INGEST_KEEP,
+    DailyCount,
+    SqlLedger,
+    hour_of,
+)
+from stacktrail.trails.store import TrailStore
 
 NOW = datetime(2025, 6, 1, 12, 30, tzinfo=UTC)
 
@@ -103,6 +113,119 @@ async def test_old_ingest_counters_are_pruned(ledger: SqlLedger, project_id: str
     await ledger.record_ingest(project_id, old, 9)
     counts = await ledger.event_counts(project_id, old + timedelta(minutes=5))
     assert counts.last_hour == 0  # pruned by the same batch that wrote it
+
+
+async def daily_rows(store: TrailStore, project_id: str) -> dict[date, int]:
+    """The project's rows of the daily counters, as stored."""
+    c = t.ingest_daily.c
+    query = select(c.day, c.count).where(c.project_id == project_id)
+    async with store.engine.connect() as conn:
+        rows = (await conn.execute(query)).all()
+    return {row.day: int(row._mapping["count"]) for row in rows}
+
+
+async def test_daily_counts_add_up_per_utc_day(
+    ledger: SqlLedger, store: TrailStore, project_id: str
+) -> None:
+    now = datetime.now(UTC)
+    today = now.date()
+    midnight = datetime.combine(today, datetime.min.time(), UTC)
+    other = uuid.uuid4().hex
+    await ledger.record_ingest_many(
+        {
+            (project_id, midnight): 1,  # 00:00 UTC: today
+            (project_id, midnight - timedelta(minutes=1)): 2,  # 23:59 UTC: yesterday
+            (project_id, midnight - timedelta(days=3, hours=1)): 30,
+            (project_id, midnight - timedelta(days=29) + timedelta(hours=5)): 4,
+            (project_id, midnight - timedelta(days=30)): 500,  # before the 30 days shown
+            (other, midnight): 7,
+            (project_id, midnight + timedelta(hours=1)): 0,  # nothing to add
+        }
+    )
+    # a second batch adds to the same days; times in other zones count by their UTC day
+    east, west = timezone(timedelta(hours=2)), timezone(-timedelta(hours=5))
+    await ledger.record_ingest_many(
+        {
+            (project_id, midnight): 10,
+            (project_id, (midnight - timedelta(hours=1)).astimezone(east)): 100,  # yesterday in UTC
+            (project_id, (midnight + timedelta(hours=2)).astimezone(west)): 20,  # today in UTC
+        }
+    )
+
+    days = await ledger.events_per_day(project_id, 30, now)
+    assert len(days) == 30
+    assert [d.day for d in days] == [today - timedelta(days=back) for back in range(29, -1, -1)]
+    counts = {d.day: d.count for d in days}
+    assert counts[today] == 31
+    assert counts[today - timedelta(days=1)] == 102
+    assert counts[today - timedelta(days=4)] == 30  # 23:00 UTC the evening before day -3
+    assert counts[today - timedelta(days=29)] == 4
+    assert sum(counts.values()) == 31 + 102 + 30 + 4  # every other day counts 0
+    assert days[0] == DailyCount(today - timedelta(days=29), 4)
+    assert await daily_rows(store, project_id) == {
+        today: 31,
+        today - timedelta(days=1): 102,
+        today - timedelta(days=4): 30,
+        today - timedelta(days=29): 4,
+        today - timedelta(days=30): 500,  # kept, only not asked for
+    }
+    assert (await ledger.events_per_day(other, 1, now)) == [DailyCount(today, 7)]
+    assert [d.count for d in await ledger.events_per_day(uuid.uuid4().hex, 30, now)] == [0] * 30
+    # the hourly counters get the same batch
+    assert (await ledger.event_counts(project_id, midnight)).last_hour == 31 + 102
+
+
+async def test_daily_counts_outlive_the_hourly_ones(ledger: SqlLedger, project_id: str) -> None:
+    now = datetime.now(UTC)
+    old_hour = hour_of(now) - INGEST_KEEP - timedelta(days=2)
+    await ledger.record_ingest(project_id, old_hour, 9)
+    assert (await ledger.event_counts(project_id, old_hour)).last_hour == 0  # pruned
+    days = await ledger.events_per_day(project_id, 30, now)
+    assert {d.day: d.count for d in days if d.count} == {old_hour.date(): 9}
+
+
+async def test_old_daily_counts_are_pruned(
+    ledger: SqlLedger, store: TrailStore, project_id: str
+) -> None:
+    today = datetime.now(UTC).date()
+    oldest_kept = today - timedelta(days=DAILY_KEEP_DAYS)
+    async with store.engine.begin() as conn:  # rows a long-running pipeline wrote earlier
+        await conn.execute(
+            t.ingest_daily.insert(),
+            [
+                {"project_id": project_id, "day": oldest_kept, "count": 5},
+                {"project_id": project_id, "day": oldest_kept - timedelta(days=1), "count": 6},
+                {"project_id": project_id, "day": today - timedelta(days=400), "count": 7},
+            ],
+        )
+    noon = datetime.combine(today, datetime.min.time(), UTC) + timedelta(hours=12)
+    await ledger.record_ingest_many(
+        {
+            (project_id, noon - timedelta(days=DAILY_KEEP_DAYS + 3)): 8,  # older than kept
+            (project_id, noon - timedelta(days=DAILY_KEEP_DAYS)): 1,
+            ("another-project", noon): 1,
+        }
+    )
+    assert await daily_rows(store, project_id) == {oldest_kept: 6}
+
+
+async def test_daily_counts_under_concurrent_batches(ledger: SqlLedger, project_id: str) -> None:
+    now = datetime.now(UTC)
+    batch = {(project_id, now): 3, (project_id, now - timedelta(days=1)): 1}
+    await asyncio.gather(*(ledger.record_ingest_many(batch) for _ in range(20)))
+    days = await ledger.events_per_day(project_id, 2, now)
+    assert [d.count for d in days] == [20, 60]
+
+
+async def test_events_per_day_bounds(ledger: SqlLedger, project_id: str) -> None:
+    for days in (0, DAILY_KEEP_DAYS + 1):
+        with pytest.raises(ValueError, match="days must be between"):
+            await ledger.events_per_day(project_id, days)
+    with pytest.raises(ValueError, match="naive"):
+        await ledger.events_per_day(project_id, 30, datetime(2025, 1, 1))
+    late = datetime(2025, 6, 1, 23, 30, tzinfo=timezone(-timedelta(hours=3)))
+    [only] = await ledger.events_per_day(project_id, 1, late)
+    assert only.day == date(2025, 6, 2)  # 02:30 UTC
 
 
 def test_hour_of_needs_aware_times() -> None:

@@ -41,12 +41,25 @@ EVENT_TYPES = {
 }
 
 
+def daily_history(now: datetime) -> dict[int, int]:
+    """Days back -> events of project A on that UTC day, before the last 30 hours: busy
+    working days, quiet weekends, and a day without events 12 days ago."""
+    history = {}
+    for back in range(2, 34):
+        day = (now - timedelta(days=back)).date()
+        history[back] = 0 if back == 12 else (2_600 if day.weekday() < 5 else 700) + 37 * back
+    return history
+
+
 async def seed_history(ledger: SqlLedger, a: str, b: str) -> None:
     """Deliveries, an ingest history, the event catalogue and a failing project (B)."""
     now = datetime.now(UTC)
     await ledger.record_event_types(EVENT_TYPES, seen_at=now)
     await ledger.record_ingest_many(
         {(a, now - timedelta(hours=hours)): 40 + 7 * hours for hours in range(0, 30)}
+    )
+    await ledger.record_ingest_many(
+        {(a, now - timedelta(days=back)): count for back, count in daily_history(now).items()}
     )
     day = (now - timedelta(minutes=20)).strftime("%Y-%m-%d")
     for project, region, minutes in ((a, "RegionOne", 7), (b, "RegionOne", 300)):

@@ -5,15 +5,17 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlencode
+from xml.etree import ElementTree
 
 import httpx
 import pytest
 
 from stacktrail.api import create_app
 from stacktrail.trails.sql_ledger import SqlLedger
-from stacktrail.web import mount_ui
+from stacktrail.web import chart, mount_ui
 from tests.trails.fixtures import make_settings, migrated_store
 
 MANY = 1500  # event types in the catalogue: more than a form parser allows by default
@@ -188,3 +190,67 @@ async def test_a_long_event_catalogue_fits_in_one_form(http: httpx.AsyncClient) 
     assert saved.status_code == 303, saved.text
     events = (await http.get("/v1/projects/p2/trail")).json()["events"]
     assert events == {"include": [], "exclude": ["service0007.thing.done"]}
+
+
+SVG = "http://www.w3.org/2000/svg"
+
+
+def chart_of(html: str) -> ElementTree.Element:
+    match = re.search(r'<svg class="chart".*?</svg>', html, re.S)
+    assert match, "no chart in the page"
+    return ElementTree.fromstring(match.group(0).replace("<svg ", f'<svg xmlns="{SVG}" ', 1))
+
+
+async def test_the_chart_shows_30_days_of_events(tmp_path: Path) -> None:
+    """The project page charts `events_per_day` of the status: a bar per UTC day, scaled to
+    the busiest day, with dates under it and the numbers as a table; the spool is said once."""
+    settings = make_settings()
+    now = datetime.now(UTC)
+    counts = {back: 100 * (back % 7) for back in range(35)}  # 0 to 600 a day
+    counts[0] = 80
+    counts[9] = 3000
+    async with migrated_store("sqlite", tmp_path, settings) as store:
+        await SqlLedger(store.engine).record_ingest_many(
+            {("p4", now - timedelta(days=back)): count for back, count in counts.items()}
+        )
+        app = create_app(settings, store, None, pending_spool_bytes=lambda p, r: 48_213)
+        mount_ui(app, settings)
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://ui") as http:
+            await sign_in(http)
+            page = (await http.get("/projects/p4")).text
+            status = (await http.get("/v1/projects/p4/trail/status")).json()
+    today = datetime.fromisoformat(status["events_per_day"][-1]["day"]).date()
+    assert today == now.date()
+
+    svg = chart_of(page)
+    bars = svg.findall(f"{{{SVG}}}rect")
+    assert len(bars) == 30
+    days = [(today - timedelta(days=back)).isoformat() for back in range(29, -1, -1)]
+    assert [bar.get("data-day") for bar in bars] == days
+    expected = [counts[back] for back in range(29, -1, -1)]
+    assert [int(bar.get("data-count", "")) for bar in bars] == expected
+    for bar, count in zip(bars, expected, strict=True):  # the scale tops at 4,000
+        assert float(bar.get("height", "")) == pytest.approx(
+            chart.PLOT_HEIGHT * count / 4000, abs=0.1
+        )
+    assert float(bars[-10].get("height", "")) == 81.0  # the busiest day, 9 days ago
+    assert bars[-1].get("class") == "bar today"
+    labels = [text.text for text in svg.findall(f"{{{SVG}}}text")]
+    dates = [chart.day_label(today - timedelta(days=back)) for back in (28, 21, 14, 7)]
+    assert labels == ["0", "2k", "4k", *dates, "today"]
+    total = sum(expected)
+    assert f"{total:,} events in total" in (svg.findtext(f"{{{SVG}}}desc") or "")
+
+    # the same numbers as a table, newest first
+    table = re.search(r'<details class="chart-data">.*?</details>', page, re.S)
+    assert table
+    rows = re.findall(r'<tr><th scope="row">(\S+?)[ <].*?<td class="num">([^<]+)</td>', table[0])
+    assert rows == [
+        (day, f"{count:,}") for day, count in zip(days[::-1], expected[::-1], strict=True)
+    ]
+
+    assert "not known" not in page
+    assert page.count("Waiting in the local spool") == 1
+    assert "48.2 KB, for every region" in page
+    assert "Waiting to be delivered" not in page

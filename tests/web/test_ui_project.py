@@ -39,10 +39,24 @@ def test_project_admin_changes_retention(
     expect(page.locator(".health")).to_contain_text("Healthy")
     status = page.locator("#status")
     expect(status).to_contain_text("RegionOne")
-    expect(status).to_contain_text("48.2 KB")  # waiting in the spool
-    expect(status.locator("svg.chart")).to_be_visible()
+    expect(status.locator(".spool")).to_contain_text(
+        re.compile(r"Waiting in the local spool\s*48\.2 KB, for every region")
+    )
+    expect(status.get_by_text("Waiting in the local spool")).to_have_count(1)
+    expect(status.get_by_text("Waiting to be delivered")).to_have_count(0)
+    chart = status.get_by_role("img", name="Events recorded per day, last 30 days")
+    expect(chart).to_be_visible()
+    expect(chart.locator("rect.bar")).to_have_count(30)
+    expect(chart.locator("rect.unknown")).to_have_count(0)
+    heights = chart.locator("rect.bar").evaluate_all("bars => bars.map(b => b.getBBox().height)")
+    assert sum(1 for h in heights if h > 0) == 29  # one day without events
+    assert max(heights) > 60  # the busy days stand out
+    expect(status).not_to_contain_text("not known")
     assert_fields_labelled(page)
     shot(page, "02-project-admin")
+    status.get_by_text("Events per day as a table").click()
+    expect(status.locator(".chart-data tbody tr")).to_have_count(30)
+    shot(page, "02b-project-events-per-day-table")
 
     page.get_by_label("Keep events for (days)").fill("30")
     page.get_by_role("button", name="Save settings").click()
@@ -58,6 +72,8 @@ def test_project_admin_changes_retention(
     assert width <= PHONE["width"], f"the page is {width}px wide on a {PHONE['width']}px screen"
     page.evaluate("window.scrollTo(0, 0)")
     shot(page, "04a-project-phone-top", full_page=False)
+    page.evaluate("document.querySelector('#status .spool').scrollIntoView()")
+    shot(page, "04d-project-phone-chart", full_page=False)
     page.evaluate("document.getElementById('settings').scrollIntoView()")
     shot(page, "04b-project-phone-settings", full_page=False)
     page.evaluate("document.getElementById('events').scrollIntoView()")

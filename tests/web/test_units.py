@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
+from xml.etree import ElementTree
 
 import pytest
 from starlette.datastructures import FormData
@@ -11,6 +12,7 @@ from stacktrail.api.auth import Principal
 from stacktrail.web import chart, explain, forms
 from stacktrail.web.render import safe_next
 from stacktrail.web.sessions import SessionStore
+from stacktrail.web.view_trail import Spool, spool_waiting
 
 
 @pytest.mark.parametrize(
@@ -138,17 +140,131 @@ def test_validation_errors_by_field() -> None:
     }
 
 
-def test_chart_marks_unknown_days() -> None:
-    days = chart.days_from_status({"events": {"last_day": 1234}}, today=date(2025, 3, 31))
+def per_day(counts: list[int], last: date) -> list[dict[str, object]]:
+    """`events_per_day` as the status API gives it: oldest first, ending with `last`."""
+    first = last - timedelta(days=len(counts) - 1)
+    return [
+        {"day": (first + timedelta(days=n)).isoformat(), "count": count}
+        for n, count in enumerate(counts)
+    ]
+
+
+def svg_of(markup: str) -> ElementTree.Element:
+    return ElementTree.fromstring(markup.replace("<svg ", f'<svg xmlns="{SVG}" ', 1))
+
+
+SVG = "http://www.w3.org/2000/svg"
+
+
+def test_chart_days_come_from_the_status() -> None:
+    today = date(2025, 3, 31)
+    counts = [10 * n for n in range(30)]
+    days = chart.days_from_status({"events_per_day": per_day(counts, today)})
     assert len(days) == chart.DAYS
-    assert days[-1].count == 1234
-    assert days[0] == chart.DayCount(date(2025, 3, 2), None)
-    svg = str(chart.render(days, "Events <per> day"))
-    assert svg.startswith('<svg class="chart"')
-    assert "Events &lt;per&gt; day" in svg
-    assert svg.count('class="unknown"') == chart.DAYS - 1
-    assert "last 24 hours: 1,234 events" in svg
-    assert 'style="' not in svg  # the page's CSP allows no inline styles
+    assert days[0] == chart.DayCount(date(2025, 3, 2), 0)
+    assert days[-1] == chart.DayCount(today, 290)
+    assert [d.count for d in days] == counts
+
+    # the window ends with the status's last day, whatever this server's clock says
+    later = chart.days_from_status(
+        {"events_per_day": per_day(counts, today)}, today=date(2025, 4, 1)
+    )
+    assert later == days
+
+    # a day the status leaves out (or garbles) is not known; so is everything without it
+    entries = per_day(counts, today)
+    del entries[3]  # 2025-03-05
+    entries[3] = {"day": "2025-03-06", "count": "many"}
+    entries.append({"day": "not a day", "count": 1})
+    gappy = chart.days_from_status({"events_per_day": entries}, today=today)
+    assert [d.day for d in gappy] == [d.day for d in days]
+    assert [i for i, d in enumerate(gappy) if d.count is None] == [3, 4]
+    empty = chart.days_from_status({}, today=today)
+    assert [d.day for d in empty] == [d.day for d in days]
+    assert {d.count for d in empty} == {None}
+
+
+def test_chart_draws_a_bar_per_day() -> None:
+    today = date(2025, 3, 31)
+    counts = [0] * 30
+    counts[0], counts[10], counts[20], counts[28], counts[29] = 1, 1000, 3000, 1500, 7
+    days = chart.days_from_status({"events_per_day": per_day(counts, today)})
+    markup = str(chart.render(days, "Events <per> day"))
+    assert markup.startswith('<svg class="chart"')
+    assert 'style="' not in markup  # the page's CSP allows no inline styles
+    svg = svg_of(markup)
+    assert svg.get("role") == "img"
+    assert svg.get("aria-labelledby") == "chart-title chart-desc"
+    assert svg.findtext(f"{{{SVG}}}title") == "Events <per> day"
+    assert svg.findtext(f"{{{SVG}}}desc") == (
+        "2025-03-02 to 2025-03-31, UTC days: 5,508 events in total; "
+        "most on 2025-03-22 (3,000); today so far 7."
+    )
+
+    bars = svg.findall(f"{{{SVG}}}rect")
+    assert len(bars) == 30
+    assert [bar.get("data-day") for bar in bars] == [d.day.isoformat() for d in days]
+    assert [bar.get("data-count") for bar in bars] == [str(c) for c in counts]
+    assert {bar.get("class") for bar in bars[:-1]} == {"bar"}
+    assert bars[-1].get("class") == "bar today"
+    # the scale tops at 4,000: a full bar is the plot's height, 108 units
+    assert chart.PLOT_HEIGHT == 108
+    heights = [float(bar.get("height", "")) for bar in bars]
+    assert heights[20] == 81.0
+    assert heights[28] == 40.5
+    assert heights[10] == 27.0
+    assert heights[0] == heights[29] == 1.5  # small counts stay visible
+    assert heights.count(0.0) == 25
+    for bar, height in zip(bars, heights, strict=True):
+        assert float(bar.get("y", "")) + height == chart.BASE  # bars stand on the zero line
+    xs = [float(bar.get("x", "")) for bar in bars]
+    assert xs == sorted(xs)
+    assert bars[20].findtext(f"{{{SVG}}}title") == "2025-03-22: 3,000 events"
+    assert bars[-1].findtext(f"{{{SVG}}}title") == "2025-03-31 (today, so far): 7 events"
+
+    labels = [text.text for text in svg.findall(f"{{{SVG}}}text")]
+    assert labels == ["0", "2k", "4k", "Mar 3", "Mar 10", "Mar 17", "Mar 24", "today"]
+
+
+def test_chart_of_unknown_and_quiet_days() -> None:
+    today = date(2025, 3, 31)
+    quiet = chart.render(chart.days_from_status({"events_per_day": per_day([0] * 30, today)}), "t")
+    svg = svg_of(str(quiet))
+    assert [float(r.get("height", "")) for r in svg.findall(f"{{{SVG}}}rect")] == [0.0] * 30
+    assert [t.text for t in svg.findall(f"{{{SVG}}}text")][:3] == ["0", "2", "4"]
+    assert svg.findtext(f"{{{SVG}}}desc") == (
+        "2025-03-02 to 2025-03-31, UTC days: 0 events in total; today so far 0."
+    )
+    unknown = svg_of(str(chart.render(chart.days_from_status({}, today=today), "t")))
+    assert len(unknown.findall(f"{{{SVG}}}rect[@class='unknown']")) == 30
+    assert unknown.findtext(f"{{{SVG}}}desc") == (
+        "2025-03-02 to 2025-03-31, UTC days: the counts are not known."
+    )
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [(0, "0"), (950, "950"), (2000, "2k"), (2500, "2.5k"), (40_000, "40k"), (3_000_000, "3M")],
+)
+def test_axis_numbers_are_short(value: int, text: str) -> None:
+    assert chart.short_number(value) == text
+
+
+def test_the_spool_is_shown_once_unless_regions_differ() -> None:
+    def status(*figures: int | None) -> dict[str, object]:
+        regions = [{"region": f"R{n}", "pending_spool_bytes": f} for n, f in enumerate(figures)]
+        return {"regions": regions}
+
+    assert spool_waiting(status(48_213, 48_213)) == Spool("48.2 KB", every_region=True)
+    assert spool_waiting(status(48_213)) == Spool("48.2 KB", every_region=False)
+    assert spool_waiting(status(0, 0)) == Spool("nothing", every_region=False)
+    assert spool_waiting(status(None, None)) == Spool(
+        "not known to this server", every_region=False
+    )
+    assert spool_waiting(status(48_213, 0)) is None  # per-region figures: shown per region
+    assert spool_waiting(status(48_213, None)) is None
+    assert spool_waiting(status()) is None
+    assert spool_waiting(None) is None
 
 
 def test_sessions_expire_and_evict() -> None:

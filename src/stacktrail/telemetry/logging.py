@@ -35,4 +35,4 @@ def setup_logging(level: str = "INFO", fmt: str = "text") -> None:
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
     # pika warns about expected channel closes (e.g. a passive declare of a missing
     # exchange); the source logs connection problems itself.
-    logging.getLogger("pika").setLevel(max(logging.ERROR, root.level))
+    logging.getLogger("pika").setLevel(logging.CRITICAL)
