@@ -6,7 +6,9 @@ In one run, on one machine:
   (b) `stacktrail run --only pipeline` into a fast local `_bulk` endpoint
       (bench/fast_bulk.py) that accepts everything, so stacktrail itself is measured;
   (c) the same into osmem-server, the OpenSearch-compatible test server.
-Prints events/s, the ratio (b)/(a) and (c)/(a), and stacktrail's peak RSS.
+Prints events/s, the ratio (b)/(a) per round (a and b alternate, --rounds) and its
+median, (c)/(a), and stacktrail's peak RSS; --archive adds (d): both sinks on, then the
+spool delivered to the dev stack's Swift (objects/s, MB/s, spool bytes per event).
 
     .venv/bin/python bench/ingest.py --count 200000
 """
@@ -19,6 +21,7 @@ import os
 import re
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -226,6 +229,7 @@ def osmem_binary() -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--count", type=int, default=200_000)
+    parser.add_argument("--rounds", type=int, default=3, help="alternating (a)/(b) rounds")
     parser.add_argument("--skip-osmem", action="store_true", help="skip (c)")
     parser.add_argument(
         "--archive",
@@ -241,17 +245,6 @@ def main() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="stacktrail-bench-"))
     procs: list[subprocess.Popen[bytes]] = []
     try:
-        raw = {}
-        for name in ("pika-blocking", "pika-asyncio"):
-            queue = f"raw-{name}"
-            fill(url, queue, bodies)
-            if name == "pika-blocking":
-                raw[name] = drain_pika(url, queue, args.count, 2000)
-            else:
-                raw[name] = asyncio.run(drain_pika_asyncio(url, queue, args.count, 2000))
-            print(f"(a) raw drain, {name:13s}: {raw[name]:9.0f} msg/s")
-        baseline = max(raw.values())
-
         fast_port = 29333
         procs.append(
             subprocess.Popen(
@@ -259,20 +252,40 @@ def main() -> None:
             )
         )
         wait_port(fast_port)
-        fill(url, "st-fast", bodies)
         fast_url = f"http://127.0.0.1:{fast_port}"
-        rate_b, rss_b = run_stacktrail(
-            url,
-            "st-fast",
-            stacktrail_env(url, "st-fast", fast_url, workdir),
-            args.count,
-            f"{fast_url}/_count",
-            workdir,
-        )
-        print(
-            f"(b) stacktrail -> fast _bulk: {rate_b:9.0f} events/s   (b)/(a) = "
-            f"{rate_b / baseline:.2f}   peak RSS {rss_b:.0f} MB"
-        )
+        # (a) and (b) alternate for several rounds: on a shared machine the load changes
+        # from minute to minute, and a ratio of neighbours is steadier than one of two runs.
+        baselines, ratios = [], []
+        for round_ in range(1, args.rounds + 1):
+            raw = {}
+            for name in ("pika-blocking", "pika-asyncio"):
+                queue = f"raw-{name}-{round_}"
+                fill(url, queue, bodies)
+                if name == "pika-blocking":
+                    raw[name] = drain_pika(url, queue, args.count, 2000)
+                else:
+                    raw[name] = asyncio.run(drain_pika_asyncio(url, queue, args.count, 2000))
+            baseline = max(raw.values())
+            queue = f"st-fast-{round_}"
+            fill(url, queue, bodies)
+            rate_b, rss_b = run_stacktrail(
+                url,
+                queue,
+                stacktrail_env(url, queue, fast_url, workdir),
+                args.count,
+                f"{fast_url}/_count",
+                workdir,
+            )
+            baselines.append(baseline)
+            ratios.append(rate_b / baseline)
+            print(
+                f"round {round_}: (a) raw drain pika-blocking {raw['pika-blocking']:6.0f}, "
+                f"pika-asyncio {raw['pika-asyncio']:6.0f} msg/s | (b) stacktrail -> fast _bulk "
+                f"{rate_b:6.0f} events/s | (b)/(a) = {rate_b / baseline:.2f} | "
+                f"peak RSS {rss_b:.0f} MB"
+            )
+        baseline = statistics.median(baselines)
+        print(f"(b)/(a) median over {args.rounds} rounds: {statistics.median(ratios):.2f}")
 
         if not args.skip_osmem:
             os_port = 29334
