@@ -33,38 +33,59 @@ STACKTRAIL = [sys.executable, "-m", "stacktrail.cli"]
 
 @pytest.fixture
 def env(
-    devstack: dict[str, str], amqp_url: str, postgres_url: str, search_url: str,
-    index_template: str, tmp_path: Path,
+    devstack: dict[str, str],
+    amqp_url: str,
+    postgres_url: str,
+    search_url: str,
+    index_template: str,
+    tmp_path: Path,
 ) -> dict[str, str]:
     queue = f"st-{uuid.uuid4().hex[:8]}"
     base = {k: v for k, v in os.environ.items() if not k.startswith("STACKTRAIL_")}
     keystone = {k: v for k, v in devstack.items() if k.startswith("STACKTRAIL_KEYSTONE_")}
-    return base | keystone | {
-        "STACKTRAIL_AMQP_URL": amqp_url,
-        "STACKTRAIL_AMQP_QUEUE": queue,
-        "STACKTRAIL_AMQP_DEAD_LETTER_EXCHANGE": f"{queue}.dead",
-        "STACKTRAIL_AMQP_BINDINGS": "keystone:notifications.#,nova:notifications.#",
-        "STACKTRAIL_DATABASE_URL": postgres_url,
-        "STACKTRAIL_SEARCH_URL": search_url,
-        "STACKTRAIL_SEARCH_INDEX_TEMPLATE": index_template,
-        "STACKTRAIL_ARCHIVE_STORE": "file",
-        "STACKTRAIL_ARCHIVE_DIR": str(tmp_path / "archive"),
-        "STACKTRAIL_SPOOL_DIR": str(tmp_path / "spool"),
-        "STACKTRAIL_API_LISTEN": f"127.0.0.1:{free_port()}",
-        "STACKTRAIL_RELOAD_INTERVAL": "1s",
-        "STACKTRAIL_TOKEN_CACHE_TTL": "5s",
-    }
+    return (
+        base
+        | keystone
+        | {
+            "STACKTRAIL_AMQP_URL": amqp_url,
+            "STACKTRAIL_AMQP_QUEUE": queue,
+            "STACKTRAIL_AMQP_DEAD_LETTER_EXCHANGE": f"{queue}.dead",
+            "STACKTRAIL_AMQP_BINDINGS": "keystone:notifications.#,nova:notifications.#",
+            "STACKTRAIL_DATABASE_URL": postgres_url,
+            "STACKTRAIL_SEARCH_URL": search_url,
+            "STACKTRAIL_SEARCH_INDEX_TEMPLATE": index_template,
+            "STACKTRAIL_ARCHIVE_STORE": "file",
+            "STACKTRAIL_ARCHIVE_DIR": str(tmp_path / "archive"),
+            "STACKTRAIL_SPOOL_DIR": str(tmp_path / "spool"),
+            "STACKTRAIL_API_LISTEN": f"127.0.0.1:{free_port()}",
+            "STACKTRAIL_RELOAD_INTERVAL": "1s",
+            "STACKTRAIL_TOKEN_CACHE_TTL": "5s",
+        }
+    )
 
 
 @pytest.fixture
 def processes(env: dict[str, str], tmp_path: Path) -> Iterator[list[subprocess.Popen[bytes]]]:
-    subprocess.run([*STACKTRAIL, "db", "upgrade"], env=env, cwd=ROOT, check=True,
-                   capture_output=True, timeout=120)
+    subprocess.run(
+        [*STACKTRAIL, "db", "upgrade"],
+        env=env,
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
     procs = []
     for role in ("pipeline", "api"):
         with (tmp_path / f"{role}.log").open("wb") as out:
-            procs.append(subprocess.Popen([*STACKTRAIL, "run", "--only", role], env=env,
-                                          cwd=ROOT, stdout=out, stderr=subprocess.STDOUT))
+            procs.append(
+                subprocess.Popen(
+                    [*STACKTRAIL, "run", "--only", role],
+                    env=env,
+                    cwd=ROOT,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                )
+            )
     yield procs
     for proc in procs:
         proc.terminate()
@@ -99,8 +120,12 @@ async def test_trail_change_reaches_the_other_process_within_5_s(
     await wait_for_consumer(url, env["STACKTRAIL_AMQP_QUEUE"])
 
     def keystone_event(n: int) -> bytes:
-        return make_notification(event_id=f"ks-{n}", initiator_project=project,
-                                 event_type="identity.user.updated", action="updated.user")
+        return make_notification(
+            event_id=f"ks-{n}",
+            initiator_project=project,
+            event_type="identity.user.updated",
+            action="updated.user",
+        )
 
     def nova_event(n: int) -> bytes:
         return make_notification(event_id=f"nova-{n}", initiator_project=project)
@@ -130,8 +155,9 @@ async def test_trail_change_reaches_the_other_process_within_5_s(
     now_index = index_name(env["STACKTRAIL_SEARCH_INDEX_TEMPLATE"], project, datetime.now(UTC))
     async with httpx.AsyncClient(base_url=search_url, timeout=30) as http:
         for _ in range(50):
-            found = await http.post(f"/{now_index}/_search",
-                                    json={"query": {"term": {"action": "update/trail"}}})
+            found = await http.post(
+                f"/{now_index}/_search", json={"query": {"term": {"action": "update/trail"}}}
+            )
             if found.status_code == 200 and found.json()["hits"]["hits"]:
                 break
             await asyncio.sleep(0.2)

@@ -131,13 +131,7 @@ async def set_state(engine: AsyncEngine, name: str, value: Any) -> None:
 
 
 class ArchiveRetention:
-    def __init__(
-        self, store: TrailStore, objects: ObjectStore, meta: ObjectStore | None = None
-    ) -> None:
-        """`meta` is only accepted for `jobs.object_meta.object_meta_for`, which now hands
-        back `objects` itself; `objects` reads and changes the metadata."""
-        if meta is not None and meta is not objects:
-            raise ValueError("the retention sweep changes objects through `objects` only")
+    def __init__(self, store: TrailStore, objects: ObjectStore) -> None:
         self._store = store
         self._engine = store.engine
         self._objects = objects

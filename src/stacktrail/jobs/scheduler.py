@@ -35,7 +35,6 @@ from stacktrail.clients.store import ObjectStore
 from stacktrail.jobs.archive_retention import ArchiveRetention, get_state, set_state
 from stacktrail.jobs.export_jobs import ExportJobs, run_export_job
 from stacktrail.jobs.leader import LeaderLock, leader_lock
-from stacktrail.jobs.object_meta import object_meta_for
 from stacktrail.jobs.reader import EventReader
 from stacktrail.jobs.retention import (
     StoreRetention,
@@ -130,8 +129,7 @@ class Scheduler:
                 reader_factory=self._reader,
                 max_bytes=settings.archive_segment_max_bytes,
             )
-        meta = object_meta_for(objects)
-        self.archive_retention = ArchiveRetention(store, objects, meta) if meta else None
+        self.archive_retention = ArchiveRetention(store, objects)
         self._since = iso(clock())
 
     def _reader(self) -> EventReader:
@@ -180,8 +178,6 @@ class Scheduler:
         return await apply_search_retention(self.search, plan)
 
     async def run_archive_retention(self) -> int:
-        if self.archive_retention is None:
-            return 0
         await self.archive_retention.detect_changes(self.clock())
         return await self.archive_retention.run_pending()
 
