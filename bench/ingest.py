@@ -93,12 +93,18 @@ def wait_port(port: int) -> None:
 def queue_messages(url: str, queue: str) -> int:
     """Ready + unacked messages of a queue (0 once everything is acked)."""
     vhost = url.rsplit("/", 1)[1]
-    out = subprocess.run(
-        ["rabbitmqctl", "-q", "list_queues", "-p", vhost, "name", "messages"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+    for _ in range(30):  # rabbitmqctl fails now and then on a busy node: ask again
+        result = subprocess.run(
+            ["rabbitmqctl", "-q", "list_queues", "-p", vhost, "name", "messages"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if result.returncode == 0:
+            break
+        time.sleep(1)
+    result.check_returncode()
+    out = result.stdout
     for line in out.splitlines():
         name, _, messages = line.partition("\t")
         if name == queue:
