@@ -80,7 +80,7 @@ def service(env: dict[str, str], tmp_path: Path) -> Iterator[Service]:
 
 
 async def wait_for_queue(env: dict[str, str]) -> None:
-    for _ in range(150):
+    for _ in range(600):  # a loaded machine may need a minute to start a process
         try:
             await queue_depth(env["STACKTRAIL_AMQP_URL"], env["STACKTRAIL_AMQP_QUEUE"])
             return
@@ -93,12 +93,14 @@ async def test_kill_9_mid_stream_loses_nothing(service: Service, env: dict[str, 
     total = 10_000
     index = index_name(env["STACKTRAIL_SEARCH_INDEX_TEMPLATE"], PROJECT, DEFAULT_EVENT_TIME)
     service.start()
-    await wait_for_queue(env)
+    await wait_for_queue(env)  # the queue and its bindings exist from now on
+    assert service.signal(signal.SIGTERM) == 0
     bodies = (
         make_notification(event_id=f"k9-{i}", initiator_project=PROJECT) for i in range(total)
     )
     await publish(env["STACKTRAIL_AMQP_URL"], bodies)
-    seen = await search.wait_for_count(env["STACKTRAIL_SEARCH_URL"], index, 2000, timeout=60)
+    service.start()  # a full queue: the kill lands mid-stream
+    seen = await search.wait_for_count(env["STACKTRAIL_SEARCH_URL"], index, 1000, timeout=60)
     assert seen < total, "the whole stream was done before the kill: nothing tested"
     assert service.signal(signal.SIGKILL) == -signal.SIGKILL
     service.start()
