@@ -183,7 +183,7 @@ def archive_phase(
         "STACKTRAIL_ARCHIVE_STORE": "swift",
         "STACKTRAIL_ARCHIVE_CONTAINER": f"bench-{uuid.uuid4().hex[:6]}",
         "STACKTRAIL_ARCHIVE_INTERVAL": "1h",  # deliveries measured separately below
-        "STACKTRAIL_SHUTDOWN_GRACE": "0s",
+        "STACKTRAIL_SHUTDOWN_GRACE": "1s",
         "STACKTRAIL_SPOOL_DIR": str(workdir / "spool-both"),
     }
     before = counter(f"{fast_url}/_count")
