@@ -5,9 +5,12 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import httpx
+from sqlalchemy import insert
 
+from stacktrail.jobs import tables as jobs_tables
 from stacktrail.trails.ledger import DeliveredObject, DeliveryError
 from stacktrail.trails.sql_ledger import SqlLedger
+from stacktrail.trails.store import TrailStore
 from tests.api.conftest import Emitted
 
 MERGE = {"Content-Type": "application/merge-patch+json"}
@@ -251,6 +254,7 @@ async def test_status(client: httpx.AsyncClient, ledger: SqlLedger, project_id: 
     today = datetime.now(UTC).date()
     days = [(today - timedelta(days=back)).isoformat() for back in range(29, -1, -1)]
     assert empty["events_per_day"] == [{"day": day, "count": 0} for day in days]
+    assert empty["retention_update"] is None
 
     now = datetime.now(UTC).replace(microsecond=0)
     await ledger.record_delivery(
@@ -298,6 +302,40 @@ async def test_status(client: httpx.AsyncClient, ledger: SqlLedger, project_id: 
         days[-1]: 42,
         days[-3]: 7,
         days[0]: 5,
+    }
+
+
+async def test_status_shows_the_progress_of_a_retention_update(
+    client: httpx.AsyncClient, store: TrailStore, project_id: str
+) -> None:
+    now = datetime.now(UTC).replace(microsecond=0)
+    async with store.engine.begin() as conn:
+        await conn.execute(
+            insert(jobs_tables.retention_updates).values(
+                project_id=project_id,
+                retention_days=30,
+                status="running",
+                objects_seen=10,
+                objects_updated=7,
+                objects_deleted=1,
+                cursor=None,
+                error=None,
+                requested_at=now,
+                started_at=now,
+                finished_at=None,
+                updated_at=now,
+            )
+        )
+    update = (await client.get(url(project_id, "/status"))).json()["retention_update"]
+    assert update == {
+        "retention_days": 30,
+        "status": "running",
+        "objects_seen": 10,
+        "objects_updated": 7,
+        "objects_deleted": 1,
+        "error": None,
+        "requested_at": now.isoformat().replace("+00:00", "Z"),
+        "finished_at": None,
     }
 
 

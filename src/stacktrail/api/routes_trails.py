@@ -34,11 +34,13 @@ from stacktrail.api.schemas import (
     LastDelivery,
     LastError,
     RegionStatusView,
+    RetentionUpdateView,
     TrailChangeList,
     TrailChangeView,
     TrailStatusView,
     TrailView,
 )
+from stacktrail.jobs.archive_retention import retention_update_status
 from stacktrail.trails.audit import ACTION_DELETE_TRAIL, ACTION_UPDATE_TRAIL, config_change_event
 from stacktrail.trails.document import BoundsError, TrailInput, TrailSpec, check_bounds, resolve
 from stacktrail.trails.store import PreconditionFailed, StoredTrail
@@ -309,6 +311,7 @@ async def trail_status(project_id: ProjectId, ctx: Context, who: Caller) -> Trai
     now = datetime.now(UTC)
     counts = await ctx.ledger.event_counts(project_id, now)
     per_day = await ctx.ledger.events_per_day(project_id, EVENTS_PER_DAY, now)
+    update = await retention_update_status(ctx.store.engine, project_id)
     return TrailStatusView(
         project_id=project_id,
         enabled=stored.spec.enabled,
@@ -321,6 +324,18 @@ async def trail_status(project_id: ProjectId, ctx: Context, who: Caller) -> Trai
             since_day=counts.since_day,
         ),
         events_per_day=[DayCountView(day=d.day, count=d.count) for d in per_day],
+        retention_update=None
+        if update is None
+        else RetentionUpdateView(
+            retention_days=update.retention_days,
+            status=update.status,
+            objects_seen=update.objects_seen,
+            objects_updated=update.objects_updated,
+            objects_deleted=update.objects_deleted,
+            error=update.error,
+            requested_at=update.requested_at,
+            finished_at=update.finished_at,
+        ),
     )
 
 

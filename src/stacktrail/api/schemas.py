@@ -159,6 +159,19 @@ class DayCountView(BaseModel):
     count: int = Field(description="Events ingested for the project on that day (today: so far).")
 
 
+class RetentionUpdateView(BaseModel):
+    """Progress of re-dating the project's archived objects after a retention change."""
+
+    retention_days: int
+    status: str = Field(description="pending, running, done or failed")
+    objects_seen: int
+    objects_updated: int
+    objects_deleted: int = Field(description="objects already past the new retention")
+    error: str | None
+    requested_at: datetime
+    finished_at: datetime | None
+
+
 class TrailStatusView(BaseModel):
     project_id: str
     enabled: bool
@@ -170,6 +183,11 @@ class TrailStatusView(BaseModel):
         "first, ending with today; days without events count 0.",
         min_length=EVENTS_PER_DAY,
         max_length=EVENTS_PER_DAY,
+    )
+    retention_update: RetentionUpdateView | None = Field(
+        None,
+        description="The latest update of existing objects' X-Delete-At after a retention "
+        "change; null when there never was one.",
     )
 
 
