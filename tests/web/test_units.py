@@ -300,3 +300,30 @@ def test_sessions_expire_and_evict() -> None:
 )
 def test_return_paths_stay_on_this_site(value: str | None, safe: str | None) -> None:
     assert safe_next(value) == safe
+
+
+def test_retention_update_in_words() -> None:
+    from stacktrail.web.view_trail import retention_update_words
+
+    assert retention_update_words({"retention_update": None}) is None
+    base = {
+        "retention_days": 30,
+        "objects_seen": 10,
+        "objects_updated": 7,
+        "objects_deleted": 1,
+        "error": None,
+    }
+    running = retention_update_words({"retention_update": base | {"status": "running"}})
+    assert running == (
+        "Retention changed to 30 days: updating existing files (10 checked; 7 files given "
+        "the new expiry date, 1 already past it deleted)."
+    )
+    failed = retention_update_words(
+        {"retention_update": base | {"status": "failed", "error": "403 Forbidden"}}
+    )
+    assert failed is not None
+    assert "403 Forbidden" in failed
+    assert "retried" in failed
+    done = retention_update_words({"retention_update": base | {"status": "done"}})
+    assert done is not None
+    assert done.startswith("Retention changed to 30 days: existing files updated")

@@ -24,6 +24,7 @@ from stacktrail.web.view_trail import (
     defaults_baseline,
     health_of,
     region_rows,
+    retention_update_words,
     spool_waiting,
 )
 
@@ -151,6 +152,7 @@ async def render_project(
         "health": health_of(current, status_body),
         "regions": region_rows(status_body),
         "spool": spool_waiting(status_body),
+        "retention_update": retention_update_words(status_body),
         "status": status_body,
         "status_error": None if status.ok else status.detail,
         "chart": chart.render(days, f"Events recorded per day, last {len(days)} days")

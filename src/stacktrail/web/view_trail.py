@@ -117,6 +117,35 @@ def spool_waiting(status: dict[str, Any] | None) -> Spool | None:
     return Spool(explain.size_words(figure), len(regions) > 1 and bool(figure))
 
 
+def retention_update_words(status: dict[str, Any] | None) -> str | None:
+    """The progress of re-dating archived files after a retention change, in words."""
+    update = (status or {}).get("retention_update")
+    if not update:
+        return None
+    days = update["retention_days"]
+    seen, updated, deleted = (
+        update["objects_seen"],
+        update["objects_updated"],
+        update["objects_deleted"],
+    )
+    files = f"{updated} file{'s' if updated != 1 else ''} given the new expiry date"
+    if deleted:
+        files += f", {deleted} already past it deleted"
+    state = update["status"]
+    if state == "done":
+        return f"Retention changed to {days} days: existing files updated ({files})."
+    if state == "failed":
+        return (
+            f"Retention changed to {days} days, but updating existing files failed "
+            f"({update.get('error') or 'unknown error'}); it is retried. So far: {files}."
+        )
+    if state == "running":
+        return (
+            f"Retention changed to {days} days: updating existing files ({seen} checked; {files})."
+        )
+    return f"Retention changed to {days} days: existing files will be updated shortly."
+
+
 def _flat(doc: Any, prefix: str = "") -> dict[str, Any]:
     if not isinstance(doc, dict):
         return {}
