@@ -23,6 +23,19 @@ def test_parse_refuses(text: str) -> None:
         parse_duration(text)
 
 
+@pytest.mark.parametrize(
+    "value", ["999999999999999999999999999999", "1" + "0" * 400, 10**30, float("inf"), "36601d"]
+)
+def test_parse_refuses_overlong(value: str | float) -> None:
+    # timedelta itself would raise OverflowError, which callers do not expect.
+    with pytest.raises(ValueError, match="too long"):
+        parse_duration(value)
+
+
+def test_parse_accepts_long_retention() -> None:
+    assert parse_duration("36600d") == timedelta(days=36600)
+
+
 @given(st.integers(min_value=1, max_value=10**7))
 def test_format_round_trips(seconds: int) -> None:
     value = timedelta(seconds=seconds)

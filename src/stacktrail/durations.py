@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import timedelta
 
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
 _PATTERN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|[smhd]?)\s*$")
+# Far beyond any sensible interval or retention, well inside what timedelta holds.
+MAX_DURATION = timedelta(days=100 * 366)
 
 
 def parse_duration(text: str | int | float | timedelta) -> timedelta:
@@ -14,7 +17,7 @@ def parse_duration(text: str | int | float | timedelta) -> timedelta:
     if isinstance(text, timedelta):
         value = text
     elif isinstance(text, int | float) and not isinstance(text, bool):
-        value = timedelta(seconds=text)
+        value = _seconds(float(text), text)
     elif isinstance(text, str):
         match = _PATTERN.match(text)
         if not match:
@@ -22,12 +25,21 @@ def parse_duration(text: str | int | float | timedelta) -> timedelta:
                 f"invalid duration {text!r}: "
                 "use a number with a unit ms, s, m, h or d, e.g. 30s, 15m, 1h"
             )
-        value = timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2) or "s"])
+        value = _seconds(float(match.group(1)) * _UNITS[match.group(2) or "s"], text)
     else:
         raise ValueError(f"invalid duration {text!r}")
     if value <= timedelta(0):
         raise ValueError(f"duration must be positive, got {text!r}")
+    if value > MAX_DURATION:
+        raise ValueError(f"duration {text!r} is too long: at most {MAX_DURATION.days}d")
     return value
+
+
+def _seconds(seconds: float, text: object) -> timedelta:
+    # timedelta overflows (OverflowError, not ValueError) long before float does.
+    if not math.isfinite(seconds) or abs(seconds) > MAX_DURATION.total_seconds():
+        raise ValueError(f"duration {text!r} is too long: at most {MAX_DURATION.days}d")
+    return timedelta(seconds=seconds)
 
 
 def format_duration(value: timedelta) -> str:
