@@ -27,6 +27,7 @@ from stacktrail.clients.keystone import KeystoneClient
 from stacktrail.clients.search import SearchClient
 from stacktrail.clients.store import ObjectStore, open_store
 from stacktrail.durations import format_duration
+from stacktrail.gc_tuning import tune_gc
 from stacktrail.pipeline import Pipeline
 from stacktrail.routing import Router
 from stacktrail.settings import ArchiveStore, AuthMode, Settings
@@ -357,6 +358,7 @@ async def run(settings: Settings, roles: set[Role], *, explicit: bool = False) -
             tasks.append(asyncio.create_task(serve(app, settings, stop), name="api"))
         if Role.SCHEDULER in roles:
             tasks.append(asyncio.create_task(run_scheduler_role(services, stop), name="scheduler"))
+        tune_gc()
         await _supervise(tasks, stop)
     finally:
         await services.close()

@@ -16,6 +16,7 @@ import httpx
 import orjson
 
 from stacktrail.clients.errors import ClientError, PermanentError, TransientError
+from stacktrail.clients.http import release
 
 NDJSON = "application/x-ndjson"
 
@@ -89,6 +90,7 @@ class SearchClient:
             raise TransientError(f"{what}: timed out: {exc}") from exc
         except httpx.TransportError as exc:
             raise TransientError(f"{what}: search unreachable: {exc!r}") from exc
+        release(response)
         _classify(response, what)
         return response
 

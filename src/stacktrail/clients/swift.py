@@ -36,6 +36,7 @@ import httpx
 import orjson
 
 from stacktrail.clients.errors import AuthError, ClientError, PermanentError, TransientError
+from stacktrail.clients.http import release
 from stacktrail.clients.keystone import KeystoneClient
 from stacktrail.clients.store import (
     Bucket,
@@ -136,7 +137,7 @@ class SwiftStore:
                 self._token = None
                 self._keystone.session.invalidate()
                 continue
-            return response
+            return release(response)
         return response
 
     @staticmethod
