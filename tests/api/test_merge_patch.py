@@ -53,6 +53,9 @@ def test_inputs_are_not_modified() -> None:
         ('"abc"', frozenset()),
         ('""', frozenset()),
         ("", frozenset()),
+        ('"\u00b2"', frozenset()),  # a superscript two: a digit to str, not to int()
+        ('"' + "9" * 5000 + '"', frozenset()),
+        ('"1", "' + "9" * 20 + '"', frozenset({1})),
     ],
 )
 def test_if_match(header: str | None, versions: frozenset[int] | None) -> None:

@@ -7,9 +7,11 @@ from xml.etree import ElementTree
 
 import pytest
 from starlette.datastructures import FormData
+from starlette.requests import Request
 
 from stacktrail.api.auth import Principal
 from stacktrail.web import chart, explain, forms
+from stacktrail.web.pages_admin import Query
 from stacktrail.web.render import safe_next
 from stacktrail.web.sessions import SessionStore
 from stacktrail.web.view_trail import Spool, spool_waiting
@@ -327,3 +329,29 @@ def test_retention_update_in_words() -> None:
     done = retention_update_words({"retention_update": base | {"status": "done"}})
     assert done is not None
     assert done.startswith("Retention changed to 30 days: existing files updated")
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("7", 7),
+        ("007", 7),
+        ("", None),
+        ("-1", None),
+        ("\u00b2", None),
+        ("\u0661\u0662", None),
+        ("9" * 12, None),
+    ],
+)
+def test_small_numbers_from_forms_and_links(text: str, value: int | None) -> None:
+    assert forms.small_int(text) == value
+
+
+def test_admin_list_query_ignores_odd_paging() -> None:
+    scope = {
+        "type": "http",
+        "query_string": "page=\u00b2&per_page=\u0661\u0660\u0660".encode(),
+        "headers": [],
+    }
+    query = Query.of(Request(scope))
+    assert (query.page, query.per_page) == (1, 50)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from stacktrail.trails.store import IfMatch
 
+_MAX_DIGITS = 19  # versions are 64-bit at most
+
 
 def etag(version: int) -> str:
     return f'"{version}"'
@@ -23,6 +25,15 @@ def parse_if_match(header: str | None) -> IfMatch:
     versions: set[int] = set()
     for part in header.split(","):
         tag = part.strip().removeprefix("W/")
-        if len(tag) >= 3 and tag[0] == tag[-1] == '"' and tag[1:-1].isdigit():
-            versions.add(int(tag[1:-1]))
+        digits = tag[1:-1]
+        # ASCII only (str.isdigit() takes superscripts, which int() refuses), and no
+        # longer than a version can be (int() refuses thousands of digits).
+        if (
+            len(tag) >= 3
+            and tag[0] == tag[-1] == '"'
+            and len(digits) <= _MAX_DIGITS
+            and digits.isascii()
+            and digits.isdigit()
+        ):
+            versions.add(int(digits))
     return frozenset(versions)

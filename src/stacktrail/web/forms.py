@@ -42,6 +42,14 @@ def checked(form: FormData, name: str) -> bool:
     return isinstance(form.get(name), str)
 
 
+def small_int(value: str, max_digits: int = 11) -> int | None:
+    """A non-negative whole number of ASCII digits (str.isdigit() also takes e.g. `²`,
+    which int() refuses), else None."""
+    if len(value) <= max_digits and value.isascii() and value.isdigit():
+        return int(value)
+    return None
+
+
 def int_or_raw(value: str) -> int | str:
     """A whole number when it is one, else the text as typed (the API then refuses it)."""
     return int(value) if re.fullmatch(r"-?[0-9]{1,12}", value) else value

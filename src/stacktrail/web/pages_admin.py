@@ -68,7 +68,9 @@ class Query:
         params = request.query_params
         page_text = params.get("page", "1")
         per_text = params.get("per_page", "50")
-        per_page = int(per_text) if per_text.isdigit() and int(per_text) in PAGE_SIZES else 50
+        per_page = forms.small_int(per_text, 4)
+        if per_page not in PAGE_SIZES:
+            per_page = 50
         return cls(
             search=params.get("q", "").strip()[:64],
             enabled=params.get("enabled", "") if params.get("enabled") in ("yes", "no") else "",
@@ -77,7 +79,7 @@ class Query:
             ),
             sort=params.get("sort", "status") if params.get("sort") in SORTS else "status",
             direction="desc" if params.get("dir") == "desc" else "asc",
-            page=max(1, int(page_text)) if page_text.isdigit() and len(page_text) < 7 else 1,
+            page=max(1, forms.small_int(page_text, 6) or 1),
             per_page=per_page,
         )
 
@@ -257,7 +259,7 @@ async def change_defaults(request: Request) -> Response:
         return session
     form = await checked_form(request, session)
     version_text = forms.text(form, "version")
-    version = int(version_text) if version_text.isdigit() and len(version_text) < 12 else None
+    version = forms.small_int(version_text)
     body = forms.defaults_body(form)
     async with Api(request.app, session, request) as api:
         answer = await api.put("/v1/defaults", body, version)

@@ -200,8 +200,7 @@ async def project_page(request: Request, project_id: str) -> Response:
 
 
 def _version(form: Any) -> int | None:
-    value = forms.text(form, "version")
-    return int(value) if value.isdigit() and len(value) < 12 else None
+    return forms.small_int(forms.text(form, "version"))
 
 
 async def _change(request: Request, project_id: str, kind: str) -> Response:
