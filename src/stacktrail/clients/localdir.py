@@ -5,7 +5,8 @@ An object is written to a temporary file in its final directory, fsync'ed, renam
 place and the directory fsync'ed, so a reader never sees half an object and a crash
 leaves at most a stray `.tmp-*` file. Headers are kept as `user.stacktrail.*` extended
 attributes where the file system supports them (X-Delete-At among them, for a retention
-sweep); nothing deletes expired files by itself. `set_delete_at` rewrites those
+sweep); the store deletes nothing by itself: the scheduler's expiry sweep
+(jobs/expiry.py) removes files past their expiry. `set_delete_at` rewrites those
 attributes in place (`x-delete-at` and the `x-object-meta-*` set); on a file system
 without user xattrs it has nothing to keep the expiry in and does nothing. `head`
 computes the ETag by reading the file (the store keeps no checksum of its own).
@@ -82,6 +83,7 @@ def _translate(exc: OSError, what: str, *, existing: bool = False) -> Exception:
 
 class LocalDirStore:
     name = "file"
+    expires_objects = False
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
@@ -237,10 +239,14 @@ class LocalDirStore:
 
     async def list_keys(self, bucket: Bucket, prefix: str = "") -> list[str]:
         container = self._container_dir(bucket)
+        # Walk only below the prefix's directory (never above the container).
+        parts = prefix.split("/")[:-1]
+        safe = all(part not in ("", ".", "..") for part in parts)
+        top = container.joinpath(*parts) if safe else container
 
         def walk() -> list[str]:
             keys = []
-            for dirpath, _dirs, files in os.walk(container):
+            for dirpath, _dirs, files in os.walk(top):
                 for name in files:
                     if name.startswith(".tmp-"):
                         continue

@@ -9,11 +9,12 @@ Endpoint and keys come from `settings.s3_*`; addressing is path-style, one bucke
 trail container (all projects share the S3 identity; keys hold project and region).
 Swift-style headers from the uploader are translated: `X-Object-Meta-<name>` ->
 `x-amz-meta-<name>`, `X-Delete-At` -> `x-amz-meta-delete-at` plus `Expires` (S3 has no
-per-object expiry: deletion needs a bucket lifecycle rule, e.g. expiration after
-retention + 1 days, which the operator sets per bucket). Every PUT carries Content-MD5,
-so the server checks the body. A new expiry (`set_delete_at`) is a copy of the object
-onto itself with `MetadataDirective=REPLACE`: the metadata given, `delete-at`,
-`Expires` and the content type are written as `put` writes them; the body stays.
+per-object expiry: the scheduler's expiry sweep, jobs/expiry.py, deletes objects past
+their `delete-at`; a bucket lifecycle rule may do the same on the server). Every PUT
+carries Content-MD5, so the server checks the body. A new expiry (`set_delete_at`) is
+a copy of the object onto itself with `MetadataDirective=REPLACE`: the metadata given,
+`delete-at`, `Expires` and the content type are written as `put` writes them; the body
+stays.
 
 Errors (all in `_translate`): connection errors, timeouts, 429/5xx -> `TransientError`;
 404 of a request naming a key (`NoSuchKey`, or a bare 404 from HEAD) -> `NoSuchObject`;
@@ -78,6 +79,7 @@ def _translate(exc: Exception, bucket: Bucket, what: str, *, keyed: bool = False
 
 class S3Store:
     name = "s3"
+    expires_objects = False
 
     def __init__(
         self,

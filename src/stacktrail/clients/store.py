@@ -92,6 +92,9 @@ class ContainerAccessError(PermanentError):
 
 class ObjectStore(Protocol):
     name: str
+    # Whether the store deletes an object at its X-Delete-At by itself (Swift's expirer);
+    # for the others stacktrail's scheduler sweeps expired objects away (jobs/expiry.py).
+    expires_objects: bool
 
     async def ensure_container(self, bucket: Bucket) -> None:
         """Create the container if this mode may (reseller); in ACL mode only check it."""

@@ -66,6 +66,7 @@ def account_url(catalog_url: str, project_id: str) -> str:
 
 class SwiftStore:
     name = "swift"
+    expires_objects = True
 
     def __init__(
         self,

@@ -130,6 +130,42 @@ async def set_state(engine: AsyncEngine, name: str, value: Any) -> None:
         await conn.execute(insert)
 
 
+async def project_buckets(
+    engine: AsyncEngine, project_id: str, trail: Trail
+) -> list[tuple[Bucket, str]]:
+    """(bucket, key prefix) pairs that may hold the project's objects, sorted: each region
+    of its trail, and each (region, container) the delivery ledger knows."""
+    prefix = normalise_prefix(trail.archive.prefix)
+    found: dict[tuple[str, str, str], None] = {}
+    for region in trail.archive.regions:
+        found[(region, trail.archive.container, prefix)] = None
+    d = t.deliveries.c
+    async with engine.connect() as conn:
+        rows = (
+            await conn.execute(
+                select(d.region, d.container, func.min(d.key))
+                .where(d.project_id == project_id)
+                .group_by(d.region, d.container)
+            )
+        ).all()
+    for region, container, key in rows:
+        marker = f"{project_id}/{region}/"
+        head = key.split(marker, 1)[0].strip("/") if marker in key else prefix
+        found[(region, container, head)] = None
+    result = []
+    for region, container, head in sorted(found):
+        bucket = Bucket(project_id, region, container, trail.archive.write_mode)
+        key_prefix = "/".join(p for p in (head, project_id, region) if p) + "/"
+        result.append((bucket, key_prefix))
+    return result
+
+
+async def trail_of(store: TrailStore, project_id: str) -> Trail:
+    """The project's effective trail (its own settings over the operator's defaults)."""
+    stored = await store.get_trail(project_id)
+    return to_trail(project_id, stored.spec, await store.get_defaults(), stored.version)
+
+
 class ArchiveRetention:
     def __init__(self, store: TrailStore, objects: ObjectStore) -> None:
         self._store = store
@@ -137,8 +173,7 @@ class ArchiveRetention:
         self._objects = objects
 
     async def _trail(self, project_id: str) -> Trail:
-        stored = await self._store.get_trail(project_id)
-        return to_trail(project_id, stored.spec, await self._store.get_defaults(), stored.version)
+        return await trail_of(self._store, project_id)
 
     # --- detection
 
@@ -250,32 +285,6 @@ class ArchiveRetention:
                 finished += 1
         return finished
 
-    async def _buckets(self, project_id: str, trail: Trail) -> list[tuple[Bucket, str]]:
-        """(bucket, key prefix) pairs that may hold the project's objects, sorted."""
-        prefix = normalise_prefix(trail.archive.prefix)
-        found: dict[tuple[str, str, str], None] = {}
-        for region in trail.archive.regions:
-            found[(region, trail.archive.container, prefix)] = None
-        d = t.deliveries.c
-        async with self._engine.connect() as conn:
-            rows = (
-                await conn.execute(
-                    select(d.region, d.container, func.min(d.key))
-                    .where(d.project_id == project_id)
-                    .group_by(d.region, d.container)
-                )
-            ).all()
-        for region, container, key in rows:
-            marker = f"{project_id}/{region}/"
-            head = key.split(marker, 1)[0].strip("/") if marker in key else prefix
-            found[(region, container, head)] = None
-        result = []
-        for region, container, head in sorted(found):
-            bucket = Bucket(project_id, region, container, trail.archive.write_mode)
-            key_prefix = "/".join(p for p in (head, project_id, region) if p) + "/"
-            result.append((bucket, key_prefix))
-        return result
-
     async def sweep(self, project_id: str, now: datetime | None = None) -> bool:
         """Bring one project's objects to its retention; False when it failed (retried)."""
         c = jt.retention_updates.c
@@ -299,7 +308,7 @@ class ArchiveRetention:
         )
         last_save = time.monotonic()
         try:
-            for bucket, key_prefix in await self._buckets(project_id, trail):
+            for bucket, key_prefix in await project_buckets(self._engine, project_id, trail):
                 position = f"{bucket.region}|{bucket.container}|"
                 keys = await self._objects.list_keys(bucket, key_prefix)
                 for key in keys:

@@ -7,6 +7,8 @@
 - search-sourced delivery (jobs/search_delivery.py), every `tick`;
 - search retention (jobs/retention.py), every `search_retention_every`;
 - archive retention updates after retention changes (jobs/archive_retention.py);
+- for stores that do not expire objects themselves (S3, file), the expiry sweep
+  (jobs/expiry.py), every `archive_expiry_every`;
 - a heartbeat in `scheduler_state` (`leader`: holder, host, pid, since, heartbeat).
 
 Every duty keeps its progress in the config store, so when the leader dies (its lock is
@@ -33,6 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from stacktrail.clients.search import SearchClient
 from stacktrail.clients.store import ObjectStore
 from stacktrail.jobs.archive_retention import ArchiveRetention, get_state, set_state
+from stacktrail.jobs.expiry import ArchiveExpiry
 from stacktrail.jobs.export_jobs import ExportJobs, run_export_job
 from stacktrail.jobs.leader import LeaderLock, leader_lock
 from stacktrail.jobs.reader import EventReader
@@ -62,6 +65,7 @@ class SchedulerConfig:
     settle: timedelta = timedelta(minutes=2)  # search-sourced windows end this long ago
     search_retention_every: timedelta = timedelta(hours=1)
     search_retention: bool = True  # False: indices are never deleted by this scheduler
+    archive_expiry_every: timedelta = timedelta(hours=1)
     page_size: int = 2000  # documents per search page
     keep_alive: str = "5m"  # point in time / scroll keep-alive between pages
 
@@ -130,6 +134,7 @@ class Scheduler:
                 max_bytes=settings.archive_segment_max_bytes,
             )
         self.archive_retention = ArchiveRetention(store, objects)
+        self.archive_expiry = ArchiveExpiry(store, objects)
         self._since = iso(clock())
 
     def _reader(self) -> EventReader:
@@ -181,6 +186,9 @@ class Scheduler:
         await self.archive_retention.detect_changes(self.clock())
         return await self.archive_retention.run_pending()
 
+    async def run_archive_expiry(self) -> int:
+        return (await self.archive_expiry.sweep(self.clock())).deleted
+
     async def heartbeat(self) -> None:
         await set_state(
             self.store.engine,
@@ -223,6 +231,9 @@ class Scheduler:
         if cfg.search_retention:
             every = cfg.search_retention_every.total_seconds()
             duties.append(("search retention", every, self.run_search_retention))
+        if not self.objects.expires_objects:
+            every = cfg.archive_expiry_every.total_seconds()
+            duties.append(("archive expiry", every, self.run_archive_expiry))
         tasks = [
             asyncio.create_task(self._every(name, every, duty, stop), name=f"scheduler-{name}")
             for name, every, duty in duties

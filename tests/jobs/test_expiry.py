@@ -1,0 +1,169 @@
+"""Expiry of archived objects where the store does not expire them itself: S3 (Swift's
+real s3api) and the file store. Swift's own expirer is tested in tests/sinks."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import orjson
+import pytest
+
+from stacktrail.clients.errors import TransientError
+from stacktrail.clients.localdir import LocalDirStore
+from stacktrail.clients.s3 import S3Store
+from stacktrail.clients.store import Bucket, ObjectStore
+from stacktrail.clients.swift import SwiftStore
+from stacktrail.jobs.expiry import ArchiveExpiry
+from stacktrail.jobs.leader import LocalLeaderLock
+from stacktrail.jobs.scheduler import Scheduler, SchedulerConfig
+from stacktrail.settings import ArchiveFormat
+from stacktrail.sinks.archive_object import build_body, delete_at, object_headers, object_key
+from stacktrail.spool.segment import SegmentSpec
+from stacktrail.trails.model import WriteMode
+from stacktrail.trails.store import TrailStore
+from tests.clients.conftest import ProjectAdmin
+from tests.clients.test_localdir import xattrs_work
+from tests.jobs.corpus import make_event
+from tests.jobs.test_retention import set_retention
+
+
+@pytest.fixture(params=["s3", "file"])
+async def objects(
+    request: pytest.FixtureRequest, s3_store: S3Store, tmp_path: Path
+) -> AsyncIterator[ObjectStore]:
+    if request.param == "s3":
+        yield s3_store
+    else:
+        if not xattrs_work(tmp_path):
+            pytest.skip("this file system has no user xattrs: the file store keeps no expiry")
+        store = LocalDirStore(tmp_path)
+        yield store
+        await store.aclose()
+
+
+async def put_object(
+    objects: ObjectStore, project: str, container: str, day: date, name: str, expires: int
+) -> str:
+    spec = SegmentSpec(
+        project_id=project,
+        day=day.isoformat(),
+        container=container,
+        prefix="logs",
+        format=ArchiveFormat.NDJSON,
+        regions=("RegionOne",),
+        write_mode=WriteMode.RESELLER,
+        retention_days=30,
+        interval=60.0,
+    )
+    event = make_event(project, datetime.combine(day, datetime.min.time(), UTC))
+    body = build_body(spec, [orjson.dumps(event)])
+    key = object_key(spec, "RegionOne", "20250101T0000Z", "w1", name)
+    bucket = Bucket(project, "RegionOne", container, WriteMode.RESELLER)
+    await objects.put(bucket, key, body.data, object_headers(body, expires))
+    return key
+
+
+async def test_objects_past_retention_are_deleted(
+    own_store: TrailStore, objects: ObjectStore, admin_a: ProjectAdmin
+) -> None:
+    assert not objects.expires_objects
+    project = admin_a.project_id
+    container = f"st-expiry-{uuid.uuid4().hex[:8]}"
+    await set_retention(
+        own_store, project, 30, container=container, prefix="logs", regions=["RegionOne"]
+    )
+    bucket = Bucket(project, "RegionOne", container, WriteMode.RESELLER)
+    await objects.ensure_container(bucket)
+    today = datetime.now(UTC).date()
+    old, recent = today - timedelta(days=40), today - timedelta(days=10)
+    later = int((datetime.now(UTC) + timedelta(days=5)).timestamp())
+    keys = {
+        "expired": await put_object(
+            objects, project, container, old, "old", delete_at(old.isoformat(), 30)
+        ),
+        # an export wrote this one later and asked for a longer life than the day's
+        "kept longer": await put_object(objects, project, container, old, "export", later),
+        "recent": await put_object(
+            objects, project, container, recent, "recent", delete_at(recent.isoformat(), 30)
+        ),
+    }
+
+    summary = await ArchiveExpiry(own_store, objects).sweep()
+
+    assert project in (await ArchiveExpiry(own_store, objects).projects())
+    assert (summary.candidates, summary.deleted, summary.failed_projects) == (2, 1, ())
+    assert await objects.list_keys(bucket) == sorted([keys["kept longer"], keys["recent"]])
+    again = await ArchiveExpiry(own_store, objects).sweep()
+    assert again.deleted == 0
+
+
+class Unreachable(LocalDirStore):
+    """The file store with one project's bucket failing, as an unreachable S3 would."""
+
+    failing = ""
+
+    async def list_keys(self, bucket: Bucket, prefix: str = "") -> list[str]:
+        if bucket.project_id == self.failing:
+            raise TransientError("S3 unreachable")
+        return await super().list_keys(bucket, prefix)
+
+
+async def test_one_failing_project_does_not_stop_the_others(
+    own_store: TrailStore, admin_a: ProjectAdmin, admin_b: ProjectAdmin, tmp_path: Path
+) -> None:
+    if not xattrs_work(tmp_path):
+        pytest.skip("this file system has no user xattrs: the file store keeps no expiry")
+    objects = Unreachable(tmp_path)
+    objects.failing = admin_a.project_id
+    old = datetime.now(UTC).date() - timedelta(days=40)
+    for admin in (admin_a, admin_b):
+        await set_retention(
+            own_store, admin.project_id, 30, container="c", prefix="logs", regions=["RegionOne"]
+        )
+        await put_object(objects, admin.project_id, "c", old, "old", delete_at(old.isoformat(), 30))
+
+    summary = await ArchiveExpiry(own_store, objects).sweep()
+
+    assert summary.failed_projects == (admin_a.project_id,)
+    assert summary.deleted == 1
+    b_bucket = Bucket(admin_b.project_id, "RegionOne", "c", WriteMode.RESELLER)
+    assert await objects.list_keys(b_bucket, f"logs/{admin_b.project_id}/") == []
+
+
+def test_only_swift_expires_objects_by_itself() -> None:
+    assert SwiftStore.expires_objects
+    assert not S3Store.expires_objects
+    assert not LocalDirStore.expires_objects
+
+
+async def test_the_leading_scheduler_sweeps_on_its_own(
+    own_store: TrailStore, admin_a: ProjectAdmin, tmp_path: Path
+) -> None:
+    if not xattrs_work(tmp_path):
+        pytest.skip("this file system has no user xattrs: the file store keeps no expiry")
+    objects = LocalDirStore(tmp_path)
+    project = admin_a.project_id
+    await set_retention(own_store, project, 30, container="c", prefix="logs", regions=["RegionOne"])
+    old = datetime.now(UTC).date() - timedelta(days=40)
+    await put_object(objects, project, "c", old, "old", delete_at(old.isoformat(), 30))
+    bucket = Bucket(project, "RegionOne", "c", WriteMode.RESELLER)
+    config = SchedulerConfig(tick=0.2, lock_check=0.2, search_retention=False)
+    scheduler = Scheduler(own_store.settings, own_store, None, objects, config=config)
+    lock = LocalLeaderLock(f"expiry-{uuid.uuid4().hex}")
+    assert await lock.try_acquire()
+    stop = asyncio.Event()
+    leading = asyncio.create_task(scheduler.lead(lock, stop))
+    try:
+        for _ in range(100):
+            if not await objects.list_keys(bucket):
+                break
+            await asyncio.sleep(0.1)
+        assert await objects.list_keys(bucket) == []
+    finally:
+        stop.set()
+        await leading
+        await lock.release()
