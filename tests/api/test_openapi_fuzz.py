@@ -4,6 +4,7 @@ auth (a cloud admin's token) and PostgreSQL: no 5xx, responses as documented."""
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Iterator
 from datetime import timedelta
 
@@ -28,7 +29,8 @@ from tests.api.keystone_users import KeystoneUsers
 from tests.api.live_server import LiveServer
 from tests.trails.fixtures import create_postgres_database, drop_postgres_database
 
-MAX_EXAMPLES = 60
+# FUZZ_EXAMPLES=1000 for a longer hunt than the suite's
+MAX_EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "60"))
 # Left out: these expect every schema-valid request to succeed, or a deleted resource to
 # be gone; here a stale If-Match is 412, operator bounds (changed by the fuzzing itself)
 # turn schema-valid values into 422, and DELETE resets a trail to the defaults.

@@ -195,6 +195,11 @@ class ArchiveSink:
         await asyncio.to_thread(self._spool.seal_all)
         return await self._uploader.deliver_pending()
 
+    @property
+    def queued_bytes(self) -> int:
+        """Bytes accepted by `put` and not yet written to the spool."""
+        return self._queued_bytes
+
     def pending_bytes(self, project_id: str) -> int:
         """Bytes of a project's events that are spooled or queued but not yet delivered."""
         return self._spool.pending_bytes(project_id) + self._queued_by_project.get(project_id, 0)
@@ -280,6 +285,9 @@ class ArchiveSink:
                 else:
                     del self._queued_by_project[project]
                 record.resolve(Outcome.DELIVERED)
+            # While the batch was written its bytes counted twice (queued and in the
+            # spool); a put that waited for room then may fit now.
+            self._space_freed.set()
             if sealed:
                 self._uploader.poke()
             if self._queue:
