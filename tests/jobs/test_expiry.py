@@ -26,7 +26,7 @@ from stacktrail.spool.segment import SegmentSpec
 from stacktrail.trails.model import WriteMode
 from stacktrail.trails.store import TrailStore
 from tests.clients.conftest import ProjectAdmin
-from tests.clients.test_localdir import xattrs_work
+from tests.clients.test_localdir import store_keeping_expiry
 from tests.jobs.corpus import make_event
 from tests.jobs.test_retention import set_retention
 
@@ -38,9 +38,7 @@ async def objects(
     if request.param == "s3":
         yield s3_store
     else:
-        if not xattrs_work(tmp_path):
-            pytest.skip("this file system has no user xattrs: the file store keeps no expiry")
-        store = LocalDirStore(tmp_path)
+        store = store_keeping_expiry(tmp_path, LocalDirStore)
         yield store
         await store.aclose()
 
@@ -115,9 +113,7 @@ class Unreachable(LocalDirStore):
 async def test_one_failing_project_does_not_stop_the_others(
     own_store: TrailStore, admin_a: ProjectAdmin, admin_b: ProjectAdmin, tmp_path: Path
 ) -> None:
-    if not xattrs_work(tmp_path):
-        pytest.skip("this file system has no user xattrs: the file store keeps no expiry")
-    objects = Unreachable(tmp_path)
+    objects = store_keeping_expiry(tmp_path, Unreachable)
     objects.failing = admin_a.project_id
     old = datetime.now(UTC).date() - timedelta(days=40)
     for admin in (admin_a, admin_b):
@@ -143,9 +139,7 @@ def test_only_swift_expires_objects_by_itself() -> None:
 async def test_the_leading_scheduler_sweeps_on_its_own(
     own_store: TrailStore, admin_a: ProjectAdmin, tmp_path: Path
 ) -> None:
-    if not xattrs_work(tmp_path):
-        pytest.skip("this file system has no user xattrs: the file store keeps no expiry")
-    objects = LocalDirStore(tmp_path)
+    objects = store_keeping_expiry(tmp_path, LocalDirStore)
     project = admin_a.project_id
     await set_retention(own_store, project, 30, container="c", prefix="logs", regions=["RegionOne"])
     old = datetime.now(UTC).date() - timedelta(days=40)

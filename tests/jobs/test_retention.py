@@ -31,7 +31,7 @@ from stacktrail.trails.document import default_spec
 from stacktrail.trails.model import WriteMode
 from stacktrail.trails.store import TrailStore
 from tests.clients.conftest import ProjectAdmin
-from tests.clients.test_localdir import xattrs_work
+from tests.clients.test_localdir import store_keeping_expiry
 from tests.jobs.conftest import jobs_settings
 from tests.jobs.corpus import bulk_load, install_template, make_event, remove_indices
 from tests.jobs.test_export import command_app
@@ -162,9 +162,7 @@ async def objects(
     elif request.param == "s3":
         yield s3_store
     else:
-        if not xattrs_work(tmp_path):
-            pytest.skip("this file system has no user xattrs: the file store keeps no expiry")
-        store = PhantomKeys(tmp_path)
+        store = store_keeping_expiry(tmp_path, PhantomKeys)
         yield store
         await store.aclose()
 
