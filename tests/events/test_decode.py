@@ -590,6 +590,10 @@ REFUSED = {
         _with("eventTime", "0001-01-01T00:00:00+01:00"),
         "eventTime is out of range: '0001-01-01T00:00:00+01:00'",
     ),
+    "eventTime too far ahead": (
+        _with("eventTime", "9999-12-31T23:59:59+00:00"),
+        "eventTime is out of range: '9999-12-31T23:59:59+00:00'",
+    ),
 }
 
 

@@ -62,6 +62,13 @@ async def test_export_job_runs_in_the_scheduler_and_survives_a_crash(
         )
         assert refused.status_code == 422
         assert "inverted" in refused.text
+        # datetime would overflow: a clear 422, not a server error
+        for start, end in (("0001-01-01T00:00+01:00", "now"), ("-7d", "9999-12-31T23:59Z")):
+            refused = await http.post(
+                f"/v1/projects/{project}/exports", json={"from": start, "to": end}
+            )
+            assert refused.status_code == 422, refused.text
+            assert "out of range" in refused.text
         created = await http.post(f"/v1/projects/{project}/exports", json=FRAME_BODY)
         assert created.status_code == 202, created.text
         job = created.json()

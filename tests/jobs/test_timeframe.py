@@ -39,6 +39,20 @@ def test_unusable_forms(text: str) -> None:
         Timeframe.parse(text, "now", NOW)
 
 
+@pytest.mark.parametrize(
+    ("start", "end"),
+    [
+        ("0001-01-01T00:00+01:00", "now"),  # before year 1 in UTC: datetime overflows
+        ("-7d", "9999-12-31T23:59:59Z"),  # the day after the end overflows
+        ("1969-12-31", "now"),
+        ("-36600d", "now"),
+    ],
+)
+def test_times_out_of_range_are_refused(start: str, end: str) -> None:
+    with pytest.raises(TimeframeError, match="out of range: use a time between 1970 and 9000"):
+        Timeframe.parse(start, end, NOW)
+
+
 def test_inverted_and_empty_frames_are_refused() -> None:
     with pytest.raises(TimeframeError, match="inverted"):
         Timeframe.parse("2025-03-02", "2025-03-01", NOW)

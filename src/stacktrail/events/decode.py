@@ -40,6 +40,9 @@ _NOTIFICATION_KEYS: Final = frozenset(
 _REQUIRED_STRINGS: Final = ("id", "eventTime", "action", "outcome")
 _RESOURCES: Final = ("initiator", "target", "observer")
 _MISSING: Final[Any] = object()
+# An archive object expires at its event day + retention (up to 100 years): later event
+# times would overflow datetime there, and no audit event is dated that far ahead.
+LATEST_EVENT_TIME: Final = datetime(9000, 1, 1, tzinfo=UTC)
 _SHOWN_CHARS: Final = 40
 
 
@@ -159,6 +162,8 @@ def _event(cadf: JsonDict, event_type: str) -> AuditEvent:
             cadf["eventTime"] = time.isoformat()
     if event_time[10:11] != "T":  # `2024-05-17 09:41:27+00:00` -> ISO 8601 with a `T`
         cadf["eventTime"] = time.isoformat()
+    if time >= LATEST_EVENT_TIME:
+        raise DecodeError(f"eventTime is out of range: {_show(raw_time)}")
 
     action = raw_action
     if "." in raw_action:

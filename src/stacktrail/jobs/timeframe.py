@@ -23,8 +23,27 @@ class TimeframeError(ValueError):
     """A time or a frame that cannot be used; the message is meant for the user."""
 
 
+# Audit events are not older than Unix time; beyond the far end, day arithmetic on a
+# frame would overflow datetime.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(9000, 1, 1, tzinfo=UTC)
+
+
 def parse_time(text: str, now: datetime) -> datetime:
-    """One end of a frame as an aware UTC datetime (see the module doc for the forms)."""
+    """One end of a frame as an aware UTC datetime (see the module doc for the forms),
+    between 1970 and 9000."""
+    try:
+        moment = _parse_time(text, now)
+    except OverflowError:
+        moment = None
+    if moment is None or not EARLIEST <= moment <= LATEST:
+        raise TimeframeError(
+            f"time {text.strip()!r} is out of range: use a time between 1970 and 9000"
+        )
+    return moment
+
+
+def _parse_time(text: str, now: datetime) -> datetime:
     value = text.strip()
     if not value:
         raise TimeframeError("empty time: use ISO 8601 (2025-03-01T00:00Z), -7d, -12h or now")
