@@ -1,10 +1,14 @@
 from __future__ import annotations
 
+import re
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from stacktrail.routing import is_valid_project_id
+from stacktrail.sinks.archive_object import InvalidName, check_project_id
+from stacktrail.trails.validation import PROJECT_ID_PATTERN
 
 
 @pytest.mark.parametrize(
@@ -13,11 +17,10 @@ from stacktrail.routing import is_valid_project_id
         "90168d185e504b5580884a235ba31612",
         "default",
         "a",
-        "A_b-9",
+        "A-b-9",
         "Default",
         "x" * 64,
-        "-",
-        "_",
+        "0-a",
     ],
 )
 def test_valid(value: str) -> None:
@@ -29,6 +32,10 @@ def test_valid(value: str) -> None:
     [
         "",
         "x" * 65,
+        "-",
+        "_",
+        "A_b-9",  # `_` separates the parts of an archive object's name
+        "-a",
         "a/b",
         "a.b",
         "..",
@@ -57,3 +64,16 @@ def test_valid_ids_are_safe_in_paths_and_index_names(value: str) -> None:
         assert value.isascii()
         assert 1 <= len(value) <= 64
         assert not set(value) & set('/\\.:%*?"<>| ,#\n\x00')
+
+
+@given(st.text(alphabet="ab01-_.:/ é", max_size=70) | st.text(max_size=70))
+def test_routing_the_api_and_the_archive_agree_on_project_ids(value: str) -> None:
+    # An id the router sends events to must be one the API configures and the archive
+    # can name objects after: otherwise its events would be dead-lettered for ever.
+    try:
+        check_project_id(value)
+        archivable = True
+    except InvalidName:
+        archivable = False
+    assert is_valid_project_id(value) == archivable
+    assert is_valid_project_id(value) == bool(re.fullmatch(PROJECT_ID_PATTERN, value))

@@ -128,12 +128,12 @@ def test_invalid_ids_count_as_absent(bad: str) -> None:
 
 
 def test_custom_unscoped_project() -> None:
-    router = Router(Directory(), unscoped_project="cloud_admin-audit")
-    assert router.unscoped_project == "cloud_admin-audit"
-    assert projects(router.route(event())) == ["cloud_admin-audit"]
+    router = Router(Directory(), unscoped_project="cloud-admin-audit")
+    assert router.unscoped_project == "cloud-admin-audit"
+    assert projects(router.route(event())) == ["cloud-admin-audit"]
 
 
-@pytest.mark.parametrize("bad", ["", "un scoped", "a/b", "x" * 65])
+@pytest.mark.parametrize("bad", ["", "un scoped", "a/b", "x" * 65, "ops_audit"])
 def test_invalid_unscoped_project_is_refused(bad: str) -> None:
     with pytest.raises(ValueError, match="not a valid project id"):
         Router(Directory(), unscoped_project=bad)

@@ -28,7 +28,7 @@ from stacktrail.api.schemas import (
 from stacktrail.trails.audit import ACTION_UPDATE_DEFAULTS, config_change_event
 from stacktrail.trails.document import DefaultsInput
 from stacktrail.trails.store import PreconditionFailed, defaults_document
-from stacktrail.trails.validation import PROJECT_ID_PATTERN
+from stacktrail.trails.validation import PROJECT_ID_PART_PATTERN, PROJECT_ID_PATTERN
 
 router = APIRouter(prefix="/v1", dependencies=[Depends(refuse_unknown_query)])
 
@@ -58,7 +58,8 @@ async def list_trails(
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
     enabled: Annotated[bool | None, Query(description="Only enabled (or disabled) trails.")] = None,
     search: Annotated[
-        str | None, Query(pattern=PROJECT_ID_PATTERN, description="Part of the project id.")
+        str | None,
+        Query(pattern=PROJECT_ID_PART_PATTERN, description="Part of the project id."),
     ] = None,
     in_error: Annotated[
         bool | None, Query(description="Only trails whose last delivery failed (or not).")

@@ -11,7 +11,9 @@ from datetime import timedelta
 from stacktrail.durations import format_duration, parse_duration
 from stacktrail.trails.defaults import MAX_INTERVAL
 
-PROJECT_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+# The same rule as routing.is_valid_project_id and the archive's object names.
+PROJECT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9-]{0,63}$"
+PROJECT_ID_PART_PATTERN = r"^[A-Za-z0-9-]{1,64}$"  # a search for part of an id
 REGION_PATTERN = r"^[A-Za-z0-9._-]{1,64}$"
 MAX_PATTERN_LENGTH = 256
 MAX_PATTERNS = 100
