@@ -4,6 +4,7 @@ real s3api) and the file store. Swift's own expirer is tested in tests/sinks."""
 from __future__ import annotations
 
 import asyncio
+import os
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import orjson
 import pytest
+from typer.testing import CliRunner
 
 from stacktrail.clients.errors import TransientError
 from stacktrail.clients.localdir import LocalDirStore
@@ -28,6 +30,7 @@ from stacktrail.trails.store import TrailStore
 from tests.clients.conftest import ProjectAdmin
 from tests.clients.test_localdir import store_keeping_expiry
 from tests.jobs.corpus import make_event
+from tests.jobs.test_export import command_app
 from tests.jobs.test_retention import set_retention
 
 
@@ -161,3 +164,50 @@ async def test_the_leading_scheduler_sweeps_on_its_own(
         stop.set()
         await leading
         await lock.release()
+
+
+@pytest.fixture
+async def expired_file_archive(
+    own_store: TrailStore, admin_a: ProjectAdmin, tmp_path: Path
+) -> tuple[LocalDirStore, Bucket]:
+    """The file store under tmp_path/archive with one object past project A's retention."""
+    (tmp_path / "archive").mkdir()
+    objects = store_keeping_expiry(tmp_path / "archive", LocalDirStore)
+    project = admin_a.project_id
+    await set_retention(own_store, project, 30, container="c", prefix="logs", regions=["RegionOne"])
+    old = datetime.now(UTC).date() - timedelta(days=40)
+    await put_object(objects, project, "c", old, "old", delete_at(old.isoformat(), 30))
+    return objects, Bucket(project, "RegionOne", "c", WriteMode.RESELLER)
+
+
+def test_retention_command_sweeps_the_archive_without_search(
+    own_store: TrailStore,
+    expired_file_archive: tuple[LocalDirStore, Bucket],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    objects, bucket = expired_file_archive
+    for name in list(os.environ):
+        if name.startswith("STACKTRAIL_"):
+            monkeypatch.delenv(name)
+    url = own_store.engine.url.render_as_string(hide_password=False)
+    monkeypatch.setenv("STACKTRAIL_DATABASE_URL", url)
+    monkeypatch.setenv("STACKTRAIL_ARCHIVE_STORE", "file")
+    monkeypatch.setenv("STACKTRAIL_ARCHIVE_DIR", str(objects.root))
+    listing = asyncio.run(objects.list_keys(bucket))
+    assert len(listing) == 1
+
+    dry = CliRunner().invoke(command_app(), ["retention", "--dry-run"])
+    assert dry.exit_code == 0, dry.output
+    assert "file archive: would delete 1 objects past their expiry" in dry.output
+    assert asyncio.run(objects.list_keys(bucket)) == listing
+
+    done = CliRunner().invoke(command_app(), ["retention", "-p", bucket.project_id])
+    assert done.exit_code == 0, done.output
+    assert "file archive: deleted 1 objects past their expiry (projects checked: 1)" in done.output
+    assert asyncio.run(objects.list_keys(bucket)) == []
+
+    monkeypatch.setenv("STACKTRAIL_ARCHIVE_STORE", "swift")
+    nothing = CliRunner().invoke(command_app(), ["retention"])
+    assert nothing.exit_code == 2
+    assert "nothing to enforce" in nothing.output

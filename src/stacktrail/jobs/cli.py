@@ -26,7 +26,8 @@ from stacktrail.cli_common import settings_or_exit
 from stacktrail.clients.errors import ClientError
 from stacktrail.clients.localdir import LocalDirStore
 from stacktrail.clients.search import SearchClient
-from stacktrail.clients.store import ObjectStore
+from stacktrail.clients.store import ObjectStore, open_store
+from stacktrail.jobs.expiry import ArchiveExpiry
 from stacktrail.jobs.export import ExportCheckpoint, Exporter, ExportResult, ExportSpec
 from stacktrail.jobs.progress import terminal_progress
 from stacktrail.jobs.reader import EventReader, NoIndexError, ReadMode
@@ -37,7 +38,7 @@ from stacktrail.jobs.retention import (
     plan_search_retention,
 )
 from stacktrail.jobs.timeframe import Timeframe, TimeframeError, iso
-from stacktrail.settings import ArchiveFormat, Settings
+from stacktrail.settings import ArchiveFormat, ArchiveStore, Settings
 from stacktrail.sinks.archive_object import InvalidName, check_container, normalise_prefix
 from stacktrail.trails import db
 from stacktrail.trails.document import to_trail
@@ -374,13 +375,65 @@ def export_command(
 async def retention(
     settings: Settings, *, dry_run: bool, projects: list[str] | None, now: datetime | None = None
 ) -> tuple[list[str], int]:
-    """Plan (and unless `dry_run` apply) search retention; returns lines and deletions."""
+    """Plan (and unless `dry_run` apply) search retention, and archive expiry where the
+    object store has no expirer of its own; returns lines and deleted documents."""
+    sweep_archive = settings.archive_store is not ArchiveStore.SWIFT
+    if not settings.search_enabled and not sweep_archive:
+        raise CliError(
+            "nothing to enforce: no search server (STACKTRAIL_SEARCH_URL), and Swift's "
+            "expirer deletes archived objects itself",
+            2,
+        )
     try:
         await db.check_current(settings.database_url)
     except db.StoreError as exc:
         raise CliError(f"{exc} (retention needs every project's retention)", 2) from None
-    client = search_client(settings)
     store = TrailStore(db.create_engine(settings.database_url), settings)
+    try:
+        lines: list[str] = []
+        deleted = 0
+        if settings.search_enabled:
+            lines, deleted = await _search_retention(settings, store, dry_run, projects, now)
+        if sweep_archive:
+            lines += await _archive_expiry(settings, store, dry_run, projects, now)
+        return lines, deleted
+    finally:
+        await store.close()
+
+
+async def _archive_expiry(
+    settings: Settings,
+    store: TrailStore,
+    dry_run: bool,
+    projects: list[str] | None,
+    now: datetime | None,
+) -> list[str]:
+    objects = open_store(settings)
+    try:
+        summary = await ArchiveExpiry(store, objects).sweep(
+            now, dry_run=dry_run, only=set(projects) if projects else None
+        )
+    finally:
+        await objects.aclose()
+    where = f"{settings.archive_store.value} archive"
+    lines = [
+        f"{where}: {'would delete' if dry_run else 'deleted'} {summary.deleted} objects past "
+        f"their expiry (projects checked: {summary.projects})"
+    ]
+    lines += [
+        f"{where}: project {p} could not be checked (see the log)" for p in summary.failed_projects
+    ]
+    return lines
+
+
+async def _search_retention(
+    settings: Settings,
+    store: TrailStore,
+    dry_run: bool,
+    projects: list[str] | None,
+    now: datetime | None,
+) -> tuple[list[str], int]:
+    client = search_client(settings)
     try:
         plan = await plan_search_retention(
             client,
@@ -401,7 +454,6 @@ async def retention(
         return lines, deleted
     finally:
         await client.close()
-        await store.close()
 
 
 def retention_command(
@@ -412,8 +464,12 @@ def retention_command(
         list[str] | None, typer.Option("--project", "-p", help="Only these projects.")
     ] = None,
 ) -> None:
-    """Enforce search retention now: delete indices wholly past each project's retention
-    and trim the boundary index (the scheduler does this every hour)."""
+    """Enforce retention now (the scheduler does this every hour).
+
+    Search: delete indices wholly past each project's retention and trim the boundary
+    index. Archive (S3 and file stores; Swift's expirer needs no help): delete objects
+    past their expiry.
+    """
     settings = settings_or_exit()
     try:
         lines, _ = asyncio.run(retention(settings, dry_run=dry_run, projects=project))

@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 class ExpirySummary:
     projects: int
     candidates: int  # keys whose day is past retention
-    deleted: int
+    deleted: int  # in a dry run: would be deleted
     failed_projects: tuple[str, ...]
 
 
@@ -51,22 +51,29 @@ class ArchiveExpiry:
             configured = (await conn.execute(select(t.trails.c.project_id))).scalars()
             return sorted({*delivered, *configured})
 
-    async def sweep(self, now: datetime | None = None) -> ExpirySummary:
-        """Delete every object past its expiry; one pass over all projects."""
+    async def sweep(
+        self,
+        now: datetime | None = None,
+        *,
+        dry_run: bool = False,
+        only: set[str] | None = None,
+    ) -> ExpirySummary:
+        """Delete every object past its expiry (`dry_run`: count them); one pass over all
+        projects, or the `only` ones."""
         moment = (now or datetime.now(UTC)).timestamp()
-        projects = await self.projects()
+        projects = [p for p in await self.projects() if only is None or p in only]
         candidates = deleted = 0
         failed: list[str] = []
         for project_id in projects:
             try:
-                found, gone = await self._sweep_project(project_id, moment)
+                found, gone = await self._sweep_project(project_id, moment, dry_run)
             except ClientError as exc:
                 log.warning("expiry of project %s: %s (tried again later)", project_id, exc)
                 failed.append(project_id)
                 continue
             candidates += found
             deleted += gone
-        if deleted or failed:
+        if (deleted or failed) and not dry_run:
             log.info(
                 "archive expiry: %d objects past retention deleted in %d projects%s",
                 deleted,
@@ -75,7 +82,9 @@ class ArchiveExpiry:
             )
         return ExpirySummary(len(projects), candidates, deleted, tuple(failed))
 
-    async def _sweep_project(self, project_id: str, moment: float) -> tuple[int, int]:
+    async def _sweep_project(
+        self, project_id: str, moment: float, dry_run: bool
+    ) -> tuple[int, int]:
         trail = await trail_of(self._store, project_id)
         candidates = deleted = 0
         for bucket, key_prefix in await project_buckets(self._store.engine, project_id, trail):
@@ -90,6 +99,7 @@ class ArchiveExpiry:
                     continue  # gone meanwhile
                 if info.delete_at is not None and info.delete_at > moment:
                     continue  # the object asks to be kept longer
-                await self._objects.delete(bucket, key)
+                if not dry_run:
+                    await self._objects.delete(bucket, key)
                 deleted += 1
         return candidates, deleted
