@@ -48,7 +48,9 @@ from stacktrail.spool.segment import (
 log = logging.getLogger(__name__)
 
 LOCK_NAME = ".lock"
-SYNC_THREADS = 16
+# fdatasyncs in flight per batch: a batch syncs every active (project, day) segment, and
+# with 500 active projects 64 gave 10-15% more events/s than 16 (bench, alternating runs).
+SYNC_THREADS = 64
 
 
 class SpoolLockedError(RuntimeError):
