@@ -41,9 +41,9 @@ from tests.support.cadf_factory import make_notification  # noqa: E402
 from bench.amqp_clients import drain_pika, drain_pika_asyncio  # noqa: E402
 
 
-def messages(count: int) -> list[bytes]:
+def messages(count: int, projects_count: int = 50) -> list[bytes]:
     start = datetime(2026, 11, 1, tzinfo=UTC)
-    projects = [uuid.UUID(int=i).hex for i in range(1, 51)]
+    projects = [uuid.UUID(int=i).hex for i in range(1, projects_count + 1)]
     return [
         make_notification(
             event_id=str(uuid.uuid4()),
@@ -248,6 +248,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--count", type=int, default=200_000)
     parser.add_argument("--rounds", type=int, default=3, help="alternating (a)/(b) rounds")
+    parser.add_argument(
+        "--projects",
+        type=int,
+        default=50,
+        help="projects the events belong to (each active project is a spool segment)",
+    )
     parser.add_argument("--skip-osmem", action="store_true", help="skip (c)")
     parser.add_argument(
         "--osmem-count",
@@ -264,9 +270,9 @@ def main() -> None:
     args = parser.parse_args()
     vhost = make_vhost()
     url = f"amqp://guest:guest@127.0.0.1:5672/{vhost}"
-    bodies = messages(args.count)
+    bodies = messages(args.count, args.projects)
     size = sum(map(len, bodies)) / len(bodies)
-    print(f"{args.count} messages, mean {size:.0f} bytes")
+    print(f"{args.count} messages of {args.projects} projects, mean {size:.0f} bytes")
     workdir = Path(tempfile.mkdtemp(prefix="stacktrail-bench-"))
     procs: list[subprocess.Popen[bytes]] = []
     try:

@@ -49,7 +49,8 @@ log = logging.getLogger(__name__)
 
 LOCK_NAME = ".lock"
 # fdatasyncs in flight per batch: a batch syncs every active (project, day) segment, and
-# with 500 active projects 64 gave 10-15% more events/s than 16 (bench, alternating runs).
+# with 500 active projects 64 gave 10-15% more events/s than 16 (alternating runs of the
+# both-sinks pipeline, as in `bench/ingest.py --archive --projects 500`).
 SYNC_THREADS = 64
 
 
