@@ -420,6 +420,8 @@ async def run_scheduler_role(services: Services, stop: asyncio.Event) -> None:
         settle=settings.search_delivery_settle,
         search_retention=settings.search_retention_enabled,
         search_retention_every=settings.search_retention_interval,
+        archive_expiry=settings.archive_expiry_enabled,
+        archive_expiry_every=settings.archive_expiry_interval,
     )
     search = search_client(settings) if settings.search_enabled else None
     store = object_store(settings, services.keystone)

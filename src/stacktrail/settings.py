@@ -167,6 +167,12 @@ class Settings(BaseSettings):
         True, description="Delete/trim search indices past each project's retention."
     )
     search_retention_interval: Duration = Field(timedelta(hours=1))
+    archive_expiry_enabled: bool = Field(
+        True,
+        description="Delete archived objects past their expiry in S3 and file stores "
+        "(Swift's expirer does it for Swift; off where an S3 lifecycle rule does it).",
+    )
+    archive_expiry_interval: Duration = Field(timedelta(hours=1))
 
     # --- S3 store
     s3_endpoint_url: str = ""

@@ -139,27 +139,30 @@ def test_only_swift_expires_objects_by_itself() -> None:
     assert not LocalDirStore.expires_objects
 
 
-async def test_the_leading_scheduler_sweeps_on_its_own(
-    own_store: TrailStore, admin_a: ProjectAdmin, tmp_path: Path
+@pytest.mark.parametrize("enabled", [True, False])
+async def test_the_leading_scheduler_sweeps_unless_turned_off(
+    own_store: TrailStore, admin_a: ProjectAdmin, tmp_path: Path, enabled: bool
 ) -> None:
     objects = store_keeping_expiry(tmp_path, LocalDirStore)
     project = admin_a.project_id
     await set_retention(own_store, project, 30, container="c", prefix="logs", regions=["RegionOne"])
     old = datetime.now(UTC).date() - timedelta(days=40)
-    await put_object(objects, project, "c", old, "old", delete_at(old.isoformat(), 30))
+    key = await put_object(objects, project, "c", old, "old", delete_at(old.isoformat(), 30))
     bucket = Bucket(project, "RegionOne", "c", WriteMode.RESELLER)
-    config = SchedulerConfig(tick=0.2, lock_check=0.2, search_retention=False)
+    config = SchedulerConfig(
+        tick=0.2, lock_check=0.2, search_retention=False, archive_expiry=enabled
+    )
     scheduler = Scheduler(own_store.settings, own_store, None, objects, config=config)
     lock = LocalLeaderLock(f"expiry-{uuid.uuid4().hex}")
     assert await lock.try_acquire()
     stop = asyncio.Event()
     leading = asyncio.create_task(scheduler.lead(lock, stop))
     try:
-        for _ in range(100):
+        for _ in range(100 if enabled else 10):  # turned off: still there after a second
             if not await objects.list_keys(bucket):
                 break
             await asyncio.sleep(0.1)
-        assert await objects.list_keys(bucket) == []
+        assert await objects.list_keys(bucket) == ([] if enabled else [key])
     finally:
         stop.set()
         await leading

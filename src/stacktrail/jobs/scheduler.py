@@ -65,6 +65,7 @@ class SchedulerConfig:
     settle: timedelta = timedelta(minutes=2)  # search-sourced windows end this long ago
     search_retention_every: timedelta = timedelta(hours=1)
     search_retention: bool = True  # False: indices are never deleted by this scheduler
+    archive_expiry: bool = True  # False: archived objects are never deleted by this scheduler
     archive_expiry_every: timedelta = timedelta(hours=1)
     page_size: int = 2000  # documents per search page
     keep_alive: str = "5m"  # point in time / scroll keep-alive between pages
@@ -231,7 +232,7 @@ class Scheduler:
         if cfg.search_retention:
             every = cfg.search_retention_every.total_seconds()
             duties.append(("search retention", every, self.run_search_retention))
-        if not self.objects.expires_objects:
+        if cfg.archive_expiry and not self.objects.expires_objects:
             every = cfg.archive_expiry_every.total_seconds()
             duties.append(("archive expiry", every, self.run_archive_expiry))
         tasks = [
