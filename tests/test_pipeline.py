@@ -9,16 +9,22 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 from urllib.parse import urlsplit
 
 import orjson
 import pytest
 
+from stacktrail import pipeline as pipeline_module
 from stacktrail.app import run_pipeline, search_client
+from stacktrail.pipeline import Pipeline
+from stacktrail.routing import Router
 from stacktrail.settings import Settings
 from stacktrail.sinks.search import SearchSink
 from stacktrail.sinks.search_docs import index_name
@@ -273,3 +279,20 @@ async def test_broker_restart_mid_stream_resumes_and_loses_nothing(settings: Set
         assert await search.wait_for_count(settings.search_url, index, 2000, timeout=90) == 2000
     found = await search.ids(settings.search_url, index)
     assert found == {f"r1-{i}" for i in range(1500)} | {f"r2-{i}" for i in range(500)}
+
+
+def test_ingest_clock_is_read_per_millisecond(monkeypatch: pytest.MonkeyPatch) -> None:
+    ticks = iter([100.0, 100.0005, 100.0011])
+    monkeypatch.setattr(pipeline_module, "monotonic", lambda: next(ticks))
+    source = SimpleNamespace(on_delivery=None)
+    pipeline = Pipeline(source, Router(DefaultTrails(Settings())), [])  # type: ignore[arg-type]
+    before = datetime.now(UTC)
+    first, hour = pipeline._clock()
+    shared, _ = pipeline._clock()  # half a millisecond later: records share the time
+    time.sleep(0.002)
+    later, _ = pipeline._clock()  # 1.1 ms later: read again
+    assert shared is first
+    assert first.microsecond % 1000 == 0
+    assert before - timedelta(milliseconds=1) <= first <= datetime.now(UTC)
+    assert hour == first.replace(minute=0, second=0, microsecond=0)
+    assert later > first

@@ -11,6 +11,7 @@ from stacktrail.sinks.base import Record, Ticket
 from stacktrail.sinks.search_docs import (
     INGESTED_FIELD,
     PROJECT_FIELD,
+    BulkEncoder,
     bulk_lines,
     check_index_template,
     index_name,
@@ -48,6 +49,23 @@ def test_bulk_lines_create_with_the_cadf_id() -> None:
     assert parsed[INGESTED_FIELD] == WHEN.isoformat()
     assert parsed[PROJECT_FIELD] == "p1"
     assert "@ingested_at" not in body  # the event itself is not changed
+
+
+def test_stamps_stay_right_when_projects_and_times_interleave() -> None:
+    encoder = BulkEncoder("audit-{project_id}-{yyyy.MM}")
+    later = WHEN.replace(microsecond=1000)
+    for project, ingested in [("p1", WHEN), ("p2", WHEN), ("p1", later), ("p2", later)]:
+        body = {"id": f"{project}-{ingested.microsecond}", "action": "read"}
+        event = AuditEvent(body["id"], WHEN, "", "read", "success", "", project, None, None, body)
+        record = Record(
+            project,
+            event,
+            default_trail(project, Settings()),
+            ingested,
+            Ticket(None, lambda t: None),
+        )
+        document = orjson.loads(encoder.lines(record).split(b"\n")[1])
+        assert document == body | {INGESTED_FIELD: ingested.isoformat(), PROJECT_FIELD: project}
 
 
 def test_template_maps_ids_as_keywords_and_times_as_dates() -> None:

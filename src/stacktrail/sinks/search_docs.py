@@ -63,8 +63,9 @@ class BulkEncoder:
         check_index_template(template)
         self._template = template
         self._indices: dict[tuple[str, int, int, int], bytes] = {}
-        self._stamp_key: tuple[object, str] | None = None
-        self._stamp = b""
+        self._ingested_at: datetime | None = None
+        self._ingested = b""
+        self._project_stamps: dict[str, bytes] = {}
 
     def _index(self, project_id: str, when: datetime) -> bytes:
         key = (project_id, when.year, when.month, when.day)
@@ -75,14 +76,24 @@ class BulkEncoder:
             name = self._indices[key] = orjson.dumps(index_name(self._template, project_id, when))
         return name
 
+    def _stamp(self, record: Record) -> tuple[bytes, bytes]:
+        """`"@ingested_at":"..."` and `"@project_id":"..."}`, each cached: records come
+        with a few ingest times (the dispatcher's clock ticks per millisecond) and
+        projects interleaved."""
+        if record.ingested_at != self._ingested_at:
+            self._ingested_at = record.ingested_at
+            self._ingested = orjson.dumps({INGESTED_FIELD: record.ingested_at.isoformat()})[1:-1]
+        project = self._project_stamps.get(record.project_id)
+        if project is None:
+            if len(self._project_stamps) > 100_000:
+                self._project_stamps.clear()
+            project = orjson.dumps({PROJECT_FIELD: record.project_id})[1:]
+            self._project_stamps[record.project_id] = project
+        return self._ingested, project
+
     def lines(self, record: Record) -> bytes:
         event = record.event
-        stamp_key = (record.ingested_at, record.project_id)
-        if stamp_key != self._stamp_key:
-            self._stamp_key = stamp_key
-            self._stamp = orjson.dumps(
-                {INGESTED_FIELD: record.ingested_at.isoformat(), PROJECT_FIELD: record.project_id}
-            )[1:]
+        ingested, project = self._stamp(record)
         body = orjson.dumps(event.body)
         return b"".join(
             (
@@ -93,7 +104,9 @@ class BulkEncoder:
                 b"}}\n",
                 body[:-1],
                 b"," if len(body) > 2 else b"",
-                self._stamp,
+                ingested,
+                b",",
+                project,
                 b"\n",
             )
         )
