@@ -22,7 +22,8 @@ import orjson
 import pytest
 
 from stacktrail import pipeline as pipeline_module
-from stacktrail.app import run_pipeline, search_client
+from stacktrail.app import run_pipeline
+from stacktrail.clients.search import SearchClient
 from stacktrail.pipeline import Pipeline
 from stacktrail.routing import Router
 from stacktrail.settings import Settings
@@ -69,7 +70,7 @@ def settings(amqp_url: str, search_url: str, index_template: str) -> Settings:
 @asynccontextmanager
 async def running(settings: Settings) -> AsyncIterator[None]:
     stop = asyncio.Event()
-    sinks = [SearchSink(search_client(settings), settings)]
+    sinks = [SearchSink(SearchClient.from_settings(settings), settings)]
     task = asyncio.create_task(run_pipeline(settings, stop, DefaultTrails(settings), sinks))
     await asyncio.sleep(0)
     try:

@@ -100,17 +100,6 @@ def keystone_client(settings: Settings) -> KeystoneClient | None:
     return KeystoneClient(settings) if settings.keystone_url else None
 
 
-def search_client(settings: Settings) -> SearchClient:
-    return SearchClient(
-        settings.search_url,
-        username=settings.search_username,
-        password=settings.search_password,
-        verify=settings.search_verify_tls,
-        timeout=settings.search_timeout.total_seconds(),
-        max_connections=settings.search_max_inflight * 2,
-    )
-
-
 def object_store(settings: Settings, keystone: KeystoneClient | None) -> ObjectStore:
     if settings.archive_store is ArchiveStore.SWIFT and keystone is None:
         raise ValueError("archive_store=swift needs STACKTRAIL_KEYSTONE_URL and credentials")
@@ -172,7 +161,7 @@ async def open_services(settings: Settings) -> Services:
 def build_sinks(settings: Settings, services: Services) -> list[Sink]:
     sinks: list[Sink] = []
     if settings.search_enabled:
-        sinks.append(SearchSink(search_client(settings), settings))
+        sinks.append(SearchSink(SearchClient.from_settings(settings), settings))
         log.info(
             "search sink: bulk indexing into %s (indices %s)",
             settings.search_url,
@@ -267,7 +256,7 @@ def _readiness(services: Services) -> dict[str, Callable[[], Awaitable[bool]]]:
     if settings.search_enabled:
 
         async def search() -> bool:
-            client = search_client(settings)
+            client = SearchClient.from_settings(settings)
             try:
                 await client.ping()
                 return True
@@ -423,7 +412,7 @@ async def run_scheduler_role(services: Services, stop: asyncio.Event) -> None:
         archive_expiry=settings.archive_expiry_enabled,
         archive_expiry_every=settings.archive_expiry_interval,
     )
-    search = search_client(settings) if settings.search_enabled else None
+    search = SearchClient.from_settings(settings) if settings.search_enabled else None
     store = object_store(settings, services.keystone)
     try:
         await run_scheduler(

@@ -34,6 +34,7 @@ from stacktrail.clients.store import (
     md5_hex,
     object_meta,
 )
+from stacktrail.durable_fs import fsync_dir
 from stacktrail.trails.model import WriteMode
 
 _XATTR_PREFIX = "user.stacktrail."
@@ -42,14 +43,6 @@ _DELETE_AT_XATTR = _XATTR_PREFIX + "x-delete-at"
 _CONTENT_TYPE_XATTR = _XATTR_PREFIX + "content-type"
 _NO_XATTRS = {errno.ENOTSUP, errno.EPERM}
 _READ_CHUNK = 1 << 20
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _check_container(container: str) -> str:
@@ -137,7 +130,7 @@ class LocalDirStore:
             raise
         os.close(fd)
         os.replace(tmp, target)
-        _fsync_dir(target.parent)
+        fsync_dir(target.parent)
 
     async def get(self, bucket: Bucket, key: str) -> StoredObject:
         target = self._container_dir(bucket) / check_key(key)
@@ -230,7 +223,7 @@ class LocalDirStore:
                 os.unlink(target)
             except (FileNotFoundError, NotADirectoryError):
                 return  # already gone
-            _fsync_dir(target.parent)
+            fsync_dir(target.parent)
 
         try:
             await asyncio.to_thread(remove)

@@ -17,6 +17,7 @@ import orjson
 
 from stacktrail.clients.errors import ClientError, PermanentError, TransientError
 from stacktrail.clients.http import release
+from stacktrail.settings import Settings
 
 NDJSON = "application/x-ndjson"
 
@@ -80,17 +81,33 @@ class SearchClient:
             limits=httpx.Limits(max_connections=max_connections),
         )
 
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SearchClient:
+        return cls(
+            settings.search_url,
+            username=settings.search_username,
+            password=settings.search_password,
+            verify=settings.search_verify_tls,
+            timeout=settings.search_timeout.total_seconds(),
+            max_connections=settings.search_max_inflight * 2,
+        )
+
     async def close(self) -> None:
         await self._http.aclose()
 
-    async def _request(self, method: str, path: str, what: str, **kwargs: Any) -> httpx.Response:
+    async def _send(self, method: str, path: str, what: str, **kwargs: Any) -> httpx.Response:
+        """One request; unreachable or timed out -> TransientError, any answer returned."""
         try:
             response = await self._http.request(method, path, **kwargs)
         except httpx.TimeoutException as exc:
             raise TransientError(f"{what}: timed out: {exc}") from exc
         except httpx.TransportError as exc:
             raise TransientError(f"{what}: search unreachable: {exc!r}") from exc
-        release(response)
+        return release(response)
+
+    async def _request(self, method: str, path: str, what: str, **kwargs: Any) -> httpx.Response:
+        """One request whose answer must be a success (else the classified error)."""
+        response = await self._send(method, path, what, **kwargs)
         _classify(response, what)
         return response
 
@@ -157,12 +174,7 @@ class SearchClient:
             kwargs["headers"] = {"Content-Type": "application/json"}
         if params:
             kwargs["params"] = params
-        try:
-            response = await self._http.request(method, path, **kwargs)
-        except httpx.TimeoutException as exc:
-            raise TransientError(f"{what}: timed out: {exc}") from exc
-        except httpx.TransportError as exc:
-            raise TransientError(f"{what}: search unreachable: {exc!r}") from exc
+        response = await self._send(method, path, what, **kwargs)
         if response.status_code in (408, 429) or response.status_code >= 500:
             _classify(response, what)
         try:

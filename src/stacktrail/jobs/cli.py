@@ -59,13 +59,7 @@ class CliError(Exception):
 def search_client(settings: Settings) -> SearchClient:
     if not settings.search_enabled:
         raise CliError("no search server: set STACKTRAIL_SEARCH_URL", 2)
-    return SearchClient(
-        settings.search_url,
-        username=settings.search_username,
-        password=settings.search_password,
-        verify=settings.search_verify_tls,
-        timeout=settings.search_timeout.total_seconds(),
-    )
+    return SearchClient.from_settings(settings)
 
 
 async def _read_trail(settings: Settings, project_id: str) -> Trail:

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from stacktrail.durable_fs import fsync_dir
 from stacktrail.spool.framing import FRAME_OVERHEAD, MAGIC, frame, scan
 from stacktrail.spool.segment import (
     CORRUPT_SUFFIX,
@@ -76,14 +77,6 @@ class RecoveryReport:
     removed_empty: int = 0  # open segments with no whole record
     truncated: list[tuple[str, int, str]] = field(default_factory=list)  # file, bytes cut, why
     corrupt: list[str] = field(default_factory=list)  # files set aside as .corrupt
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 _IOV_MAX = 1024
@@ -241,7 +234,7 @@ class Spool:
             found.delivered = regions & set(found.spec.regions)
         for done in [s for s in self._segments.values() if s.sealed and not s.pending_regions]:
             self._delete(done)
-        _fsync_dir(self.directory)
+        fsync_dir(self.directory)
         return report
 
     def _set_aside(self, path: Path, segment_id: int, problem: str, report: RecoveryReport) -> None:
@@ -339,7 +332,7 @@ class Spool:
                     for fd in fds:
                         os.close(fd)
                 if new:
-                    _fsync_dir(self.directory)
+                    fsync_dir(self.directory)
             except BaseException:
                 self._rollback(before, created, accounted)
                 raise
@@ -445,7 +438,7 @@ class Spool:
                 del self._open[key]
             sealed.append(seg)
         if sync_dir:
-            _fsync_dir(self.directory)
+            fsync_dir(self.directory)
         return sealed
 
     # --- delivery
@@ -475,7 +468,7 @@ class Spool:
             seg.delivered.add(region)
             if not seg.pending_regions:
                 self._delete(seg)
-                _fsync_dir(self.directory)
+                fsync_dir(self.directory)
                 return True
             path = self.directory / done_name(seg.id)
             existed = path.exists()
@@ -486,7 +479,7 @@ class Spool:
             finally:
                 os.close(fd)
             if not existed:
-                _fsync_dir(self.directory)
+                fsync_dir(self.directory)
             return False
 
     def _delete(self, seg: Segment) -> None:
