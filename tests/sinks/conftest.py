@@ -20,6 +20,7 @@ import orjson
 from stacktrail.events.decode import decode_message
 from stacktrail.events.model import AuditEvent
 from stacktrail.settings import ArchiveFormat, Settings
+from stacktrail.sinks.archive import ArchiveSink
 from stacktrail.sinks.base import Outcome, Record, Ticket
 from stacktrail.trails.model import ArchiveConfig, ArchiveSource, Trail, WriteMode
 from tests.clients.conftest import (  # fixtures shared with the adapter tests
@@ -164,3 +165,14 @@ async def eventually(check: Callable[[], bool], within: float = 30.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError("condition not met in time")
         await asyncio.sleep(0.05)
+
+
+async def still_waiting(sink: ArchiveSink, put: asyncio.Task[None]) -> bool:
+    """Whether a put waits for room even after the writes in progress ended (a slow
+    fsync alone must not count as back-pressure)."""
+    done, _ = await asyncio.wait([put], timeout=0.5)
+    if done:
+        return False
+    await eventually(lambda: sink.queued_bytes == 0)
+    await asyncio.sleep(0.1)
+    return not put.done()

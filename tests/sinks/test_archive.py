@@ -30,22 +30,12 @@ from tests.sinks.conftest import (
     make_event,
     make_trail,
     sink_settings,
+    still_waiting,
     unpack,
 )
 
 A = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
 B = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
-
-
-async def still_waiting(sink: ArchiveSink, put: asyncio.Task[None]) -> bool:
-    """Whether a put waits for room even after the writes in progress ended (a slow
-    fsync alone must not count as back-pressure)."""
-    done, _ = await asyncio.wait([put], timeout=0.5)
-    if done:
-        return False
-    await eventually(lambda: sink.queued_bytes == 0)
-    await asyncio.sleep(0.1)
-    return not put.done()
 
 
 def spool_files(settings_dir: Path) -> list[str]:

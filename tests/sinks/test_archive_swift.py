@@ -35,10 +35,10 @@ from tests.sinks.conftest import (
     make_event,
     make_trail,
     sink_settings,
+    still_waiting,
     unique,
     unpack,
 )
-from tests.sinks.test_archive import still_waiting
 from tests.support.tcpproxy import TcpProxy
 
 REPO = Path(__file__).resolve().parents[2]
