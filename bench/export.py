@@ -46,13 +46,13 @@ from tests.jobs.corpus import (  # noqa: E402
     remove_indices,
 )
 
-from stacktrail.clients.localdir import LocalDirStore  # noqa: E402
-from stacktrail.clients.search import SearchClient  # noqa: E402
-from stacktrail.jobs.export import Exporter, ExportSpec  # noqa: E402
-from stacktrail.jobs.reader import SORT, EventReader, event_time_query  # noqa: E402
-from stacktrail.jobs.timeframe import Timeframe  # noqa: E402
-from stacktrail.settings import ArchiveFormat  # noqa: E402
-from stacktrail.sinks.search_docs import index_name  # noqa: E402
+from stacktrail.archive.export import Exporter, ExportSpec  # noqa: E402
+from stacktrail.archive.stores.localdir import LocalDirStore  # noqa: E402
+from stacktrail.domain.timeframe import Timeframe  # noqa: E402
+from stacktrail.domain.trail import ArchiveFormat  # noqa: E402
+from stacktrail.search.client import SearchClient  # noqa: E402
+from stacktrail.search.documents import index_name  # noqa: E402
+from stacktrail.search.reader import SORT, EventReader, event_time_query  # noqa: E402
 
 PROJECT = "0123456789abcdef0123456789abcdef"
 FRAME = Timeframe(DAY0, DAY0 + timedelta(days=3))

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from stacktrail.sinks.search_docs import index_name
+from stacktrail.search.documents import index_name
 from tests.support import search
 from tests.support.broker import publish, queue_depth
 from tests.support.cadf_factory import DEFAULT_EVENT_TIME, make_notification

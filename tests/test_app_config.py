@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from stacktrail.sinks.search_docs import index_name
+from stacktrail.search.documents import index_name
 from tests.api.keystone_users import KeystoneUsers
 from tests.support import search
 from tests.support.broker import publish, wait_for_consumer

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from stacktrail.durations import format_duration, parse_duration
+from stacktrail.domain.durations import format_duration, parse_duration
 
 
 @pytest.mark.parametrize(

@@ -21,17 +21,17 @@ from urllib.parse import urlsplit
 import orjson
 import pytest
 
-from stacktrail import pipeline as pipeline_module
 from stacktrail.app import run_pipeline
-from stacktrail.clients.search import SearchClient
-from stacktrail.pipeline import Pipeline
-from stacktrail.routing import Router
-from stacktrail.settings import Settings
-from stacktrail.sinks.search import SearchSink
-from stacktrail.sinks.search_docs import index_name
-from stacktrail.source.consumer import REASON_HEADER
-from stacktrail.trails.directory import DefaultTrails
-from stacktrail.trails.model import UNSCOPED
+from stacktrail.config import Settings
+from stacktrail.domain.directory import DefaultTrails
+from stacktrail.domain.trail import UNSCOPED
+from stacktrail.ingest import dispatcher as pipeline_module
+from stacktrail.ingest.consumer import REASON_HEADER
+from stacktrail.ingest.dispatcher import Pipeline
+from stacktrail.ingest.route import Router
+from stacktrail.search.client import SearchClient
+from stacktrail.search.documents import index_name
+from stacktrail.search.sink import SearchSink
 from tests.support import search
 from tests.support.broker import publish, queue_depth, take_all, wait_for_consumer
 from tests.support.cadf_factory import (

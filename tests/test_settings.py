@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from stacktrail.settings import SettingsError, load_settings
+from stacktrail.config import SettingsError, load_settings
 
 pytestmark = pytest.mark.usefixtures("clean_env")
 

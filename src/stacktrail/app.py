@@ -23,25 +23,26 @@ from prometheus_client import make_asgi_app
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from stacktrail.clients.keystone import KeystoneClient
-from stacktrail.clients.search import SearchClient
-from stacktrail.clients.store import ObjectStore, open_store
-from stacktrail.durations import format_duration
+from stacktrail.archive.sink import ArchiveSink
+from stacktrail.archive.stores import ObjectStore, open_store
+from stacktrail.config import AuthMode, Settings
+from stacktrail.db import engine as db
+from stacktrail.db.ledger import SqlLedger
+from stacktrail.db.reload import StoreTrails
+from stacktrail.db.trail_store import TrailStore
+from stacktrail.domain.audit import NOTIFICATION_EVENT_TYPES
+from stacktrail.domain.delivery import Sink
+from stacktrail.domain.directory import TrailDirectory
+from stacktrail.domain.durations import format_duration
+from stacktrail.domain.trail import ArchiveStore
 from stacktrail.gc_tuning import tune_gc
-from stacktrail.pipeline import Pipeline
-from stacktrail.routing import Router
-from stacktrail.settings import ArchiveStore, AuthMode, Settings
-from stacktrail.sinks.archive import ArchiveSink
-from stacktrail.sinks.base import Sink
-from stacktrail.sinks.search import SearchSink
-from stacktrail.source.consumer import AmqpSource, redact
-from stacktrail.source.publisher import EVENT_TYPE, EventPublisher
-from stacktrail.trails import db
-from stacktrail.trails.audit import NOTIFICATION_EVENT_TYPES
-from stacktrail.trails.directory import TrailDirectory
-from stacktrail.trails.reload import StoreTrails
-from stacktrail.trails.sql_ledger import SqlLedger
-from stacktrail.trails.store import TrailStore
+from stacktrail.ingest.consumer import AmqpSource, redact
+from stacktrail.ingest.dispatcher import Pipeline
+from stacktrail.ingest.publisher import EVENT_TYPE, EventPublisher
+from stacktrail.ingest.route import Router
+from stacktrail.keystone import KeystoneClient
+from stacktrail.search.client import SearchClient
+from stacktrail.search.sink import SearchSink
 
 log = logging.getLogger(__name__)
 
@@ -269,7 +270,7 @@ def _readiness(services: Services) -> dict[str, Callable[[], Awaitable[bool]]]:
 
 def build_api(services: Services) -> Any:
     from stacktrail.api import create_app
-    from stacktrail.jobs.routes import router as export_routes
+    from stacktrail.api.routes.exports import router as export_routes
     from stacktrail.web import mount_ui
 
     settings = services.settings
@@ -355,8 +356,8 @@ async def run(settings: Settings, roles: set[Role], *, explicit: bool = False) -
 
 async def flush_archive(settings: Settings, deadline: float | None = None) -> str:
     """`stacktrail archive flush`: deliver the spool now, here or in the running service."""
-    from stacktrail.sinks.archive import flush_spool
-    from stacktrail.spool.spool import SpoolLockedError, lock_holder
+    from stacktrail.archive.sink import flush_spool
+    from stacktrail.archive.spool.spool import SpoolLockedError, lock_holder
 
     await prepare_database(settings)
     engine = db.create_engine(settings.database_url)
@@ -402,7 +403,7 @@ async def _supervise(tasks: list[asyncio.Task[None]], stop: asyncio.Event) -> No
 
 
 async def run_scheduler_role(services: Services, stop: asyncio.Event) -> None:
-    from stacktrail.jobs.scheduler import SchedulerConfig, run_scheduler
+    from stacktrail.scheduler import SchedulerConfig, run_scheduler
 
     settings = services.settings
     config = SchedulerConfig(

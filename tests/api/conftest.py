@@ -11,9 +11,9 @@ import pytest
 from fastapi import FastAPI
 
 from stacktrail.api import create_app
-from stacktrail.clients.keystone import KeystoneClient
-from stacktrail.settings import Settings
-from stacktrail.trails.store import TrailStore
+from stacktrail.config import Settings
+from stacktrail.db.trail_store import TrailStore
+from stacktrail.keystone import KeystoneClient
 from tests.api.keystone_users import KeystoneUsers
 from tests.trails.fixtures import (
     db_dir,

@@ -12,8 +12,8 @@ import httpx
 from fastapi import FastAPI
 
 from stacktrail.api import serve
-from stacktrail.settings import Settings
-from stacktrail.trails.store import TrailStore
+from stacktrail.config import Settings
+from stacktrail.db.trail_store import TrailStore
 
 
 def free_port() -> int:

@@ -8,10 +8,10 @@ import httpx
 import pytest
 
 from stacktrail.api import create_app
-from stacktrail.settings import Settings
-from stacktrail.trails.ledger import DeliveryError
-from stacktrail.trails.sql_ledger import SqlLedger
-from stacktrail.trails.store import TrailStore
+from stacktrail.config import Settings
+from stacktrail.db.ledger import SqlLedger
+from stacktrail.db.trail_store import TrailStore
+from stacktrail.domain.ledger import DeliveryError
 from tests.api.conftest import Emitted, client_for
 
 DEFAULTS = {
@@ -167,7 +167,7 @@ async def test_health_and_readiness(settings: Settings, store: TrailStore) -> No
 
 
 async def test_database_down(settings: Settings) -> None:
-    from stacktrail.trails.db import create_engine
+    from stacktrail.db.engine import create_engine
 
     down = TrailStore(create_engine("postgresql+asyncpg://postgres@127.0.0.1:1/none"), settings)
     async with client_for(create_app(settings, down, None)) as http:

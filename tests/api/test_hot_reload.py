@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 
 from stacktrail.api import create_app
-from stacktrail.settings import Settings
-from stacktrail.trails import db
-from stacktrail.trails.reload import StoreTrails
-from stacktrail.trails.store import TrailStore
+from stacktrail.config import Settings
+from stacktrail.db import engine as db
+from stacktrail.db.reload import StoreTrails
+from stacktrail.db.trail_store import TrailStore
 from tests.api.conftest import client_for
 from tests.trails.fixtures import fresh_database
 

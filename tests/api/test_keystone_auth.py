@@ -10,9 +10,9 @@ import pytest
 
 from stacktrail.api import create_app
 from stacktrail.api.auth import TokenCache
-from stacktrail.clients.keystone import InvalidToken, KeystoneClient, TokenInfo
-from stacktrail.settings import Settings
-from stacktrail.trails.store import TrailStore
+from stacktrail.config import Settings
+from stacktrail.db.trail_store import TrailStore
+from stacktrail.keystone import InvalidToken, KeystoneClient, TokenInfo
 from tests.api.conftest import TOKEN_CACHE_TTL, Emitted, client_for
 from tests.api.keystone_users import KeystoneUsers
 from tests.api.test_admin_api import DEFAULTS

@@ -21,10 +21,10 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from stacktrail.api import create_app
-from stacktrail.clients.keystone import KeystoneClient
-from stacktrail.settings import Settings
-from stacktrail.trails import db
-from stacktrail.trails.store import TrailStore
+from stacktrail.config import Settings
+from stacktrail.db import engine as db
+from stacktrail.db.trail_store import TrailStore
+from stacktrail.keystone import KeystoneClient
 from tests.api.keystone_users import KeystoneUsers
 from tests.api.live_server import LiveServer
 from tests.trails.fixtures import create_postgres_database, drop_postgres_database

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from stacktrail.api.auth import Principal
-from stacktrail.clients.keystone import TokenInfo, token_info
+from stacktrail.keystone import TokenInfo, token_info
 from tests.trails.fixtures import make_settings
 
 SETTINGS = make_settings(auth_mode="keystone", keystone_cloud_admin_project="admin")

@@ -10,9 +10,9 @@ import httpx
 import pytest
 
 from stacktrail.api import create_app, serve
-from stacktrail.settings import Settings
-from stacktrail.trails import db
-from stacktrail.trails.store import TrailStore
+from stacktrail.config import Settings
+from stacktrail.db import engine as db
+from stacktrail.db.trail_store import TrailStore
 from tests.api.live_server import LiveServer, free_port
 
 

@@ -7,10 +7,10 @@ from datetime import UTC, datetime, timedelta
 import httpx
 from sqlalchemy import insert
 
-from stacktrail.jobs import tables as jobs_tables
-from stacktrail.trails.ledger import DeliveredObject, DeliveryError
-from stacktrail.trails.sql_ledger import SqlLedger
-from stacktrail.trails.store import TrailStore
+from stacktrail.db import job_tables as jobs_tables
+from stacktrail.db.ledger import SqlLedger
+from stacktrail.db.trail_store import TrailStore
+from stacktrail.domain.ledger import DeliveredObject, DeliveryError
 from tests.api.conftest import Emitted
 
 MERGE = {"Content-Type": "application/merge-patch+json"}

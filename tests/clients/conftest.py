@@ -16,10 +16,10 @@ import pytest
 from keystoneauth1 import session as ks_session
 from keystoneauth1.identity import v3
 
-from stacktrail.clients.keystone import KeystoneClient
-from stacktrail.clients.s3 import S3Store
-from stacktrail.clients.swift import SwiftStore
-from stacktrail.settings import Settings
+from stacktrail.archive.stores.s3 import S3Store
+from stacktrail.archive.stores.swift import SwiftStore
+from stacktrail.config import Settings
+from stacktrail.keystone import KeystoneClient
 
 REGION = "RegionOne"
 

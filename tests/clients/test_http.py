@@ -9,8 +9,8 @@ import uuid
 import httpx
 import orjson
 
-from stacktrail.clients.http import release
-from stacktrail.clients.search import SearchClient
+from stacktrail.http import release
+from stacktrail.search.client import SearchClient
 
 
 async def test_bulk_body_is_freed_without_the_collector(search_url: str) -> None:

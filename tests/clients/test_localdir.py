@@ -10,16 +10,16 @@ from typing import TypeVar
 
 import pytest
 
-from stacktrail.clients.errors import PermanentError
-from stacktrail.clients.localdir import LocalDirStore
-from stacktrail.clients.store import (
+from stacktrail.archive.stores.base import (
     Bucket,
     ContainerAccessError,
     NoSuchObject,
     ObjectInfo,
     md5_hex,
 )
-from stacktrail.trails.model import WriteMode
+from stacktrail.archive.stores.localdir import LocalDirStore
+from stacktrail.domain.errors import PermanentError
+from stacktrail.domain.trail import WriteMode
 
 
 def xattrs_work(directory: Path) -> bool:

@@ -7,17 +7,17 @@ from dataclasses import replace
 
 import pytest
 
-from stacktrail.clients.errors import AuthError, PermanentError, TransientError
-from stacktrail.clients.s3 import S3Store
-from stacktrail.clients.store import (
+from stacktrail.archive.stores.base import (
     Bucket,
     ContainerAccessError,
     NoSuchObject,
     ObjectInfo,
     md5_hex,
 )
-from stacktrail.settings import Settings
-from stacktrail.trails.model import WriteMode
+from stacktrail.archive.stores.s3 import S3Store
+from stacktrail.config import Settings
+from stacktrail.domain.errors import AuthError, PermanentError, TransientError
+from stacktrail.domain.trail import WriteMode
 from tests.clients.conftest import REGION, ProjectAdmin, unique
 from tests.support.tcpproxy import free_port
 

@@ -11,8 +11,8 @@ import httpx
 import orjson
 import pytest
 
-from stacktrail.clients.errors import PermanentError
-from stacktrail.clients.search import SearchClient
+from stacktrail.domain.errors import PermanentError
+from stacktrail.search.client import SearchClient
 
 
 @pytest.fixture

@@ -7,17 +7,17 @@ from dataclasses import replace
 
 import pytest
 
-from stacktrail.clients.errors import AuthError, PermanentError, TransientError
-from stacktrail.clients.keystone import KeystoneClient
-from stacktrail.clients.store import (
+from stacktrail.archive.stores.base import (
     Bucket,
     ContainerAccessError,
     NoSuchObject,
     ObjectInfo,
     md5_hex,
 )
-from stacktrail.clients.swift import SwiftStore, account_url
-from stacktrail.trails.model import UNSCOPED, WriteMode
+from stacktrail.archive.stores.swift import SwiftStore, account_url
+from stacktrail.domain.errors import AuthError, PermanentError, TransientError
+from stacktrail.domain.trail import UNSCOPED, WriteMode
+from stacktrail.keystone import KeystoneClient
 from tests.clients.conftest import REGION, AclIdentity, ProjectAdmin, unique
 from tests.support.tcpproxy import free_port
 

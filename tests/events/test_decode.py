@@ -10,14 +10,10 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from stacktrail.events import (
-    DEFAULT_MAX_BYTES,
-    AuditEvent,
-    DecodeError,
-    decode_message,
-    encode_event,
-    normalise_action,
-)
+from stacktrail.domain.event import AuditEvent
+from stacktrail.ingest.decode import DEFAULT_MAX_BYTES, decode_message, encode_event
+from stacktrail.ingest.errors import DecodeError
+from stacktrail.ingest.normalise import normalise_action
 from tests.support.cadf_factory import (
     encode,
     load_sample,

@@ -6,11 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from stacktrail.events.normalise import (
-    normalise_action,
-    normalise_offset,
-    normalise_reporterchain,
-)
+from stacktrail.ingest.normalise import normalise_action, normalise_offset, normalise_reporterchain
 
 
 @pytest.mark.parametrize(

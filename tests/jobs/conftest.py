@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from stacktrail.clients.search import SearchClient
-from stacktrail.settings import Settings
+from stacktrail.config import Settings
+from stacktrail.search.client import SearchClient
 from tests.clients.conftest import (
     admin_a,
     admin_b,

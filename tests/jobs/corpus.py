@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import orjson
 
-from stacktrail.sinks.search_docs import (
+from stacktrail.search.documents import (
     INGESTED_FIELD,
     PROJECT_FIELD,
     index_name,

@@ -14,19 +14,18 @@ import orjson
 import pytest
 from typer.testing import CliRunner
 
-from stacktrail.clients.errors import TransientError
-from stacktrail.clients.localdir import LocalDirStore
-from stacktrail.clients.s3 import S3Store
-from stacktrail.clients.store import Bucket, ObjectStore
-from stacktrail.clients.swift import SwiftStore
-from stacktrail.jobs.expiry import ArchiveExpiry
-from stacktrail.jobs.leader import LocalLeaderLock
-from stacktrail.jobs.scheduler import Scheduler, SchedulerConfig
-from stacktrail.settings import ArchiveFormat
-from stacktrail.sinks.archive_object import build_body, delete_at, object_headers, object_key
-from stacktrail.spool.segment import SegmentSpec
-from stacktrail.trails.model import WriteMode
-from stacktrail.trails.store import TrailStore
+from stacktrail.archive.expiry import ArchiveExpiry
+from stacktrail.archive.layout import build_body, delete_at, object_headers, object_key
+from stacktrail.archive.spool.segment import SegmentSpec
+from stacktrail.archive.stores.base import Bucket, ObjectStore
+from stacktrail.archive.stores.localdir import LocalDirStore
+from stacktrail.archive.stores.s3 import S3Store
+from stacktrail.archive.stores.swift import SwiftStore
+from stacktrail.db.leader import LocalLeaderLock
+from stacktrail.db.trail_store import TrailStore
+from stacktrail.domain.errors import TransientError
+from stacktrail.domain.trail import ArchiveFormat, WriteMode
+from stacktrail.scheduler import Scheduler, SchedulerConfig
 from tests.clients.conftest import ProjectAdmin
 from tests.clients.test_localdir import store_keeping_expiry
 from tests.jobs.corpus import make_event

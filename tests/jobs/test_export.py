@@ -20,16 +20,18 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from stacktrail.clients.localdir import LocalDirStore
-from stacktrail.clients.search import SearchClient
-from stacktrail.clients.store import Bucket
-from stacktrail.clients.swift import SwiftStore
-from stacktrail.jobs import cli as jobs_cli
-from stacktrail.jobs.export import ExportCheckpoint, Exporter, ExportSpec
-from stacktrail.jobs.reader import EventReader, ReadMode
-from stacktrail.jobs.timeframe import Timeframe
-from stacktrail.settings import ArchiveFormat, Settings
-from stacktrail.sinks.archive_object import CSV_COLUMNS, delete_at
+from stacktrail.archive.export import Exporter, ExportSpec
+from stacktrail.archive.layout import CSV_COLUMNS, delete_at
+from stacktrail.archive.stores.base import Bucket
+from stacktrail.archive.stores.localdir import LocalDirStore
+from stacktrail.archive.stores.swift import SwiftStore
+from stacktrail.cli import jobs as jobs_cli
+from stacktrail.config import Settings
+from stacktrail.domain.export import ExportCheckpoint
+from stacktrail.domain.timeframe import Timeframe
+from stacktrail.domain.trail import ArchiveFormat
+from stacktrail.search.client import SearchClient
+from stacktrail.search.reader import EventReader, ReadMode
 from tests.clients.conftest import ProjectAdmin
 from tests.jobs.conftest import jobs_settings
 from tests.jobs.corpus import DAY0, Corpus
@@ -219,7 +221,7 @@ async def test_interrupted_export_resumes_without_duplicates(
 async def test_scroll_fallback_reads_the_same_and_resumes(
     export_corpus: Corpus, search: SearchClient, devstack: dict[str, str]
 ) -> None:
-    from stacktrail.jobs.reader import event_time_query, project_indices
+    from stacktrail.search.reader import event_time_query, project_indices
 
     project = devstack["DEVSTACK_PROJECT_B_ID"]
     indices = await project_indices(search, export_corpus.template, project, FRAME)
@@ -378,7 +380,7 @@ def test_command_killed_then_rerun_resumes(
     out = tmp_path / "killed"
     script = (
         "import typer, sys\n"
-        "from stacktrail.jobs import cli\n"
+        "from stacktrail.cli import jobs as cli\n"
         "app = typer.Typer()\n"
         "cli.register(app)\n"
         "app(sys.argv[1:], prog_name='stacktrail')\n"

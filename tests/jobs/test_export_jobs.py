@@ -13,14 +13,14 @@ import pytest
 from fastapi import FastAPI
 
 from stacktrail.api import create_app
-from stacktrail.clients.keystone import KeystoneClient
-from stacktrail.clients.localdir import LocalDirStore
-from stacktrail.clients.search import SearchClient
-from stacktrail.jobs import routes
-from stacktrail.jobs.export_jobs import FAILED, ExportJobs
-from stacktrail.jobs.scheduler import Scheduler, SchedulerConfig, run_scheduler
-from stacktrail.settings import Settings
-from stacktrail.trails.store import TrailStore
+from stacktrail.api.routes import exports as routes
+from stacktrail.archive.stores.localdir import LocalDirStore
+from stacktrail.config import Settings
+from stacktrail.db.export_jobs import FAILED, ExportJobs
+from stacktrail.db.trail_store import TrailStore
+from stacktrail.keystone import KeystoneClient
+from stacktrail.scheduler import Scheduler, SchedulerConfig, run_scheduler
+from stacktrail.search.client import SearchClient
 from tests.api.keystone_users import KeystoneUsers
 from tests.jobs.conftest import jobs_settings
 from tests.jobs.corpus import DAY0, Corpus

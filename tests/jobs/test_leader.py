@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy.engine import make_url
 
-from stacktrail.jobs.leader import FileLeaderLock, LocalLeaderLock, PostgresLeaderLock, leader_lock
-from stacktrail.jobs.scheduler import leader_info
-from stacktrail.trails import db
+from stacktrail.db import engine as db
+from stacktrail.db.leader import FileLeaderLock, LocalLeaderLock, PostgresLeaderLock, leader_lock
+from stacktrail.scheduler import leader_info
 from tests.trails.fixtures import fresh_database
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -25,10 +25,10 @@ ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = """
 import asyncio, logging, sys
 from pathlib import Path
-from stacktrail.clients.localdir import LocalDirStore
-from stacktrail.jobs.scheduler import SchedulerConfig, run_scheduler
-from stacktrail.trails import db
-from stacktrail.trails.store import TrailStore
+from stacktrail.archive.stores.localdir import LocalDirStore
+from stacktrail.scheduler import SchedulerConfig, run_scheduler
+from stacktrail.db import engine as db
+from stacktrail.db.trail_store import TrailStore
 from tests.trails.fixtures import make_settings
 
 logging.basicConfig(level=logging.INFO, stream=sys.stderr)

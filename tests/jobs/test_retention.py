@@ -16,20 +16,20 @@ import orjson
 import pytest
 from typer.testing import CliRunner
 
-from stacktrail.clients.localdir import LocalDirStore
-from stacktrail.clients.s3 import S3Store
-from stacktrail.clients.store import Bucket, ObjectStore
-from stacktrail.clients.swift import SwiftStore
-from stacktrail.jobs import cli as jobs_cli
-from stacktrail.jobs.archive_retention import ArchiveRetention, retention_update_status
-from stacktrail.jobs.retention import cutoff_for
-from stacktrail.settings import ArchiveFormat
-from stacktrail.sinks.archive_object import build_body, delete_at, object_headers, object_key
-from stacktrail.spool.segment import SegmentSpec
-from stacktrail.trails.audit import Actor
-from stacktrail.trails.document import default_spec
-from stacktrail.trails.model import WriteMode
-from stacktrail.trails.store import TrailStore
+from stacktrail.archive.layout import build_body, delete_at, object_headers, object_key
+from stacktrail.archive.retention import ArchiveRetention
+from stacktrail.archive.spool.segment import SegmentSpec
+from stacktrail.archive.stores.base import Bucket, ObjectStore
+from stacktrail.archive.stores.localdir import LocalDirStore
+from stacktrail.archive.stores.s3 import S3Store
+from stacktrail.archive.stores.swift import SwiftStore
+from stacktrail.cli import jobs as jobs_cli
+from stacktrail.db.retention_updates import retention_update_status
+from stacktrail.db.trail_store import TrailStore
+from stacktrail.domain.audit import Actor
+from stacktrail.domain.document import default_spec
+from stacktrail.domain.trail import ArchiveFormat, WriteMode
+from stacktrail.search.retention import cutoff_for
 from tests.clients.conftest import ProjectAdmin
 from tests.clients.test_localdir import store_keeping_expiry
 from tests.jobs.conftest import jobs_settings

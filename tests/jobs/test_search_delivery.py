@@ -10,16 +10,15 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from stacktrail.clients.localdir import LocalDirStore
-from stacktrail.clients.search import SearchClient
-from stacktrail.jobs.scheduler import Scheduler, SchedulerConfig
-from stacktrail.jobs.search_delivery import delivery_state, window_end
-from stacktrail.settings import ArchiveFormat
-from stacktrail.trails.audit import Actor
-from stacktrail.trails.document import TrailSpec, default_spec
-from stacktrail.trails.model import ArchiveSource, WriteMode
-from stacktrail.trails.sql_ledger import SqlLedger
-from stacktrail.trails.store import TrailStore
+from stacktrail.archive.search_delivery import delivery_state, window_end
+from stacktrail.archive.stores.localdir import LocalDirStore
+from stacktrail.db.ledger import SqlLedger
+from stacktrail.db.trail_store import TrailStore
+from stacktrail.domain.audit import Actor
+from stacktrail.domain.document import TrailSpec, default_spec
+from stacktrail.domain.trail import ArchiveFormat, ArchiveSource, WriteMode
+from stacktrail.scheduler import Scheduler, SchedulerConfig
+from stacktrail.search.client import SearchClient
 from tests.jobs.conftest import jobs_settings
 from tests.jobs.corpus import bulk_load, install_template, make_event, remove_indices
 from tests.jobs.test_export import read_tree

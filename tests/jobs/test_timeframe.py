@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from stacktrail.jobs.timeframe import Timeframe, TimeframeError, epoch_ms, from_epoch_ms, iso
+from stacktrail.domain.timeframe import Timeframe, TimeframeError, epoch_ms, from_epoch_ms, iso
 
 NOW = datetime(2025, 6, 15, 12, 30, 45, 123456, tzinfo=UTC)
 

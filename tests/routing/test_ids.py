@@ -6,9 +6,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from stacktrail.routing import is_valid_project_id
-from stacktrail.sinks.archive_object import InvalidName, check_project_id
-from stacktrail.trails.validation import PROJECT_ID_PATTERN
+from stacktrail.archive.layout import InvalidName, check_project_id
+from stacktrail.domain.names import is_valid_project_id
+from stacktrail.domain.validation import PROJECT_ID_PATTERN
 
 
 @pytest.mark.parametrize(

@@ -7,11 +7,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stacktrail.events import AuditEvent, decode_message
-from stacktrail.routing import Router, is_valid_project_id, owner_projects
-from stacktrail.settings import Settings
-from stacktrail.trails.directory import DefaultTrails
-from stacktrail.trails.model import UNSCOPED, EventFilter, Trail, default_trail
+from stacktrail.config import Settings
+from stacktrail.domain.directory import DefaultTrails
+from stacktrail.domain.event import AuditEvent
+from stacktrail.domain.names import is_valid_project_id
+from stacktrail.domain.trail import UNSCOPED, EventFilter, Trail, default_trail
+from stacktrail.ingest.decode import decode_message
+from stacktrail.ingest.route import Router, owner_projects
 from tests.support.cadf_factory import encode, load_sample, make_cadf, make_notification, wrap_v1
 
 SETTINGS = Settings()

@@ -17,12 +17,12 @@ from typing import Any
 
 import orjson
 
-from stacktrail.events.decode import decode_message
-from stacktrail.events.model import AuditEvent
-from stacktrail.settings import ArchiveFormat, Settings
-from stacktrail.sinks.archive import ArchiveSink
-from stacktrail.sinks.base import Outcome, Record, Ticket
-from stacktrail.trails.model import ArchiveConfig, ArchiveSource, Trail, WriteMode
+from stacktrail.archive.sink import ArchiveSink
+from stacktrail.config import Settings
+from stacktrail.domain.delivery import Outcome, Record, Ticket
+from stacktrail.domain.event import AuditEvent
+from stacktrail.domain.trail import ArchiveConfig, ArchiveFormat, ArchiveSource, Trail, WriteMode
+from stacktrail.ingest.decode import decode_message
 from tests.clients.conftest import (  # fixtures shared with the adapter tests
     REGION,
     acl_identity,

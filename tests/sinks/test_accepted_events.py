@@ -12,21 +12,22 @@ import orjson
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from stacktrail.events import DecodeError, decode_message
-from stacktrail.routing import Router
-from stacktrail.settings import Settings
-from stacktrail.sinks.archive_object import (
+from stacktrail.archive.layout import (
     build_body,
     check_spec,
     object_headers,
     object_key,
     spec_delete_at,
 )
-from stacktrail.sinks.base import Record, Ticket
-from stacktrail.sinks.search_docs import BulkEncoder
-from stacktrail.spool.segment import SegmentSpec
-from stacktrail.trails.defaults import RETENTION_LIMIT_DAYS
-from stacktrail.trails.model import Trail, default_trail
+from stacktrail.archive.spool.segment import SegmentSpec
+from stacktrail.config import Settings
+from stacktrail.domain.defaults import RETENTION_LIMIT_DAYS
+from stacktrail.domain.delivery import Record, Ticket
+from stacktrail.domain.trail import Trail, default_trail
+from stacktrail.ingest.decode import decode_message
+from stacktrail.ingest.errors import DecodeError
+from stacktrail.ingest.route import Router
+from stacktrail.search.documents import BulkEncoder
 from tests.support.cadf_factory import make_notification
 
 SETTINGS = Settings()

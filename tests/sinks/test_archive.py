@@ -12,15 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from stacktrail.clients.localdir import LocalDirStore
-from stacktrail.clients.store import Bucket
-from stacktrail.settings import ArchiveFormat
-from stacktrail.sinks.archive import ArchiveSink, flush_spool
-from stacktrail.sinks.archive_object import CSV_COLUMNS
-from stacktrail.sinks.base import Outcome
-from stacktrail.spool import SpoolLockedError
-from stacktrail.trails.ledger import MemoryLedger
-from stacktrail.trails.model import ArchiveSource, WriteMode
+from stacktrail.archive.layout import CSV_COLUMNS
+from stacktrail.archive.sink import ArchiveSink, flush_spool
+from stacktrail.archive.spool import SpoolLockedError
+from stacktrail.archive.stores.base import Bucket
+from stacktrail.archive.stores.localdir import LocalDirStore
+from stacktrail.domain.delivery import Outcome
+from stacktrail.domain.ledger import MemoryLedger
+from stacktrail.domain.trail import ArchiveFormat, ArchiveSource, WriteMode
 from tests.sinks.conftest import (
     BEFORE_MIDNIGHT,
     DAYS,

@@ -11,8 +11,7 @@ from datetime import UTC, datetime, timedelta
 import orjson
 import pytest
 
-from stacktrail.settings import ArchiveFormat, Settings
-from stacktrail.sinks.archive_object import (
+from stacktrail.archive.layout import (
     CSV_COLUMNS,
     InvalidName,
     build_body,
@@ -23,8 +22,9 @@ from stacktrail.sinks.archive_object import (
     object_key,
     worker_name,
 )
-from stacktrail.spool import SegmentSpec
-from stacktrail.trails.model import WriteMode
+from stacktrail.archive.spool import SegmentSpec
+from stacktrail.config import Settings
+from stacktrail.domain.trail import ArchiveFormat, WriteMode
 from tests.sinks.conftest import make_event
 
 PROJECT = "0123456789abcdef0123456789abcdef"

@@ -14,16 +14,17 @@ from pathlib import Path
 
 import pytest
 
-from stacktrail.clients.keystone import KeystoneClient
-from stacktrail.clients.localdir import LocalDirStore
-from stacktrail.clients.s3 import S3Store
-from stacktrail.clients.store import Bucket, ObjectStore
-from stacktrail.clients.swift import SwiftStore
-from stacktrail.settings import ArchiveFormat, Settings
-from stacktrail.sinks.archive import ArchiveSink
-from stacktrail.sinks.archive_object import delete_at
-from stacktrail.sinks.base import Outcome
-from stacktrail.trails.ledger import MemoryLedger
+from stacktrail.archive.layout import delete_at
+from stacktrail.archive.sink import ArchiveSink
+from stacktrail.archive.stores.base import Bucket, ObjectStore
+from stacktrail.archive.stores.localdir import LocalDirStore
+from stacktrail.archive.stores.s3 import S3Store
+from stacktrail.archive.stores.swift import SwiftStore
+from stacktrail.config import Settings
+from stacktrail.domain.delivery import Outcome
+from stacktrail.domain.ledger import MemoryLedger
+from stacktrail.domain.trail import ArchiveFormat
+from stacktrail.keystone import KeystoneClient
 from tests.clients.conftest import ProjectAdmin
 from tests.sinks.conftest import (
     BEFORE_MIDNIGHT,

@@ -16,17 +16,17 @@ from urllib.parse import urlsplit
 import orjson
 import pytest
 
-from stacktrail.clients.errors import PermanentError
-from stacktrail.clients.keystone import KeystoneClient
-from stacktrail.clients.store import Bucket
-from stacktrail.clients.swift import SwiftStore
-from stacktrail.settings import ArchiveFormat, Settings
-from stacktrail.sinks.archive import ArchiveSink, flush_spool
-from stacktrail.sinks.archive_object import object_key
-from stacktrail.sinks.base import Outcome
-from stacktrail.spool import SegmentSpec, Spool
-from stacktrail.trails.ledger import MemoryLedger
-from stacktrail.trails.model import WriteMode
+from stacktrail.archive.layout import object_key
+from stacktrail.archive.sink import ArchiveSink, flush_spool
+from stacktrail.archive.spool import SegmentSpec, Spool
+from stacktrail.archive.stores.base import Bucket
+from stacktrail.archive.stores.swift import SwiftStore
+from stacktrail.config import Settings
+from stacktrail.domain.delivery import Outcome
+from stacktrail.domain.errors import PermanentError
+from stacktrail.domain.ledger import MemoryLedger
+from stacktrail.domain.trail import ArchiveFormat, WriteMode
+from stacktrail.keystone import KeystoneClient
 from tests.clients.conftest import AclIdentity, ProjectAdmin
 from tests.sinks.conftest import (
     BEFORE_MIDNIGHT,
@@ -172,11 +172,11 @@ async def test_swift_unreachable_fills_the_spool_then_put_waits(
 UPLOADER = textwrap.dedent(
     """
     import asyncio, json, sys
-    from stacktrail.clients.keystone import KeystoneClient
-    from stacktrail.clients.swift import SwiftStore
-    from stacktrail.settings import Settings
-    from stacktrail.sinks.archive import flush_spool
-    from stacktrail.trails.ledger import MemoryLedger
+    from stacktrail.keystone import KeystoneClient
+    from stacktrail.archive.stores.swift import SwiftStore
+    from stacktrail.config import Settings
+    from stacktrail.archive.sink import flush_spool
+    from stacktrail.domain.ledger import MemoryLedger
 
     async def main():
         settings = Settings(**json.loads(sys.argv[1]))

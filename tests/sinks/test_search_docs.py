@@ -5,10 +5,11 @@ from datetime import UTC, datetime
 import orjson
 import pytest
 
-from stacktrail.events.model import AuditEvent
-from stacktrail.settings import Settings
-from stacktrail.sinks.base import Record, Ticket
-from stacktrail.sinks.search_docs import (
+from stacktrail.config import Settings
+from stacktrail.domain.delivery import Record, Ticket
+from stacktrail.domain.event import AuditEvent
+from stacktrail.domain.trail import default_trail
+from stacktrail.search.documents import (
     INGESTED_FIELD,
     PROJECT_FIELD,
     BulkEncoder,
@@ -18,7 +19,6 @@ from stacktrail.sinks.search_docs import (
     index_pattern,
     index_template_body,
 )
-from stacktrail.trails.model import default_trail
 
 WHEN = datetime(2026, 3, 9, 23, 59, 59, tzinfo=UTC)
 

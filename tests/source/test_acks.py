@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from stacktrail.source.acks import AckTracker
+from stacktrail.ingest.acks import AckTracker
 
 
 def test_prefix_grows_only_over_consecutive_tags() -> None:

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from stacktrail.source.consumer import redact
+from stacktrail.ingest.consumer import redact
 
 
 def test_redact_hides_only_the_password() -> None:

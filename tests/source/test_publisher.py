@@ -6,9 +6,9 @@ import uuid
 
 import pika
 
-from stacktrail.events import decode_message
-from stacktrail.settings import Settings
-from stacktrail.source.publisher import EventPublisher, _routing_key
+from stacktrail.config import Settings
+from stacktrail.ingest.decode import decode_message
+from stacktrail.ingest.publisher import EventPublisher, _routing_key
 from tests.support.broker import take_all
 from tests.support.cadf_factory import make_cadf
 

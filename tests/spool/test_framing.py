@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from stacktrail.spool.framing import FRAME_OVERHEAD, MAGIC, frame, frames, scan
+from stacktrail.archive.spool.framing import FRAME_OVERHEAD, MAGIC, frame, frames, scan
 
 
 def test_a_frame_is_length_crc_payload() -> None:

@@ -9,11 +9,10 @@ from pathlib import Path
 import orjson
 import pytest
 
-from stacktrail.settings import ArchiveFormat
-from stacktrail.spool import Segment, SegmentSpec, Spool, SpoolLockedError
-from stacktrail.spool.framing import FRAME_OVERHEAD, MAGIC, frame
-from stacktrail.spool.segment import parse_sealed
-from stacktrail.trails.model import WriteMode
+from stacktrail.archive.spool import Segment, SegmentSpec, Spool, SpoolLockedError
+from stacktrail.archive.spool.framing import FRAME_OVERHEAD, MAGIC, frame
+from stacktrail.archive.spool.segment import parse_sealed
+from stacktrail.domain.trail import ArchiveFormat, WriteMode
 
 
 def spec(project: str = "p1", day: str = "2024-05-17", **changes: object) -> SegmentSpec:

@@ -20,16 +20,16 @@ from pathlib import Path
 import orjson
 import pytest
 
-from stacktrail.spool import Spool
-from stacktrail.spool.framing import scan
+from stacktrail.archive.spool import Spool
+from stacktrail.archive.spool.framing import scan
 
 WRITER = textwrap.dedent(
     """
     import os, resource, signal, sys
     import orjson
-    from stacktrail.settings import ArchiveFormat
-    from stacktrail.spool import SegmentSpec, Spool
-    from stacktrail.trails.model import WriteMode
+    from stacktrail.domain.trail import ArchiveFormat
+    from stacktrail.archive.spool import SegmentSpec, Spool
+    from stacktrail.domain.trail import WriteMode
 
     directory, segment_max, batch_size, fsize_limit = sys.argv[1:5]
     if int(fsize_limit):

@@ -18,10 +18,10 @@ from typing import Any
 import asyncpg
 import pytest
 
-from stacktrail.settings import Settings
-from stacktrail.trails import db
-from stacktrail.trails.sql_ledger import SqlLedger
-from stacktrail.trails.store import TrailStore
+from stacktrail.config import Settings
+from stacktrail.db import engine as db
+from stacktrail.db.ledger import SqlLedger
+from stacktrail.db.trail_store import TrailStore
 
 BACKENDS = ["sqlite", "postgresql"]
 REGIONS = ["RegionOne", "RegionTwo"]

@@ -10,9 +10,9 @@ import asyncio
 import json
 import sys
 
-from stacktrail.trails.db import create_engine
-from stacktrail.trails.reload import StoreTrails
-from stacktrail.trails.store import TrailStore
+from stacktrail.db.engine import create_engine
+from stacktrail.db.reload import StoreTrails
+from stacktrail.db.trail_store import TrailStore
 from tests.trails.fixtures import make_settings
 
 

@@ -3,12 +3,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
-from stacktrail.trails.audit import (
-    CADF_EVENT_TYPE_URI,
-    TRAIL_TYPE_URI,
-    Actor,
-    config_change_event,
-)
+from stacktrail.domain.audit import CADF_EVENT_TYPE_URI, TRAIL_TYPE_URI, Actor, config_change_event
 
 AT = datetime(2025, 3, 4, 5, 6, 7, 890123, tzinfo=UTC)
 ACTOR = Actor("u1", "alice", project_id="p-admin", address="10.0.0.1", agent="curl/8")

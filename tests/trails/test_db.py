@@ -10,10 +10,10 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, select
 from sqlalchemy.engine import Connection
 
-from stacktrail.trails import db
-from stacktrail.trails import tables as t
-from stacktrail.trails.sql_ledger import SqlLedger
-from stacktrail.trails.tables import metadata
+from stacktrail.db import engine as db
+from stacktrail.db import tables as t
+from stacktrail.db.ledger import SqlLedger
+from stacktrail.db.tables import metadata
 from tests.trails.fixtures import BACKENDS, fresh_database
 
 DAILY_REVISION = "0003_ingest_daily"

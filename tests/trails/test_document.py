@@ -6,9 +6,8 @@ from datetime import timedelta
 import pytest
 from pydantic import ValidationError
 
-from stacktrail.settings import ArchiveFormat
-from stacktrail.trails.defaults import OperatorDefaults
-from stacktrail.trails.document import (
+from stacktrail.domain.defaults import OperatorDefaults
+from stacktrail.domain.document import (
     DefaultsInput,
     TrailInput,
     TrailSpec,
@@ -17,7 +16,7 @@ from stacktrail.trails.document import (
     resolve,
     to_trail,
 )
-from stacktrail.trails.model import ArchiveSource, WriteMode, default_trail
+from stacktrail.domain.trail import ArchiveFormat, ArchiveSource, WriteMode, default_trail
 from tests.trails.fixtures import make_settings
 
 SETTINGS = make_settings()

@@ -3,14 +3,13 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
-from stacktrail.settings import ArchiveFormat
-from stacktrail.trails.audit import Actor
-from stacktrail.trails.defaults import OperatorDefaults
-from stacktrail.trails.directory import TrailDirectory
-from stacktrail.trails.document import TrailInput, resolve
-from stacktrail.trails.model import default_trail
-from stacktrail.trails.reload import StoreTrails
-from stacktrail.trails.store import TrailStore
+from stacktrail.db.reload import StoreTrails
+from stacktrail.db.trail_store import TrailStore
+from stacktrail.domain.audit import Actor
+from stacktrail.domain.defaults import OperatorDefaults
+from stacktrail.domain.directory import TrailDirectory
+from stacktrail.domain.document import TrailInput, resolve
+from stacktrail.domain.trail import ArchiveFormat, default_trail
 
 ALICE = Actor("u-alice", "alice")
 
@@ -98,7 +97,7 @@ async def test_run_reload_applies_a_change_from_another_instance(
 
 
 async def test_reload_survives_a_failing_database(store: TrailStore) -> None:
-    from stacktrail.trails.db import create_engine
+    from stacktrail.db.engine import create_engine
 
     broken = TrailStore(
         create_engine("postgresql+asyncpg://postgres@127.0.0.1:1/none"), store.settings

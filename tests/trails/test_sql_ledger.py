@@ -7,16 +7,10 @@ from datetime import UTC, date, datetime, timedelta, timezone
 import pytest
 from sqlalchemy import select
 
-from stacktrail.trails import tables as t
-from stacktrail.trails.ledger import DeliveredObject, DeliveryError, DeliveryLedger
-from stacktrail.trails.sql_ledger import (
-    DAILY_KEEP_DAYS,
-    INGEST_KEEP,
-    DailyCount,
-    SqlLedger,
-    hour_of,
-)
-from stacktrail.trails.store import TrailStore
+from stacktrail.db import tables as t
+from stacktrail.db.ledger import DAILY_KEEP_DAYS, INGEST_KEEP, DailyCount, SqlLedger, hour_of
+from stacktrail.db.trail_store import TrailStore
+from stacktrail.domain.ledger import DeliveredObject, DeliveryError, DeliveryLedger
 
 NOW = datetime(2025, 6, 1, 12, 30, tzinfo=UTC)
 

@@ -6,13 +6,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from stacktrail.settings import ArchiveFormat
-from stacktrail.trails.audit import Actor
-from stacktrail.trails.defaults import OperatorDefaults
-from stacktrail.trails.document import TrailInput, TrailSpec, resolve
-from stacktrail.trails.ledger import DeliveryError
-from stacktrail.trails.sql_ledger import SqlLedger
-from stacktrail.trails.store import PreconditionFailed, TrailStore
+from stacktrail.db.ledger import SqlLedger
+from stacktrail.db.trail_store import PreconditionFailed, TrailStore
+from stacktrail.domain.audit import Actor
+from stacktrail.domain.defaults import OperatorDefaults
+from stacktrail.domain.document import TrailInput, TrailSpec, resolve
+from stacktrail.domain.ledger import DeliveryError
+from stacktrail.domain.trail import ArchiveFormat
 
 ALICE = Actor("u-alice", "alice", project_id="p-alice")
 BOB = Actor("u-bob", "bob")

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from stacktrail.trails.validation import (
+from stacktrail.domain.validation import (
     check_container,
     check_interval,
     check_pattern,

@@ -13,9 +13,9 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
-from stacktrail.settings import Settings
-from stacktrail.trails.ledger import DeliveredObject, DeliveryError
-from stacktrail.trails.sql_ledger import SqlLedger
+from stacktrail.config import Settings
+from stacktrail.db.ledger import SqlLedger
+from stacktrail.domain.ledger import DeliveredObject, DeliveryError
 from tests.api.keystone_users import _USERS
 from tests.conftest import ROOT
 from tests.trails.fixtures import make_settings

@@ -8,11 +8,11 @@ from collections.abc import Awaitable, Callable
 from fastapi import FastAPI
 
 from stacktrail.api import create_app
-from stacktrail.clients.keystone import KeystoneClient
-from stacktrail.settings import Settings
-from stacktrail.trails import db
-from stacktrail.trails.sql_ledger import SqlLedger
-from stacktrail.trails.store import TrailStore
+from stacktrail.config import Settings
+from stacktrail.db import engine as db
+from stacktrail.db.ledger import SqlLedger
+from stacktrail.db.trail_store import TrailStore
+from stacktrail.keystone import KeystoneClient
 from stacktrail.web import mount_ui
 from tests.api.live_server import LiveServer
 

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from stacktrail.api import create_app
-from stacktrail.trails.sql_ledger import SqlLedger
+from stacktrail.db.ledger import SqlLedger
 from stacktrail.web import chart, mount_ui
 from tests.trails.fixtures import make_settings, migrated_store
 

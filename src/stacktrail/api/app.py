@@ -12,13 +12,15 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import stacktrail
-from stacktrail.api import routes_admin, routes_health, routes_trails
 from stacktrail.api.auth import TokenCache, TokenValidator
 from stacktrail.api.context import ApiContext, Emit, PendingSpoolBytes, ReadinessCheck
-from stacktrail.settings import AuthMode, Settings
-from stacktrail.trails.db import StoreError
-from stacktrail.trails.sql_ledger import SqlLedger
-from stacktrail.trails.store import TrailStore
+from stacktrail.api.routes import admin as routes_admin
+from stacktrail.api.routes import health as routes_health
+from stacktrail.api.routes import trails as routes_trails
+from stacktrail.config import AuthMode, Settings
+from stacktrail.db.engine import StoreError
+from stacktrail.db.ledger import SqlLedger
+from stacktrail.db.trail_store import TrailStore
 
 log = logging.getLogger(__name__)
 

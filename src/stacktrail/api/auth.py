@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from stacktrail.clients.keystone import InvalidToken, TokenInfo
-from stacktrail.settings import Settings
-from stacktrail.trails.audit import Actor
+from stacktrail.config import Settings
+from stacktrail.domain.audit import Actor
+from stacktrail.keystone import InvalidToken, TokenInfo
 
 READ_ROLES = frozenset({"admin", "member", "reader"})
 WRITE_ROLES = frozenset({"admin"})

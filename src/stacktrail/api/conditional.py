@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from stacktrail.trails.store import IfMatch
+from stacktrail.db.trail_store import IfMatch
 
 _MAX_DIGITS = 19  # versions are 64-bit at most
 

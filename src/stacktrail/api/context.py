@@ -12,9 +12,9 @@ from typing import Any
 from fastapi import Request
 
 from stacktrail.api.auth import TokenCache
-from stacktrail.settings import Settings
-from stacktrail.trails.sql_ledger import SqlLedger
-from stacktrail.trails.store import TrailStore
+from stacktrail.config import Settings
+from stacktrail.db.ledger import SqlLedger
+from stacktrail.db.trail_store import TrailStore
 
 log = logging.getLogger(__name__)
 

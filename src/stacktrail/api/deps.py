@@ -12,11 +12,11 @@ from fastapi.security import APIKeyHeader
 
 from stacktrail.api.auth import Principal
 from stacktrail.api.context import ApiContext, get_context
-from stacktrail.clients.errors import ClientError
-from stacktrail.clients.keystone import InvalidToken
-from stacktrail.trails.audit import Actor
-from stacktrail.trails.document import BoundsError
-from stacktrail.trails.validation import PROJECT_ID_PATTERN
+from stacktrail.domain.audit import Actor
+from stacktrail.domain.document import BoundsError
+from stacktrail.domain.errors import ClientError
+from stacktrail.domain.validation import PROJECT_ID_PATTERN
+from stacktrail.keystone import InvalidToken
 
 log = logging.getLogger(__name__)
 

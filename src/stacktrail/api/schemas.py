@@ -7,12 +7,12 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from stacktrail.durations import format_duration
-from stacktrail.settings import ArchiveFormat, Settings
-from stacktrail.trails.defaults import MAX_INTERVAL, Editor, OperatorDefaults
-from stacktrail.trails.model import ArchiveSource, WriteMode
-from stacktrail.trails.sql_ledger import EventTypeEntry
-from stacktrail.trails.store import StoredTrail, TrailChange
+from stacktrail.config import Settings
+from stacktrail.db.ledger import EventTypeEntry
+from stacktrail.db.trail_store import StoredTrail, TrailChange
+from stacktrail.domain.defaults import MAX_INTERVAL, Editor, OperatorDefaults
+from stacktrail.domain.durations import format_duration
+from stacktrail.domain.trail import ArchiveFormat, ArchiveSource, WriteMode
 
 EVENTS_PER_DAY = 30  # days in a trail status's `events_per_day`
 

@@ -10,7 +10,7 @@ from collections.abc import Generator
 import uvicorn
 from fastapi import FastAPI
 
-from stacktrail.settings import Settings
+from stacktrail.config import Settings
 
 log = logging.getLogger(__name__)
 

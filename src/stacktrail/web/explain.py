@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from fnmatch import fnmatchcase
 from typing import Any
 
-from stacktrail.durations import parse_duration
+from stacktrail.domain.durations import parse_duration
 
 FORMATS = {
     "json": "compressed JSON files (.json.gz), one list of events per file",

@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 
-from stacktrail.clients.keystone import TokenInfo, identity_v3_url, token_info
+from stacktrail.keystone import TokenInfo, identity_v3_url, token_info
 
 log = logging.getLogger(__name__)
 

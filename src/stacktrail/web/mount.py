@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from stacktrail.settings import Settings
+from stacktrail.config import Settings
 from stacktrail.web import pages_admin, pages_auth, pages_project
 from stacktrail.web.api_client import SignedOut
 from stacktrail.web.pages_auth import CsrfRefused, csrf_refused, signed_out

@@ -11,8 +11,8 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from stacktrail.durations import parse_duration
-from stacktrail.trails.validation import PROJECT_ID_PATTERN
+from stacktrail.domain.durations import parse_duration
+from stacktrail.domain.validation import PROJECT_ID_PATTERN
 from stacktrail.web import explain, forms
 from stacktrail.web.api_client import Api, ApiResponse
 from stacktrail.web.pages_auth import checked_form, require_session

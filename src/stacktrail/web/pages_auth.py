@@ -11,12 +11,7 @@ from fastapi.responses import Response
 from stacktrail.api.auth import READ_ROLES, Principal
 from stacktrail.web.api_client import SignedOut
 from stacktrail.web.forms import MAX_FORM_FIELDS, text
-from stacktrail.web.keystone_login import (
-    MAX_FIELD_LENGTH,
-    MAX_SECRET_LENGTH,
-    LoginError,
-    SignedIn,
-)
+from stacktrail.web.keystone_login import MAX_FIELD_LENGTH, MAX_SECRET_LENGTH, LoginError, SignedIn
 from stacktrail.web.render import (
     clear_cookie,
     current_session,
@@ -31,12 +26,7 @@ from stacktrail.web.render import (
     set_cookie,
     web,
 )
-from stacktrail.web.sessions import (
-    LOGIN_COOKIE,
-    LOGIN_FORM_TTL_S,
-    SESSION_COOKIE,
-    Session,
-)
+from stacktrail.web.sessions import LOGIN_COOKIE, LOGIN_FORM_TTL_S, SESSION_COOKIE, Session
 
 log = logging.getLogger(__name__)
 router = APIRouter(include_in_schema=False)

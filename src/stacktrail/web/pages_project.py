@@ -11,9 +11,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from stacktrail.api.merge_patch import merge_patch
-from stacktrail.durations import parse_duration
-from stacktrail.trails.model import UNSCOPED
-from stacktrail.trails.validation import PROJECT_ID_PATTERN
+from stacktrail.domain.durations import parse_duration
+from stacktrail.domain.trail import UNSCOPED
+from stacktrail.domain.validation import PROJECT_ID_PATTERN
 from stacktrail.web import chart, explain, forms
 from stacktrail.web.api_client import Api, ApiResponse, trail_path
 from stacktrail.web.pages_auth import checked_form, require_session

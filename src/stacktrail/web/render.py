@@ -13,7 +13,7 @@ from fastapi.responses import RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 import stacktrail
-from stacktrail.settings import AuthMode, Settings
+from stacktrail.config import AuthMode, Settings
 from stacktrail.web import explain
 from stacktrail.web.keystone_login import KeystoneLogin
 from stacktrail.web.sessions import (

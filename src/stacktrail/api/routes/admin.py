@@ -1,0 +1,165 @@
+"""Cloud-wide resources: the list of trails, the operator defaults, the event catalogue."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, Response
+
+from stacktrail.api.conditional import etag, parse_if_match
+from stacktrail.api.deps import (
+    VALIDATION_ERROR,
+    Caller,
+    Context,
+    actor_of,
+    raise_validation,
+    refuse_unknown_query,
+    require_cloud_admin,
+)
+from stacktrail.api.schemas import (
+    DefaultsView,
+    ErrorBody,
+    EventTypeList,
+    EventTypeView,
+    TrailList,
+    TrailListEntry,
+    TrailView,
+)
+from stacktrail.db.trail_store import PreconditionFailed, defaults_document
+from stacktrail.domain.audit import ACTION_UPDATE_DEFAULTS, config_change_event
+from stacktrail.domain.document import DefaultsInput
+from stacktrail.domain.validation import PROJECT_ID_PART_PATTERN, PROJECT_ID_PATTERN
+
+router = APIRouter(prefix="/v1", dependencies=[Depends(refuse_unknown_query)])
+
+_ETAG = {"ETag": {"description": "The version, quoted.", "schema": {"type": "string"}}}
+_AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
+    **VALIDATION_ERROR,
+    401: {"model": ErrorBody, "description": "No valid token."},
+    403: {"model": ErrorBody, "description": "Cloud admins only."},
+    503: {"model": ErrorBody, "description": "Keystone or the config store is unavailable."},
+}
+
+
+@router.get(
+    "/trails",
+    response_model=TrailList,
+    responses=_AUTH_ERRORS,
+    tags=["trails"],
+    summary="Configured trails, ordered by project id (cloud admins)",
+)
+async def list_trails(
+    ctx: Context,
+    who: Caller,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    marker: Annotated[
+        str | None, Query(pattern=PROJECT_ID_PATTERN, description="Start after this project.")
+    ] = None,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+    enabled: Annotated[bool | None, Query(description="Only enabled (or disabled) trails.")] = None,
+    search: Annotated[
+        str | None,
+        Query(pattern=PROJECT_ID_PART_PATTERN, description="Part of the project id."),
+    ] = None,
+    in_error: Annotated[
+        bool | None, Query(description="Only trails whose last delivery failed (or not).")
+    ] = None,
+) -> TrailList:
+    require_cloud_admin(who)
+    page = await ctx.store.list_trails(
+        limit=limit,
+        marker=marker,
+        offset=offset,
+        enabled=enabled,
+        search=search,
+        in_error=in_error,
+    )
+    return TrailList(
+        trails=[
+            TrailListEntry(
+                **TrailView.of(stored).model_dump(), in_error=stored.project_id in page.in_error
+            )
+            for stored in page.trails
+        ],
+        next_marker=page.next_marker,
+    )
+
+
+@router.get(
+    "/defaults",
+    response_model=DefaultsView,
+    responses={200: {"headers": _ETAG}, **_AUTH_ERRORS},
+    tags=["defaults"],
+    summary="The operator's defaults and bounds, and the event type catalogue",
+)
+async def get_defaults(ctx: Context, who: Caller, response: Response) -> DefaultsView:
+    defaults = await ctx.store.get_defaults()
+    response.headers["ETag"] = etag(defaults.version)
+    return DefaultsView.of(defaults, ctx.settings, await ctx.ledger.event_types())
+
+
+@router.put(
+    "/defaults",
+    response_model=DefaultsView,
+    responses={
+        200: {"headers": _ETAG},
+        400: {"model": ErrorBody, "description": "The body could not be read (not UTF-8)."},
+        412: {"model": ErrorBody, "description": "If-Match does not match the current version."},
+        **_AUTH_ERRORS,
+    },
+    tags=["defaults"],
+    summary="Change the operator's defaults and bounds (cloud admins)",
+)
+async def put_defaults(
+    body: DefaultsInput,
+    request: Request,
+    response: Response,
+    ctx: Context,
+    who: Caller,
+    if_match: Annotated[
+        str | None, Header(description='The ETag (`"<version>"`) the change applies to.')
+    ] = None,
+) -> DefaultsView:
+    require_cloud_admin(who)
+    precondition = parse_if_match(if_match)
+    errors = body.bounds_errors(ctx.settings)
+    if errors:
+        raise_validation(errors)
+    try:
+        old, new = await ctx.store.put_defaults(
+            body.to_defaults(), actor_of(who, request), precondition
+        )
+    except PreconditionFailed as exc:
+        raise HTTPException(
+            412,
+            f"the defaults changed meanwhile (now version {exc.current_version}): read them again",
+            headers={"ETag": etag(exc.current_version)},
+        ) from None
+    assert new.updated_at is not None
+    await ctx.emit_event(
+        config_change_event(
+            action=ACTION_UPDATE_DEFAULTS,
+            actor=actor_of(who, request),
+            project_id=None,
+            old=defaults_document(old),
+            new=defaults_document(new),
+            version=new.version,
+            at=new.updated_at,
+            request_path=request.url.path,
+        )
+    )
+    response.headers["ETag"] = etag(new.version)
+    return DefaultsView.of(new, ctx.settings, await ctx.ledger.event_types())
+
+
+@router.get(
+    "/event-types",
+    response_model=EventTypeList,
+    responses=_AUTH_ERRORS,
+    tags=["defaults"],
+    summary="Event types the pipeline has seen (for building filters)",
+)
+async def event_types(ctx: Context, who: Caller) -> EventTypeList:
+    return EventTypeList(
+        event_types=[EventTypeView.of(entry) for entry in await ctx.ledger.event_types()]
+    )

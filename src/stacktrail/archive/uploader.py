@@ -1,0 +1,287 @@
+"""The uploader: delivers sealed spool segments to every region of their trail.
+
+A delivery job is one (segment, region). Jobs run concurrently (at most
+`concurrency`), oldest segment first. Backoff is kept per (project, region): after a
+failure that pair waits (1 s, 2 s, 4 s ... up to `retry_max`; a permanent error such as a
+missing container or a refused grant waits `retry_max` at once) and then probes with one
+job at a time, while every other project goes on. A region is confirmed only when the
+store's ETag equals the MD5 of the bytes sent; then the spool records it, and deletes the
+segment once all its regions confirmed. Every success and every failure goes to the
+delivery ledger.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from stacktrail.archive.layout import (
+    InvalidName,
+    ObjectBody,
+    build_body,
+    object_headers,
+    object_key,
+    spec_delete_at,
+)
+from stacktrail.archive.spool import Segment, SegmentSpec, Spool
+from stacktrail.archive.stores.base import Bucket, ObjectStore
+from stacktrail.domain.errors import ClientError, TransientError
+from stacktrail.domain.ledger import DeliveredObject, DeliveryError, DeliveryLedger
+
+log = logging.getLogger(__name__)
+
+DeleteAt = Callable[[SegmentSpec], int]
+
+
+@dataclass(slots=True)
+class FlushSummary:
+    """What one round of deliveries did (returned by flush and stop)."""
+
+    objects: int = 0
+    records: int = 0
+    bytes: int = 0
+    expired: int = 0  # (segment, region) pairs dropped: past their retention on arrival
+    errors: list[DeliveryError] = field(default_factory=list)
+    remaining_segments: int = 0
+    remaining_bytes: int = 0
+
+
+@dataclass(slots=True)
+class Backoff:
+    failures: int = 0
+    until: float = 0.0  # monotonic time of the next attempt
+    last_error: str = ""
+
+
+class Uploader:
+    def __init__(
+        self,
+        spool: Spool,
+        store: ObjectStore,
+        ledger: DeliveryLedger,
+        *,
+        worker: str,
+        concurrency: int,
+        retry_max: float,
+        delete_at: DeleteAt = spec_delete_at,
+        on_deleted: Callable[[], None] = lambda: None,
+    ) -> None:
+        self._spool = spool
+        self._store = store
+        self._ledger = ledger
+        self._worker = worker
+        self._concurrency = concurrency
+        self._retry_max = retry_max
+        self._delete_at = delete_at
+        self._on_deleted = on_deleted
+        self._slots = asyncio.Semaphore(concurrency)
+        self._inflight: dict[tuple[int, str], asyncio.Task[None]] = {}
+        self._active: Counter[tuple[str, str]] = Counter()
+        self._backoff: dict[tuple[str, str], Backoff] = {}
+        self._wake = asyncio.Event()
+        self._summaries: list[FlushSummary] = []  # rounds in progress (flush, stop)
+
+    def poke(self) -> None:
+        """New sealed segments (or a finished job): look for work."""
+        self._wake.set()
+
+    def backoff(self, project_id: str) -> dict[str, Backoff]:
+        """Region -> backoff state of a project's failing deliveries (for status pages)."""
+        return {r: b for (p, r), b in self._backoff.items() if p == project_id and b.failures}
+
+    # --- the background loop
+
+    async def run(self) -> None:
+        while True:
+            self._wake.clear()
+            next_due = self._start_ready()
+            timeout = None if next_due is None else max(next_due - time.monotonic(), 0.01)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout)
+
+    def _start_ready(self) -> float | None:
+        """Start jobs that may run now; return when the earliest backoff ends."""
+        now = time.monotonic()
+        next_due: float | None = None
+        for seg in self._spool.sealed_segments():
+            for region in seg.pending_regions:
+                if len(self._inflight) >= self._concurrency:
+                    return next_due
+                if (seg.id, region) in self._inflight:
+                    continue
+                key = (seg.spec.project_id, region)
+                state = self._backoff.get(key)
+                if state is not None and state.failures:
+                    if state.until > now:
+                        next_due = state.until if next_due is None else min(next_due, state.until)
+                        continue
+                    if self._active[key]:
+                        continue  # a failing pair probes with one job at a time
+                self._spawn(seg, region)
+        return next_due
+
+    def _spawn(self, seg: Segment, region: str) -> asyncio.Task[None]:
+        task = asyncio.create_task(self._attempt(seg, region))
+        self._inflight[(seg.id, region)] = task
+        self._active[(seg.spec.project_id, region)] += 1
+        return task
+
+    # --- one attempt
+
+    async def _attempt(self, seg: Segment, region: str) -> None:
+        key = (seg.spec.project_id, region)
+        try:
+            async with self._slots:
+                delivered = await self._deliver(seg, region)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            await self._failed(seg, region, exc)
+        else:
+            self._backoff.pop(key, None)
+            for summary in self._summaries:
+                if delivered is None:
+                    summary.expired += 1
+                    continue
+                summary.objects += 1
+                summary.records += delivered.records
+                summary.bytes += delivered.bytes
+        finally:
+            self._inflight.pop((seg.id, region), None)
+            self._active[key] -= 1
+            if not self._active[key]:
+                del self._active[key]
+            self._wake.set()
+
+    async def _deliver(self, seg: Segment, region: str) -> DeliveredObject | None:
+        """Deliver one segment to one region; None when its retention has already passed."""
+        spec = seg.spec
+        bucket = Bucket(spec.project_id, region, spec.container, spec.write_mode)
+        key = object_key(spec, region, seg.stamp, self._worker, seg.name)
+        expires = self._delete_at(spec)
+        if expires <= time.time():
+            await self._past_retention(seg, region)
+            return None
+        body: ObjectBody = await asyncio.to_thread(self._build, seg)
+        headers = object_headers(body, expires)
+        await self._store.ensure_container(bucket)
+        etag = await self._store.put(bucket, key, body.data, headers)
+        if etag.strip('"').lower() != body.md5:
+            raise TransientError(
+                f"store answered ETag {etag!r} for {key}, expected {body.md5}: not confirmed"
+            )
+        delivered = DeliveredObject(
+            project_id=spec.project_id,
+            region=region,
+            container=spec.container,
+            key=key,
+            day=spec.day,
+            records=body.records,
+            bytes=len(body.data),
+            sha256=body.sha256,
+            delivered_at=datetime.now(UTC),
+        )
+        if await asyncio.to_thread(self._spool.confirm, seg, region):
+            self._on_deleted()
+        await self._to_ledger(self._ledger.record_delivery(delivered))
+        return delivered
+
+    async def _past_retention(self, seg: Segment, region: str) -> None:
+        """Late events whose retention is over: the store would refuse (or at once delete)
+        them, so the segment is dropped on purpose, with a note in the project's status."""
+        spec = seg.spec
+        message = (
+            f"events of {spec.day} arrived after their retention of {spec.retention_days} days "
+            f"had passed; spool segment {seg.name} was not archived"
+        )
+        log.warning("archive: project %s region %s: %s", spec.project_id, region, message)
+        error = DeliveryError(spec.project_id, region, message, datetime.now(UTC))
+        await self._to_ledger(self._ledger.record_error(error))
+        if await asyncio.to_thread(self._spool.confirm, seg, region):
+            self._on_deleted()
+
+    def _build(self, seg: Segment) -> ObjectBody:
+        return build_body(seg.spec, self._spool.read(seg))
+
+    async def _failed(self, seg: Segment, region: str, exc: Exception) -> None:
+        key = (seg.spec.project_id, region)
+        state = self._backoff.setdefault(key, Backoff())
+        state.failures += 1
+        transient = isinstance(exc, ClientError) and exc.transient
+        if transient:
+            delay = min(self._retry_max, 2.0 ** (state.failures - 1)) * random.uniform(0.9, 1.1)
+        else:
+            delay = self._retry_max
+        state.until = time.monotonic() + delay
+        if isinstance(exc, ClientError | InvalidName):
+            message = str(exc)
+        else:
+            message = f"{type(exc).__name__}: {exc}"
+            log.exception("archive: unexpected error delivering segment %s", seg.name)
+        state.last_error = message
+        log.warning(
+            "archive: project %s region %s: segment %s not delivered (%s); retry in %.0f s",
+            seg.spec.project_id,
+            region,
+            seg.name,
+            message,
+            delay,
+        )
+        error = DeliveryError(
+            project_id=seg.spec.project_id, region=region, message=message, at=datetime.now(UTC)
+        )
+        for summary in self._summaries:
+            summary.errors.append(error)
+        await self._to_ledger(self._ledger.record_error(error))
+
+    @staticmethod
+    async def _to_ledger(call: Awaitable[None]) -> None:
+        try:
+            await call
+        except Exception:
+            log.exception("archive: the delivery ledger failed; delivery itself is unaffected")
+
+    # --- one round of everything (flush, shutdown)
+
+    async def deliver_pending(self, deadline: float | None = None) -> FlushSummary:
+        """Try every pending (segment, region) once now, backoff or not.
+
+        Jobs already running are awaited too. At `deadline` (monotonic) unfinished jobs
+        are cancelled; their segments stay in the spool for the next start.
+        """
+        summary = FlushSummary()
+        self._summaries.append(summary)
+        try:
+            tasks = [
+                self._inflight.get((seg.id, region)) or self._spawn(seg, region)
+                for seg in self._spool.sealed_segments()
+                for region in seg.pending_regions
+            ]
+            if tasks:
+                timeout = None if deadline is None else max(deadline - time.monotonic(), 0.0)
+                _done, pending = await asyncio.wait(tasks, timeout=timeout)
+                for task in pending:
+                    task.cancel()
+                if pending:
+                    await asyncio.wait(pending)
+        finally:
+            self._summaries.remove(summary)
+        remaining = self._spool.segments()
+        summary.remaining_segments = len(remaining)
+        summary.remaining_bytes = sum(s.size for s in remaining)
+        return summary
+
+    async def aclose(self) -> None:
+        """Cancel running jobs (their segments stay for the next start)."""
+        tasks = list(self._inflight.values())
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks)

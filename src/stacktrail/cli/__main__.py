@@ -1,0 +1,8 @@
+"""`python -m stacktrail.cli`."""
+
+import sys
+
+from stacktrail.cli.main import main
+
+main()
+sys.exit(0)

@@ -1,0 +1,282 @@
+"""All settings, from `STACKTRAIL_*` environment variables and an optional TOML file.
+
+Validated once at start, before anything connects. Environment variables win over the
+file named by `STACKTRAIL_CONFIG`; unknown keys in either are refused, so a typo never
+silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator, Field, PlainSerializer, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from stacktrail.domain.durations import format_duration, parse_duration
+from stacktrail.domain.trail import ArchiveFormat, ArchiveStore
+
+ENV_PREFIX = "STACKTRAIL_"
+CONFIG_ENV = "STACKTRAIL_CONFIG"
+
+Duration = Annotated[
+    timedelta,
+    BeforeValidator(parse_duration),
+    PlainSerializer(format_duration, return_type=str),
+]
+
+
+class AuthMode(StrEnum):
+    KEYSTONE = "keystone"
+    NOAUTH = "noauth"
+
+
+DEFAULT_BINDING_EXCHANGES = (
+    "openstack",
+    "keystone",
+    "nova",
+    "neutron",
+    "cinder",
+    "glance",
+    "octavia",
+    "designate",
+    "manila",
+    "barbican",
+    "heat",
+)
+DEFAULT_BINDINGS = [f"{exchange}:notifications.#" for exchange in DEFAULT_BINDING_EXCHANGES]
+
+
+class SettingsError(Exception):
+    """Settings could not be loaded; the message is meant for the operator."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        extra="forbid",
+        validate_default=True,
+        env_nested_delimiter=None,
+    )
+
+    # --- RabbitMQ source
+    amqp_url: str = Field(
+        "amqp://guest:guest@127.0.0.1:5672/%2F", description="Broker to consume from."
+    )
+    amqp_queue: str = Field("stacktrail", description="Durable queue the pipeline consumes.")
+    amqp_bindings: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: list(DEFAULT_BINDINGS),
+        description="`exchange:routing_key` pairs bound to the queue (topic exchanges).",
+    )
+    amqp_dead_letter_exchange: str = Field(
+        "stacktrail.dead", description="Exchange (and queue) for messages that cannot be used."
+    )
+    amqp_exchange_durable: bool = Field(
+        False, description="Durability for exchanges stacktrail creates (oslo default: False)."
+    )
+    amqp_prefetch: int = Field(
+        2000, ge=1, le=65535, description="Unacked messages in flight: bounds memory."
+    )
+    amqp_ack_interval: Duration = Field(
+        timedelta(milliseconds=50), description="How often finished messages are acked."
+    )
+    amqp_reconnect_max: Duration = Field(
+        timedelta(seconds=30), description="Longest wait between reconnect attempts."
+    )
+
+    # --- config store
+    database_url: str = Field(
+        "sqlite+aiosqlite:///./var/stacktrail.db",
+        description="SQLAlchemy URL of the config store (sqlite+aiosqlite or postgresql+asyncpg).",
+    )
+
+    # --- search sink
+    search_url: str = Field("", description="Elasticsearch/OpenSearch base URL; empty: off.")
+    search_username: str = ""
+    search_password: str = ""
+    search_verify_tls: bool = True
+    search_index_template: str = Field(
+        "audit-{project_id}-{yyyy.MM}",
+        description="Index name per event; {project_id}, {yyyy}, {MM}, {dd}, {yyyy.MM}.",
+    )
+    search_bulk_docs: int = Field(1000, ge=1, le=100_000)
+    search_bulk_bytes: int = Field(5_000_000, ge=1000)
+    search_flush_interval: Duration = Field(timedelta(milliseconds=200))
+    search_max_inflight: int = Field(4, ge=1, le=64, description="Bulk requests in flight.")
+    search_timeout: Duration = Field(timedelta(seconds=30))
+
+    # --- archive sink
+    spool_dir: Path = Field(Path("./var/spool"), description="Local durable spool.")
+    spool_max_bytes: int = Field(
+        1 << 30, ge=1 << 16, description="Spool bound; when full, consumption pauses."
+    )
+    archive_enabled: bool = True
+    archive_store: ArchiveStore = Field(
+        ArchiveStore.FILE, description="Where archives go: file, swift or s3."
+    )
+    archive_dir: Path = Field(
+        Path("./var/archive"), description="Root directory of the `file` store."
+    )
+    archive_container: str = Field("audit-trail", description="Default container/bucket.")
+    archive_prefix: str = Field("", description="Default key prefix inside the container.")
+    archive_interval: Duration = Field(
+        timedelta(minutes=15), description="Default delivery interval (e.g. 30s, 5m, 1h)."
+    )
+    archive_segment_max_bytes: int = Field(64 << 20, ge=1 << 10)
+    archive_format: ArchiveFormat = ArchiveFormat.JSON
+    archive_regions: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["RegionOne"])
+    archive_worker: str = Field(
+        "", description="Worker name in object keys (default: host name, sanitised)."
+    )
+    archive_upload_concurrency: int = Field(4, ge=1, le=64)
+    archive_retry_max: Duration = Field(timedelta(minutes=5))
+    shutdown_grace: Duration = Field(
+        timedelta(seconds=20), description="Time SIGTERM allows to finish deliveries."
+    )
+
+    # --- retention
+    retention_days: int = Field(90, ge=1, description="Default retention of a trail.")
+    retention_max_days: int = Field(3650, ge=1, description="Longest retention allowed.")
+
+    # --- scheduler
+    search_delivery_settle: Duration = Field(
+        timedelta(minutes=2),
+        description="Search-sourced deliveries take events ingested at least this long ago.",
+    )
+    search_retention_enabled: bool = Field(
+        True, description="Delete/trim search indices past each project's retention."
+    )
+    search_retention_interval: Duration = Field(timedelta(hours=1))
+    archive_expiry_enabled: bool = Field(
+        True,
+        description="Delete archived objects past their expiry in S3 and file stores "
+        "(Swift's expirer does it for Swift; off where an S3 lifecycle rule does it).",
+    )
+    archive_expiry_interval: Duration = Field(timedelta(hours=1))
+
+    # --- S3 store
+    s3_endpoint_url: str = ""
+    s3_access_key: str = ""
+    s3_secret_key: str = ""
+    s3_region: str = "us-east-1"
+
+    # --- Keystone (service identity; also validates API tokens)
+    keystone_url: str = Field("", description="Keystone v3 URL; empty: no Keystone.")
+    keystone_username: str = ""
+    keystone_password: str = ""
+    keystone_project_name: str = ""
+    keystone_user_domain_name: str = "Default"
+    keystone_project_domain_name: str = "Default"
+    keystone_interface: str = "public"
+    keystone_cloud_admin_project: str = Field(
+        "admin", description="Holders of `admin` on this project are cloud admins."
+    )
+    keystone_audit_admin_role: str = "audit_admin"
+    token_cache_ttl: Duration = Field(timedelta(seconds=60))
+
+    # --- API and UI
+    api_listen: str = Field("127.0.0.1:8080", description="host:port of the API and UI.")
+    auth_mode: AuthMode = Field(
+        AuthMode.KEYSTONE, description="`noauth` is for local development only."
+    )
+    reload_interval: Duration = Field(
+        timedelta(seconds=2), description="How often the pipeline checks for changed trails."
+    )
+
+    # --- logging
+    log_level: str = "INFO"
+    log_format: str = Field("text", pattern="^(text|json)$")
+
+    @field_validator("amqp_bindings", "archive_regions", mode="before")
+    @classmethod
+    def _split_list(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("amqp_bindings")
+    @classmethod
+    def _check_bindings(cls, value: list[str]) -> list[str]:
+        for item in value:
+            exchange, sep, key = item.partition(":")
+            if not sep or not exchange or not key:
+                raise ValueError(f"binding {item!r} must be `exchange:routing_key`")
+        return value
+
+    @field_validator("api_listen")
+    @classmethod
+    def _check_listen(cls, value: str) -> str:
+        host, sep, port = value.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"{value!r} must be host:port, e.g. 127.0.0.1:8080")
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _check_level(cls, value: str) -> str:
+        value = value.upper()
+        if value not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+            raise ValueError("log level must be DEBUG, INFO, WARNING or ERROR")
+        return value
+
+    @property
+    def search_enabled(self) -> bool:
+        return bool(self.search_url)
+
+    @property
+    def api_host(self) -> str:
+        return self.api_listen.rpartition(":")[0]
+
+    @property
+    def api_port(self) -> int:
+        return int(self.api_listen.rpartition(":")[2])
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = os.environ.get(CONFIG_ENV)
+        if config_file:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=config_file))
+        return tuple(sources)
+
+
+def _unknown_env_keys(environ: dict[str, str]) -> list[str]:
+    known = {ENV_PREFIX + name.upper() for name in Settings.model_fields} | {CONFIG_ENV}
+    return sorted(k for k in environ if k.startswith(ENV_PREFIX) and k not in known)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Load and validate settings, or raise SettingsError with an operator-readable message."""
+    unknown = _unknown_env_keys(dict(os.environ))
+    if unknown:
+        raise SettingsError("unknown setting(s) in the environment: " + ", ".join(unknown))
+    config_file = os.environ.get(CONFIG_ENV)
+    if config_file and not Path(config_file).is_file():
+        raise SettingsError(f"{CONFIG_ENV}={config_file}: no such file")
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        lines = []
+        for error in exc.errors():
+            field = ".".join(str(p) for p in error["loc"]) or "(settings)"
+            env_name = ENV_PREFIX + field.upper()
+            lines.append(f"  {field} ({env_name}): {error['msg']}")
+        raise SettingsError("invalid settings:\n" + "\n".join(lines)) from None
+    except ValueError as exc:  # e.g. malformed TOML
+        raise SettingsError(f"invalid settings: {exc}") from None

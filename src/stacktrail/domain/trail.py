@@ -1,0 +1,122 @@
+"""A project's effective trail configuration as plain data (what the pipeline reads)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from enum import StrEnum
+from fnmatch import fnmatchcase
+from typing import Protocol
+
+
+class ArchiveStore(StrEnum):
+    FILE = "file"
+    SWIFT = "swift"
+    S3 = "s3"
+
+
+class ArchiveFormat(StrEnum):
+    JSON = "json"
+    NDJSON = "ndjson"
+    CSV = "csv"
+
+
+class TrailSettings(Protocol):
+    """The operator settings a trail's defaults come from (the config satisfies it)."""
+
+    @property
+    def retention_days(self) -> int: ...
+    @property
+    def retention_max_days(self) -> int: ...
+    @property
+    def archive_enabled(self) -> bool: ...
+    @property
+    def archive_store(self) -> ArchiveStore: ...
+    @property
+    def archive_container(self) -> str: ...
+    @property
+    def archive_prefix(self) -> str: ...
+    @property
+    def archive_format(self) -> ArchiveFormat: ...
+    @property
+    def archive_interval(self) -> timedelta: ...
+    @property
+    def archive_regions(self) -> Sequence[str]: ...
+    @property
+    def search_enabled(self) -> bool: ...
+
+
+UNSCOPED = "unscoped"  # the operator's trail for events with no project or domain
+
+
+class WriteMode(StrEnum):
+    RESELLER = "reseller"  # service user with ResellerAdmin writes into AUTH_<project>
+    ACL = "acl"  # customer grants the service user write on its own container
+
+
+class ArchiveSource(StrEnum):
+    INGEST = "ingest"  # from the local spool, as events arrive
+    SEARCH = "search"  # exported from search on a schedule
+
+
+@dataclass(frozen=True, slots=True)
+class EventFilter:
+    """Glob patterns matched against the event type, the CADF action and the target typeURI.
+
+    No include pattern means every event is included; an exclude match always wins.
+    """
+
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+
+    def matches(self, event_type: str, action: str, target_type: str) -> bool:
+        if not self.exclude and not self.include:
+            return True  # the common case, on the hot path
+        fields = (event_type, action, target_type)
+        if any(fnmatchcase(f, p) for p in self.exclude for f in fields if f):
+            return False
+        if not self.include:
+            return True
+        return any(fnmatchcase(f, p) for p in self.include for f in fields if f)
+
+
+@dataclass(frozen=True, slots=True)
+class ArchiveConfig:
+    enabled: bool
+    container: str
+    prefix: str
+    format: ArchiveFormat
+    interval: timedelta
+    regions: tuple[str, ...]
+    write_mode: WriteMode = WriteMode.RESELLER
+    source: ArchiveSource = ArchiveSource.INGEST
+
+
+@dataclass(frozen=True, slots=True)
+class Trail:
+    project_id: str
+    enabled: bool
+    retention_days: int
+    archive: ArchiveConfig
+    search_enabled: bool = True
+    events: EventFilter = field(default_factory=EventFilter)
+    version: int = 0  # 0: never stored, the operator defaults apply
+
+
+def default_trail(project_id: str, settings: TrailSettings) -> Trail:
+    """The trail a project has until somebody configures it."""
+    return Trail(
+        project_id=project_id,
+        enabled=True,
+        retention_days=settings.retention_days,
+        search_enabled=True,
+        archive=ArchiveConfig(
+            enabled=settings.archive_enabled,
+            container=settings.archive_container,
+            prefix=settings.archive_prefix,
+            format=settings.archive_format,
+            interval=settings.archive_interval,
+            regions=tuple(settings.archive_regions),
+        ),
+    )

@@ -1,0 +1,263 @@
+"""RabbitMQ source: consume, settle (ack / dead-letter), reconnect.
+
+Runs on pika's asyncio adapter (see source/amqp.py for why pika).
+
+Every delivery carries the generation of the connection it came on. After a reconnect
+the broker redelivers whatever was unacked; settling a delivery of an older generation
+does nothing, so a tag is never acked on the wrong channel.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import pika
+from pika.spec import Basic
+
+from stacktrail.config import Settings
+from stacktrail.domain.backoff import Backoff
+from stacktrail.domain.delivery import Outcome
+from stacktrail.ingest.acks import AckTracker
+from stacktrail.ingest.amqp import AmqpChannel, AmqpConnection, AmqpError
+from stacktrail.ingest.topology import declare, parse_bindings
+from stacktrail.telemetry import metrics
+
+log = logging.getLogger(__name__)
+
+REASON_HEADER = "x-stacktrail-reason"
+
+
+@dataclass(slots=True)
+class Delivery:
+    body: bytes
+    tag: int
+    generation: int
+    exchange: str
+    routing_key: str
+    headers: dict[str, Any] = field(default_factory=dict)
+
+
+def redact(url: str) -> str:
+    """The broker URL without its password, for logs."""
+    parsed = urlsplit(url)
+    if not parsed.password:
+        return url
+    netloc = parsed.netloc.replace(f":{parsed.password}@", ":***@", 1)
+    return urlunsplit(parsed._replace(netloc=netloc))
+
+
+class AmqpSource:
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._bindings = parse_bindings(settings.amqp_bindings)
+        self._generation = 0
+        self._connection: AmqpConnection | None = None
+        self._channel: AmqpChannel | None = None
+        self._publisher: AmqpChannel | None = None
+        self._consumer_tag: str | None = None
+        self._tracker = AckTracker()
+        self._pending_dead: set[asyncio.Task[None]] = set()
+        self._connected = asyncio.Event()
+        self._consuming = True
+        self._consumed = 0  # counted here, added to the metric once per ack round
+        self.on_delivery: Callable[[Delivery], None] = lambda d: None
+
+    @property
+    def connected(self) -> bool:
+        return self._connected.is_set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Stay connected and consuming until `stop` is set; reconnect with backoff."""
+        backoff = Backoff(first=0.5, cap=self._settings.amqp_reconnect_max.total_seconds())
+        where = redact(self._settings.amqp_url)
+        while not stop.is_set():
+            try:
+                await self._connect()
+                backoff.reset()
+                log.info(
+                    "consuming %r on %s (bindings: %s; dead letters to %r)",
+                    self._settings.amqp_queue,
+                    where,
+                    ", ".join(f"{e}:{k}" for e, k in self._bindings),
+                    self._settings.amqp_dead_letter_exchange,
+                )
+                await self._hold(stop)
+            except (AmqpError, OSError, TimeoutError) as exc:
+                self._lost()
+                delay = backoff.next_delay()
+                log.warning("RabbitMQ at %s: %r; reconnecting in %.1f s", where, exc, delay)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=delay)
+
+    async def _connect(self) -> None:
+        connection = await AmqpConnection.open(self._settings.amqp_url)
+        try:
+            await declare(
+                connection,
+                self._settings.amqp_queue,
+                self._bindings,
+                self._settings.amqp_dead_letter_exchange,
+                self._settings.amqp_exchange_durable,
+            )
+            channel = await connection.channel()
+            await channel.call(channel.raw.basic_qos, prefetch_count=self._settings.amqp_prefetch)
+            publisher = await connection.channel()
+            await publisher.enable_confirms()
+        except BaseException:
+            await connection.close()
+            raise
+        self._generation += 1
+        self._tracker = AckTracker()
+        self._connection, self._channel, self._publisher = connection, channel, publisher
+        self._connected.set()
+        metrics.AMQP_CONNECTED.set(1)
+        if self._consuming:
+            await self._consume()
+
+    async def _consume(self) -> None:
+        assert self._channel is not None
+        generation = self._generation
+        deliver = self.on_delivery
+
+        def receive(
+            _channel: object, method: Basic.Deliver, properties: pika.BasicProperties, body: bytes
+        ) -> None:
+            self._consumed += 1
+            deliver(
+                Delivery(
+                    body=body,
+                    tag=method.delivery_tag,
+                    generation=generation,
+                    exchange=method.exchange or "",
+                    routing_key=method.routing_key or "",
+                    headers=properties.headers or {},
+                )
+            )
+
+        channel = self._channel
+        ok = await channel.call(channel.raw.basic_consume, self._settings.amqp_queue, receive)
+        self._consumer_tag = ok.method.consumer_tag
+
+    async def _hold(self, stop: asyncio.Event) -> None:
+        """Ack finished messages every ack interval until stop or the connection drops."""
+        assert self._connection is not None
+        assert self._channel is not None
+        interval = self._settings.amqp_ack_interval.total_seconds()
+        lost: tuple[asyncio.Future[AmqpError], ...] = (
+            self._connection.closed,
+            self._channel.closed,
+        )
+        stopped: asyncio.Future[Any] = asyncio.ensure_future(stop.wait())
+        try:
+            while not stop.is_set():
+                for future in lost:
+                    if future.done():
+                        raise future.result()
+                await self.flush_acks()
+                waiting: list[asyncio.Future[Any]] = [stopped, *lost]
+                await asyncio.wait(waiting, timeout=interval, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopped.cancel()
+
+    def _lost(self) -> None:
+        if self._connection is not None:
+            closing = asyncio.ensure_future(self._connection.close())
+            self._pending_dead.add(closing)
+            closing.add_done_callback(self._pending_dead.discard)
+        self._connected.clear()
+        metrics.AMQP_CONNECTED.set(0)
+        self._connection = self._channel = self._publisher = None
+        self._consumer_tag = None
+
+    def settle(self, delivery: Delivery, outcome: Outcome, reason: str = "") -> None:
+        """Called once per delivery when its fate is known."""
+        if delivery.generation != self._generation or self._channel is None:
+            return  # came on a lost connection; the broker redelivers it
+        if outcome is Outcome.DELIVERED:
+            self._tracker.done(delivery.tag)
+        elif outcome is Outcome.REJECTED:
+            task = asyncio.create_task(self._dead_letter(delivery, reason))
+            self._pending_dead.add(task)
+            task.add_done_callback(self._pending_dead.discard)
+        # RETRY: left unacked on purpose; redelivered after the channel closes.
+
+    async def _dead_letter(self, delivery: Delivery, reason: str) -> None:
+        publisher = self._publisher
+        if publisher is None:
+            return
+        kind = reason.split(":", 1)[0][:60]
+        headers = dict(delivery.headers)
+        headers.update(
+            {
+                REASON_HEADER: reason[:2000],
+                "x-stacktrail-exchange": delivery.exchange,
+                "x-stacktrail-routing-key": delivery.routing_key,
+                "x-stacktrail-failed-at": datetime.now(UTC).isoformat(),
+            }
+        )
+        try:
+            confirmed = await publisher.publish_confirmed(
+                self._settings.amqp_dead_letter_exchange,
+                self._settings.amqp_queue,
+                delivery.body,
+                pika.BasicProperties(headers=headers, delivery_mode=2),
+            )
+        except AmqpError as exc:
+            log.warning("dead-lettering failed (%s); the message will be redelivered", exc)
+            return
+        if not confirmed:
+            log.warning("broker refused the dead letter; the message will be redelivered")
+            return
+        metrics.DEAD_LETTERED.labels(kind=kind).inc()
+        log.warning(
+            "dead-lettered message (%s:%s): %s",
+            delivery.exchange,
+            delivery.routing_key,
+            reason[:300],
+        )
+        if delivery.generation == self._generation:
+            self._tracker.done(delivery.tag)
+
+    async def flush_acks(self, everything: bool = False) -> None:
+        if self._consumed:
+            metrics.CONSUMED.inc(self._consumed)
+            self._consumed = 0
+        channel = self._channel
+        if channel is None or not channel.is_open:
+            return
+        before = self._tracker.acked_upto
+        upto = self._tracker.take_prefix()
+        if upto is not None:
+            channel.raw.basic_ack(upto, multiple=True)
+            metrics.ACKED.inc(upto - before)
+        if everything:
+            for tag in self._tracker.take_rest():
+                channel.raw.basic_ack(tag)
+                metrics.ACKED.inc()
+
+    async def stop_consuming(self) -> None:
+        """Stop taking new messages; in-flight ones can still be settled."""
+        self._consuming = False
+        channel = self._channel
+        if channel is not None and self._consumer_tag and channel.is_open:
+            try:
+                await channel.call(channel.raw.basic_cancel, self._consumer_tag)
+            except AmqpError as exc:
+                log.warning("could not cancel the consumer: %s", exc)
+
+    async def close(self) -> None:
+        """Wait for dead letters, ack what is finished, close; the rest is redelivered."""
+        if self._pending_dead:
+            await asyncio.wait(set(self._pending_dead), timeout=10)
+        await self.flush_acks(everything=True)
+        if self._connection is not None:
+            await self._connection.close()
+        self._connection = None
+        self._lost()

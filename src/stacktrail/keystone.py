@@ -1,0 +1,159 @@
+"""Keystone adapter: the service identity, the catalog, and validation of user tokens.
+
+keystoneauth1 is synchronous (requests); calls run in a worker thread so the event loop
+never blocks on Keystone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from keystoneauth1 import exceptions as ks_exc
+from keystoneauth1 import session as ks_session
+from keystoneauth1.identity import v3
+
+from stacktrail.config import Settings
+from stacktrail.domain.errors import AuthError, ClientError, TransientError
+
+
+@dataclass(frozen=True, slots=True)
+class TokenInfo:
+    """What a validated user token tells about its holder."""
+
+    user_id: str
+    user_name: str
+    project_id: str | None
+    project_name: str | None
+    domain_id: str | None
+    roles: frozenset[str] = field(default_factory=frozenset)
+    expires_at: str = ""
+    domain_name: str | None = None  # of the project (or of the domain-scoped token)
+
+
+def _translate(exc: Exception, what: str) -> ClientError:
+    if isinstance(exc, ks_exc.Unauthorized | ks_exc.Forbidden):
+        return AuthError(f"{what}: {exc}", status=getattr(exc, "http_status", None))
+    if isinstance(exc, ks_exc.ConnectFailure | ks_exc.ConnectionError | ks_exc.RequestTimeout):
+        return TransientError(f"{what}: Keystone unreachable: {exc}")
+    status = getattr(exc, "http_status", None)
+    if status is not None and (status == 429 or status >= 500):
+        return TransientError(f"{what}: {exc}", status=status)
+    return ClientError(f"{what}: {exc}", status=status)
+
+
+MAX_TOKEN_LENGTH = 8192  # Fernet tokens are ~200 bytes, JWS tokens ~1 KB
+# base64url (Fernet), dots (JWS), and the rest of base64 for older formats
+_TOKEN_CHARS = re.compile(rf"[A-Za-z0-9._~+/=-]{{1,{MAX_TOKEN_LENGTH}}}")
+
+
+class InvalidToken(AuthError):
+    """Keystone does not accept the user's token (invalid, expired or revoked)."""
+
+
+def identity_v3_url(url: str) -> str:
+    """The v3 root of a Keystone URL given with or without `/v3`."""
+    url = url.rstrip("/")
+    return url if url.endswith("/v3") else url + "/v3"
+
+
+class KeystoneClient:
+    """The service user's session (tokens are cached and renewed by keystoneauth1)."""
+
+    def __init__(self, settings: Settings) -> None:
+        if not settings.keystone_url:
+            raise ClientError("STACKTRAIL_KEYSTONE_URL is not set")
+        self._settings = settings
+        self._identity_url = identity_v3_url(settings.keystone_url)
+        self._tokens_url = self._identity_url + "/auth/tokens"
+        auth = v3.Password(
+            auth_url=self._identity_url,
+            username=settings.keystone_username,
+            password=settings.keystone_password,
+            project_name=settings.keystone_project_name,
+            user_domain_name=settings.keystone_user_domain_name,
+            project_domain_name=settings.keystone_project_domain_name,
+        )
+        self._auth = auth
+        self.session = ks_session.Session(auth=auth, timeout=30)
+
+    async def _call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await asyncio.to_thread(fn, *args, **kwargs)
+        except ks_exc.ClientException as exc:
+            raise _translate(exc, what) from exc
+
+    async def service_token(self) -> str:
+        token: str = await self._call("service token", self.session.get_token)
+        return token
+
+    async def object_store_endpoints(self) -> dict[str, str]:
+        """Region -> object-store URL template (with `AUTH_<service project>`) from the catalog."""
+
+        def read() -> dict[str, str]:
+            access = self._auth.get_access(self.session)
+            result: dict[str, str] = {}
+            for service in access.service_catalog.catalog:
+                if service.get("type") != "object-store":
+                    continue
+                for endpoint in service.get("endpoints", []):
+                    if endpoint.get("interface") == self._settings.keystone_interface:
+                        result[endpoint.get("region_id") or endpoint.get("region")] = endpoint[
+                            "url"
+                        ]
+            return result
+
+        endpoints: dict[str, str] = await self._call("catalog", read)
+        return endpoints
+
+    async def validate(self, user_token: str) -> TokenInfo:
+        """Validate a user's token with the service's own token.
+
+        InvalidToken when Keystone does not know the token (invalid, expired, revoked);
+        AuthError when the service identity itself is refused or may not validate tokens;
+        TransientError when Keystone is unreachable or failing.
+        """
+        if not _TOKEN_CHARS.fullmatch(user_token):
+            raise InvalidToken("token is invalid or expired", status=401)
+
+        def check() -> TokenInfo:
+            resp = self.session.get(
+                self._tokens_url,
+                headers={"X-Subject-Token": user_token},
+                authenticated=True,
+                raise_exc=False,
+            )
+            if resp.status_code in (400, 404):  # Keystone cannot read or does not know it
+                raise InvalidToken("token is invalid or expired", status=401)
+            if resp.status_code in (401, 403):
+                raise AuthError(
+                    f"the service user {self._settings.keystone_username!r} may not validate "
+                    f"tokens (HTTP {resp.status_code}): it needs the `service` role",
+                    status=resp.status_code,
+                )
+            if resp.status_code >= 400:
+                raise _translate(
+                    ks_exc.from_response(resp, "GET", self._tokens_url), "token validation"
+                )
+            return token_info(resp.json()["token"])
+
+        info: TokenInfo = await self._call("token validation", check)
+        return info
+
+
+def token_info(token: dict[str, Any]) -> TokenInfo:
+    """The parts of a Keystone v3 token body (`{"token": ...}`'s value) stacktrail uses."""
+    project = token.get("project") or {}
+    domain = token.get("domain") or {}
+    return TokenInfo(
+        user_id=token["user"]["id"],
+        user_name=token["user"].get("name", ""),
+        project_id=project.get("id"),
+        project_name=project.get("name"),
+        domain_id=(project.get("domain") or {}).get("id") or domain.get("id"),
+        roles=frozenset(role["name"] for role in token.get("roles", [])),
+        expires_at=token.get("expires_at", ""),
+        domain_name=(project.get("domain") or {}).get("name") or domain.get("name"),
+    )

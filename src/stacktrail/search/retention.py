@@ -1,0 +1,116 @@
+"""Retention in search: indices wholly past a project's retention go, the boundary index
+is trimmed.
+
+An event of UTC day D is kept until the end of D plus the retention, the same rule as the
+archive's `X-Delete-At` (sinks/archive_object.py `delete_at`). So for a project with
+retention R the cut-off is `start of today (UTC) - R days`: events before it are past
+retention. An index whose name's date span ends at or before the cut-off is deleted
+whole; one whose span contains the cut-off loses the events before it through
+delete-by-query on `eventTime`. Index names are read with the index template, so an
+index that is not one of the template's is never touched.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+
+from stacktrail.db.trail_store import TrailStore
+from stacktrail.domain.document import to_trail
+from stacktrail.domain.timeframe import iso
+from stacktrail.search.client import SearchClient
+from stacktrail.search.documents import index_pattern
+from stacktrail.search.reader import TIME_FIELD, ProjectIndex, parse_index_name
+
+log = logging.getLogger(__name__)
+
+RetentionOf = Callable[[str], Awaitable[int]]
+
+
+class Action(StrEnum):
+    DELETE = "delete"  # the whole index
+    TRIM = "trim"  # delete-by-query of the events before the cut-off
+
+
+@dataclass(frozen=True, slots=True)
+class IndexAction:
+    index: ProjectIndex
+    action: Action
+    cutoff: datetime
+    retention_days: int
+    docs: int  # documents that go (the whole index, or those before the cut-off)
+
+    def describe(self) -> str:
+        what = "delete index" if self.action is Action.DELETE else "trim index"
+        return (
+            f"{what} {self.index.name} (project {self.index.project_id}, retention "
+            f"{self.retention_days} d, cut-off {iso(self.cutoff)}): {self.docs} documents"
+        )
+
+
+def cutoff_for(now: datetime, retention_days: int) -> datetime:
+    """Events before this instant are past a retention of `retention_days`."""
+    today = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    return today - timedelta(days=retention_days)
+
+
+def before_query(cutoff: datetime) -> dict[str, object]:
+    return {"range": {TIME_FIELD: {"lt": iso(cutoff)}}}
+
+
+class StoreRetention:
+    """A project's effective retention (its trail, else the operator defaults), cached."""
+
+    def __init__(self, store: TrailStore) -> None:
+        self._store = store
+        self._cache: dict[str, int] = {}
+
+    async def __call__(self, project_id: str) -> int:
+        days = self._cache.get(project_id)
+        if days is None:
+            stored = await self._store.get_trail(project_id)
+            defaults = await self._store.get_defaults()
+            days = to_trail(project_id, stored.spec, defaults).retention_days
+            self._cache[project_id] = days
+        return days
+
+
+async def plan_search_retention(
+    client: SearchClient,
+    template: str,
+    retention_of: RetentionOf,
+    now: datetime,
+    projects: set[str] | None = None,
+) -> list[IndexAction]:
+    """What retention would delete now (nothing is changed)."""
+    actions = []
+    for info in await client.list_indices(index_pattern(template)):
+        parsed = parse_index_name(template, info.name)
+        if parsed is None or (projects is not None and parsed.project_id not in projects):
+            continue
+        index = replace(parsed, docs=info.docs)
+        days = await retention_of(index.project_id)
+        cutoff = cutoff_for(now, days)
+        if index.end <= cutoff:
+            actions.append(IndexAction(index, Action.DELETE, cutoff, days, index.docs))
+        elif index.start < cutoff:
+            old = await client.count(index.name, before_query(cutoff))
+            if old:
+                actions.append(IndexAction(index, Action.TRIM, cutoff, days, old))
+    return actions
+
+
+async def apply_search_retention(client: SearchClient, actions: list[IndexAction]) -> int:
+    """Carry out a plan; returns the documents deleted. Each step is logged."""
+    deleted = 0
+    for action in actions:
+        if action.action is Action.DELETE:
+            if await client.delete_index(action.index.name):
+                deleted += action.docs
+        else:
+            deleted += await client.delete_by_query(action.index.name, before_query(action.cutoff))
+        log.info("retention: %s", action.describe())
+    return deleted

@@ -1,0 +1,156 @@
+"""Search sink: batches records into `_bulk` requests with bounded concurrency.
+
+Back-pressure: at most `search_max_inflight` bulk requests are in flight; while they all
+wait (search slow or down, retrying), `put` waits, the dispatcher stops taking messages,
+the unacked messages reach the prefetch limit and the broker stops delivering.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from stacktrail.config import Settings
+from stacktrail.domain.backoff import Backoff
+from stacktrail.domain.delivery import Outcome, Record
+from stacktrail.domain.errors import PermanentError, TransientError
+from stacktrail.search.client import SearchClient
+from stacktrail.search.documents import TEMPLATE_NAME, BulkEncoder, index_template_body
+from stacktrail.telemetry import metrics
+
+log = logging.getLogger(__name__)
+
+Entry = tuple[bytes, Record]
+
+
+class SearchSink:
+    name = "search"
+
+    def __init__(self, client: SearchClient, settings: Settings) -> None:
+        self._encoder = BulkEncoder(settings.search_index_template)
+        self._client = client
+        self._template = settings.search_index_template
+        self._max_docs = settings.search_bulk_docs
+        self._max_bytes = settings.search_bulk_bytes
+        self._flush_interval = settings.search_flush_interval.total_seconds()
+        self._slots = asyncio.Semaphore(settings.search_max_inflight)
+        self._batch: list[Entry] = []
+        self._batch_bytes = 0
+        self._batch_started = 0.0
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._flusher: asyncio.Task[None] | None = None
+        self._stopped = asyncio.Event()
+
+    def wants(self, record: Record) -> bool:
+        return record.trail.search_enabled
+
+    async def start(self) -> None:
+        """Install the index template, waiting for the cluster if it is not up yet."""
+        backoff = Backoff(cap=10.0)
+        body = index_template_body(self._template)
+        while True:
+            try:
+                await self._client.put_index_template(TEMPLATE_NAME, body)
+                break
+            except TransientError as exc:
+                delay = backoff.next_delay()
+                log.warning("search not ready (%s); retrying in %.1f s", exc, delay)
+                await asyncio.sleep(delay)
+        log.info("search sink ready: index template %r installed", TEMPLATE_NAME)
+        self._flusher = asyncio.create_task(self._flush_loop(), name="search-flush")
+
+    async def put(self, record: Record) -> None:
+        line = self._encoder.lines(record)
+        if not self._batch:
+            self._batch_started = time.monotonic()
+        self._batch.append((line, record))
+        self._batch_bytes += len(line)
+        if len(self._batch) >= self._max_docs or self._batch_bytes >= self._max_bytes:
+            await self._dispatch()
+
+    async def _dispatch(self) -> None:
+        if not self._batch:
+            return
+        batch, self._batch, self._batch_bytes = self._batch, [], 0
+        await self._slots.acquire()
+        task = asyncio.create_task(self._send(batch), name="search-bulk")
+        self._tasks.add(task)
+        task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        self._slots.release()
+        if not task.cancelled() and task.exception() is not None:
+            log.error("bulk task failed", exc_info=task.exception())
+
+    async def _flush_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self._flush_interval / 2)
+            if self._batch and time.monotonic() - self._batch_started >= self._flush_interval:
+                await self._dispatch()
+
+    async def _send(self, batch: list[Entry]) -> None:
+        pending = batch
+        backoff = Backoff()
+        try:
+            while pending:
+                pending = await self._attempt(pending)
+                if pending:
+                    await asyncio.sleep(backoff.next_delay())
+        except asyncio.CancelledError:
+            for _, record in pending:
+                record.resolve(Outcome.RETRY, "shutdown before search confirmed")
+            raise
+
+    async def _attempt(self, pending: list[Entry]) -> list[Entry]:
+        """One bulk request; returns the entries to retry."""
+        body = b"".join(line for line, _ in pending)
+        try:
+            items = await self._client.bulk(body, len(pending))
+        except TransientError as exc:
+            metrics.SEARCH_RETRIES.inc()
+            log.warning("bulk of %d documents failed, will retry: %s", len(pending), exc)
+            return pending
+        except PermanentError as exc:
+            if exc.status == 413 and len(pending) > 1:
+                half = len(pending) // 2
+                return await self._attempt(pending[:half]) + await self._attempt(pending[half:])
+            for _, record in pending:
+                record.resolve(Outcome.REJECTED, f"search refused the bulk request: {exc}")
+            metrics.SEARCH_REJECTED.inc(len(pending))
+            return []
+        retry: list[Entry] = []
+        delivered = 0
+        for entry, item in zip(pending, items, strict=True):
+            if item.delivered:
+                entry[1].resolve(Outcome.DELIVERED)
+                delivered += 1
+            elif item.transient:
+                retry.append(entry)
+            else:
+                metrics.SEARCH_REJECTED.inc()
+                entry[1].resolve(Outcome.REJECTED, f"search rejected the document: {item.error}")
+        metrics.SEARCH_INDEXED.inc(delivered)
+        if retry:
+            metrics.SEARCH_RETRIES.inc()
+            log.warning(
+                "%d of %d documents throttled or failed, will retry", len(retry), len(pending)
+            )
+        return retry
+
+    async def stop(self, grace: float) -> None:
+        """Send what is batched and wait up to `grace` s; the rest resolves RETRY."""
+        if self._flusher is not None:
+            self._flusher.cancel()
+        await self._dispatch()
+        if self._tasks:
+            _, still = await asyncio.wait(set(self._tasks), timeout=grace)
+            for task in still:
+                task.cancel()
+            if still:
+                log.warning(
+                    "%d bulk requests unfinished at shutdown; left for redelivery", len(still)
+                )
+                await asyncio.gather(*still, return_exceptions=True)
+        await self._client.close()
