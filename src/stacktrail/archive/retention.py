@@ -78,7 +78,7 @@ async def set_state(engine: AsyncEngine, name: str, value: Any) -> None:
     insert = t.upsert(engine.dialect.name, jt.scheduler_state).values(
         name=name, value=value, updated_at=datetime.now(UTC)
     )
-    insert = insert.on_conflict_dorow_to_update(
+    insert = insert.on_conflict_do_update(
         index_elements=["name"],
         set_={"value": insert.excluded.value, "updated_at": insert.excluded.updated_at},
     )
@@ -208,7 +208,7 @@ class ArchiveRetention:
         insert = t.upsert(self._engine.dialect.name, jt.retention_updates).values(
             project_id=project_id, **values
         )
-        insert = insert.on_conflict_dorow_to_update(
+        insert = insert.on_conflict_do_update(
             index_elements=["project_id"],
             set_={name: getattr(insert.excluded, name) for name in values},
         )
