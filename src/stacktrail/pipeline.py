@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from time import monotonic
 from typing import Protocol
 
-from stacktrail.events import DecodeError, decode_message
+from stacktrail.events import DEFAULT_LIMITS, DecodeError, EventLimits, decode_message
 from stacktrail.routing import Router
 from stacktrail.sinks.base import Outcome, Record, Sink, Ticket
 from stacktrail.source.consumer import AmqpSource, Delivery
@@ -40,12 +40,12 @@ class Pipeline:
         router: Router,
         sinks: Sequence[Sink],
         *,
-        max_message_bytes: int = 4 << 20,
+        limits: EventLimits = DEFAULT_LIMITS,
     ) -> None:
         self._source = source
         self._router = router
         self._sinks = list(sinks)
-        self._max_bytes = max_message_bytes
+        self._limits = limits
         self._inbox: asyncio.Queue[Delivery] = asyncio.Queue()
         self._in_flight = 0
         self.event_types: Counter[str] = Counter()
@@ -93,15 +93,15 @@ class Pipeline:
     async def dispatch(self, delivery: Delivery) -> None:
         self._in_flight += 1
         ticket = Ticket(delivery, self._finished)
+        now, hour = self._clock()
         try:
-            event = decode_message(delivery.body, max_bytes=self._max_bytes)
+            event = decode_message(delivery.body, limits=self._limits, now=now)
         except DecodeError as exc:
             ticket.outcome, ticket.reason = Outcome.REJECTED, f"undecodable: {exc.reason}"
             ticket.seal()
             return
         try:
             trails = self._router.route(event)
-            now, hour = self._clock()
             self.event_types[event.event_type or event.action] += 1
             for trail in trails:
                 self.ingested[(trail.project_id, hour)] += 1
@@ -110,7 +110,7 @@ class Pipeline:
                 for sink in self._sinks:
                     if sink.wants(record):
                         ticket.add()
-                        await sink.put(record)
+                        await _put(sink, record)
         except Exception as exc:  # a bug must not lose the message: dead-letter it
             log.exception("dispatching event %s failed", event.id)
             ticket.outcome, ticket.reason = Outcome.REJECTED, f"internal error: {exc!r}"
@@ -124,3 +124,16 @@ class Pipeline:
             await stats.record_event_types(dict(event_types))
         if ingested:
             await stats.record_ingest_many(dict(ingested))
+
+
+async def _put(sink: Sink, record: Record) -> None:
+    """Hand a counted record to a sink; if the sink raises, the record is resolved here.
+
+    A sink that raises from `put` has not taken the record (see `Sink.put`), so the
+    ticket would otherwise wait for it forever and its message would never be settled.
+    """
+    try:
+        await sink.put(record)
+    except Exception as exc:
+        log.exception("%s sink failed to take event %s", sink.name, record.event.id)
+        record.resolve(Outcome.REJECTED, f"internal error: {sink.name} sink: {exc!r}"[:500])

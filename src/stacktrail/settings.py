@@ -23,6 +23,14 @@ from pydantic_settings import (
 )
 
 from stacktrail.durations import format_duration, parse_duration
+from stacktrail.events.limits import (
+    DEFAULT_MAX_BYTES,
+    DEFAULT_MAX_DEPTH,
+    DEFAULT_MAX_FUTURE_SKEW,
+    DEFAULT_MAX_KEYS,
+    DEFAULT_MAX_STRING_CHARS,
+    MAX_DEPTH_CEILING,
+)
 
 ENV_PREFIX = "STACKTRAIL_"
 CONFIG_ENV = "STACKTRAIL_CONFIG"
@@ -102,6 +110,33 @@ class Settings(BaseSettings):
     )
     amqp_reconnect_max: Duration = Field(
         timedelta(seconds=30), description="Longest wait between reconnect attempts."
+    )
+
+    amqp_unacked_max_age: Duration = Field(
+        timedelta(minutes=5),
+        description="/readyz fails while the oldest unacked message is older than this "
+        "(acks stalled while messages wait).",
+    )
+
+    # --- event limits (what decode accepts, every sink can encode; see events.limits)
+    event_max_bytes: int = Field(
+        DEFAULT_MAX_BYTES, ge=1024, description="Largest message body; larger ones are refused."
+    )
+    event_max_depth: int = Field(
+        DEFAULT_MAX_DEPTH,
+        ge=8,
+        le=MAX_DEPTH_CEILING,
+        description="Deepest nesting of objects/lists in an event (the event is level 1).",
+    )
+    event_max_string_chars: int = Field(
+        DEFAULT_MAX_STRING_CHARS, ge=1024, description="Longest string (value or key)."
+    )
+    event_max_keys: int = Field(
+        DEFAULT_MAX_KEYS, ge=100, description="Most object keys in one event, counted over all."
+    )
+    event_max_future_skew: Duration = Field(
+        DEFAULT_MAX_FUTURE_SKEW,
+        description="Events dated further ahead of the clock are dead-lettered.",
     )
 
     # --- config store
