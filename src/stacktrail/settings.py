@@ -34,6 +34,20 @@ Duration = Annotated[
 ]
 
 
+def _parse_duration_or_zero(value: Any) -> timedelta:
+    if value in (0, "0", timedelta(0)) or (isinstance(value, str) and value.strip() == "0s"):
+        return timedelta(0)
+    return parse_duration(value)
+
+
+# a duration where 0 means "never" (e.g. never trust a cached value)
+DurationOrZero = Annotated[
+    timedelta,
+    BeforeValidator(_parse_duration_or_zero),
+    PlainSerializer(format_duration, return_type=str),
+]
+
+
 class ArchiveStore(StrEnum):
     FILE = "file"
     SWIFT = "swift"
@@ -197,7 +211,7 @@ class Settings(BaseSettings):
         description="How long a validated token is trusted for reads (a revoked token or "
         "removed role keeps reading this long).",
     )
-    token_cache_ttl_writes: Duration = Field(
+    token_cache_ttl_writes: DurationOrZero = Field(
         timedelta(0),
         description="How long a validation is trusted for writes (unsafe methods); 0 asks "
         "Keystone on every write, so a revoked token cannot change anything.",
