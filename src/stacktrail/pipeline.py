@@ -30,6 +30,8 @@ class IngestStats(Protocol):
 
     async def record_event_types(self, counts: dict[str, int]) -> None: ...
 
+    async def record_project_event_types(self, counts: dict[tuple[str, str], int]) -> None: ...
+
     async def record_ingest_many(self, counts: dict[tuple[str, datetime], int]) -> None: ...
 
 
@@ -49,6 +51,7 @@ class Pipeline:
         self._inbox: asyncio.Queue[Delivery] = asyncio.Queue()
         self._in_flight = 0
         self.event_types: Counter[str] = Counter()
+        self.project_event_types: Counter[tuple[str, str]] = Counter()
         self.ingested: Counter[tuple[str, datetime]] = Counter()
         self._tick = -1.0
         self._now = self._hour = datetime.now(UTC)
@@ -102,9 +105,11 @@ class Pipeline:
             return
         try:
             trails = self._router.route(event)
-            self.event_types[event.event_type or event.action] += 1
+            event_type = event.event_type or event.action
+            self.event_types[event_type] += 1
             for trail in trails:
                 self.ingested[(trail.project_id, hour)] += 1
+                self.project_event_types[(trail.project_id, event_type)] += 1
                 # One record serves every sink: it is plain data, each sink resolves it once.
                 record = Record(trail.project_id, event, trail, now, ticket)
                 for sink in self._sinks:
@@ -120,8 +125,11 @@ class Pipeline:
         """Hand the counters gathered since the last call to the store."""
         event_types, self.event_types = self.event_types, Counter()
         ingested, self.ingested = self.ingested, Counter()
+        by_project, self.project_event_types = self.project_event_types, Counter()
         if event_types:
             await stats.record_event_types(dict(event_types))
+        if by_project:
+            await stats.record_project_event_types(dict(by_project))
         if ingested:
             await stats.record_ingest_many(dict(ingested))
 

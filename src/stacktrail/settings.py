@@ -42,6 +42,20 @@ Duration = Annotated[
 ]
 
 
+def _parse_duration_or_zero(value: Any) -> timedelta:
+    if value in (0, "0", timedelta(0)) or (isinstance(value, str) and value.strip() == "0s"):
+        return timedelta(0)
+    return parse_duration(value)
+
+
+# a duration where 0 means "never" (e.g. never trust a cached value)
+DurationOrZero = Annotated[
+    timedelta,
+    BeforeValidator(_parse_duration_or_zero),
+    PlainSerializer(format_duration, return_type=str),
+]
+
+
 class ArchiveStore(StrEnum):
     FILE = "file"
     SWIFT = "swift"
@@ -227,10 +241,44 @@ class Settings(BaseSettings):
         "admin", description="Holders of `admin` on this project are cloud admins."
     )
     keystone_audit_admin_role: str = "audit_admin"
-    token_cache_ttl: Duration = Field(timedelta(seconds=60))
+    token_cache_ttl: Duration = Field(
+        timedelta(seconds=60),
+        description="How long a validated token is trusted for reads (a revoked token or "
+        "removed role keeps reading this long).",
+    )
+    token_cache_ttl_writes: DurationOrZero = Field(
+        timedelta(0),
+        description="How long a validation is trusted for writes (unsafe methods); 0 asks "
+        "Keystone on every write, so a revoked token cannot change anything.",
+    )
 
     # --- API and UI
     api_listen: str = Field("127.0.0.1:8080", description="host:port of the API and UI.")
+    api_max_body_bytes: int = Field(
+        1024 * 1024,
+        ge=1,
+        description="Largest request body (API and UI forms), refused with 413 before "
+        "authentication.",
+    )
+    api_max_json_depth: int = Field(
+        32, ge=2, le=200, description="Deepest nesting of a JSON request body (422 beyond)."
+    )
+    api_max_header_bytes: int = Field(
+        16 * 1024, ge=1024, description="Largest request line and headers of a request."
+    )
+    api_header_timeout: Duration = Field(
+        timedelta(seconds=10),
+        description="Time a connection has to send a request's headers (slow clients are cut).",
+    )
+    api_body_timeout: Duration = Field(
+        timedelta(seconds=30), description="Time a request has to send its whole body (408)."
+    )
+    api_keep_alive_timeout: Duration = Field(
+        timedelta(seconds=5), description="How long an idle keep-alive connection stays open."
+    )
+    api_max_connections: int = Field(
+        1000, ge=1, description="Open connections (or requests) beyond this are answered 503."
+    )
     auth_mode: AuthMode = Field(
         AuthMode.KEYSTONE, description="`noauth` is for local development only."
     )

@@ -15,6 +15,7 @@ import stacktrail
 from stacktrail.api import routes_admin, routes_health, routes_trails
 from stacktrail.api.auth import TokenCache, TokenValidator
 from stacktrail.api.context import ApiContext, Emit, PendingSpoolBytes, ReadinessCheck
+from stacktrail.api.limits import RequestLimits
 from stacktrail.settings import AuthMode, Settings
 from stacktrail.trails.db import StoreError
 from stacktrail.trails.sql_ledger import SqlLedger
@@ -39,6 +40,31 @@ class _AuthDisabledHeader:
         async def send_marked(message: Message) -> None:
             if message["type"] == "http.response.start":
                 message["headers"] = [*message.get("headers", []), AUTH_DISABLED_HEADER]
+            await send(message)
+
+        await self.app(scope, receive, send_marked)
+
+
+NO_STORE = (b"cache-control", b"no-store")
+
+
+class _NoStore:
+    """`Cache-Control: no-store` on the API's answers: they are per caller (and token),
+    so no shared or browser cache may keep them."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith("/v1/"):
+            await self.app(scope, receive, send)
+            return
+
+        async def send_marked(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                if not any(name.lower() == b"cache-control" for name, _ in headers):
+                    message["headers"] = [*headers, NO_STORE]
             await send(message)
 
         await self.app(scope, receive, send_marked)
@@ -101,6 +127,14 @@ def create_app(
         TimeoutError,
     ):
         app.add_exception_handler(error, _store_unavailable)
+    app.add_middleware(_NoStore)
     if tokens is None:
         app.add_middleware(_AuthDisabledHeader)
+    # outermost: bodies are bounded before any route, dependency or token check runs
+    app.add_middleware(
+        RequestLimits,
+        max_body_bytes=settings.api_max_body_bytes,
+        body_timeout=settings.api_body_timeout.total_seconds(),
+        max_json_depth=settings.api_max_json_depth,
+    )
     return app

@@ -108,7 +108,8 @@ def _expiry_in(info: TokenInfo) -> float | None:
 class TokenCache:
     """Validated tokens for `ttl` seconds (never beyond their expiry), keyed by a hash.
 
-    A revoked token is therefore refused at most `ttl` seconds after the revocation.
+    A revoked token is therefore refused at most `ttl` seconds after the revocation, or
+    `max_age` seconds where a caller asks for a fresher validation (writes do).
     Refused tokens are remembered too, so a client retrying a bad token does not hammer
     Keystone; concurrent requests with the same token share one validation.
     """
@@ -117,22 +118,27 @@ class TokenCache:
         self._validator = validator
         self._ttl = ttl
         self._max_entries = max_entries
-        self._entries: OrderedDict[str, tuple[float, TokenInfo | None]] = OrderedDict()
+        # key -> (valid until, validated at, info or None when refused); monotonic times
+        self._entries: OrderedDict[str, tuple[float, float, TokenInfo | None]] = OrderedDict()
         self._inflight: dict[str, asyncio.Future[TokenInfo]] = {}
 
     def __len__(self) -> int:
         return len(self._entries)
 
-    async def validate(self, token: str) -> TokenInfo:
+    async def validate(self, token: str, max_age: float | None = None) -> TokenInfo:
+        """The token's holder, from a validation at most `ttl` (or `max_age`) seconds old."""
         key = hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
         now = time.monotonic()
         entry = self._entries.get(key)
         if entry is not None:
-            if entry[0] > now:
-                if entry[1] is None:
-                    raise InvalidToken("token is invalid or expired", status=401)
-                return entry[1]
-            del self._entries[key]
+            until, validated_at, info = entry
+            if info is None and until > now:  # refused tokens are not coming back
+                raise InvalidToken("token is invalid or expired", status=401)
+            if info is not None and until > now:
+                if max_age is None or now - validated_at < max_age:
+                    return info
+            else:
+                del self._entries[key]
         future = self._inflight.get(key)
         if future is None:
             future = asyncio.ensure_future(self._validate(key, token))
@@ -158,7 +164,8 @@ class TokenCache:
         return info
 
     def _remember(self, key: str, value: TokenInfo | None, ttl: float) -> None:
-        self._entries[key] = (time.monotonic() + ttl, value)
+        now = time.monotonic()
+        self._entries[key] = (now + ttl, now, value)
         self._entries.move_to_end(key)
         while len(self._entries) > self._max_entries:
             self._entries.popitem(last=False)

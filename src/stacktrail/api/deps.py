@@ -43,15 +43,25 @@ def _unauthorized(ctx: ApiContext, detail: str) -> NoReturn:
     raise HTTPException(401, detail, headers=headers)
 
 
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def _max_age(ctx: ApiContext, request: Request) -> float | None:
+    """Writes trust a cached validation only `token_cache_ttl_writes` (0: ask Keystone)."""
+    if request.method in _SAFE_METHODS:
+        return None
+    return ctx.settings.token_cache_ttl_writes.total_seconds()
+
+
 async def get_principal(
-    ctx: Context, token: Annotated[str | None, Security(token_header)]
+    ctx: Context, request: Request, token: Annotated[str | None, Security(token_header)]
 ) -> Principal:
     if ctx.tokens is None:
         return Principal.unauthenticated()
     if not token:
         _unauthorized(ctx, "authentication required: send a Keystone token in X-Auth-Token")
     try:
-        info = await ctx.tokens.validate(token)
+        info = await ctx.tokens.validate(token, _max_age(ctx, request))
     except InvalidToken:
         _unauthorized(ctx, "the token is invalid, expired or revoked")
     except ClientError as exc:

@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, Response
 
+from stacktrail.api.auth import Principal
 from stacktrail.api.conditional import etag, parse_if_match
 from stacktrail.api.deps import (
     VALIDATION_ERROR,
@@ -27,6 +28,7 @@ from stacktrail.api.schemas import (
 )
 from stacktrail.trails.audit import ACTION_UPDATE_DEFAULTS, config_change_event
 from stacktrail.trails.document import DefaultsInput
+from stacktrail.trails.sql_ledger import EventTypeEntry
 from stacktrail.trails.store import PreconditionFailed, defaults_document
 from stacktrail.trails.validation import PROJECT_ID_PART_PATTERN, PROJECT_ID_PATTERN
 
@@ -36,7 +38,7 @@ _ETAG = {"ETag": {"description": "The version, quoted.", "schema": {"type": "str
 _AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
     **VALIDATION_ERROR,
     401: {"model": ErrorBody, "description": "No valid token."},
-    403: {"model": ErrorBody, "description": "Cloud admins only."},
+    403: {"model": ErrorBody, "description": "Cloud admins only (event types: readers)."},
     503: {"model": ErrorBody, "description": "Keystone or the config store is unavailable."},
 }
 
@@ -95,7 +97,10 @@ async def list_trails(
 async def get_defaults(ctx: Context, who: Caller, response: Response) -> DefaultsView:
     defaults = await ctx.store.get_defaults()
     response.headers["ETag"] = etag(defaults.version)
-    return DefaultsView.of(defaults, ctx.settings, await ctx.ledger.event_types())
+    view = DefaultsView.of(defaults, ctx.settings, await _visible_event_types(ctx, who))
+    if not who.cloud_admin:  # who changed them is the cloud admins' business
+        view.updated_by = None
+    return view
 
 
 @router.put(
@@ -149,7 +154,7 @@ async def put_defaults(
         )
     )
     response.headers["ETag"] = etag(new.version)
-    return DefaultsView.of(new, ctx.settings, await ctx.ledger.event_types())
+    return DefaultsView.of(new, ctx.settings, await _visible_event_types(ctx, who))
 
 
 @router.get(
@@ -157,9 +162,23 @@ async def put_defaults(
     response_model=EventTypeList,
     responses=_AUTH_ERRORS,
     tags=["defaults"],
-    summary="Event types the pipeline has seen (for building filters)",
+    summary="Event types the pipeline has seen in the caller's project (all, for cloud admins)",
 )
 async def event_types(ctx: Context, who: Caller) -> EventTypeList:
+    if not who.cloud_admin and (who.project_id is None or not who.can_read(who.project_id)):
+        raise HTTPException(
+            403, "event types are shown to readers of a project: use a project-scoped token"
+        )
     return EventTypeList(
-        event_types=[EventTypeView.of(entry) for entry in await ctx.ledger.event_types()]
+        event_types=[EventTypeView.of(entry) for entry in await _visible_event_types(ctx, who)]
     )
+
+
+async def _visible_event_types(ctx: Context, who: Principal) -> list[EventTypeEntry]:
+    """Cloud admins see the cloud-wide catalogue; readers of a project the types of its
+    events; everybody else nothing (the types and counts tell what other tenants do)."""
+    if who.cloud_admin:
+        return await ctx.ledger.event_types()
+    if who.project_id is None or not who.can_read(who.project_id):
+        return []
+    return await ctx.ledger.event_types(who.project_id)
