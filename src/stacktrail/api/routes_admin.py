@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, Response
 
+from stacktrail.api import policy
 from stacktrail.api.conditional import etag, parse_if_match
 from stacktrail.api.deps import (
     VALIDATION_ERROR,
@@ -14,6 +15,7 @@ from stacktrail.api.deps import (
     actor_of,
     raise_validation,
     refuse_unknown_query,
+    require,
     require_cloud_admin,
 )
 from stacktrail.api.schemas import (
@@ -65,7 +67,7 @@ async def list_trails(
         bool | None, Query(description="Only trails whose last delivery failed (or not).")
     ] = None,
 ) -> TrailList:
-    require_cloud_admin(who)
+    require_cloud_admin(ctx, who, policy.TRAILS_LIST)
     page = await ctx.store.list_trails(
         limit=limit,
         marker=marker,
@@ -93,6 +95,7 @@ async def list_trails(
     summary="The operator's defaults and bounds, and the event type catalogue",
 )
 async def get_defaults(ctx: Context, who: Caller, response: Response) -> DefaultsView:
+    require(ctx, who, policy.DEFAULTS_GET)
     defaults = await ctx.store.get_defaults()
     response.headers["ETag"] = etag(defaults.version)
     return DefaultsView.of(defaults, ctx.settings, await ctx.ledger.event_types())
@@ -120,7 +123,7 @@ async def put_defaults(
         str | None, Header(description='The ETag (`"<version>"`) the change applies to.')
     ] = None,
 ) -> DefaultsView:
-    require_cloud_admin(who)
+    require_cloud_admin(ctx, who, policy.DEFAULTS_UPDATE)
     precondition = parse_if_match(if_match)
     errors = body.bounds_errors(ctx.settings)
     if errors:
@@ -160,6 +163,7 @@ async def put_defaults(
     summary="Event types the pipeline has seen (for building filters)",
 )
 async def event_types(ctx: Context, who: Caller) -> EventTypeList:
+    require(ctx, who, policy.EVENT_TYPES_LIST)
     return EventTypeList(
         event_types=[EventTypeView.of(entry) for entry in await ctx.ledger.event_types()]
     )
