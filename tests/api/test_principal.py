@@ -161,3 +161,21 @@ def test_unusable_policy_files_are_refused(tmp_path: Path) -> None:
     undefined.write_text('"stacktrail:trail:get": "rule:no_such_rule"\n')
     with pytest.raises(PolicyFileError, match="rules that do not exist"):
         Policy(make_settings(policy_file=undefined))
+
+
+def test_sample_policy_lists_every_default_and_loads(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from stacktrail.cli import app
+
+    sample = tmp_path / "sample.yaml"
+    result = CliRunner().invoke(app, ["policy", "sample", "--output", str(sample)])
+    assert result.exit_code == 0, result.output
+    rules = [line[1:] for line in sample.read_text().splitlines() if line.startswith('#"')]
+    assert {line.split('"')[1] for line in rules} == {rule.name for rule in policy.RULES}
+    uncommented = tmp_path / "policy.yaml"
+    uncommented.write_text("\n".join(rules) + "\n")
+    operator = Policy(make_settings(policy_file=uncommented))
+    reader = who(token("a", "Default", ["reader"]))
+    assert operator.allows(reader, policy.TRAIL_GET, "p1")
+    assert not operator.allows(reader, policy.TRAIL_UPDATE, "p1")
