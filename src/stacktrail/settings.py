@@ -238,9 +238,20 @@ class Settings(BaseSettings):
     keystone_project_domain_name: str = "Default"
     keystone_interface: str = "public"
     keystone_cloud_admin_project: str = Field(
-        "admin", description="Holders of `admin` on this project are cloud admins."
+        "admin",
+        description="Holders of `admin` on this project (id, or name in the cloud admin "
+        "domain) are cloud admins.",
     )
-    keystone_audit_admin_role: str = "audit_admin"
+    keystone_cloud_admin_domain: str = Field(
+        "",
+        description="Domain (name or id) of the cloud admin project named by name; "
+        "empty: STACKTRAIL_KEYSTONE_PROJECT_DOMAIN_NAME.",
+    )
+    policy_file: Path | None = Field(
+        None,
+        description="oslo.policy YAML file overriding the default role rules "
+        "(`stacktrail policy sample`); read again when it changes.",
+    )
     token_cache_ttl: Duration = Field(
         timedelta(seconds=60),
         description="How long a validated token is trusted for reads (a revoked token or "

@@ -16,6 +16,7 @@ from stacktrail.api import routes_admin, routes_health, routes_trails
 from stacktrail.api.auth import TokenCache, TokenValidator
 from stacktrail.api.context import ApiContext, Emit, PendingSpoolBytes, ReadinessCheck
 from stacktrail.api.limits import RequestLimits
+from stacktrail.api.policy import Policy
 from stacktrail.settings import AuthMode, Settings
 from stacktrail.trails.db import StoreError
 from stacktrail.trails.sql_ledger import SqlLedger
@@ -111,6 +112,7 @@ def create_app(
         store=store,
         ledger=ledger if ledger is not None else SqlLedger(store.engine),
         tokens=tokens,
+        policy=Policy(settings),
         emit=emit,
         pending_spool_bytes=pending_spool_bytes,
         readiness=dict(readiness or {}),

@@ -67,29 +67,35 @@ async def get_principal(
     except ClientError as exc:
         log.error("cannot validate tokens with Keystone: %s", exc)
         raise HTTPException(503, "cannot validate the token with Keystone now") from exc
-    return Principal.from_token(info, ctx.settings)
+    return ctx.policy.principal_of(info)
 
 
 Caller = Annotated[Principal, Depends(get_principal)]
 
 
-def require_read(who: Principal, project_id: str) -> None:
-    if not who.can_read(project_id):
+def require_read(ctx: ApiContext, who: Principal, action: str, project_id: str) -> None:
+    if not ctx.policy.allows(who, action, project_id):
         raise HTTPException(403, f"not allowed to read the trail of project {project_id}")
 
 
-def require_write(who: Principal, project_id: str) -> None:
-    if not who.can_write(project_id):
+def require_write(ctx: ApiContext, who: Principal, action: str, project_id: str) -> None:
+    if not ctx.policy.allows(who, action, project_id):
         raise HTTPException(
             403,
             f"not allowed to change the trail of project {project_id}: "
-            "needs the admin role on that project",
+            "needs the audit_admin or admin role on that project",
         )
 
 
-def require_cloud_admin(who: Principal) -> None:
-    if not who.cloud_admin:
+def require_cloud_admin(ctx: ApiContext, who: Principal, action: str) -> None:
+    if not ctx.policy.allows(who, action):
         raise HTTPException(403, "only cloud admins may do this")
+
+
+def require(ctx: ApiContext, who: Principal, action: str) -> None:
+    """For actions on no project (any valid token, by default)."""
+    if not ctx.policy.allows(who, action):
+        raise HTTPException(403, "not allowed to do this")
 
 
 def actor_of(who: Principal, request: Request) -> Actor:

@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, Response
 
+from stacktrail.api import policy
 from stacktrail.api.auth import Principal
 from stacktrail.api.conditional import etag, parse_if_match
 from stacktrail.api.deps import (
@@ -15,6 +16,7 @@ from stacktrail.api.deps import (
     actor_of,
     raise_validation,
     refuse_unknown_query,
+    require,
     require_cloud_admin,
 )
 from stacktrail.api.schemas import (
@@ -67,7 +69,7 @@ async def list_trails(
         bool | None, Query(description="Only trails whose last delivery failed (or not).")
     ] = None,
 ) -> TrailList:
-    require_cloud_admin(who)
+    require_cloud_admin(ctx, who, policy.TRAILS_LIST)
     page = await ctx.store.list_trails(
         limit=limit,
         marker=marker,
@@ -95,6 +97,7 @@ async def list_trails(
     summary="The operator's defaults and bounds, and the event type catalogue",
 )
 async def get_defaults(ctx: Context, who: Caller, response: Response) -> DefaultsView:
+    require(ctx, who, policy.DEFAULTS_GET)
     defaults = await ctx.store.get_defaults()
     response.headers["ETag"] = etag(defaults.version)
     view = DefaultsView.of(defaults, ctx.settings, await _visible_event_types(ctx, who))
@@ -125,7 +128,7 @@ async def put_defaults(
         str | None, Header(description='The ETag (`"<version>"`) the change applies to.')
     ] = None,
 ) -> DefaultsView:
-    require_cloud_admin(who)
+    require_cloud_admin(ctx, who, policy.DEFAULTS_UPDATE)
     precondition = parse_if_match(if_match)
     errors = body.bounds_errors(ctx.settings)
     if errors:
@@ -165,7 +168,7 @@ async def put_defaults(
     summary="Event types the pipeline has seen in the caller's project (all, for cloud admins)",
 )
 async def event_types(ctx: Context, who: Caller) -> EventTypeList:
-    if not who.cloud_admin and (who.project_id is None or not who.can_read(who.project_id)):
+    if not ctx.policy.allows(who, policy.EVENT_TYPES_LIST, who.project_id):
         raise HTTPException(
             403, "event types are shown to readers of a project: use a project-scoped token"
         )
@@ -179,6 +182,8 @@ async def _visible_event_types(ctx: Context, who: Principal) -> list[EventTypeEn
     events; everybody else nothing (the types and counts tell what other tenants do)."""
     if who.cloud_admin:
         return await ctx.ledger.event_types()
-    if who.project_id is None or not who.can_read(who.project_id):
+    if who.project_id is None or not ctx.policy.allows(
+        who, policy.EVENT_TYPES_LIST, who.project_id
+    ):
         return []
     return await ctx.ledger.event_types(who.project_id)
