@@ -297,3 +297,55 @@ def test_ingest_clock_is_read_per_millisecond(monkeypatch: pytest.MonkeyPatch) -
     assert before - timedelta(milliseconds=1) <= first <= datetime.now(UTC)
     assert hour == first.replace(minute=0, second=0, microsecond=0)
     assert later > first
+
+
+def _deep_event(event_id: str, depth: int) -> bytes:
+    """A valid notification of PROJECT_A whose attachments nest `depth` lists deep."""
+    cadf = make_cadf(event_id=event_id, initiator_project=PROJECT_A)
+    cadf["attachments"] = "@DEEP@"
+    deep = b"[" * depth + b"0" + b"]" * depth
+    return encode(wrap_v1(cadf)).replace(b'"@DEEP@"', deep)
+
+
+async def test_deep_and_far_future_events_are_dead_lettered_and_acking_goes_on(
+    settings: Settings,
+) -> None:
+    far_future = make_cadf(
+        event_id="far-future", initiator_project=PROJECT_A, event_time="8999-01-01T00:00:00Z"
+    )
+    bad = {
+        "254-deep": _deep_event("deep-254", 254),
+        # 1,022 levels in the message: the most the JSON parser takes
+        "1024-deep": _deep_event("deep-1024", 1020),
+        "beyond the parser": _deep_event("deep-1030", 1030),
+        "8999": encode(wrap_v1(far_future)),
+    }
+    good = [make_notification(event_id=f"good-{i}", initiator_project=PROJECT_A) for i in range(30)]
+    bodies = [*good[:10], bad["254-deep"], *good[10:20], bad["1024-deep"], bad["8999"]]
+    bodies.append(bad["beyond the parser"])
+    bodies += good[20:]
+    index = index_of(settings, PROJECT_A)
+    async with running(settings):
+        await start_consuming(settings)
+        await publish(settings.amqp_url, bodies)
+        assert await search.wait_for_count(settings.search_url, index, 30) == 30
+        dead = await take_all(settings.amqp_url, settings.amqp_dead_letter_exchange, len(bad))
+        # Everything was acked: nothing waits in the queue, nothing is redelivered.
+        await wait_until(lambda: _drained(settings))
+    # After shutdown, an unacked message would be back in the queue.
+    assert await queue_depth(settings.amqp_url, settings.amqp_queue) == 0
+    assert sorted(m.body for m in dead) == sorted(bad.values())
+    reasons = {m.body: m.headers[REASON_HEADER] for m in dead}
+    assert reasons[bad["254-deep"]] == "undecodable: event nested too deeply: more than 64 levels"
+    assert reasons[bad["1024-deep"]] == reasons[bad["254-deep"]]
+    assert reasons[bad["beyond the parser"]] == (
+        "undecodable: JSON nested too deeply (more than 1024 levels)"
+    )
+    assert reasons[bad["8999"]] == (
+        "undecodable: eventTime is more than 7d in the future: '8999-01-01T00:00:00Z'"
+    )
+    assert await search.ids(settings.search_url, index) == {f"good-{i}" for i in range(30)}
+
+
+async def _drained(settings: Settings) -> bool:
+    return await queue_depth(settings.amqp_url, settings.amqp_queue) == 0

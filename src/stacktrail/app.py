@@ -34,6 +34,7 @@ from stacktrail.domain.audit import NOTIFICATION_EVENT_TYPES
 from stacktrail.domain.delivery import Sink
 from stacktrail.domain.directory import TrailDirectory
 from stacktrail.domain.durations import format_duration
+from stacktrail.domain.event_limits import EventLimits
 from stacktrail.domain.trail import ArchiveStore
 from stacktrail.gc_tuning import tune_gc
 from stacktrail.ingest.consumer import AmqpSource, redact
@@ -211,7 +212,9 @@ async def run_pipeline(
     source = AmqpSource(settings)
     if on_source is not None:
         on_source(source)
-    pipeline = Pipeline(source, Router(directory), sinks)
+    pipeline = Pipeline(
+        source, Router(directory), sinks, limits=EventLimits.from_settings(settings)
+    )
     log.info(
         "pipeline starting: RabbitMQ %s queue %r", redact(settings.amqp_url), settings.amqp_queue
     )
@@ -254,6 +257,19 @@ def _readiness(services: Services) -> dict[str, Callable[[], Awaitable[bool]]]:
         return True  # this process does not consume
 
     checks["broker"] = broker
+
+    async def acks() -> bool:
+        """Not ready while a consumed message waits too long for its ack (acks stalled)."""
+        source = services.source
+        limit = settings.amqp_unacked_max_age.total_seconds()
+        age = source.oldest_unacked_age() if source is not None else 0.0
+        if age > limit:
+            raise RuntimeError(
+                f"acks stalled: the oldest unacked message has waited {age:.0f}s (limit {limit:g}s)"
+            )
+        return True
+
+    checks["acks"] = acks
     if settings.search_enabled:
 
         async def search() -> bool:

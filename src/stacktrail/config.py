@@ -23,6 +23,14 @@ from pydantic_settings import (
 )
 
 from stacktrail.domain.durations import format_duration, parse_duration
+from stacktrail.domain.event_limits import (
+    DEFAULT_MAX_BYTES,
+    DEFAULT_MAX_DEPTH,
+    DEFAULT_MAX_FUTURE_SKEW,
+    DEFAULT_MAX_KEYS,
+    DEFAULT_MAX_STRING_CHARS,
+    MAX_DEPTH_CEILING,
+)
 from stacktrail.domain.trail import ArchiveFormat, ArchiveStore
 
 ENV_PREFIX = "STACKTRAIL_"
@@ -31,6 +39,20 @@ CONFIG_ENV = "STACKTRAIL_CONFIG"
 Duration = Annotated[
     timedelta,
     BeforeValidator(parse_duration),
+    PlainSerializer(format_duration, return_type=str),
+]
+
+
+def _parse_duration_or_zero(value: Any) -> timedelta:
+    if value in (0, "0", timedelta(0)) or (isinstance(value, str) and value.strip() == "0s"):
+        return timedelta(0)
+    return parse_duration(value)
+
+
+# a duration where 0 means "never" (e.g. never trust a cached value)
+DurationOrZero = Annotated[
+    timedelta,
+    BeforeValidator(_parse_duration_or_zero),
     PlainSerializer(format_duration, return_type=str),
 ]
 
@@ -91,6 +113,33 @@ class Settings(BaseSettings):
     )
     amqp_reconnect_max: Duration = Field(
         timedelta(seconds=30), description="Longest wait between reconnect attempts."
+    )
+
+    amqp_unacked_max_age: Duration = Field(
+        timedelta(minutes=5),
+        description="/readyz fails while the oldest unacked message is older than this "
+        "(acks stalled while messages wait).",
+    )
+
+    # --- event limits (what decode accepts, every sink can encode; see events.limits)
+    event_max_bytes: int = Field(
+        DEFAULT_MAX_BYTES, ge=1024, description="Largest message body; larger ones are refused."
+    )
+    event_max_depth: int = Field(
+        DEFAULT_MAX_DEPTH,
+        ge=8,
+        le=MAX_DEPTH_CEILING,
+        description="Deepest nesting of objects/lists in an event (the event is level 1).",
+    )
+    event_max_string_chars: int = Field(
+        DEFAULT_MAX_STRING_CHARS, ge=1024, description="Longest string (value or key)."
+    )
+    event_max_keys: int = Field(
+        DEFAULT_MAX_KEYS, ge=100, description="Most object keys in one event, counted over all."
+    )
+    event_max_future_skew: Duration = Field(
+        DEFAULT_MAX_FUTURE_SKEW,
+        description="Events dated further ahead of the clock are dead-lettered.",
     )
 
     # --- config store
@@ -178,13 +227,58 @@ class Settings(BaseSettings):
     keystone_project_domain_name: str = "Default"
     keystone_interface: str = "public"
     keystone_cloud_admin_project: str = Field(
-        "admin", description="Holders of `admin` on this project are cloud admins."
+        "admin",
+        description="Holders of `admin` on this project (id, or name in the cloud admin "
+        "domain) are cloud admins.",
     )
-    keystone_audit_admin_role: str = "audit_admin"
-    token_cache_ttl: Duration = Field(timedelta(seconds=60))
+    keystone_cloud_admin_domain: str = Field(
+        "",
+        description="Domain (name or id) of the cloud admin project named by name; "
+        "empty: STACKTRAIL_KEYSTONE_PROJECT_DOMAIN_NAME.",
+    )
+    policy_file: Path | None = Field(
+        None,
+        description="oslo.policy YAML file overriding the default role rules "
+        "(`stacktrail policy sample`); read again when it changes.",
+    )
+    token_cache_ttl: Duration = Field(
+        timedelta(seconds=60),
+        description="How long a validated token is trusted for reads (a revoked token or "
+        "removed role keeps reading this long).",
+    )
+    token_cache_ttl_writes: DurationOrZero = Field(
+        timedelta(0),
+        description="How long a validation is trusted for writes (unsafe methods); 0 asks "
+        "Keystone on every write, so a revoked token cannot change anything.",
+    )
 
     # --- API and UI
     api_listen: str = Field("127.0.0.1:8080", description="host:port of the API and UI.")
+    api_max_body_bytes: int = Field(
+        1024 * 1024,
+        ge=1,
+        description="Largest request body (API and UI forms), refused with 413 before "
+        "authentication.",
+    )
+    api_max_json_depth: int = Field(
+        32, ge=2, le=200, description="Deepest nesting of a JSON request body (422 beyond)."
+    )
+    api_max_header_bytes: int = Field(
+        16 * 1024, ge=1024, description="Largest request line and headers of a request."
+    )
+    api_header_timeout: Duration = Field(
+        timedelta(seconds=10),
+        description="Time a connection has to send a request's headers (slow clients are cut).",
+    )
+    api_body_timeout: Duration = Field(
+        timedelta(seconds=30), description="Time a request has to send its whole body (408)."
+    )
+    api_keep_alive_timeout: Duration = Field(
+        timedelta(seconds=5), description="How long an idle keep-alive connection stays open."
+    )
+    api_max_connections: int = Field(
+        1000, ge=1, description="Open connections (or requests) beyond this are answered 503."
+    )
     auth_mode: AuthMode = Field(
         AuthMode.KEYSTONE, description="`noauth` is for local development only."
     )

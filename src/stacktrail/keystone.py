@@ -125,7 +125,9 @@ class KeystoneClient:
                 authenticated=True,
                 raise_exc=False,
             )
-            if resp.status_code in (400, 404):  # Keystone cannot read or does not know it
+            # Keystone cannot read it (400; 413/431: too large for its HTTP server) or does
+            # not know it (404): the client's token is bad, Keystone is not failing
+            if resp.status_code in (400, 404, 413, 431):
                 raise InvalidToken("token is invalid or expired", status=401)
             if resp.status_code in (401, 403):
                 raise AuthError(

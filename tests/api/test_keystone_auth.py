@@ -90,7 +90,23 @@ async def test_reader_and_member_only_read_their_project(
     assert (await http.get("/v1/trails", headers=headers)).status_code == 403
 
 
-@pytest.mark.parametrize("who", ["cloud_admin", "audit_admin"])
+async def test_audit_admin_is_not_cloud_wide(
+    keystone_client: httpx.AsyncClient, users: KeystoneUsers, tokens: dict[str, str]
+) -> None:
+    """The auditor holds audit_admin on the cloud admin project: under the legacy Keystone
+    policy any project admin can grant itself that role, so it manages that project only."""
+    headers = auth(tokens["audit_admin"])
+    for letter in ("a", "b"):
+        project = users.project_id(letter)
+        response = await keystone_client.put(trail(project), json={}, headers=headers)
+        assert response.status_code == 403, response.text
+        assert (await keystone_client.get(trail(project), headers=headers)).status_code == 403
+    assert (await keystone_client.get("/v1/trails", headers=headers)).status_code == 403
+    response = await keystone_client.put("/v1/defaults", json=DEFAULTS, headers=headers)
+    assert response.status_code == 403
+
+
+@pytest.mark.parametrize("who", ["cloud_admin"])
 async def test_cloud_admins_change_every_project_and_the_defaults(
     keystone_settings: Settings,
     own_store: TrailStore,

@@ -23,9 +23,9 @@ from stacktrail.archive.spool.segment import SegmentSpec
 from stacktrail.config import Settings
 from stacktrail.domain.defaults import RETENTION_LIMIT_DAYS
 from stacktrail.domain.delivery import Record, Ticket
+from stacktrail.domain.event import DecodeError
 from stacktrail.domain.trail import Trail, default_trail
 from stacktrail.ingest.decode import decode_message
-from stacktrail.ingest.errors import DecodeError
 from stacktrail.ingest.route import Router
 from stacktrail.search.documents import BulkEncoder
 from tests.support.cadf_factory import make_notification

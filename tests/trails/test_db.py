@@ -17,6 +17,7 @@ from stacktrail.db.tables import metadata
 from tests.trails.fixtures import BACKENDS, fresh_database
 
 DAILY_REVISION = "0003_ingest_daily"
+HEAD_REVISION = "0004_project_event_types"
 
 
 def alembic_config(connection: Connection | None = None) -> Config:
@@ -29,7 +30,8 @@ def alembic_config(connection: Connection | None = None) -> Config:
 
 def test_one_line_of_revisions() -> None:
     script = ScriptDirectory.from_config(alembic_config())
-    assert script.get_heads() == [DAILY_REVISION] == [db.head_revision()]
+    assert script.get_heads() == [HEAD_REVISION] == [db.head_revision()]
+    assert script.get_revision(HEAD_REVISION).down_revision == DAILY_REVISION
     assert script.get_revision(DAILY_REVISION).down_revision == "0002_jobs"
 
 
@@ -92,7 +94,7 @@ async def test_daily_counts_start_from_the_hourly_ones(backend: str, db_dir: Pat
         finally:
             await engine.dispose()
         await db.upgrade(url)
-        assert await db.current_revision(url) == DAILY_REVISION
+        assert await db.current_revision(url) == HEAD_REVISION
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

@@ -82,6 +82,23 @@ async def test_event_type_catalogue(ledger: SqlLedger) -> None:
     assert entries[b].count == 1
 
 
+async def test_event_types_per_project(ledger: SqlLedger) -> None:
+    tag = uuid.uuid4().hex[:8]
+    a, b = f"{tag}a", f"{tag}b"
+    shared, only_b = f"{tag}.identity.project.created", f"{tag}.compute.instance.create.end"
+    await ledger.record_project_event_types({(a, shared): 2, (b, shared): 1, (b, only_b): 4})
+    await ledger.record_project_event_types({(a, shared): 3, (a, ""): 1}, seen_at=NOW)
+    of_a = await ledger.event_types(a)
+    assert [(e.event_type, e.count) for e in of_a] == [(shared, 5)]
+    assert {(e.event_type, e.count) for e in await ledger.event_types(b)} == {
+        (shared, 1),
+        (only_b, 4),
+    }
+    assert await ledger.event_types(f"{tag}c") == []
+    # the cloud-wide catalogue is kept on its own
+    assert not [e for e in await ledger.event_types() if e.event_type.startswith(tag)]
+
+
 async def test_ingest_counters(ledger: SqlLedger, project_id: str) -> None:
     now = datetime.now(UTC)
     current = hour_of(now)

@@ -55,6 +55,10 @@ async def seed_history(ledger: SqlLedger, a: str, b: str) -> None:
     """Deliveries, an ingest history, the event catalogue and a failing project (B)."""
     now = datetime.now(UTC)
     await ledger.record_event_types(EVENT_TYPES, seen_at=now)
+    # project A's own catalogue: its users see only the types of its events
+    await ledger.record_project_event_types(
+        {(a, name): count for name, count in EVENT_TYPES.items()}, seen_at=now
+    )
     await ledger.record_ingest_many(
         {(a, now - timedelta(hours=hours)): 40 + 7 * hours for hours in range(0, 30)}
     )

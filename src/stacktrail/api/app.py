@@ -14,6 +14,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 import stacktrail
 from stacktrail.api.auth import TokenCache, TokenValidator
 from stacktrail.api.context import ApiContext, Emit, PendingSpoolBytes, ReadinessCheck
+from stacktrail.api.limits import RequestLimits
+from stacktrail.api.policy import Policy
 from stacktrail.api.routes import admin as routes_admin
 from stacktrail.api.routes import health as routes_health
 from stacktrail.api.routes import trails as routes_trails
@@ -41,6 +43,31 @@ class _AuthDisabledHeader:
         async def send_marked(message: Message) -> None:
             if message["type"] == "http.response.start":
                 message["headers"] = [*message.get("headers", []), AUTH_DISABLED_HEADER]
+            await send(message)
+
+        await self.app(scope, receive, send_marked)
+
+
+NO_STORE = (b"cache-control", b"no-store")
+
+
+class _NoStore:
+    """`Cache-Control: no-store` on the API's answers: they are per caller (and token),
+    so no shared or browser cache may keep them."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith("/v1/"):
+            await self.app(scope, receive, send)
+            return
+
+        async def send_marked(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                if not any(name.lower() == b"cache-control" for name, _ in headers):
+                    message["headers"] = [*headers, NO_STORE]
             await send(message)
 
         await self.app(scope, receive, send_marked)
@@ -87,6 +114,7 @@ def create_app(
         store=store,
         ledger=ledger if ledger is not None else SqlLedger(store.engine),
         tokens=tokens,
+        policy=Policy(settings),
         emit=emit,
         pending_spool_bytes=pending_spool_bytes,
         readiness=dict(readiness or {}),
@@ -103,6 +131,14 @@ def create_app(
         TimeoutError,
     ):
         app.add_exception_handler(error, _store_unavailable)
+    app.add_middleware(_NoStore)
     if tokens is None:
         app.add_middleware(_AuthDisabledHeader)
+    # outermost: bodies are bounded before any route, dependency or token check runs
+    app.add_middleware(
+        RequestLimits,
+        max_body_bytes=settings.api_max_body_bytes,
+        body_timeout=settings.api_body_timeout.total_seconds(),
+        max_json_depth=settings.api_max_json_depth,
+    )
     return app

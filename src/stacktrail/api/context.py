@@ -1,4 +1,4 @@
-"""What the routes share: settings, store, ledger, token cache, and the composition
+"""What the routes share: settings, store, ledger, token cache, policy, and the composition
 root's hooks (audit event emission, spool sizes, readiness checks)."""
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from typing import Any
 from fastapi import Request
 
 from stacktrail.api.auth import TokenCache
+from stacktrail.api.policy import Policy
 from stacktrail.config import Settings
 from stacktrail.db.ledger import SqlLedger
 from stacktrail.db.trail_store import TrailStore
@@ -32,6 +33,7 @@ class ApiContext:
     store: TrailStore
     ledger: SqlLedger
     tokens: TokenCache | None  # None: authentication disabled
+    policy: Policy
     emit: Emit | None = None
     pending_spool_bytes: PendingSpoolBytes | None = None
     readiness: Mapping[str, ReadinessCheck] = field(default_factory=dict)

@@ -7,8 +7,10 @@ import contextlib
 import logging
 from collections.abc import Generator
 
+import h11
 import uvicorn
 from fastapi import FastAPI
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from stacktrail.config import Settings
 
@@ -20,6 +22,55 @@ class _Server(uvicorn.Server):
     def capture_signals(self) -> Generator[None, None, None]:
         # Signals belong to the composition root, which sets `stop_event`.
         yield
+
+
+class _GuardedH11(H11Protocol):
+    """uvicorn's h11 protocol with a deadline for each request's headers.
+
+    uvicorn bounds only the idle time after a response (`timeout_keep_alive`); a client
+    that connects and sends nothing, or its headers a byte at a time, would hold the
+    connection for ever. The deadline starts when the connection opens and again after
+    each response, and ends when a request's headers are complete.
+    """
+
+    header_timeout: float = 10.0
+    _header_deadline: asyncio.TimerHandle | None = None
+
+    def _arm(self) -> None:
+        self._disarm()
+        self._header_deadline = self.loop.call_later(self.header_timeout, self._headers_late)
+
+    def _disarm(self) -> None:
+        if self._header_deadline is not None:
+            self._header_deadline.cancel()
+            self._header_deadline = None
+
+    def _headers_late(self) -> None:
+        self._header_deadline = None
+        if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
+            self.transport.close()
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        if self.conn.their_state is not h11.IDLE:
+            self._disarm()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if not self.transport.is_closing() and self.conn.their_state is h11.IDLE:
+            self._arm()
+
+
+def _protocol(header_timeout: float) -> type[H11Protocol]:
+    return type("GuardedH11", (_GuardedH11,), {"header_timeout": header_timeout})
 
 
 async def serve(
@@ -41,6 +92,10 @@ async def serve(
         lifespan="off",
         timeout_graceful_shutdown=max(1, int(settings.shutdown_grace.total_seconds())),
         server_header=False,
+        http=_protocol(settings.api_header_timeout.total_seconds()),
+        timeout_keep_alive=max(1, int(settings.api_keep_alive_timeout.total_seconds())),
+        limit_concurrency=settings.api_max_connections,
+        h11_max_incomplete_event_size=settings.api_max_header_bytes,
     )
     server = _Server(config)
 

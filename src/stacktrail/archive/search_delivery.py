@@ -31,12 +31,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from stacktrail.archive.export import (
-    SEARCH_WORKER,
-    Exporter,
-    ExportSpec,
-    TimeField,
-)
+from stacktrail.archive.export import SEARCH_WORKER, Exporter, ExportSpec, TimeField
 from stacktrail.archive.layout import InvalidName
 from stacktrail.archive.stores.base import ObjectStore
 from stacktrail.db import job_tables as jt

@@ -141,7 +141,12 @@ class ArchiveSink:
         if problem:
             record.resolve(Outcome.REJECTED, problem)
             return
-        payload = orjson.dumps(record.event.body)
+        try:
+            payload = orjson.dumps(record.event.body)
+        except orjson.JSONEncodeError as exc:  # decode's limits should make this unreachable
+            log.exception("cannot encode event %s for the archive", record.event.id)
+            record.resolve(Outcome.REJECTED, f"archive: cannot encode the event: {exc}"[:500])
+            return
         size = len(payload) + FRAME_OVERHEAD
         await self._reserve(size)
         if self._stopping:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -71,6 +72,8 @@ db_app = typer.Typer(help="The config database (SQLite or PostgreSQL).", no_args
 archive_app = typer.Typer(help="The archive spool and its deliveries.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(archive_app, name="archive")
+policy_app = typer.Typer(help="The role rules (oslo.policy).", no_args_is_help=True)
+app.add_typer(policy_app, name="policy")
 register_jobs(app)
 
 
@@ -123,6 +126,23 @@ def showsettings_or_exit() -> None:
         elif isinstance(value, list):
             value = ",".join(value)  # the form the environment variable takes
         typer.echo(f"STACKTRAIL_{name.upper()}={value}")
+
+
+@policy_app.command("sample")
+def policy_sample(
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="File to write; default: stdout.")
+    ] = None,
+) -> None:
+    """Print every default rule as a commented YAML policy file, to copy into
+    STACKTRAIL_POLICY_FILE and change."""
+    from oslo_config import cfg
+    from oslo_policy import generator
+
+    args = ["--namespace", "stacktrail"]
+    if output is not None:
+        args += ["--output-file", str(output)]
+    generator.generate_sample(args, conf=cfg.ConfigOpts())
 
 
 @app.command()

@@ -177,6 +177,40 @@ class SqlLedger:
         async with self._engine.begin() as conn:
             await conn.execute(insert)
 
+    async def record_project_event_types(
+        self, counts: Mapping[tuple[str, str], int], seen_at: datetime | None = None
+    ) -> None:
+        """Add to each project's catalogue ((project id, event type) -> events seen)."""
+        now = seen_at or datetime.now(UTC)
+        merged: dict[tuple[str, str], int] = {}
+        for (project_id, name), count in counts.items():
+            if name and count > 0:
+                key = (project_id, name[:MAX_EVENT_TYPE_LENGTH])
+                merged[key] = merged.get(key, 0) + count
+        if not merged:
+            return
+        rows = [
+            {
+                "project_id": project_id,
+                "event_type": name,
+                "first_seen": now,
+                "last_seen": now,
+                "count": count,
+            }
+            for (project_id, name), count in sorted(merged.items())
+        ]
+        table = t.project_event_types
+        insert = t.upsert(self._dialect, table).values(rows)
+        insert = insert.on_conflict_do_update(
+            index_elements=["project_id", "event_type"],
+            set_={
+                "last_seen": insert.excluded.last_seen,
+                "count": table.c.count + insert.excluded.count,
+            },
+        )
+        async with self._engine.begin() as conn:
+            await conn.execute(insert)
+
     async def record_ingest(self, project_id: str, hour: datetime, count: int) -> None:
         """Add `count` events ingested for a project in the clock hour of `hour`."""
         await self.record_ingest_many({(project_id, hour): count})
@@ -315,8 +349,15 @@ class SqlLedger:
             for row in rows
         ]
 
-    async def event_types(self) -> list[EventTypeEntry]:
-        query = select(t.event_types).order_by(t.event_types.c.event_type)
+    async def event_types(self, project_id: str | None = None) -> list[EventTypeEntry]:
+        """The cloud-wide catalogue, or only the types of `project_id`'s events."""
+        if project_id is None:
+            query = select(t.event_types).order_by(t.event_types.c.event_type)
+        else:
+            table = t.project_event_types
+            query = (
+                select(table).where(table.c.project_id == project_id).order_by(table.c.event_type)
+            )
         async with self._engine.connect() as conn:
             rows = (await conn.execute(query)).all()
         return [

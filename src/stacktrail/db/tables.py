@@ -110,6 +110,16 @@ event_types = Table(
     Column("count", BigInteger, nullable=False),
 )
 
+project_event_types = Table(
+    "project_event_types",
+    metadata,
+    Column("project_id", String(64), primary_key=True),
+    Column("event_type", String(255), primary_key=True),
+    Column("first_seen", UtcDateTime, nullable=False),
+    Column("last_seen", UtcDateTime, nullable=False),
+    Column("count", BigInteger, nullable=False),
+)
+
 deliveries = Table(
     "deliveries",
     metadata,

@@ -92,7 +92,11 @@ class Sink(Protocol):
         ...
 
     async def put(self, record: Record) -> None:
-        """Take a record; may wait (back-pressure) but never drops it."""
+        """Take a record; may wait (back-pressure) but never drops it.
+
+        Raising means the record was not taken and is not resolved (the dispatcher then
+        resolves it REJECTED); once taken, the sink resolves it whatever happens.
+        """
         ...
 
     async def stop(self, grace: float) -> None:

@@ -32,3 +32,11 @@ class AuditEvent:
     def day(self) -> str:
         """UTC day of the event as YYYY-MM-DD (the archive's chunk key)."""
         return self.time.strftime("%Y-%m-%d")
+
+
+class DecodeError(Exception):
+    """The message is unusable; `reason` goes into the dead-letter header."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason

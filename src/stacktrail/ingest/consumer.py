@@ -12,9 +12,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from time import monotonic
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -63,11 +65,24 @@ class AmqpSource:
         self._publisher: AmqpChannel | None = None
         self._consumer_tag: str | None = None
         self._tracker = AckTracker()
+        # Receive times of the unacked deliveries, oldest first: tags on a channel are
+        # consecutive from 1, so the head is the delivery the ack prefix waits for.
+        self._received: deque[float] = deque()
         self._pending_dead: set[asyncio.Task[None]] = set()
         self._connected = asyncio.Event()
         self._consuming = True
         self._consumed = 0  # counted here, added to the metric once per ack round
         self.on_delivery: Callable[[Delivery], None] = lambda d: None
+        metrics.OLDEST_UNACKED_AGE.set_function(self.oldest_unacked_age)
+
+    def oldest_unacked_age(self) -> float:
+        """Seconds the oldest consumed, not yet acked message has waited (0: none waits).
+
+        Grows while one message is never settled, however many after it finish: the
+        signal that acks stalled (readiness).
+        """
+        received = self._received
+        return monotonic() - received[0] if received else 0.0
 
     @property
     def connected(self) -> bool:
@@ -115,6 +130,7 @@ class AmqpSource:
             raise
         self._generation += 1
         self._tracker = AckTracker()
+        self._received = deque()
         self._connection, self._channel, self._publisher = connection, channel, publisher
         self._connected.set()
         metrics.AMQP_CONNECTED.set(1)
@@ -125,11 +141,13 @@ class AmqpSource:
         assert self._channel is not None
         generation = self._generation
         deliver = self.on_delivery
+        received = self._received
 
         def receive(
             _channel: object, method: Basic.Deliver, properties: pika.BasicProperties, body: bytes
         ) -> None:
             self._consumed += 1
+            received.append(monotonic())
             deliver(
                 Delivery(
                     body=body,
@@ -175,6 +193,7 @@ class AmqpSource:
         metrics.AMQP_CONNECTED.set(0)
         self._connection = self._channel = self._publisher = None
         self._consumer_tag = None
+        self._received = deque()  # the broker redelivers these; they wait in the queue
 
     def settle(self, delivery: Delivery, outcome: Outcome, reason: str = "") -> None:
         """Called once per delivery when its fate is known."""
@@ -237,6 +256,8 @@ class AmqpSource:
         if upto is not None:
             channel.raw.basic_ack(upto, multiple=True)
             metrics.ACKED.inc(upto - before)
+            for _ in range(min(upto - before, len(self._received))):
+                self._received.popleft()
         if everything:
             for tag in self._tracker.take_rest():
                 channel.raw.basic_ack(tag)

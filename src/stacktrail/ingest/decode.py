@@ -19,11 +19,19 @@ from typing import Any, Final
 
 import orjson
 
-from stacktrail.domain.event import AuditEvent, JsonDict
-from stacktrail.ingest.errors import DecodeError
+from stacktrail.domain.durations import format_duration
+from stacktrail.domain.event import AuditEvent, DecodeError, JsonDict
+from stacktrail.domain.event_limits import (
+    DEFAULT_LIMITS,
+    DEFAULT_MAX_BYTES,
+    EventLimits,
+    check_shape,
+    may_exceed_shape,
+)
 from stacktrail.ingest.normalise import normalise_action, normalise_offset, normalise_reporterchain
 
-DEFAULT_MAX_BYTES: Final = 4 * 1024 * 1024
+__all__ = ["DEFAULT_MAX_BYTES", "LATEST_EVENT_TIME", "decode_message", "encode_event"]
+
 MAX_EVENT_ID_BYTES: Final = 512  # Elasticsearch/OpenSearch refuse longer document ids
 
 V2_VERSION_KEY: Final = "oslo.version"
@@ -42,8 +50,21 @@ LATEST_EVENT_TIME: Final = datetime(9000, 1, 1, tzinfo=UTC)
 _SHOWN_CHARS: Final = 40
 
 
-def decode_message(body: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> AuditEvent:
-    """Decode and normalise one message body; raise DecodeError(reason) if unusable."""
+def decode_message(
+    body: bytes,
+    *,
+    max_bytes: int | None = None,
+    limits: EventLimits = DEFAULT_LIMITS,
+    now: datetime | None = None,
+) -> AuditEvent:
+    """Decode and normalise one message body; raise DecodeError(reason) if unusable.
+
+    Refuses what breaks `limits` (see events.limits: what decode accepts, every sink can
+    encode); `max_bytes` overrides its size limit. `now` is the clock the future skew of
+    eventTime is measured from (default: read here).
+    """
+    if max_bytes is None:
+        max_bytes = limits.max_bytes
     size = len(body)
     if size > max_bytes:
         raise DecodeError(f"message too large: {size} bytes > limit of {max_bytes}")
@@ -58,10 +79,11 @@ def decode_message(body: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> AuditE
     elif V2_VERSION_KEY in doc:
         raise DecodeError(f"{V2_VERSION_KEY} envelope without {V2_MESSAGE_KEY}")
 
+    check = _Checks(limits, now, may_exceed_shape(body, limits))
     payload = doc.get("payload", _MISSING)
     if payload is _MISSING:
         if _looks_like_cadf(doc):
-            return _event(doc, "")
+            return _event(doc, "", check)
         if _NOTIFICATION_KEYS.isdisjoint(doc):
             raise DecodeError("not an oslo notification: no payload and no CADF event")
         raise DecodeError("missing payload")
@@ -74,7 +96,7 @@ def decode_message(body: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> AuditE
         event_type = ""
     if not _looks_like_cadf(payload):
         raise DecodeError("no CADF event in payload")
-    return _event(payload, event_type)
+    return _event(payload, event_type, check)
 
 
 def encode_event(event: AuditEvent) -> bytes:
@@ -113,12 +135,25 @@ def _looks_like_cadf(doc: JsonDict) -> bool:
     )
 
 
-def _event(cadf: JsonDict, event_type: str) -> AuditEvent:
+class _Checks:
+    """What `_event` checks beyond the CADF minimum: the shape, the future skew."""
+
+    __slots__ = ("limits", "now", "shape")
+
+    def __init__(self, limits: EventLimits, now: datetime | None, shape: bool) -> None:
+        self.limits = limits
+        self.now = now
+        self.shape = shape  # False: the raw bytes already prove the shape limits hold
+
+
+def _event(cadf: JsonDict, event_type: str, check: _Checks) -> AuditEvent:
     """Validate the minimum of a CADF event, normalise it in place, extract the fields.
 
     The checks are inline on purpose (this runs for every message); when one fails,
     `_invalid` works out the precise reason.
     """
+    if check.shape:
+        check_shape(cadf, check.limits)
     get = cadf.get
     event_id = get("id")
     raw_time = get("eventTime")
@@ -160,6 +195,12 @@ def _event(cadf: JsonDict, event_type: str) -> AuditEvent:
         cadf["eventTime"] = time.isoformat()
     if time >= LATEST_EVENT_TIME:
         raise DecodeError(f"eventTime is out of range: {_show(raw_time)}")
+    # Far-future events would make indices and objects that no retention reaches.
+    skew = check.limits.max_future_skew
+    if time - (check.now or datetime.now(UTC)) > skew:
+        raise DecodeError(
+            f"eventTime is more than {format_duration(skew)} in the future: {_show(raw_time)}"
+        )
 
     action = raw_action
     if "." in raw_action:

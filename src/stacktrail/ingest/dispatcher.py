@@ -17,9 +17,10 @@ from time import monotonic
 from typing import Protocol
 
 from stacktrail.domain.delivery import Outcome, Record, Sink, Ticket
+from stacktrail.domain.event import DecodeError
+from stacktrail.domain.event_limits import DEFAULT_LIMITS, EventLimits
 from stacktrail.ingest.consumer import AmqpSource, Delivery
 from stacktrail.ingest.decode import decode_message
-from stacktrail.ingest.errors import DecodeError
 from stacktrail.ingest.route import Router
 from stacktrail.telemetry import metrics
 
@@ -31,6 +32,8 @@ class IngestStats(Protocol):
 
     async def record_event_types(self, counts: dict[str, int]) -> None: ...
 
+    async def record_project_event_types(self, counts: dict[tuple[str, str], int]) -> None: ...
+
     async def record_ingest_many(self, counts: dict[tuple[str, datetime], int]) -> None: ...
 
 
@@ -41,15 +44,16 @@ class Pipeline:
         router: Router,
         sinks: Sequence[Sink],
         *,
-        max_message_bytes: int = 4 << 20,
+        limits: EventLimits = DEFAULT_LIMITS,
     ) -> None:
         self._source = source
         self._router = router
         self._sinks = list(sinks)
-        self._max_bytes = max_message_bytes
+        self._limits = limits
         self._inbox: asyncio.Queue[Delivery] = asyncio.Queue()
         self._in_flight = 0
         self.event_types: Counter[str] = Counter()
+        self.project_event_types: Counter[tuple[str, str]] = Counter()
         self.ingested: Counter[tuple[str, datetime]] = Counter()
         self._tick = -1.0
         self._now = self._hour = datetime.now(UTC)
@@ -94,24 +98,26 @@ class Pipeline:
     async def dispatch(self, delivery: Delivery) -> None:
         self._in_flight += 1
         ticket = Ticket(delivery, self._finished)
+        now, hour = self._clock()
         try:
-            event = decode_message(delivery.body, max_bytes=self._max_bytes)
+            event = decode_message(delivery.body, limits=self._limits, now=now)
         except DecodeError as exc:
             ticket.outcome, ticket.reason = Outcome.REJECTED, f"undecodable: {exc.reason}"
             ticket.seal()
             return
         try:
             trails = self._router.route(event)
-            now, hour = self._clock()
-            self.event_types[event.event_type or event.action] += 1
+            event_type = event.event_type or event.action
+            self.event_types[event_type] += 1
             for trail in trails:
                 self.ingested[(trail.project_id, hour)] += 1
+                self.project_event_types[(trail.project_id, event_type)] += 1
                 # One record serves every sink: it is plain data, each sink resolves it once.
                 record = Record(trail.project_id, event, trail, now, ticket)
                 for sink in self._sinks:
                     if sink.wants(record):
                         ticket.add()
-                        await sink.put(record)
+                        await _put(sink, record)
         except Exception as exc:  # a bug must not lose the message: dead-letter it
             log.exception("dispatching event %s failed", event.id)
             ticket.outcome, ticket.reason = Outcome.REJECTED, f"internal error: {exc!r}"
@@ -121,7 +127,23 @@ class Pipeline:
         """Hand the counters gathered since the last call to the store."""
         event_types, self.event_types = self.event_types, Counter()
         ingested, self.ingested = self.ingested, Counter()
+        by_project, self.project_event_types = self.project_event_types, Counter()
         if event_types:
             await stats.record_event_types(dict(event_types))
+        if by_project:
+            await stats.record_project_event_types(dict(by_project))
         if ingested:
             await stats.record_ingest_many(dict(ingested))
+
+
+async def _put(sink: Sink, record: Record) -> None:
+    """Hand a counted record to a sink; if the sink raises, the record is resolved here.
+
+    A sink that raises from `put` has not taken the record (see `Sink.put`), so the
+    ticket would otherwise wait for it forever and its message would never be settled.
+    """
+    try:
+        await sink.put(record)
+    except Exception as exc:
+        log.exception("%s sink failed to take event %s", sink.name, record.event.id)
+        record.resolve(Outcome.REJECTED, f"internal error: {sink.name} sink: {exc!r}"[:500])

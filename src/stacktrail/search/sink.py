@@ -61,7 +61,13 @@ class SearchSink:
         self._flusher = asyncio.create_task(self._flush_loop(), name="search-flush")
 
     async def put(self, record: Record) -> None:
-        line = self._encoder.lines(record)
+        try:
+            line = self._encoder.lines(record)
+        except Exception as exc:  # decode's limits should make this unreachable
+            log.exception("cannot encode event %s for search", record.event.id)
+            metrics.SEARCH_REJECTED.inc()
+            record.resolve(Outcome.REJECTED, f"search: cannot encode the event: {exc}"[:500])
+            return
         if not self._batch:
             self._batch_started = time.monotonic()
         self._batch.append((line, record))
@@ -104,7 +110,18 @@ class SearchSink:
             raise
 
     async def _attempt(self, pending: list[Entry]) -> list[Entry]:
-        """One bulk request; returns the entries to retry."""
+        """One bulk request; returns the entries to retry. Never raises (but on cancel):
+        an unexpected error resolves the entries REJECTED, so no record waits forever."""
+        try:
+            return await self._bulk_once(pending)
+        except Exception as exc:  # a bug or an odd answer from the server
+            log.exception("bulk of %d documents failed unexpectedly", len(pending))
+            metrics.SEARCH_REJECTED.inc(len(pending))
+            for _, record in pending:
+                record.resolve(Outcome.REJECTED, f"internal error: search sink: {exc!r}"[:500])
+            return []
+
+    async def _bulk_once(self, pending: list[Entry]) -> list[Entry]:
         body = b"".join(line for line, _ in pending)
         try:
             items = await self._client.bulk(body, len(pending))
@@ -120,18 +137,24 @@ class SearchSink:
                 record.resolve(Outcome.REJECTED, f"search refused the bulk request: {exc}")
             metrics.SEARCH_REJECTED.inc(len(pending))
             return []
+        # Every outcome is known before any record resolves: if this raises, `_attempt`
+        # resolves the whole of `pending` and none twice.
         retry: list[Entry] = []
-        delivered = 0
+        done: list[Entry] = []
+        refused: list[tuple[Record, str]] = []
         for entry, item in zip(pending, items, strict=True):
             if item.delivered:
-                entry[1].resolve(Outcome.DELIVERED)
-                delivered += 1
+                done.append(entry)
             elif item.transient:
                 retry.append(entry)
             else:
-                metrics.SEARCH_REJECTED.inc()
-                entry[1].resolve(Outcome.REJECTED, f"search rejected the document: {item.error}")
-        metrics.SEARCH_INDEXED.inc(delivered)
+                refused.append((entry[1], f"search rejected the document: {item.error}"))
+        for _, record in done:
+            record.resolve(Outcome.DELIVERED)
+        for record, reason in refused:
+            record.resolve(Outcome.REJECTED, reason)
+        metrics.SEARCH_INDEXED.inc(len(done))
+        metrics.SEARCH_REJECTED.inc(len(refused))
         if retry:
             metrics.SEARCH_RETRIES.inc()
             log.warning(

@@ -14,3 +14,6 @@ SEARCH_REJECTED = Counter("stacktrail_search_documents_rejected", "Documents sea
 SEARCH_RETRIES = Counter("stacktrail_search_retries", "Bulk requests or items retried")
 INFLIGHT = Gauge("stacktrail_messages_in_flight", "Messages taken but not yet acked")
 AMQP_CONNECTED = Gauge("stacktrail_amqp_connected", "1 while connected to RabbitMQ")
+OLDEST_UNACKED_AGE = Gauge(
+    "stacktrail_oldest_unacked_seconds", "Age of the oldest consumed, not yet acked message"
+)

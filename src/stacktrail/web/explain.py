@@ -187,8 +187,10 @@ def role_words(roles: Iterable[str], cloud_admin: bool) -> str:
     if cloud_admin:
         return "cloud administrator"
     roles = set(roles)
-    if "admin" in roles:
+    if "admin" in roles or "audit_admin" in roles:
         return "project administrator"
+    if "audit_viewer" in roles:
+        return "auditor (can view)"
     if "member" in roles:
         return "project member (can view)"
     if "reader" in roles:

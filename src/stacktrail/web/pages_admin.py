@@ -11,13 +11,14 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from stacktrail.api import policy
 from stacktrail.domain.durations import parse_duration
 from stacktrail.domain.validation import PROJECT_ID_PATTERN
 from stacktrail.web import explain, forms
 from stacktrail.web.api_client import Api, ApiResponse
 from stacktrail.web.pages_auth import checked_form, require_session
 from stacktrail.web.pages_project import project_url
-from stacktrail.web.render import message_page, page, redirect
+from stacktrail.web.render import message_page, page, policy_of, redirect
 from stacktrail.web.sessions import Session
 
 router = APIRouter(include_in_schema=False)
@@ -223,7 +224,9 @@ async def render_admin(
 
 def _admin_session(request: Request) -> Session | Response:
     session = require_session(request)
-    if isinstance(session, Session) and not (session.principal and session.principal.cloud_admin):
+    if isinstance(session, Session) and not (
+        session.principal and policy_of(request).allows(session.principal, policy.TRAILS_LIST)
+    ):
         return _forbidden(request, session)
     return session
 

@@ -8,7 +8,8 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from stacktrail.api.auth import READ_ROLES, Principal
+from stacktrail.api import policy
+from stacktrail.api.auth import Principal
 from stacktrail.web.api_client import SignedOut
 from stacktrail.web.forms import MAX_FORM_FIELDS, text
 from stacktrail.web.keystone_login import MAX_FIELD_LENGTH, MAX_SECRET_LENGTH, LoginError, SignedIn
@@ -20,6 +21,7 @@ from stacktrail.web.render import (
     login_url,
     message_page,
     page,
+    policy_of,
     redirect,
     safe_next,
     secure,
@@ -197,14 +199,19 @@ async def login(request: Request) -> Response:
             return _login_page(
                 request, form_session, values=values, error=exc, status_code=exc.status
             )
-        principal = Principal.from_token(signed.info, ctx.settings)
-        if not principal.cloud_admin and principal.roles.isdisjoint(READ_ROLES):
+        rules = policy_of(request)
+        principal = rules.principal_of(signed.info)
+        if not rules.allows(principal, policy.TRAILS_LIST) and not (
+            principal.project_id is not None
+            and rules.allows(principal, policy.TRAIL_GET, principal.project_id)
+        ):
             await ctx.keystone.revoke(signed.token)
             roles = ", ".join(sorted(principal.roles)) or "none"
             error = LoginError(
                 f"You are signed in to project {signed.info.project_name or signed.info.project_id}"
                 f", but your roles there ({roles}) do not include viewing its audit trail. "
-                "Ask the project's administrator for the reader, member or admin role.",
+                "Ask the project's administrator for the audit_viewer, reader, member "
+                "or admin role.",
                 field="project",
                 status=403,
             )

@@ -10,6 +10,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from stacktrail.api import policy
 from stacktrail.api.merge_patch import merge_patch
 from stacktrail.domain.durations import parse_duration
 from stacktrail.domain.trail import UNSCOPED
@@ -17,7 +18,7 @@ from stacktrail.domain.validation import PROJECT_ID_PATTERN
 from stacktrail.web import chart, explain, forms
 from stacktrail.web.api_client import Api, ApiResponse, trail_path
 from stacktrail.web.pages_auth import checked_form, require_session
-from stacktrail.web.render import message_page, page, redirect, web
+from stacktrail.web.render import message_page, page, policy_of, redirect, web
 from stacktrail.web.sessions import Session
 from stacktrail.web.view_trail import (
     change_rows,
@@ -131,7 +132,7 @@ async def render_project(
         "project_id": project_id,
         "project_name": session.project_name if own else None,
         "own": own,
-        "can_write": who.can_write(project_id),
+        "can_write": policy_of(request).allows(who, policy.TRAIL_UPDATE, project_id),
         "trail": current,
         "shown": shown,
         "version": current.get("version", 0),

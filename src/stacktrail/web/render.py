@@ -13,6 +13,7 @@ from fastapi.responses import RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 import stacktrail
+from stacktrail.api.policy import Policy
 from stacktrail.config import AuthMode, Settings
 from stacktrail.web import explain
 from stacktrail.web.keystone_login import KeystoneLogin
@@ -80,6 +81,12 @@ def build_context(settings: Settings) -> WebContext:
 def web(request: Request) -> WebContext:
     context: WebContext = request.app.state.stacktrail_web
     return context
+
+
+def policy_of(request: Request) -> Policy:
+    """The API's policy: the pages decide what to offer by the rules the API enforces."""
+    policy: Policy = request.app.state.stacktrail.policy
+    return policy
 
 
 def secure(response: Response) -> Response:

@@ -6,6 +6,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, Response
 
+from stacktrail.api import policy
+from stacktrail.api.auth import Principal
 from stacktrail.api.conditional import etag, parse_if_match
 from stacktrail.api.deps import (
     VALIDATION_ERROR,
@@ -14,6 +16,7 @@ from stacktrail.api.deps import (
     actor_of,
     raise_validation,
     refuse_unknown_query,
+    require,
     require_cloud_admin,
 )
 from stacktrail.api.schemas import (
@@ -25,6 +28,7 @@ from stacktrail.api.schemas import (
     TrailListEntry,
     TrailView,
 )
+from stacktrail.db.ledger import EventTypeEntry
 from stacktrail.db.trail_store import PreconditionFailed, defaults_document
 from stacktrail.domain.audit import ACTION_UPDATE_DEFAULTS, config_change_event
 from stacktrail.domain.document import DefaultsInput
@@ -36,7 +40,7 @@ _ETAG = {"ETag": {"description": "The version, quoted.", "schema": {"type": "str
 _AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
     **VALIDATION_ERROR,
     401: {"model": ErrorBody, "description": "No valid token."},
-    403: {"model": ErrorBody, "description": "Cloud admins only."},
+    403: {"model": ErrorBody, "description": "Cloud admins only (event types: readers)."},
     503: {"model": ErrorBody, "description": "Keystone or the config store is unavailable."},
 }
 
@@ -65,7 +69,7 @@ async def list_trails(
         bool | None, Query(description="Only trails whose last delivery failed (or not).")
     ] = None,
 ) -> TrailList:
-    require_cloud_admin(who)
+    require_cloud_admin(ctx, who, policy.TRAILS_LIST)
     page = await ctx.store.list_trails(
         limit=limit,
         marker=marker,
@@ -93,9 +97,13 @@ async def list_trails(
     summary="The operator's defaults and bounds, and the event type catalogue",
 )
 async def get_defaults(ctx: Context, who: Caller, response: Response) -> DefaultsView:
+    require(ctx, who, policy.DEFAULTS_GET)
     defaults = await ctx.store.get_defaults()
     response.headers["ETag"] = etag(defaults.version)
-    return DefaultsView.of(defaults, ctx.settings, await ctx.ledger.event_types())
+    view = DefaultsView.of(defaults, ctx.settings, await _visible_event_types(ctx, who))
+    if not who.cloud_admin:  # who changed them is the cloud admins' business
+        view.updated_by = None
+    return view
 
 
 @router.put(
@@ -120,7 +128,7 @@ async def put_defaults(
         str | None, Header(description='The ETag (`"<version>"`) the change applies to.')
     ] = None,
 ) -> DefaultsView:
-    require_cloud_admin(who)
+    require_cloud_admin(ctx, who, policy.DEFAULTS_UPDATE)
     precondition = parse_if_match(if_match)
     errors = body.bounds_errors(ctx.settings)
     if errors:
@@ -149,7 +157,7 @@ async def put_defaults(
         )
     )
     response.headers["ETag"] = etag(new.version)
-    return DefaultsView.of(new, ctx.settings, await ctx.ledger.event_types())
+    return DefaultsView.of(new, ctx.settings, await _visible_event_types(ctx, who))
 
 
 @router.get(
@@ -157,9 +165,25 @@ async def put_defaults(
     response_model=EventTypeList,
     responses=_AUTH_ERRORS,
     tags=["defaults"],
-    summary="Event types the pipeline has seen (for building filters)",
+    summary="Event types the pipeline has seen in the caller's project (all, for cloud admins)",
 )
 async def event_types(ctx: Context, who: Caller) -> EventTypeList:
+    if not ctx.policy.allows(who, policy.EVENT_TYPES_LIST, who.project_id):
+        raise HTTPException(
+            403, "event types are shown to readers of a project: use a project-scoped token"
+        )
     return EventTypeList(
-        event_types=[EventTypeView.of(entry) for entry in await ctx.ledger.event_types()]
+        event_types=[EventTypeView.of(entry) for entry in await _visible_event_types(ctx, who)]
     )
+
+
+async def _visible_event_types(ctx: Context, who: Principal) -> list[EventTypeEntry]:
+    """Cloud admins see the cloud-wide catalogue; readers of a project the types of its
+    events; everybody else nothing (the types and counts tell what other tenants do)."""
+    if who.cloud_admin:
+        return await ctx.ledger.event_types()
+    if who.project_id is None or not ctx.policy.allows(
+        who, policy.EVENT_TYPES_LIST, who.project_id
+    ):
+        return []
+    return await ctx.ledger.event_types(who.project_id)

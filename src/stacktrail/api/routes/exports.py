@@ -14,6 +14,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Path, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from stacktrail.api import policy
 from stacktrail.api.deps import Caller, Context, ProjectId, require_read, require_write
 from stacktrail.api.schemas import ErrorBody
 from stacktrail.db.export_jobs import DONE, ExportConflict, ExportJob, ExportJobs
@@ -155,7 +156,7 @@ def _jobs(ctx: Context) -> ExportJobs:
 async def start_export(
     project_id: ProjectId, body: ExportRequest, response: Response, ctx: Context, who: Caller
 ) -> ExportJobView:
-    require_write(who, project_id)
+    require_write(ctx, who, policy.EXPORT_CREATE, project_id)
     if not ctx.settings.search_enabled:
         raise HTTPException(503, "exports read from search, and this cloud has no search server")
     try:
@@ -193,7 +194,7 @@ async def list_exports(
     who: Caller,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> ExportJobList:
-    require_read(who, project_id)
+    require_read(ctx, who, policy.EXPORTS_LIST, project_id)
     jobs = await _jobs(ctx).list_project(project_id, limit)
     return ExportJobList(exports=[ExportJobView.of(job) for job in jobs])
 
@@ -209,6 +210,6 @@ async def get_export(
     export_id: Annotated[str, Path(pattern=JOB_ID_PATTERN)], ctx: Context, who: Caller
 ) -> ExportJobView:
     job = await _jobs(ctx).get(export_id)
-    if job is None or not who.can_read(job.project_id):
+    if job is None or not ctx.policy.allows(who, policy.EXPORT_GET, job.project_id):
         raise HTTPException(404, f"no export {export_id}")
     return ExportJobView.of(job)

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, R
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
+from stacktrail.api import policy
 from stacktrail.api.conditional import etag, parse_if_match
 from stacktrail.api.context import ApiContext
 from stacktrail.api.deps import (
@@ -124,7 +125,7 @@ def _precondition_failed(exc: PreconditionFailed) -> HTTPException:
 async def get_trail(
     project_id: ProjectId, response: Response, ctx: Context, who: Caller
 ) -> TrailView:
-    require_read(who, project_id)
+    require_read(ctx, who, policy.TRAIL_GET, project_id)
     return _respond(response, await ctx.store.get_trail(project_id))
 
 
@@ -143,7 +144,7 @@ async def put_trail(
     who: Caller,
     if_match: IfMatch = None,
 ) -> TrailView:
-    require_write(who, project_id)
+    require_write(ctx, who, policy.TRAIL_UPDATE, project_id)
     precondition = parse_if_match(if_match)
     spec = await _validated(ctx, project_id, body)
     try:
@@ -217,7 +218,7 @@ async def patch_trail(
     who: Caller,
     if_match: IfMatch = None,
 ) -> TrailView:
-    require_write(who, project_id)
+    require_write(ctx, who, policy.TRAIL_UPDATE, project_id)
     precondition = parse_if_match(if_match)
     patch = _patch_body(request, await request.body())
     try:  # the patch alone must already be well-formed: refused before any precondition
@@ -260,7 +261,7 @@ async def delete_trail(
     who: Caller,
     if_match: IfMatch = None,
 ) -> TrailView:
-    require_write(who, project_id)
+    require_write(ctx, who, policy.TRAIL_DELETE, project_id)
     precondition = parse_if_match(if_match)
     try:
         old, new = await ctx.store.delete_trail(project_id, actor_of(who, request), precondition)
@@ -278,7 +279,7 @@ async def delete_trail(
     summary="Deliveries per region, pending spool bytes, events ingested lately and per day",
 )
 async def trail_status(project_id: ProjectId, ctx: Context, who: Caller) -> TrailStatusView:
-    require_read(who, project_id)
+    require_read(ctx, who, policy.TRAIL_STATUS, project_id)
     stored = await ctx.store.get_trail(project_id)
     by_region = {status.region: status for status in await ctx.ledger.status(project_id)}
     regions = list(dict.fromkeys([*stored.spec.archive.regions, *sorted(by_region)]))
@@ -354,6 +355,6 @@ async def trail_changes(
         int | None, Query(ge=1, le=2**31 - 1, description="Changes with a smaller id.")
     ] = None,
 ) -> TrailChangeList:
-    require_read(who, project_id)
+    require_read(ctx, who, policy.TRAIL_CHANGES, project_id)
     changes = await ctx.store.changes(project_id, limit=limit, before=before)
     return TrailChangeList(changes=[TrailChangeView.of(change) for change in changes])
