@@ -38,7 +38,7 @@ import orjson
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.jobs.corpus import (  # noqa: E402
+from tests.support.corpus import (  # noqa: E402
     DAY0,
     bulk_load,
     install_template,

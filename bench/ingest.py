@@ -184,7 +184,7 @@ def archive_phase(
     url: str, bodies: list[bytes], fast_url: str, baseline: float, workdir: Path
 ) -> None:
     """(d) both sinks: fast `_bulk` + spool, then the spool delivered to Swift."""
-    from tests.conftest import read_env_file
+    from tests.support.devstack import read_env_file
 
     stack = read_env_file(ROOT / "var/dev-stack/env")
     env = stacktrail_env(url, "st-both", fast_url, workdir) | {

@@ -12,7 +12,7 @@ from stacktrail.config import Settings
 from stacktrail.db.ledger import SqlLedger
 from stacktrail.db.trail_store import TrailStore
 from stacktrail.domain.ledger import DeliveryError
-from tests.api.conftest import Emitted, client_for
+from tests.support.api import Emitted, client_for
 
 DEFAULTS = {
     "default_retention_days": 30,

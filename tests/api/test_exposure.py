@@ -18,9 +18,9 @@ from stacktrail.config import Settings
 from stacktrail.db.ledger import SqlLedger
 from stacktrail.db.trail_store import TrailStore
 from stacktrail.keystone import MAX_TOKEN_LENGTH, KeystoneClient
-from tests.api.conftest import client_for
 from tests.api.keystone_users import KeystoneUsers
 from tests.api.test_admin_api import DEFAULTS
+from tests.support.api import client_for
 
 __all__ = ["tokens"]  # the session fixture of Keystone tokens
 from tests.api.test_keystone_auth import auth, tokens, trail

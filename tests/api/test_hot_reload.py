@@ -16,10 +16,11 @@ from stacktrail.config import Settings
 from stacktrail.db import engine as db
 from stacktrail.db.reload import StoreTrails
 from stacktrail.db.trail_store import TrailStore
-from tests.api.conftest import client_for
-from tests.trails.fixtures import fresh_database
+from tests.support.api import client_for
+from tests.support.config_store import fresh_database
+from tests.support.paths import REPO_ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = REPO_ROOT
 LIMIT_S = 5.0
 
 
@@ -59,7 +60,7 @@ async def follower(database_url: str, project_id: str) -> AsyncIterator[Follower
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "tests.trails.reload_follower",
+        "tests.support.reload_follower",
         database_url,
         project_id,
         cwd=ROOT,

@@ -13,9 +13,9 @@ from stacktrail.api.auth import TokenCache
 from stacktrail.config import Settings
 from stacktrail.db.trail_store import TrailStore
 from stacktrail.keystone import InvalidToken, KeystoneClient, TokenInfo
-from tests.api.conftest import TOKEN_CACHE_TTL, Emitted, client_for
 from tests.api.keystone_users import KeystoneUsers
 from tests.api.test_admin_api import DEFAULTS
+from tests.support.api import TOKEN_CACHE_TTL, Emitted, client_for
 
 
 @pytest.fixture(scope="session")

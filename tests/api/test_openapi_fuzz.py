@@ -27,7 +27,7 @@ from stacktrail.db.trail_store import TrailStore
 from stacktrail.keystone import KeystoneClient
 from tests.api.keystone_users import KeystoneUsers
 from tests.api.live_server import LiveServer
-from tests.trails.fixtures import create_postgres_database, drop_postgres_database
+from tests.support.config_store import create_postgres_database, drop_postgres_database
 
 # FUZZ_EXAMPLES=1000 for a longer hunt than the suite's
 MAX_EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "60"))

@@ -12,7 +12,7 @@ from stacktrail.api.auth import Principal
 from stacktrail.api.policy import Policy, PolicyFileError, credentials
 from stacktrail.config import Settings
 from stacktrail.keystone import TokenInfo, token_info
-from tests.trails.fixtures import make_settings
+from tests.support.config_store import make_settings
 
 SETTINGS = make_settings(auth_mode="keystone", keystone_cloud_admin_project="admin")
 RULES = Policy(SETTINGS)

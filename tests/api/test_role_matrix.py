@@ -24,10 +24,10 @@ from stacktrail.domain.document import to_trail
 from stacktrail.domain.timeframe import Timeframe
 from stacktrail.domain.trail import ArchiveFormat
 from stacktrail.keystone import KeystoneClient
-from tests.api.conftest import client_for
 from tests.api.keystone_users import KeystoneUsers, provision, token_of
 from tests.api.test_admin_api import DEFAULTS
-from tests.conftest import RUN_ID
+from tests.support.api import client_for
+from tests.support.devstack import RUN_ID
 
 SEEDED = ["a_reader", "a_member", "a_admin", "cloud_admin", "audit_admin"]
 PROVISIONED = ["a_audit_viewer", "a_audit_admin", "b_audit_admin"]

@@ -11,7 +11,7 @@ from stacktrail.db import job_tables as jobs_tables
 from stacktrail.db.ledger import SqlLedger
 from stacktrail.db.trail_store import TrailStore
 from stacktrail.domain.ledger import DeliveredObject, DeliveryError
-from tests.api.conftest import Emitted
+from tests.support.api import Emitted
 
 MERGE = {"Content-Type": "application/merge-patch+json"}
 

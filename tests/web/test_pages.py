@@ -16,7 +16,7 @@ import pytest
 from stacktrail.api import create_app
 from stacktrail.db.ledger import SqlLedger
 from stacktrail.web import chart, mount_ui
-from tests.trails.fixtures import make_settings, migrated_store
+from tests.support.config_store import make_settings, migrated_store
 
 MANY = 1500  # event types in the catalogue: more than a form parser allows by default
 

@@ -6,7 +6,7 @@ import re
 
 from playwright.sync_api import Page, expect
 
-from tests.web.conftest import (
+from tests.support.web import (
     DESKTOP,
     PHONE,
     api,

@@ -11,7 +11,7 @@ import httpx
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.web.conftest import PHONE, credentials, issue_token, shot, sign_in
+from tests.support.web import PHONE, credentials, issue_token, shot, sign_in
 from tests.web.live import UiServer
 
 

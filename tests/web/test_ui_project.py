@@ -8,7 +8,7 @@ import time
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.web.conftest import PHONE, api, assert_fields_labelled, shot, sign_in, token_of
+from tests.support.web import PHONE, api, assert_fields_labelled, shot, sign_in, token_of
 from tests.web.live import UiServer
 
 

@@ -1,6 +1,6 @@
 """A separate process following the config store, for the cross-process reload test.
 
-Run as `python -m tests.trails.reload_follower DATABASE_URL PROJECT_ID`: prints one JSON
+Run as `python -m tests.support.reload_follower DATABASE_URL PROJECT_ID`: prints one JSON
 line whenever the effective trail of PROJECT_ID changes in its own snapshot.
 """
 
@@ -13,7 +13,7 @@ import sys
 from stacktrail.db.engine import create_engine
 from stacktrail.db.reload import StoreTrails
 from stacktrail.db.trail_store import TrailStore
-from tests.trails.fixtures import make_settings
+from tests.support.config_store import make_settings
 
 
 async def follow(database_url: str, project_id: str) -> None:

@@ -22,9 +22,9 @@ from stacktrail.keystone import KeystoneClient
 from stacktrail.scheduler import Scheduler, SchedulerConfig, run_scheduler
 from stacktrail.search.client import SearchClient
 from tests.api.keystone_users import KeystoneUsers
-from tests.jobs.conftest import jobs_settings
-from tests.jobs.corpus import DAY0, Corpus
-from tests.jobs.test_export import day_of, read_tree
+from tests.archive.test_export import day_of, read_tree
+from tests.support.corpus import DAY0, Corpus
+from tests.support.jobs import jobs_settings
 
 FRAME_BODY = {"from": "2025-03-01T00:00:00Z", "to": "2025-03-03T00:00:00Z", "format": "csv"}
 

@@ -18,7 +18,7 @@ from stacktrail.archive.stores.swift import SwiftStore, account_url
 from stacktrail.domain.errors import AuthError, PermanentError, TransientError
 from stacktrail.domain.trail import UNSCOPED, WriteMode
 from stacktrail.keystone import KeystoneClient
-from tests.clients.conftest import REGION, AclIdentity, ProjectAdmin, unique
+from tests.support.stores import REGION, AclIdentity, ProjectAdmin, unique
 from tests.support.tcpproxy import free_port
 
 

@@ -17,7 +17,7 @@ from stacktrail.domain.document import (
     to_trail,
 )
 from stacktrail.domain.trail import ArchiveFormat, ArchiveSource, WriteMode, default_trail
-from tests.trails.fixtures import make_settings
+from tests.support.config_store import make_settings
 
 SETTINGS = make_settings()
 DEFAULTS = OperatorDefaults.from_settings(SETTINGS)

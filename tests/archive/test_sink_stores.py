@@ -25,8 +25,7 @@ from stacktrail.domain.delivery import Outcome
 from stacktrail.domain.ledger import MemoryLedger
 from stacktrail.domain.trail import ArchiveFormat
 from stacktrail.keystone import KeystoneClient
-from tests.clients.conftest import ProjectAdmin
-from tests.sinks.conftest import (
+from tests.support.sinks import (
     BEFORE_MIDNIGHT,
     DAYS,
     REGION,
@@ -38,6 +37,7 @@ from tests.sinks.conftest import (
     unique,
     unpack,
 )
+from tests.support.stores import ProjectAdmin
 
 KEY = re.compile(
     r"^(?P<prefix>audit/logs)/(?P<project>[0-9a-f]{32})/RegionOne/(?P<y>\d{4})/(?P<m>\d\d)/(?P<d>\d\d)/"

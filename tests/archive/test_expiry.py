@@ -26,11 +26,11 @@ from stacktrail.db.trail_store import TrailStore
 from stacktrail.domain.errors import TransientError
 from stacktrail.domain.trail import ArchiveFormat, WriteMode
 from stacktrail.scheduler import Scheduler, SchedulerConfig
-from tests.clients.conftest import ProjectAdmin
-from tests.clients.test_localdir import store_keeping_expiry
-from tests.jobs.corpus import make_event
-from tests.jobs.test_export import command_app
-from tests.jobs.test_retention import set_retention
+from tests.archive.stores.test_localdir import store_keeping_expiry
+from tests.archive.test_export import command_app
+from tests.cli.test_retention import set_retention
+from tests.support.corpus import make_event
+from tests.support.stores import ProjectAdmin
 
 
 @pytest.fixture(params=["s3", "file"])

@@ -19,9 +19,9 @@ from stacktrail.domain.document import TrailSpec, default_spec
 from stacktrail.domain.trail import ArchiveFormat, ArchiveSource, WriteMode
 from stacktrail.scheduler import Scheduler, SchedulerConfig
 from stacktrail.search.client import SearchClient
-from tests.jobs.conftest import jobs_settings
-from tests.jobs.corpus import bulk_load, install_template, make_event, remove_indices
-from tests.jobs.test_export import read_tree
+from tests.archive.test_export import read_tree
+from tests.support.corpus import bulk_load, install_template, make_event, remove_indices
+from tests.support.jobs import jobs_settings
 
 ACTOR = Actor(user_id="u1", user_name="tester", project_id=None)
 INTERVAL = timedelta(minutes=1)

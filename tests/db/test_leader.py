@@ -18,9 +18,10 @@ from sqlalchemy.engine import make_url
 from stacktrail.db import engine as db
 from stacktrail.db.leader import FileLeaderLock, LocalLeaderLock, PostgresLeaderLock, leader_lock
 from stacktrail.scheduler import leader_info
-from tests.trails.fixtures import fresh_database
+from tests.support.config_store import fresh_database
+from tests.support.paths import REPO_ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = REPO_ROOT
 
 SCRIPT = """
 import asyncio, logging, sys
@@ -29,7 +30,7 @@ from stacktrail.archive.stores.localdir import LocalDirStore
 from stacktrail.scheduler import SchedulerConfig, run_scheduler
 from stacktrail.db import engine as db
 from stacktrail.db.trail_store import TrailStore
-from tests.trails.fixtures import make_settings
+from tests.support.config_store import make_settings
 
 logging.basicConfig(level=logging.INFO, stream=sys.stderr)
 url, holder, root = sys.argv[1:4]

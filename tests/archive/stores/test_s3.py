@@ -18,7 +18,7 @@ from stacktrail.archive.stores.s3 import S3Store
 from stacktrail.config import Settings
 from stacktrail.domain.errors import AuthError, PermanentError, TransientError
 from stacktrail.domain.trail import WriteMode
-from tests.clients.conftest import REGION, ProjectAdmin, unique
+from tests.support.stores import REGION, ProjectAdmin, unique
 from tests.support.tcpproxy import free_port
 
 

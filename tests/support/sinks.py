@@ -23,7 +23,8 @@ from stacktrail.domain.delivery import Outcome, Record, Ticket
 from stacktrail.domain.event import AuditEvent
 from stacktrail.domain.trail import ArchiveConfig, ArchiveFormat, ArchiveSource, Trail, WriteMode
 from stacktrail.ingest.decode import decode_message
-from tests.clients.conftest import (  # fixtures shared with the adapter tests
+from tests.support.cadf_factory import make_cadf, wrap_v1
+from tests.support.stores import (  # fixtures shared with the adapter tests
     REGION,
     acl_identity,
     admin_a,
@@ -34,7 +35,6 @@ from tests.clients.conftest import (  # fixtures shared with the adapter tests
     swift_store,
     unique,
 )
-from tests.support.cadf_factory import make_cadf, wrap_v1
 
 __all__ = [
     "REGION",

@@ -30,11 +30,11 @@ from stacktrail.domain.audit import Actor
 from stacktrail.domain.document import default_spec
 from stacktrail.domain.trail import ArchiveFormat, WriteMode
 from stacktrail.search.retention import cutoff_for
-from tests.clients.conftest import ProjectAdmin
-from tests.clients.test_localdir import store_keeping_expiry
-from tests.jobs.conftest import jobs_settings
-from tests.jobs.corpus import bulk_load, install_template, make_event, remove_indices
-from tests.jobs.test_export import command_app
+from tests.archive.stores.test_localdir import store_keeping_expiry
+from tests.archive.test_export import command_app
+from tests.support.corpus import bulk_load, install_template, make_event, remove_indices
+from tests.support.jobs import jobs_settings
+from tests.support.stores import ProjectAdmin
 
 ACTOR = Actor(user_id="u1", user_name="tester", project_id=None)
 NOW = datetime(2025, 6, 15, 10, 0, tzinfo=UTC)

@@ -32,11 +32,12 @@ from stacktrail.domain.timeframe import Timeframe
 from stacktrail.domain.trail import ArchiveFormat
 from stacktrail.search.client import SearchClient
 from stacktrail.search.reader import EventReader, ReadMode
-from tests.clients.conftest import ProjectAdmin
-from tests.jobs.conftest import jobs_settings
-from tests.jobs.corpus import DAY0, Corpus
+from tests.support.corpus import DAY0, Corpus
+from tests.support.jobs import jobs_settings
+from tests.support.paths import REPO_ROOT
+from tests.support.stores import ProjectAdmin
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = REPO_ROOT
 FRAME = Timeframe(DAY0, DAY0 + timedelta(days=3))
 EXT = {"json": ".json.gz", "ndjson": ".ndjson.gz", "csv": ".csv.gz"}
 

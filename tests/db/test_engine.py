@@ -14,7 +14,7 @@ from stacktrail.db import engine as db
 from stacktrail.db import tables as t
 from stacktrail.db.ledger import SqlLedger
 from stacktrail.db.tables import metadata
-from tests.trails.fixtures import BACKENDS, fresh_database
+from tests.support.config_store import BACKENDS, fresh_database
 
 DAILY_REVISION = "0003_ingest_daily"
 HEAD_REVISION = "0004_project_event_types"

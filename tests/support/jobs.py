@@ -11,7 +11,10 @@ import pytest
 
 from stacktrail.config import Settings
 from stacktrail.search.client import SearchClient
-from tests.clients.conftest import (
+from tests.support.config_store import db_dir, make_settings, own_store, settings, store
+from tests.support.corpus import Corpus, load_export_corpus, remove_indices
+from tests.support.devstack import RUN_ID
+from tests.support.stores import (
     admin_a,
     admin_b,
     keystone,
@@ -19,9 +22,6 @@ from tests.clients.conftest import (
     service_settings,
     swift_store,
 )
-from tests.conftest import RUN_ID
-from tests.jobs.corpus import Corpus, load_export_corpus, remove_indices
-from tests.trails.fixtures import db_dir, make_settings, own_store, settings, store
 
 __all__ = [
     "admin_a",

@@ -25,7 +25,7 @@ from stacktrail.archive.layout import (
 from stacktrail.archive.spool import SegmentSpec
 from stacktrail.config import Settings
 from stacktrail.domain.trail import ArchiveFormat, WriteMode
-from tests.sinks.conftest import make_event
+from tests.support.sinks import make_event
 
 PROJECT = "0123456789abcdef0123456789abcdef"
 BEFORE_MIDNIGHT = datetime(2024, 5, 17, 23, 55, tzinfo=UTC)

@@ -20,7 +20,7 @@ from stacktrail.archive.stores.localdir import LocalDirStore
 from stacktrail.domain.delivery import Outcome
 from stacktrail.domain.ledger import MemoryLedger
 from stacktrail.domain.trail import ArchiveFormat, ArchiveSource, WriteMode
-from tests.sinks.conftest import (
+from tests.support.sinks import (
     BEFORE_MIDNIGHT,
     DAYS,
     Acks,

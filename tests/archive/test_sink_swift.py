@@ -27,8 +27,8 @@ from stacktrail.domain.errors import PermanentError
 from stacktrail.domain.ledger import MemoryLedger
 from stacktrail.domain.trail import ArchiveFormat, WriteMode
 from stacktrail.keystone import KeystoneClient
-from tests.clients.conftest import AclIdentity, ProjectAdmin
-from tests.sinks.conftest import (
+from tests.support.paths import REPO_ROOT
+from tests.support.sinks import (
     BEFORE_MIDNIGHT,
     REGION,
     Acks,
@@ -39,9 +39,10 @@ from tests.sinks.conftest import (
     unique,
     unpack,
 )
+from tests.support.stores import AclIdentity, ProjectAdmin
 from tests.support.tcpproxy import TcpProxy
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = REPO_ROOT
 
 
 async def test_objects_expire_at_their_delete_at(
