@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 import httpx
@@ -93,6 +94,7 @@ async def provision(users: KeystoneUsers, run_id: str) -> dict[str, ProvisionedU
                 created.raise_for_status()
                 found = [created.json()["role"]]
             role_ids[role] = found[0]["id"]
+        reset = False
         for who, (letter, role) in EXTRA_USERS.items():
             name = f"stacktrail-test-{who.replace('_', '-')}"
             password = f"pw-{run_id}-{who}"
@@ -104,6 +106,7 @@ async def provision(users: KeystoneUsers, run_id: str) -> dict[str, ProvisionedU
                     f"users/{user_id}", json={"user": {"password": password}}
                 )
                 patched.raise_for_status()
+                reset = True
             else:
                 created = await http.post(
                     "users",
@@ -116,6 +119,11 @@ async def provision(users: KeystoneUsers, run_id: str) -> dict[str, ProvisionedU
             )
             granted.raise_for_status()
             made[who] = ProvisionedUser(name, password, project_id)
+    if reset:
+        # A password change revokes the user's tokens issued before it, to the second
+        # (Fernet tokens carry whole seconds): a token issued within the same second
+        # would count as revoked.
+        await asyncio.sleep(1.1)
     return made
 
 

@@ -166,7 +166,7 @@ def test_unusable_policy_files_are_refused(tmp_path: Path) -> None:
 def test_sample_policy_lists_every_default_and_loads(tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
-    from stacktrail.cli import app
+    from stacktrail.cli.main import app
 
     sample = tmp_path / "sample.yaml"
     result = CliRunner().invoke(app, ["policy", "sample", "--output", str(sample)])
