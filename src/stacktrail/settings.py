@@ -192,6 +192,21 @@ class Settings(BaseSettings):
         "admin", description="Holders of `admin` on this project are cloud admins."
     )
     keystone_audit_admin_role: str = "audit_admin"
+    # --- Swift ACL-mode writer: an identity WITHOUT the reseller role, so that only the
+    # customer's container ACL lets it write (empty username: ACL-mode trails fail).
+    swift_acl_username: str = Field(
+        "",
+        description="Keystone user that writes ACL-mode trails; must not hold the reseller "
+        "role. Empty: ACL-mode deliveries fail with a clear error.",
+    )
+    swift_acl_password: str = ""
+    swift_acl_project_name: str = ""
+    swift_acl_user_domain_name: str = "Default"
+    swift_acl_project_domain_name: str = "Default"
+    swift_reseller_role: str = Field(
+        "ResellerAdmin",
+        description="Swift's reseller_admin_role; the ACL-mode writer is refused if it holds it.",
+    )
     token_cache_ttl: Duration = Field(timedelta(seconds=60))
 
     # --- API and UI

@@ -86,7 +86,7 @@ async def test_a_project_without_the_grant_does_not_hold_the_others(
 
     settings = sink_settings(tmp_path)
     ledger = MemoryLedger()
-    store = SwiftStore(KeystoneClient(acl_identity.settings))
+    store = acl_identity.swift_store()
     sink = ArchiveSink(settings, store, ledger)
     await sink.start()
     acks = Acks()

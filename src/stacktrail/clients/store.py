@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from stacktrail.clients.errors import ClientError, PermanentError
 from stacktrail.settings import ArchiveStore, Settings
+from stacktrail.store_names import container_problem, key_problem
 from stacktrail.trails.model import WriteMode
 
 if TYPE_CHECKING:
@@ -177,20 +178,36 @@ def delete_at_of(value: str | None) -> int | None:
 
 def check_key(key: str) -> str:
     """Refuse keys that could leave the container's namespace (adapters call this)."""
-    parts = key.split("/")
-    if not key or key.startswith("/") or any(p in {"", ".", ".."} for p in parts):
-        raise PermanentError(f"invalid object key {key!r}")
+    problem = key_problem(key)
+    if problem:
+        raise PermanentError(f"invalid object key {key!r}: {problem}")
     return key
 
 
+def check_container(container: str) -> str:
+    """Swift's container rule, also the `file` store's (adapters call this)."""
+    problem = container_problem(container)
+    if problem:
+        raise PermanentError(f"invalid container name {container!r}: {problem}")
+    return container
+
+
 def open_store(settings: Settings, keystone: KeystoneClient | None = None) -> ObjectStore:
-    """The store `settings.archive_store` names (Swift needs the service's Keystone client)."""
+    """The store `settings.archive_store` names (Swift needs the service's Keystone client;
+    its ACL-mode writer is a second identity, `STACKTRAIL_SWIFT_ACL_*`)."""
     if settings.archive_store is ArchiveStore.SWIFT:
+        from stacktrail.clients.keystone import KeystoneClient, acl_identity
         from stacktrail.clients.swift import SwiftStore
 
         if keystone is None:
             raise ClientError("the swift archive store needs Keystone (STACKTRAIL_KEYSTONE_URL)")
-        return SwiftStore(keystone, max_connections=settings.archive_upload_concurrency * 2)
+        writer = acl_identity(settings)
+        return SwiftStore(
+            keystone,
+            acl_writer=KeystoneClient(settings, writer) if writer else None,
+            reseller_role=settings.swift_reseller_role,
+            max_connections=settings.archive_upload_concurrency * 2,
+        )
     if settings.archive_store is ArchiveStore.S3:
         from stacktrail.clients.s3 import S3Store
 

@@ -50,6 +50,7 @@ from typing import Any
 
 import orjson
 
+from stacktrail.routing.ids import is_valid_project_id
 from stacktrail.settings import ArchiveFormat, Settings
 from stacktrail.spool.segment import SegmentSpec
 
@@ -60,7 +61,6 @@ EXTENSIONS = {
 }
 CONTENT_TYPE = "application/gzip"
 
-_PROJECT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,63}$")
 _REGION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.-]{0,63}$")
 _PREFIX_PART_RE = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
 _DAY_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -101,7 +101,7 @@ class InvalidName(ValueError):
 
 
 def check_project_id(project_id: str) -> str:
-    if not _PROJECT_RE.match(project_id):
+    if not is_valid_project_id(project_id):  # the one id rule (routing/ids.py)
         raise InvalidName(f"project id {project_id!r} is not usable in an object key")
     return project_id
 

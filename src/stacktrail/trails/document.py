@@ -23,6 +23,7 @@ from pydantic import (
 
 from stacktrail.durations import format_duration, parse_duration
 from stacktrail.settings import ArchiveFormat, ArchiveStore, Settings
+from stacktrail.store_names import s3_owner_problem
 from stacktrail.trails.defaults import MAX_INTERVAL, RETENTION_LIMIT_DAYS, OperatorDefaults
 from stacktrail.trails.model import (
     ArchiveConfig,
@@ -209,9 +210,10 @@ class BoundsError:
 
 
 def check_bounds(
-    spec: TrailSpec, defaults: OperatorDefaults, settings: Settings
+    spec: TrailSpec, defaults: OperatorDefaults, settings: Settings, *, project_id: str = ""
 ) -> list[BoundsError]:
-    """What in `spec` the operator's bounds or this deployment do not allow."""
+    """What in `spec` the operator's bounds or this deployment do not allow; with
+    `project_id`, also an S3 bucket that is neither shared nor that project's own."""
     errors: list[BoundsError] = []
     if spec.retention_days > defaults.max_retention_days:
         errors.append(
@@ -254,6 +256,9 @@ def check_bounds(
         seen.add(region)
     if settings.archive_store == ArchiveStore.S3:
         problem = s3_bucket_problem(spec.archive.container)
+        if not problem and project_id:
+            shared = {settings.archive_container, defaults.default_container}
+            problem = s3_owner_problem(spec.archive.container, project_id, shared)
         if problem:
             errors.append(
                 BoundsError(
