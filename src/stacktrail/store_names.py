@@ -94,6 +94,8 @@ def prefix_problem(value: str) -> str | None:
         return f"prefix is longer than {MAX_PREFIX_LENGTH} characters"
     if not _PREFIX_CHARS.fullmatch(value):
         return "prefix may contain only letters, digits, `.`, `_`, `-` and `/`"
+    if ".." in value:  # also inside a segment: a prefix has no need of it
+        return "prefix must not contain `..`, `.` segments or empty segments (`//`)"
     if not value:
         return None
     return _segments_problem(value, "prefix")
