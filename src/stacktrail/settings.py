@@ -130,6 +130,13 @@ class Settings(BaseSettings):
     spool_max_bytes: int = Field(
         1 << 30, ge=1 << 16, description="Spool bound; when full, consumption pauses."
     )
+    spool_project_max_bytes: int = Field(
+        256 << 20,
+        ge=1 << 12,
+        description="Spool bytes one project may hold while its deliveries fail; beyond, "
+        "its new events are dead-lettered with the reason, so one broken destination "
+        "cannot fill the spool for everyone (keep it well below the spool bound).",
+    )
     archive_enabled: bool = True
     archive_store: ArchiveStore = Field(
         ArchiveStore.FILE, description="Where archives go: file, swift or s3."
