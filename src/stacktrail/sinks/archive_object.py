@@ -53,6 +53,7 @@ import orjson
 from stacktrail.routing.ids import is_valid_project_id
 from stacktrail.settings import ArchiveFormat, Settings
 from stacktrail.spool.segment import SegmentSpec
+from stacktrail.store_names import container_problem, prefix_problem
 
 EXTENSIONS = {
     ArchiveFormat.JSON: "json.gz",
@@ -121,12 +122,17 @@ def normalise_prefix(prefix: str) -> str:
     for part in parts:
         if part in {".", ".."} or not _PREFIX_PART_RE.match(part):
             raise InvalidName(f"key prefix {prefix!r} has an unusable part {part!r}")
+    problem = prefix_problem(stripped)  # the API's rule too (length, `..`)
+    if problem:
+        raise InvalidName(f"key prefix {prefix!r}: {problem}")
     return stripped
 
 
 def check_container(container: str) -> str:
-    if not container or len(container) > 256 or "/" in container or not container.isprintable():
-        raise InvalidName(f"container name {container!r} is not usable")
+    """The one container rule (store_names): the spool refuses what no store may take."""
+    problem = container_problem(container)
+    if problem:
+        raise InvalidName(f"container name {container!r} is not usable: {problem}")
     return container
 
 
