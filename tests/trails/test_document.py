@@ -173,3 +173,20 @@ def test_s3_projects_name_only_shared_buckets_or_their_own(bucket: str, allowed:
     if not allowed:
         assert errors[0].loc == ("archive", "container")
         assert "belongs to no one this project may write for" in errors[0].msg
+
+
+def test_s3_default_container_is_the_shared_bucket() -> None:
+    s3 = make_settings(archive_store="s3")
+    body = {
+        "default_retention_days": 30,
+        "max_retention_days": 400,
+        "default_interval": "10m",
+        "min_interval": "1m",
+        "default_format": "ndjson",
+    }
+    shared = DefaultsInput.model_validate({**body, "default_container": "audit-trail"})
+    other = DefaultsInput.model_validate({**body, "default_container": "elsewhere"})
+    assert shared.bounds_errors(s3) == []
+    (error,) = other.bounds_errors(s3)
+    assert error.loc == ("default_container",)
+    assert "STACKTRAIL_ARCHIVE_CONTAINER" in error.msg

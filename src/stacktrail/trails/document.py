@@ -257,8 +257,9 @@ def check_bounds(
     if settings.archive_store == ArchiveStore.S3:
         problem = s3_bucket_problem(spec.archive.container)
         if not problem and project_id:
-            shared = {settings.archive_container, defaults.default_container}
-            problem = s3_owner_problem(spec.archive.container, project_id, shared)
+            problem = s3_owner_problem(
+                spec.archive.container, project_id, {settings.archive_container}
+            )
         if problem:
             errors.append(
                 BoundsError(
@@ -353,6 +354,12 @@ class DefaultsInput(BaseModel):
             )
         if settings.archive_store == ArchiveStore.S3:
             problem = s3_bucket_problem(self.default_container)
+            if not problem and self.default_container != settings.archive_container:
+                # the S3 adapter lets projects share only this bucket (store_names)
+                problem = (
+                    "the bucket all projects share is STACKTRAIL_ARCHIVE_CONTAINER "
+                    f"({settings.archive_container!r}); the default container must be it"
+                )
             if problem:
                 errors.append(
                     BoundsError(
