@@ -25,7 +25,7 @@ import urllib.parse
 import urllib.request
 
 # Bump when the model below changes: the next `start` seeds again.
-SEED_VERSION = 1
+SEED_VERSION = 2  # 2: the ACL-mode writer stacktrail-acl
 
 DOMAIN_ID = "default"
 PASSWORD_SUFFIX = "-devpass"
@@ -44,6 +44,8 @@ USERS: dict[str, list[tuple[str, str]]] = {
     # (ResellerAdmin), validates tokens (service); its EC2 credential is
     # scoped to project-a, so it needs a role there for S3 logins
     "stacktrail": [("service", "ResellerAdmin"), ("service", "service"), ("project-a", "member")],
+    # the ACL-mode writer: no reseller role, so only a container's ACL lets it write
+    "stacktrail-acl": [("service", "member")],
     # the Swift proxy's own identity (authtoken, s3token)
     "swift": [("service", "service")],
 }

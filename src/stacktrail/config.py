@@ -168,6 +168,13 @@ class Settings(BaseSettings):
     spool_max_bytes: int = Field(
         1 << 30, ge=1 << 16, description="Spool bound; when full, consumption pauses."
     )
+    spool_project_max_bytes: int = Field(
+        256 << 20,
+        ge=1 << 12,
+        description="Spool bytes one project may hold while its deliveries fail; beyond, "
+        "its new events are dead-lettered with the reason, so one broken destination "
+        "cannot fill the spool for everyone (keep it well below the spool bound).",
+    )
     archive_enabled: bool = True
     archive_store: ArchiveStore = Field(
         ArchiveStore.FILE, description="Where archives go: file, swift or s3."
@@ -250,6 +257,21 @@ class Settings(BaseSettings):
         timedelta(0),
         description="How long a validation is trusted for writes (unsafe methods); 0 asks "
         "Keystone on every write, so a revoked token cannot change anything.",
+    )
+    # --- Swift ACL-mode writer: an identity WITHOUT the reseller role, so that only the
+    # customer's container ACL lets it write (empty username: ACL-mode trails fail).
+    swift_acl_username: str = Field(
+        "",
+        description="Keystone user that writes ACL-mode trails; must not hold the reseller "
+        "role. Empty: ACL-mode deliveries fail with a clear error.",
+    )
+    swift_acl_password: str = ""
+    swift_acl_project_name: str = ""
+    swift_acl_user_domain_name: str = "Default"
+    swift_acl_project_domain_name: str = "Default"
+    swift_reseller_role: str = Field(
+        "ResellerAdmin",
+        description="Swift's reseller_admin_role; the ACL-mode writer is refused if it holds it.",
     )
 
     # --- API and UI

@@ -59,22 +59,59 @@ def identity_v3_url(url: str) -> str:
     return url if url.endswith("/v3") else url + "/v3"
 
 
-class KeystoneClient:
-    """The service user's session (tokens are cached and renewed by keystoneauth1)."""
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """Password credentials of one Keystone user, scoped to one project."""
 
-    def __init__(self, settings: Settings) -> None:
+    username: str
+    password: str
+    project_name: str
+    user_domain_name: str = "Default"
+    project_domain_name: str = "Default"
+
+
+def service_identity(settings: Settings) -> Identity:
+    """The service user (`STACKTRAIL_KEYSTONE_*`): token validation, reseller-mode writes."""
+    return Identity(
+        settings.keystone_username,
+        settings.keystone_password,
+        settings.keystone_project_name,
+        settings.keystone_user_domain_name,
+        settings.keystone_project_domain_name,
+    )
+
+
+def acl_identity(settings: Settings) -> Identity | None:
+    """The ACL-mode writer (`STACKTRAIL_SWIFT_ACL_*`), None when not configured."""
+    if not settings.swift_acl_username:
+        return None
+    return Identity(
+        settings.swift_acl_username,
+        settings.swift_acl_password,
+        settings.swift_acl_project_name,
+        settings.swift_acl_user_domain_name,
+        settings.swift_acl_project_domain_name,
+    )
+
+
+class KeystoneClient:
+    """One identity's session (tokens are cached and renewed by keystoneauth1); the
+    service identity unless `identity` names another one."""
+
+    def __init__(self, settings: Settings, identity: Identity | None = None) -> None:
         if not settings.keystone_url:
             raise ClientError("STACKTRAIL_KEYSTONE_URL is not set")
         self._settings = settings
+        self.identity = identity or service_identity(settings)
         self._identity_url = identity_v3_url(settings.keystone_url)
         self._tokens_url = self._identity_url + "/auth/tokens"
         auth = v3.Password(
             auth_url=self._identity_url,
-            username=settings.keystone_username,
-            password=settings.keystone_password,
-            project_name=settings.keystone_project_name,
-            user_domain_name=settings.keystone_user_domain_name,
-            project_domain_name=settings.keystone_project_domain_name,
+            username=self.identity.username,
+            password=self.identity.password,
+            project_name=self.identity.project_name,
+            user_domain_name=self.identity.user_domain_name,
+            project_domain_name=self.identity.project_domain_name,
         )
         self._auth = auth
         self.session = ks_session.Session(auth=auth, timeout=30)
@@ -88,6 +125,15 @@ class KeystoneClient:
     async def service_token(self) -> str:
         token: str = await self._call("service token", self.session.get_token)
         return token
+
+    async def role_names(self) -> frozenset[str]:
+        """The roles this identity's own token carries."""
+
+        def read() -> frozenset[str]:
+            return frozenset(self._auth.get_access(self.session).role_names or ())
+
+        roles: frozenset[str] = await self._call("roles", read)
+        return roles
 
     async def object_store_endpoints(self) -> dict[str, str]:
         """Region -> object-store URL template (with `AUTH_<service project>`) from the catalog."""

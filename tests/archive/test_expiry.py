@@ -72,7 +72,7 @@ async def test_objects_past_retention_are_deleted(
 ) -> None:
     assert not objects.expires_objects
     project = admin_a.project_id
-    container = f"st-expiry-{uuid.uuid4().hex[:8]}"
+    container = f"{project}-st-expiry-{uuid.uuid4().hex[:8]}"  # S3: named after its project
     await set_retention(
         own_store, project, 30, container=container, prefix="logs", regions=["RegionOne"]
     )

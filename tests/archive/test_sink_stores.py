@@ -45,19 +45,29 @@ KEY = re.compile(
 )
 
 
+@pytest.fixture
+def shared() -> str:
+    """The operator's shared container: in S3 only it (or a bucket named after the
+    project) may hold several projects' objects (store_names.s3_owner_problem)."""
+    return unique("st-run")
+
+
 @pytest.fixture(params=["swift", "s3", "file"])
 async def store(
     request: pytest.FixtureRequest,
     keystone: KeystoneClient,
     service_settings: Settings,
     tmp_path: Path,
+    shared: str,
 ) -> AsyncIterator[ObjectStore]:
     kind = request.param
     opened: ObjectStore
     if kind == "swift":
         opened = SwiftStore(keystone)
     elif kind == "s3":
-        opened = S3Store.from_settings(service_settings)
+        opened = S3Store.from_settings(
+            service_settings.model_copy(update={"archive_container": shared})
+        )
     else:
         opened = LocalDirStore(tmp_path / "archive")
     yield opened
@@ -69,12 +79,13 @@ async def test_two_projects_across_midnight(
     tmp_path: Path,
     admin_a: ProjectAdmin,
     admin_b: ProjectAdmin,
+    shared: str,
 ) -> None:
     settings = sink_settings(tmp_path)
     ledger = MemoryLedger()
     sink = ArchiveSink(settings, store, ledger)
     await sink.start()
-    container = unique("st-run")
+    container = shared
     projects = (admin_a.project_id, admin_b.project_id)
     trails = {
         p: make_trail(p, container, prefix="/audit/logs/", retention_days=7) for p in projects

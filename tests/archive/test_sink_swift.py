@@ -87,7 +87,7 @@ async def test_a_project_without_the_grant_does_not_hold_the_others(
 
     settings = sink_settings(tmp_path)
     ledger = MemoryLedger()
-    store = SwiftStore(KeystoneClient(acl_identity.settings))
+    store = acl_identity.swift_store()
     sink = ArchiveSink(settings, store, ledger)
     await sink.start()
     acks = Acks()
@@ -288,3 +288,54 @@ async def test_each_region_is_confirmed_on_its_own(
     await again.stop(1)
     await down.stop()
     await store.aclose()
+
+
+async def test_a_broken_destination_cannot_fill_the_spool_for_everyone(
+    tmp_path: Path, acl_identity: AclIdentity, admin_a: ProjectAdmin, admin_b: ProjectAdmin
+) -> None:
+    """A's container refuses every delivery; B's events keep being spooled, resolved
+    (acked) and delivered, because A may hold only its share of the spool."""
+    refusing = unique("st-refuses")
+    assert admin_a.request("PUT", refusing).status_code in (201, 202)  # no grant
+    share = 16 << 10
+    settings = sink_settings(tmp_path, spool_max_bytes=64 << 10, spool_project_max_bytes=share)
+    store = acl_identity.swift_store()
+    sink = ArchiveSink(settings, store, MemoryLedger())
+    await sink.start()
+    acks = Acks()
+    a, b = admin_a.project_id, admin_b.project_id
+    trail_a = make_trail(a, refusing, write_mode=WriteMode.ACL)
+    trail_b = make_trail(b, unique("st-flows"))
+    events = 300  # of each project: ~5 times the whole spool
+    b_ids: list[str] = []
+
+    async def feed() -> None:
+        for i in range(events):
+            await sink.put(acks.record(trail_a, make_event(a, BEFORE_MIDNIGHT, i)))
+            b_event = make_event(b, BEFORE_MIDNIGHT, i)
+            b_ids.append(b_event.id)
+            await sink.put(acks.record(trail_b, b_event))
+
+    try:
+        await asyncio.wait_for(feed(), 60)  # before: every put waited for room for ever
+        await acks.wait(2 * events)
+        assert {acks.outcomes[i] for i in b_ids} == {Outcome.DELIVERED}
+        refused = [t for t, o in acks.outcomes.items() if o is Outcome.REJECTED]
+        assert refused  # A's overflow is dead-lettered with the reason, not held
+        assert all("over its share" in acks.reasons[t] for t in refused)
+        assert all(t not in b_ids for t in refused)
+        assert sink.pending_bytes(a) <= share + 4096
+        await sink.flush()
+        delivered = [
+            record["id"]
+            for key in admin_b.listing(trail_b.archive.container)
+            for record in unpack(
+                admin_b.request("GET", f"{trail_b.archive.container}/{key}").content,
+                ArchiveFormat.JSON,
+            )
+        ]
+        assert sorted(delivered) == sorted(b_ids)
+        assert admin_a.listing(refusing) == []
+    finally:
+        await sink.stop(1)
+        await store.aclose()

@@ -176,7 +176,7 @@ async def test_shorter_retention_updates_existing_objects(
 ) -> None:
     store = own_store
     project = admin_a.project_id
-    container = f"st-retention-{uuid.uuid4().hex[:8]}"
+    container = f"{project}-st-retention-{uuid.uuid4().hex[:8]}"  # S3: its own bucket
     archive = {"container": container, "prefix": "logs", "regions": ["RegionOne"]}
     await set_retention(store, project, 90, **archive)
     retention = ArchiveRetention(store, objects)

@@ -147,3 +147,45 @@ def test_defaults_input() -> None:
     for bad in ({"max_retention_days": 0}, {"min_interval": "2d"}, {"default_container": "a/b"}):
         with pytest.raises(ValidationError):
             DefaultsInput.model_validate({**good, **bad})
+
+
+A, B = "aaaa1111", "bbbb2222"
+
+
+@pytest.mark.parametrize(
+    ("bucket", "allowed"),
+    [
+        ("audit-trail", True),  # the operator's shared bucket (keys hold the project)
+        (A, True),
+        (f"{A}-logs", True),
+        (B, False),  # another project's bucket
+        (f"{B}-logs", False),
+        (f"{A}x", False),  # only `<id>` or `<id>-...`: `aaaa1111x` may be someone else's id
+        ("someone-elses", False),
+    ],
+)
+def test_s3_projects_name_only_shared_buckets_or_their_own(bucket: str, allowed: bool) -> None:
+    s3 = make_settings(archive_store="s3")
+    data = TrailInput.model_validate({"archive": {"container": bucket}})
+    errors = check_bounds(resolve(data, DEFAULTS, s3), DEFAULTS, s3, project_id=A)
+    assert (errors == []) == allowed, errors
+    if not allowed:
+        assert errors[0].loc == ("archive", "container")
+        assert "belongs to no one this project may write for" in errors[0].msg
+
+
+def test_s3_default_container_is_the_shared_bucket() -> None:
+    s3 = make_settings(archive_store="s3")
+    body = {
+        "default_retention_days": 30,
+        "max_retention_days": 400,
+        "default_interval": "10m",
+        "min_interval": "1m",
+        "default_format": "ndjson",
+    }
+    shared = DefaultsInput.model_validate({**body, "default_container": "audit-trail"})
+    other = DefaultsInput.model_validate({**body, "default_container": "elsewhere"})
+    assert shared.bounds_errors(s3) == []
+    (error,) = other.bounds_errors(s3)
+    assert error.loc == ("default_container",)
+    assert "STACKTRAIL_ARCHIVE_CONTAINER" in error.msg

@@ -16,6 +16,7 @@ import pytest
 from keystoneauth1 import session as ks_session
 from keystoneauth1.identity import v3
 
+from stacktrail.archive.stores.base import open_store
 from stacktrail.archive.stores.s3 import S3Store
 from stacktrail.archive.stores.swift import SwiftStore
 from stacktrail.config import Settings
@@ -101,11 +102,18 @@ class AclIdentity:
 
     user_id: str
     project_id: str  # the service project
-    settings: Settings
+    settings: Settings  # this identity as the only one (STACKTRAIL_KEYSTONE_*)
+    service_settings: Settings  # the service identity plus this one as STACKTRAIL_SWIFT_ACL_*
 
     @property
     def grant(self) -> str:
         return f"{self.project_id}:{self.user_id}"
+
+    def swift_store(self) -> SwiftStore:
+        """The store as `open_store` builds it: reseller identity + this ACL writer."""
+        store = open_store(self.service_settings, KeystoneClient(self.service_settings))
+        assert isinstance(store, SwiftStore)
+        return store
 
 
 @pytest.fixture(scope="session")
@@ -169,5 +177,14 @@ def acl_identity(devstack: dict[str, str]) -> Iterator[AclIdentity]:
         keystone_password=password,
         keystone_project_name=project["name"],
     )
-    yield AclIdentity(user_id=user["id"], project_id=project["id"], settings=settings)
+    service = keystone_settings(
+        devstack,
+        archive_store="swift",
+        swift_acl_username=name,
+        swift_acl_password=password,
+        swift_acl_project_name=project["name"],
+    )
+    yield AclIdentity(
+        user_id=user["id"], project_id=project["id"], settings=settings, service_settings=service
+    )
     cloud_admin.delete(f"{url}/users/{user['id']}")

@@ -52,6 +52,8 @@ import orjson
 
 from stacktrail.archive.spool.segment import SegmentSpec
 from stacktrail.config import Settings
+from stacktrail.domain.names import is_valid_project_id
+from stacktrail.domain.store_names import container_problem, prefix_problem
 from stacktrail.domain.trail import ArchiveFormat
 
 EXTENSIONS = {
@@ -61,7 +63,6 @@ EXTENSIONS = {
 }
 CONTENT_TYPE = "application/gzip"
 
-_PROJECT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,63}$")
 _REGION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.-]{0,63}$")
 _PREFIX_PART_RE = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
 _DAY_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -102,7 +103,7 @@ class InvalidName(ValueError):
 
 
 def check_project_id(project_id: str) -> str:
-    if not _PROJECT_RE.match(project_id):
+    if not is_valid_project_id(project_id):  # the one id rule (routing/ids.py)
         raise InvalidName(f"project id {project_id!r} is not usable in an object key")
     return project_id
 
@@ -122,12 +123,17 @@ def normalise_prefix(prefix: str) -> str:
     for part in parts:
         if part in {".", ".."} or not _PREFIX_PART_RE.match(part):
             raise InvalidName(f"key prefix {prefix!r} has an unusable part {part!r}")
+    problem = prefix_problem(stripped)  # the API's rule too (length, `..`)
+    if problem:
+        raise InvalidName(f"key prefix {prefix!r}: {problem}")
     return stripped
 
 
 def check_container(container: str) -> str:
-    if not container or len(container) > 256 or "/" in container or not container.isprintable():
-        raise InvalidName(f"container name {container!r} is not usable")
+    """The one container rule (store_names): the spool refuses what no store may take."""
+    problem = container_problem(container)
+    if problem:
+        raise InvalidName(f"container name {container!r} is not usable: {problem}")
     return container
 
 

@@ -74,6 +74,7 @@ def _uploader(
         retry_max=settings.archive_retry_max.total_seconds(),
         delete_at=delete_at,
         on_deleted=on_deleted.set if on_deleted is not None else lambda: None,
+        on_failed=on_deleted.set if on_deleted is not None else lambda: None,
     )
 
 
@@ -93,6 +94,7 @@ class ArchiveSink:
     ) -> None:
         self._default_regions = tuple(settings.archive_regions)
         self._spool = _spool(settings)
+        self._project_max_bytes = settings.spool_project_max_bytes
         self._space_freed = asyncio.Event()
         self._uploader = _uploader(
             settings, self._spool, store, ledger, delete_at, self._space_freed
@@ -148,7 +150,10 @@ class ArchiveSink:
             record.resolve(Outcome.REJECTED, f"archive: cannot encode the event: {exc}"[:500])
             return
         size = len(payload) + FRAME_OVERHEAD
-        await self._reserve(size)
+        refused = await self._reserve(size, record.project_id)
+        if refused:
+            record.resolve(Outcome.REJECTED, refused)
+            return
         if self._stopping:
             record.resolve(Outcome.RETRY, "archive sink is stopping")
             return
@@ -246,14 +251,32 @@ class ArchiveSink:
         used = self._spool.used_bytes + self._queued_bytes
         return used == 0 or used + size + SEGMENT_HEADER_MARGIN <= self._spool.max_bytes
 
-    async def _reserve(self, size: int) -> None:
-        """Wait until the spool has room for `size` bytes (back-pressure; never drops)."""
+    def _over_share(self, size: int, project_id: str) -> bool:
+        pending = self.pending_bytes(project_id)  # a first record always fits, as in `_fits`
+        return pending > 0 and pending + size > self._project_max_bytes
+
+    async def _reserve(self, size: int, project_id: str) -> str:
+        """Wait until the spool has room for `size` bytes of `project_id` (back-pressure).
+
+        A project over its share waits like everyone for a full spool while its
+        deliveries may still succeed (they free its bytes); once one has failed, its
+        records are refused instead (the reason is returned), so a broken destination
+        never holds more than its share and the other projects keep flowing.
+        """
         while not self._stopping:
             self._space_freed.clear()
-            if self._fits(size):
-                return
+            over = self._over_share(size, project_id)
+            if over and self._uploader.failing(project_id):
+                return (
+                    f"archive: project {project_id} holds {self.pending_bytes(project_id)} "
+                    "spooled bytes its destination refuses (see its trail status); over its "
+                    f"share of {self._project_max_bytes} bytes (STACKTRAIL_SPOOL_PROJECT_MAX_BYTES)"
+                )
+            if not over and self._fits(size):
+                return ""
             self._seal_now = True  # open segments can only drain once sealed
             await self._space_freed.wait()
+        return ""
 
     async def _writer(self) -> None:
         while not (self._stopping and not self._queue):

@@ -72,6 +72,7 @@ class Uploader:
         retry_max: float,
         delete_at: DeleteAt = spec_delete_at,
         on_deleted: Callable[[], None] = lambda: None,
+        on_failed: Callable[[], None] = lambda: None,
     ) -> None:
         self._spool = spool
         self._store = store
@@ -81,6 +82,7 @@ class Uploader:
         self._retry_max = retry_max
         self._delete_at = delete_at
         self._on_deleted = on_deleted
+        self._on_failed = on_failed
         self._slots = asyncio.Semaphore(concurrency)
         self._inflight: dict[tuple[int, str], asyncio.Task[None]] = {}
         self._active: Counter[tuple[str, str]] = Counter()
@@ -91,6 +93,10 @@ class Uploader:
     def poke(self) -> None:
         """New sealed segments (or a finished job): look for work."""
         self._wake.set()
+
+    def failing(self, project_id: str) -> bool:
+        """Whether a delivery of the project failed and has not succeeded since."""
+        return any(p == project_id and b.failures for (p, _r), b in self._backoff.items())
 
     def backoff(self, project_id: str) -> dict[str, Backoff]:
         """Region -> backoff state of a project's failing deliveries (for status pages)."""
@@ -239,6 +245,7 @@ class Uploader:
         )
         for summary in self._summaries:
             summary.errors.append(error)
+        self._on_failed()  # puts waiting for room re-check their project's share
         await self._to_ledger(self._ledger.record_error(error))
 
     @staticmethod

@@ -23,6 +23,7 @@ from pydantic import (
 
 from stacktrail.domain.defaults import MAX_INTERVAL, RETENTION_LIMIT_DAYS, OperatorDefaults
 from stacktrail.domain.durations import format_duration, parse_duration
+from stacktrail.domain.store_names import s3_owner_problem
 from stacktrail.domain.trail import (
     ArchiveConfig,
     ArchiveFormat,
@@ -211,9 +212,10 @@ class BoundsError:
 
 
 def check_bounds(
-    spec: TrailSpec, defaults: OperatorDefaults, settings: TrailSettings
+    spec: TrailSpec, defaults: OperatorDefaults, settings: TrailSettings, *, project_id: str = ""
 ) -> list[BoundsError]:
-    """What in `spec` the operator's bounds or this deployment do not allow."""
+    """What in `spec` the operator's bounds or this deployment do not allow; with
+    `project_id`, also an S3 bucket that is neither shared nor that project's own."""
     errors: list[BoundsError] = []
     if spec.retention_days > defaults.max_retention_days:
         errors.append(
@@ -256,6 +258,10 @@ def check_bounds(
         seen.add(region)
     if settings.archive_store == ArchiveStore.S3:
         problem = s3_bucket_problem(spec.archive.container)
+        if not problem and project_id:
+            problem = s3_owner_problem(
+                spec.archive.container, project_id, {settings.archive_container}
+            )
         if problem:
             errors.append(
                 BoundsError(
@@ -350,6 +356,12 @@ class DefaultsInput(BaseModel):
             )
         if settings.archive_store == ArchiveStore.S3:
             problem = s3_bucket_problem(self.default_container)
+            if not problem and self.default_container != settings.archive_container:
+                # the S3 adapter lets projects share only this bucket (store_names)
+                problem = (
+                    "the bucket all projects share is STACKTRAIL_ARCHIVE_CONTAINER "
+                    f"({settings.archive_container!r}); the default container must be it"
+                )
             if problem:
                 errors.append(
                     BoundsError(

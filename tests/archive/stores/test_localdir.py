@@ -91,6 +91,21 @@ async def test_keys_cannot_leave_the_container(tmp_path: Path, key: str) -> None
         await store.put(Bucket("p1", "RegionOne", "audit"), key, b"x", {})
 
 
+@pytest.mark.parametrize("container", [".", "..", "a/b", "", "a\x00b", "é" * 129])
+@pytest.mark.parametrize("mode", list(WriteMode))
+async def test_containers_cannot_leave_the_root(
+    tmp_path: Path, container: str, mode: WriteMode
+) -> None:
+    root = tmp_path / "archive"
+    os.mkdir(root)
+    store = LocalDirStore(root)
+    bucket = Bucket("p1", "RegionOne", container, mode)
+    with pytest.raises(PermanentError, match="invalid container name"):
+        await store.put(bucket, "AUTH_b/victim/k", b"x", {})
+    assert os.listdir(tmp_path) == ["archive"]  # nothing written beside the root
+    assert os.listdir(root) == []  # nor inside it
+
+
 async def test_missing_object_is_404(tmp_path: Path) -> None:
     store = LocalDirStore(tmp_path)
     with pytest.raises(PermanentError) as info:

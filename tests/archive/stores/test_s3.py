@@ -23,7 +23,7 @@ from tests.support.tcpproxy import free_port
 
 
 async def test_put_get_list_with_metadata(s3_store: S3Store, admin_a: ProjectAdmin) -> None:
-    bucket = Bucket("p1", REGION, unique("st-s3"))
+    bucket = Bucket("p1", REGION, unique("p1-st-s3"))
     await s3_store.ensure_container(bucket)
     await s3_store.ensure_container(bucket)  # idempotent
     delete_at = int(time.time()) + 86400
@@ -48,16 +48,16 @@ async def test_put_get_list_with_metadata(s3_store: S3Store, admin_a: ProjectAdm
 
 
 async def test_missing_object_is_404(s3_store: S3Store) -> None:
-    bucket = Bucket("p1", REGION, unique("st-s3"))
+    bucket = Bucket("p1", REGION, unique("p1-st-s3"))
     await s3_store.ensure_container(bucket)
     with pytest.raises(PermanentError) as info:
         await s3_store.get(bucket, "nothing")
     assert info.value.status == 404
-    assert await s3_store.list_keys(Bucket("p1", REGION, unique("st-none"))) == []
+    assert await s3_store.list_keys(Bucket("p1", REGION, unique("p1-st-none"))) == []
 
 
 async def test_acl_mode_never_creates_the_bucket(s3_store: S3Store, admin_a: ProjectAdmin) -> None:
-    bucket = Bucket("p1", REGION, unique("st-s3-acl"), WriteMode.ACL)
+    bucket = Bucket("p1", REGION, unique("p1-st-s3-acl"), WriteMode.ACL)
     await s3_store.ensure_container(bucket)
     with pytest.raises(ContainerAccessError, match="does not grant write"):
         await s3_store.put(bucket, "k", b"x", {})
@@ -73,7 +73,7 @@ async def test_wrong_secret_is_an_auth_error(service_settings: Settings) -> None
     )
     try:
         with pytest.raises(AuthError):
-            await store.put(Bucket("p1", REGION, unique("st-s3")), "k", b"x", {})
+            await store.put(Bucket("p1", REGION, unique("p1-st-s3")), "k", b"x", {})
     finally:
         await store.aclose()
 
@@ -87,13 +87,13 @@ async def test_unreachable_endpoint_is_transient(service_settings: Settings) -> 
     )
     try:
         with pytest.raises(TransientError, match="unreachable"):
-            await store.put(Bucket("p1", REGION, "c"), "k", b"x", {})
+            await store.put(Bucket("p1", REGION, "p1-c"), "k", b"x", {})
     finally:
         await store.aclose()
 
 
 async def test_head_set_delete_at_delete(s3_store: S3Store, admin_a: ProjectAdmin) -> None:
-    bucket = Bucket("p1", REGION, unique("st-s3-meta"))
+    bucket = Bucket("p1", REGION, unique("p1-st-s3-meta"))
     await s3_store.ensure_container(bucket)
     key = "x/p1/RegionOne/2025/06/14/o.json.gz"
     body = b"\x1f\x8b gzip bytes"
@@ -148,7 +148,7 @@ async def test_head_set_delete_at_delete(s3_store: S3Store, admin_a: ProjectAdmi
 
 
 async def test_head_of_a_missing_bucket_is_no_such_object(s3_store: S3Store) -> None:
-    bucket = Bucket("p1", REGION, unique("st-s3-none"))
+    bucket = Bucket("p1", REGION, unique("p1-st-s3-none"))
     with pytest.raises(NoSuchObject):
         await s3_store.head(bucket, "k")
     with pytest.raises(PermanentError) as info:  # the bucket, not the object, is missing
@@ -159,7 +159,7 @@ async def test_head_of_a_missing_bucket_is_no_such_object(s3_store: S3Store) -> 
 async def test_metadata_calls_with_a_wrong_secret_are_auth_errors(
     s3_store: S3Store, service_settings: Settings
 ) -> None:
-    bucket = Bucket("p1", REGION, unique("st-s3"))
+    bucket = Bucket("p1", REGION, unique("p1-st-s3"))
     await s3_store.ensure_container(bucket)
     await s3_store.put(bucket, "k", b"x", {})
     store = S3Store(

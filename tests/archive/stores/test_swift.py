@@ -69,14 +69,15 @@ async def test_an_expired_token_is_renewed_once(
 ) -> None:
     bucket = Bucket(admin_a.project_id, REGION, unique("st-reauth"))
     await swift_store.ensure_container(bucket)
-    swift_store._token = "gAAAAAB-no-such-token"  # what a token revoked meanwhile looks like
+    # what a token revoked meanwhile looks like
+    swift_store._tokens[WriteMode.RESELLER] = "gAAAAAB-no-such-token"
     assert await swift_store.put(bucket, "k", b"x", {}) == md5_hex(b"x")
 
 
 async def test_acl_mode_never_creates_and_needs_the_grant(
     acl_identity: AclIdentity, admin_a: ProjectAdmin
 ) -> None:
-    store = SwiftStore(KeystoneClient(acl_identity.settings))
+    store = acl_identity.swift_store()
     try:
         missing = Bucket(admin_a.project_id, REGION, unique("st-acl-missing"), WriteMode.ACL)
         await store.ensure_container(missing)
@@ -212,7 +213,7 @@ async def test_head_renews_an_expired_token(swift_store: SwiftStore, admin_a: Pr
     bucket = Bucket(admin_a.project_id, REGION, unique("st-reauth"))
     await swift_store.ensure_container(bucket)
     await swift_store.put(bucket, "k", b"xy", {})
-    swift_store._token = "gAAAAAB-no-such-token"
+    swift_store._tokens[WriteMode.RESELLER] = "gAAAAAB-no-such-token"
     assert (await swift_store.head(bucket, "k")).size == 2
 
 
@@ -223,7 +224,7 @@ async def test_acl_mode_metadata_needs_the_grants(
     assert admin_a.request("PUT", container).status_code in (201, 202)
     assert admin_a.request("PUT", f"{container}/k", content=b"x").status_code == 201
     bucket = Bucket(admin_a.project_id, REGION, container, WriteMode.ACL)
-    store = SwiftStore(KeystoneClient(acl_identity.settings))
+    store = acl_identity.swift_store()
     delete_at = int(time.time()) + 86400
     try:
         with pytest.raises(ContainerAccessError) as info:

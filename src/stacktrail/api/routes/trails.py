@@ -84,7 +84,7 @@ async def _validated(ctx: ApiContext, project_id: str, body: TrailInput) -> Trai
         )
     defaults = await ctx.store.get_defaults()
     spec = resolve(body, defaults, ctx.settings)
-    errors.extend(check_bounds(spec, defaults, ctx.settings))
+    errors.extend(check_bounds(spec, defaults, ctx.settings, project_id=project_id))
     if errors:
         raise_validation(errors)
     return spec

@@ -10,17 +10,24 @@ from stacktrail.archive.stores.swift import SwiftStore
 from stacktrail.config import Settings
 from stacktrail.domain.errors import ClientError
 from stacktrail.domain.trail import ArchiveStore
-from stacktrail.keystone import KeystoneClient
+from stacktrail.keystone import KeystoneClient, acl_identity
 
 __all__ = ["ObjectStore", "open_store"]
 
 
 def open_store(settings: Settings, keystone: KeystoneClient | None = None) -> ObjectStore:
-    """The store `settings.archive_store` names (Swift needs the service's Keystone client)."""
+    """The store `settings.archive_store` names (Swift needs the service's Keystone client;
+    its ACL-mode writer is a second identity, `STACKTRAIL_SWIFT_ACL_*`)."""
     if settings.archive_store is ArchiveStore.SWIFT:
         if keystone is None:
             raise ClientError("the swift archive store needs Keystone (STACKTRAIL_KEYSTONE_URL)")
-        return SwiftStore(keystone, max_connections=settings.archive_upload_concurrency * 2)
+        writer = acl_identity(settings)
+        return SwiftStore(
+            keystone,
+            acl_writer=KeystoneClient(settings, writer) if writer else None,
+            reseller_role=settings.swift_reseller_role,
+            max_connections=settings.archive_upload_concurrency * 2,
+        )
     if settings.archive_store is ArchiveStore.S3:
         return S3Store.from_settings(settings)
     return LocalDirStore(settings.archive_dir)

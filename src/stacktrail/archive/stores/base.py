@@ -26,10 +26,14 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from stacktrail.domain.errors import PermanentError
+from stacktrail.domain.store_names import container_problem, key_problem
 from stacktrail.domain.trail import WriteMode
+
+if TYPE_CHECKING:
+    pass
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,7 +177,15 @@ def delete_at_of(value: str | None) -> int | None:
 
 def check_key(key: str) -> str:
     """Refuse keys that could leave the container's namespace (adapters call this)."""
-    parts = key.split("/")
-    if not key or key.startswith("/") or any(p in {"", ".", ".."} for p in parts):
-        raise PermanentError(f"invalid object key {key!r}")
+    problem = key_problem(key)
+    if problem:
+        raise PermanentError(f"invalid object key {key!r}: {problem}")
     return key
+
+
+def check_container(container: str) -> str:
+    """Swift's container rule, also the `file` store's (adapters call this)."""
+    problem = container_problem(container)
+    if problem:
+        raise PermanentError(f"invalid container name {container!r}: {problem}")
+    return container

@@ -29,6 +29,7 @@ from stacktrail.archive.stores.base import (
     NoSuchObject,
     ObjectInfo,
     StoredObject,
+    check_container,
     check_key,
     delete_at_of,
     md5_hex,
@@ -43,12 +44,6 @@ _DELETE_AT_XATTR = _XATTR_PREFIX + "x-delete-at"
 _CONTENT_TYPE_XATTR = _XATTR_PREFIX + "content-type"
 _NO_XATTRS = {errno.ENOTSUP, errno.EPERM}
 _READ_CHUNK = 1 << 20
-
-
-def _check_container(container: str) -> str:
-    if not container or "/" in container or container in {".", ".."} or "\0" in container:
-        raise PermanentError(f"invalid container name {container!r}")
-    return container
 
 
 def _read_headers(target: Path | int) -> dict[str, str]:
@@ -82,7 +77,10 @@ class LocalDirStore:
         self.root = Path(root)
 
     def _container_dir(self, bucket: Bucket) -> Path:
-        return self.root / _check_container(bucket.container)
+        path = self.root / check_container(bucket.container)
+        if os.path.normpath(path.parent) != os.path.normpath(self.root):  # last line
+            raise PermanentError(f"container {bucket.container!r} leaves the archive root")
+        return path
 
     async def ensure_container(self, bucket: Bucket) -> None:
         path = self._container_dir(bucket)

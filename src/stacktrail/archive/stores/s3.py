@@ -7,6 +7,10 @@ that matters; `max_pool_connections` matches the upload concurrency.
 
 Endpoint and keys come from `settings.s3_*`; addressing is path-style, one bucket per
 trail container (all projects share the S3 identity; keys hold project and region).
+Because of that shared identity, every call checks the bucket's owner first
+(`store_names.s3_owner_problem`): a project writes only into the operator's shared
+buckets (`STACKTRAIL_ARCHIVE_CONTAINER`) or a bucket named `<project_id>` or
+`<project_id>-...`, so it can never name another project's bucket.
 Swift-style headers from the uploader are translated: `X-Object-Meta-<name>` ->
 `x-amz-meta-<name>`, `X-Delete-At` -> `x-amz-meta-delete-at` plus `Expires` (S3 has no
 per-object expiry: the scheduler's expiry sweep, jobs/expiry.py, deletes objects past
@@ -27,7 +31,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -47,6 +51,7 @@ from stacktrail.archive.stores.base import (
 )
 from stacktrail.config import Settings
 from stacktrail.domain.errors import AuthError, ClientError, PermanentError, TransientError
+from stacktrail.domain.store_names import s3_bucket_problem, s3_owner_problem
 from stacktrail.domain.trail import WriteMode
 
 _META = "x-object-meta-"
@@ -90,7 +95,11 @@ class S3Store:
         region: str = "us-east-1",
         timeout: float = 60.0,
         max_connections: int = 16,
+        shared_buckets: Collection[str] = (),
     ) -> None:
+        """`shared_buckets`: the operator's buckets every project may write into (keys
+        hold the project); any other bucket must be named after its project."""
+        self._shared = frozenset(shared_buckets)
         config = Config(
             s3={"addressing_style": "path"},
             signature_version="s3v4",
@@ -120,9 +129,15 @@ class S3Store:
             secret_key=settings.s3_secret_key,
             region=settings.s3_region,
             max_connections=settings.archive_upload_concurrency * 2,
+            shared_buckets={settings.archive_container},
         )
 
     async def _call(self, bucket: Bucket, what: str, fn: Callable[..., Any], **kwargs: Any) -> Any:
+        problem = s3_bucket_problem(bucket.container) or s3_owner_problem(
+            bucket.container, bucket.project_id, self._shared
+        )
+        if problem:
+            raise PermanentError(f"{what}: {problem}")
         try:
             return await asyncio.to_thread(fn, **kwargs)
         except (BotoClientError, BotoCoreError) as exc:

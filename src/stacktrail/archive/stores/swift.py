@@ -9,8 +9,17 @@ service project's account). Two write modes:
   the container is created when missing (PUT container, once per process), then the
   object is PUT.
 - `acl`: the customer created the container and granted `X-Container-Write` to the
-  service user. The container is never created; 403/404 become `ContainerAccessError`
-  ("container X in project P does not grant write to the stacktrail service user").
+  ACL writer, a second identity (`STACKTRAIL_SWIFT_ACL_*`) that holds no reseller role,
+  so Swift's ACL alone decides. The container is never created; 403/404 become
+  `ContainerAccessError` ("container X in project P does not grant write to the
+  stacktrail service user"). Without an ACL writer configured, or with one that holds
+  the reseller role, ACL-mode requests fail (`PermanentError`): the reseller identity
+  would make the grant meaningless.
+
+Addressing: the account comes only from the catalog and a valid project id; the
+container and key follow the rules of `store_names` and are quoted (`safe=''` for the
+container), and the URL httpx will send is checked once more to lie inside the
+container (`inside_container`), so no name can ever climb into another account.
 
 Every response is classified in `_error`: 401 -> the token is renewed once and the
 request repeated (then `AuthError`); 404 of a request about an existing object (GET,
@@ -30,7 +39,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import httpx
 import orjson
@@ -41,6 +50,7 @@ from stacktrail.archive.stores.base import (
     NoSuchObject,
     ObjectInfo,
     StoredObject,
+    check_container,
     check_key,
     delete_at_of,
     md5_hex,
@@ -48,6 +58,8 @@ from stacktrail.archive.stores.base import (
     object_meta,
 )
 from stacktrail.domain.errors import AuthError, ClientError, PermanentError, TransientError
+from stacktrail.domain.names import is_valid_project_id
+from stacktrail.domain.store_names import DOT_SEGMENTS
 from stacktrail.domain.trail import UNSCOPED, WriteMode
 from stacktrail.http import release
 from stacktrail.keystone import KeystoneClient
@@ -64,6 +76,25 @@ def account_url(catalog_url: str, project_id: str) -> str:
     return f"{base}/{reseller}_{project_id}"
 
 
+def inside_container(url: str, container_url: str) -> str:
+    """`url`, refused unless httpx will send it inside `container_url`'s container.
+
+    httpx resolves dot segments (`AUTH_A/../AUTH_B` is `AUTH_B`), so the check compares
+    what httpx parses with the path as written: a last line after the rules of the parts.
+    """
+    sent, base = httpx.URL(url), httpx.URL(container_url)
+    written = urlsplit(container_url).path.encode("ascii")
+    root = base.raw_path
+    if (
+        (sent.scheme, sent.host, sent.port) != (base.scheme, base.host, base.port)
+        or root != written
+        or any(segment in DOT_SEGMENTS for segment in urlsplit(url).path.split("/"))
+        or (not sent.raw_path.startswith(root + b"/") and sent.raw_path.partition(b"?")[0] != root)
+    ):
+        raise PermanentError(f"refused to send {url!r}: it leaves {container_url!r}")
+    return url
+
+
 class SwiftStore:
     name = "swift"
     expires_objects = True
@@ -72,14 +103,21 @@ class SwiftStore:
         self,
         keystone: KeystoneClient,
         *,
+        acl_writer: KeystoneClient | None = None,
+        reseller_role: str = "ResellerAdmin",
         endpoints: Mapping[str, str] | None = None,
         timeout: float = 60.0,
         max_connections: int = 16,
     ) -> None:
-        """`endpoints` (region -> URL like the catalog's) replaces the catalog lookup."""
+        """`keystone`: the service identity (catalog, reseller-mode writes); `acl_writer`:
+        the identity without reseller rights for ACL-mode trails (None: they fail);
+        `endpoints` (region -> URL like the catalog's) replaces the catalog lookup."""
         self._keystone = keystone
+        self._acl_writer = acl_writer
+        self._reseller_role = reseller_role.lower()
         self._endpoints: dict[str, str] | None = dict(endpoints) if endpoints else None
-        self._token: str | None = None
+        self._tokens: dict[WriteMode, str] = {}
+        self._acl_checked = False
         self._containers: set[tuple[str, str]] = set()  # (account URL, container) known
         self._http = httpx.AsyncClient(
             timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)),
@@ -99,44 +137,69 @@ class SwiftStore:
             raise PermanentError(f"no object-store endpoint for region {bucket.region!r}")
         if bucket.project_id == UNSCOPED:  # the operator's trail: the service's own account
             return catalog_url.rstrip("/")
+        if not is_valid_project_id(bucket.project_id):
+            raise PermanentError(f"invalid project id {bucket.project_id!r}")
         return account_url(catalog_url, bucket.project_id)
 
     async def _container_url(self, bucket: Bucket) -> str:
-        if not bucket.container or "/" in bucket.container:
-            raise PermanentError(f"invalid container name {bucket.container!r}")
-        return f"{await self.account(bucket)}/{quote(bucket.container, safe='')}"
+        return f"{await self.account(bucket)}/{quote(check_container(bucket.container), safe='')}"
 
     async def _object_url(self, bucket: Bucket, key: str) -> str:
-        return f"{await self._container_url(bucket)}/{quote(check_key(key))}"
+        return f"{await self._container_url(bucket)}/{quote(check_key(key), safe='/')}"
 
-    # --- one place for auth and error classification
+    # --- one place for identities, auth and error classification
+
+    async def _identity(self, bucket: Bucket) -> KeystoneClient:
+        if bucket.write_mode is not WriteMode.ACL:
+            return self._keystone
+        if self._acl_writer is None:
+            raise PermanentError(
+                f"container {bucket.container} of project {bucket.project_id} is in ACL mode, "
+                "and no ACL writer is configured (STACKTRAIL_SWIFT_ACL_USERNAME, _PASSWORD, "
+                "_PROJECT_NAME): stacktrail never writes ACL-mode trails with its reseller "
+                "identity"
+            )
+        if not self._acl_checked:
+            if self._reseller_role in {r.lower() for r in await self._acl_writer.role_names()}:
+                raise PermanentError(
+                    f"the ACL writer {self._acl_writer.identity.username!r} holds the reseller "
+                    f"role {self._reseller_role!r}, so container ACLs would grant nothing; "
+                    "give ACL mode a user without it"
+                )
+            self._acl_checked = True
+        return self._acl_writer
 
     async def _send(
         self,
         method: str,
         url: str,
+        bucket: Bucket,
         *,
         what: str,
         headers: Mapping[str, str] | None = None,
         content: bytes | None = None,
         params: Mapping[str, str] | None = None,
     ) -> httpx.Response:
+        inside_container(url, await self._container_url(bucket))
+        identity = await self._identity(bucket)
+        mode = bucket.write_mode
         for attempt in range(2):
-            if self._token is None:
-                self._token = await self._keystone.service_token()
+            token = self._tokens.get(mode)
+            if token is None:
+                token = self._tokens[mode] = await identity.service_token()
             try:
                 response = await self._http.request(
                     method,
                     url,
-                    headers={**(headers or {}), "X-Auth-Token": self._token},
+                    headers={**(headers or {}), "X-Auth-Token": token},
                     content=content,
                     params=params,
                 )
             except httpx.TransportError as exc:
                 raise TransientError(f"{what}: Swift unreachable: {exc!r}") from exc
             if response.status_code == 401 and attempt == 0:
-                self._token = None
-                self._keystone.session.invalidate()
+                self._tokens.pop(mode, None)
+                identity.session.invalidate()
                 continue
             return release(response)
         return response
@@ -176,21 +239,21 @@ class SwiftStore:
         if known in self._containers:
             return
         what = f"create container {bucket.container} in project {bucket.project_id}"
-        response = await self._send("PUT", url, what=what)
+        response = await self._send("PUT", url, bucket, what=what)
         if response.status_code not in (201, 202, 204):
             raise self._error(response, bucket, what)
         self._containers.add(known)
 
     async def put(self, bucket: Bucket, key: str, body: bytes, headers: Mapping[str, str]) -> str:
         container_url = await self._container_url(bucket)
-        url = f"{container_url}/{quote(check_key(key))}"
+        url = await self._object_url(bucket, key)
         sent = {**headers, "ETag": md5_hex(body)}
         what = f"PUT {bucket.container}/{key} in project {bucket.project_id}"
-        response = await self._send("PUT", url, what=what, headers=sent, content=body)
+        response = await self._send("PUT", url, bucket, what=what, headers=sent, content=body)
         if response.status_code == 404 and bucket.write_mode is WriteMode.RESELLER:
             self._containers.discard((container_url.rpartition("/")[0], bucket.container))
             await self.ensure_container(bucket)  # deleted since we created it
-            response = await self._send("PUT", url, what=what, headers=sent, content=body)
+            response = await self._send("PUT", url, bucket, what=what, headers=sent, content=body)
         if response.status_code not in (201, 202):
             raise self._error(response, bucket, what)
         return str(response.headers.get("etag", "")).strip('"')
@@ -198,7 +261,7 @@ class SwiftStore:
     async def get(self, bucket: Bucket, key: str) -> StoredObject:
         url = await self._object_url(bucket, key)
         what = f"GET {bucket.container}/{key} in project {bucket.project_id}"
-        response = await self._send("GET", url, what=what)
+        response = await self._send("GET", url, bucket, what=what)
         if response.status_code != 200:
             raise self._error(response, bucket, what, existing=True)
         return StoredObject(
@@ -210,7 +273,7 @@ class SwiftStore:
     async def head(self, bucket: Bucket, key: str) -> ObjectInfo:
         url = await self._object_url(bucket, key)
         what = f"HEAD {bucket.container}/{key} in project {bucket.project_id}"
-        response = await self._send("HEAD", url, what=what)
+        response = await self._send("HEAD", url, bucket, what=what)
         if response.status_code not in (200, 204):
             raise self._error(response, bucket, what, existing=True)
         headers = response.headers
@@ -238,14 +301,14 @@ class SwiftStore:
         sent = {**meta_headers(metadata), "X-Delete-At": str(delete_at)}
         if content_type:
             sent["Content-Type"] = content_type
-        response = await self._send("POST", url, what=what, headers=sent)
+        response = await self._send("POST", url, bucket, what=what, headers=sent)
         if response.status_code not in (200, 202, 204):
             raise self._error(response, bucket, what, existing=True)
 
     async def delete(self, bucket: Bucket, key: str) -> None:
         url = await self._object_url(bucket, key)
         what = f"DELETE {bucket.container}/{key} in project {bucket.project_id}"
-        response = await self._send("DELETE", url, what=what)
+        response = await self._send("DELETE", url, bucket, what=what)
         if response.status_code not in (200, 204, 404):  # 404: already gone
             raise self._error(response, bucket, what)
 
@@ -256,7 +319,7 @@ class SwiftStore:
         marker = ""
         while True:
             params = {"format": "json", "prefix": prefix, "marker": marker}
-            response = await self._send("GET", url, what=what, params=params)
+            response = await self._send("GET", url, bucket, what=what, params=params)
             if response.status_code == 404:
                 return keys
             if response.status_code not in (200, 204):
