@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -25,6 +24,7 @@ from tests.api.keystone_users import KeystoneUsers
 from tests.archive.test_export import day_of, read_tree
 from tests.support.corpus import DAY0, Corpus
 from tests.support.jobs import jobs_settings
+from tests.support.polling import eventually
 
 FRAME_BODY = {"from": "2025-03-01T00:00:00Z", "to": "2025-03-03T00:00:00Z", "format": "csv"}
 
@@ -37,14 +37,6 @@ def api(settings: Settings, store: TrailStore, keystone: KeystoneClient | None =
 
 def client_for(app: FastAPI) -> httpx.AsyncClient:
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api")
-
-
-async def wait_for(predicate: Any, timeout: float = 60.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not await predicate():
-        assert loop.time() < deadline, "timed out"
-        await asyncio.sleep(0.05)
 
 
 async def test_export_job_runs_in_the_scheduler_and_survives_a_crash(
@@ -92,7 +84,7 @@ async def test_export_job_runs_in_the_scheduler_and_survives_a_crash(
                 current = await jobs.get(job["id"])
                 return current is not None and current.files_done >= 1
 
-            await wait_for(one_file)
+            await eventually(one_file, within=60)
             running.cancel()
             await asyncio.gather(running, return_exceptions=True)
             midway = (await http.get(f"/v1/exports/{job['id']}")).json()
@@ -163,7 +155,7 @@ async def test_scheduler_loop_runs_queued_jobs(
                 body = (await http.get(f"/v1/exports/{job_id}")).json()
                 return bool(body["status"] == "done")
 
-            await wait_for(finished)
+            await eventually(finished, within=60)
         finally:
             stop.set()
             await loop

@@ -10,6 +10,7 @@ from stacktrail.domain.defaults import OperatorDefaults
 from stacktrail.domain.directory import TrailDirectory
 from stacktrail.domain.document import TrailInput, resolve
 from stacktrail.domain.trail import ArchiveFormat, default_trail
+from tests.support.polling import eventually
 
 ALICE = Actor("u-alice", "alice")
 
@@ -18,16 +19,6 @@ async def put(store: TrailStore, project_id: str, **members: object) -> None:
     defaults = await store.get_defaults()
     spec = resolve(TrailInput.model_validate(members), defaults, store.settings)
     await store.put_trail(project_id, spec, ALICE)
-
-
-async def until(condition: object, limit: float = 5.0) -> float:
-    """Poll `condition()` until true; returns the seconds it took (fails after `limit`)."""
-    loop = asyncio.get_running_loop()
-    start = loop.time()
-    while not condition():  # type: ignore[operator]
-        assert loop.time() - start < limit, f"not within {limit}s"
-        await asyncio.sleep(0.02)
-    return loop.time() - start
 
 
 async def test_snapshot_follows_changes(store: TrailStore, project_id: str) -> None:
@@ -90,7 +81,7 @@ async def test_run_reload_applies_a_change_from_another_instance(
     task = asyncio.create_task(follower.run_reload(timedelta(milliseconds=200)))
     try:
         await put(store, project_id, enabled=False)
-        took = await until(lambda: not follower.get(project_id).enabled)
+        took = await eventually(lambda: not follower.get(project_id).enabled, within=5.0)
         assert took < 5.0
     finally:
         task.cancel()

@@ -11,7 +11,7 @@ import asyncio
 import subprocess
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
@@ -43,6 +43,7 @@ from tests.support.cadf_factory import (
     wrap_v1,
     wrap_v2,
 )
+from tests.support.polling import eventually
 from tests.support.tcpproxy import TcpProxy
 
 PROJECT_A = "aaaa0000aaaa0000aaaa0000aaaa0000"
@@ -80,16 +81,6 @@ async def running(settings: Settings) -> AsyncIterator[None]:
         await asyncio.wait_for(task, timeout=30)
 
 
-async def wait_until(check: Callable[[], Any], timeout: float = 30.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while loop.time() < deadline:
-        if await check():
-            return
-        await asyncio.sleep(0.2)
-    raise AssertionError("condition not reached in time")
-
-
 async def start_consuming(settings: Settings) -> None:
     """Wait until the queue exists (the pipeline declared it) so publishes are routed."""
 
@@ -100,7 +91,7 @@ async def start_consuming(settings: Settings) -> None:
         except Exception:
             return False
 
-    await wait_until(declared)
+    await eventually(declared, every=0.2)
 
 
 def index_of(settings: Settings, project: str, when: Any = DEFAULT_EVENT_TIME) -> str:
@@ -331,7 +322,7 @@ async def test_deep_and_far_future_events_are_dead_lettered_and_acking_goes_on(
         assert await search.wait_for_count(settings.search_url, index, 30) == 30
         dead = await take_all(settings.amqp_url, settings.amqp_dead_letter_exchange, len(bad))
         # Everything was acked: nothing waits in the queue, nothing is redelivered.
-        await wait_until(lambda: _drained(settings))
+        await eventually(lambda: _drained(settings), every=0.2)
     # After shutdown, an unacked message would be back in the queue.
     assert await queue_depth(settings.amqp_url, settings.amqp_queue) == 0
     assert sorted(m.body for m in dead) == sorted(bad.values())

@@ -27,6 +27,7 @@ from stacktrail.search.client import SearchClient
 from stacktrail.search.sink import SearchSink
 from tests.support.broker import publish
 from tests.support.cadf_factory import make_notification
+from tests.support.polling import eventually
 
 PROJECT = "aaaa0000aaaa0000aaaa0000aaaa0000"
 
@@ -185,15 +186,6 @@ def source_settings(amqp_url: str) -> Settings:
     )
 
 
-async def _eventually(check: Any, within: float = 20.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while not check():
-        if loop.time() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.05)
-
-
 async def _acks_check(services: Any) -> str:
     try:
         await _readiness(services)["acks"]()
@@ -212,10 +204,10 @@ async def test_readiness_fails_while_one_message_waits_for_its_ack(
     stop = asyncio.Event()
     task = asyncio.create_task(source.run(stop))
     try:
-        await _eventually(lambda: source.connected)
+        await eventually(lambda: source.connected)
         assert await _acks_check(services) == "ok"
         await publish(source_settings.amqp_url, [make_notification() for _ in range(3)])
-        await _eventually(lambda: len(received) == 3)
+        await eventually(lambda: len(received) == 3)
         first, *rest = received
         for later in rest:  # the later ones finish; the first never does
             source.settle(later, Outcome.DELIVERED)
@@ -225,7 +217,7 @@ async def test_readiness_fails_while_one_message_waits_for_its_ack(
         assert reason.startswith("acks stalled: the oldest unacked message has waited"), reason
         assert reason.endswith("(limit 1s)")
         source.settle(first, Outcome.DELIVERED)
-        await _eventually(lambda: source.oldest_unacked_age() == 0.0)
+        await eventually(lambda: source.oldest_unacked_age() == 0.0)
         assert await _acks_check(services) == "ok"
     finally:
         stop.set()

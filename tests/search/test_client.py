@@ -111,11 +111,7 @@ def scripted(answers: dict[tuple[str, str], tuple[int, Any]]) -> SearchClient:
         status, body = answers.get((request.method, request.url.path), (404, {"error": "?"}))
         return httpx.Response(status, json=body)
 
-    search = SearchClient("http://search.invalid")
-    search._http = httpx.AsyncClient(
-        base_url="http://search.invalid", transport=httpx.MockTransport(handle)
-    )
-    return search
+    return SearchClient("http://search.invalid", transport=httpx.MockTransport(handle))
 
 
 async def test_elasticsearch_pit_is_detected() -> None:

@@ -62,3 +62,26 @@ async def ids(url: str, index: str, size: int = 10000) -> set[str]:
                 return found
             found.update(hit["_id"] for hit in hits)
             after = hits[-1]["sort"]
+
+
+class BodyLimit(httpx.AsyncBaseTransport):
+    """Sends every request to the real server, but answers 413 (and sends nothing) for a
+    body over `max_bytes`, as a reverse proxy with a body limit in front of a cluster does
+    (osmem itself takes any size)."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.refused = 0
+        self.sent_sizes: list[int] = []
+        self._real = httpx.AsyncHTTPTransport()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        body = await request.aread()
+        if len(body) > self.max_bytes:
+            self.refused += 1
+            return httpx.Response(413, json={"error": "request entity too large"})
+        self.sent_sizes.append(len(body))
+        return await self._real.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self._real.aclose()

@@ -10,7 +10,6 @@ import asyncio
 import gzip
 import time
 import uuid
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from stacktrail.domain.event import AuditEvent
 from stacktrail.domain.trail import ArchiveConfig, ArchiveFormat, ArchiveSource, Trail, WriteMode
 from stacktrail.ingest.decode import decode_message
 from tests.support.cadf_factory import make_cadf, wrap_v1
+from tests.support.polling import eventually
 from tests.support.stores import (  # fixtures shared with the adapter tests
     REGION,
     acl_identity,
@@ -157,14 +157,6 @@ def unpack(body: bytes, fmt: ArchiveFormat) -> list[dict[str, Any]]:
 
 def by_id(events: list[AuditEvent]) -> dict[str, dict[str, Any]]:
     return {e.id: e.body for e in events}
-
-
-async def eventually(check: Callable[[], bool], within: float = 30.0) -> None:
-    deadline = time.monotonic() + within
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.05)
 
 
 async def still_waiting(sink: ArchiveSink, put: asyncio.Task[None]) -> bool:

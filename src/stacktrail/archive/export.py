@@ -384,6 +384,3 @@ class Exporter:
         if self._save is not None:
             await self._save(self.checkpoint)
 
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)

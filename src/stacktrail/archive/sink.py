@@ -33,7 +33,7 @@ from stacktrail.archive.layout import InvalidName, check_spec, spec_delete_at, w
 from stacktrail.archive.spool import SegmentSpec, Spool
 from stacktrail.archive.spool.framing import FRAME_OVERHEAD
 from stacktrail.archive.stores.base import ObjectStore
-from stacktrail.archive.uploader import Backoff, DeleteAt, FlushSummary, Uploader
+from stacktrail.archive.uploader import DeleteAt, FlushSummary, Uploader
 from stacktrail.config import Settings
 from stacktrail.domain.delivery import Outcome, Record
 from stacktrail.domain.ledger import DeliveryLedger
@@ -213,10 +213,6 @@ class ArchiveSink:
     def pending_bytes(self, project_id: str) -> int:
         """Bytes of a project's events that are spooled or queued but not yet delivered."""
         return self._spool.pending_bytes(project_id) + self._queued_by_project.get(project_id, 0)
-
-    def delivery_backoff(self, project_id: str) -> dict[str, Backoff]:
-        """Region -> failures, next attempt and last error of a project's failing deliveries."""
-        return self._uploader.backoff(project_id)
 
     # --- internals
 

@@ -71,7 +71,9 @@ class SearchClient:
         verify: bool = True,
         timeout: float = 30.0,
         max_connections: int = 16,
+        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
+        """`transport` replaces the network (a test double, a proxy); None: real HTTP."""
         auth = httpx.BasicAuth(username, password) if username else None
         self._http = httpx.AsyncClient(
             base_url=base_url.rstrip("/"),
@@ -79,6 +81,7 @@ class SearchClient:
             verify=verify,
             timeout=timeout,
             limits=httpx.Limits(max_connections=max_connections),
+            transport=transport,
         )
 
     @classmethod

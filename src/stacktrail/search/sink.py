@@ -40,7 +40,6 @@ class SearchSink:
         self._batch_started = 0.0
         self._tasks: set[asyncio.Task[None]] = set()
         self._flusher: asyncio.Task[None] | None = None
-        self._stopped = asyncio.Event()
 
     def wants(self, record: Record) -> bool:
         return record.trail.search_enabled

@@ -108,10 +108,12 @@ class SwiftStore:
         endpoints: Mapping[str, str] | None = None,
         timeout: float = 60.0,
         max_connections: int = 16,
+        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         """`keystone`: the service identity (catalog, reseller-mode writes); `acl_writer`:
         the identity without reseller rights for ACL-mode trails (None: they fail);
-        `endpoints` (region -> URL like the catalog's) replaces the catalog lookup."""
+        `endpoints` (region -> URL like the catalog's) replaces the catalog lookup;
+        `transport` replaces the network (a relay, a test double)."""
         self._keystone = keystone
         self._acl_writer = acl_writer
         self._reseller_role = reseller_role.lower()
@@ -122,6 +124,7 @@ class SwiftStore:
         self._http = httpx.AsyncClient(
             timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)),
             limits=httpx.Limits(max_connections=max_connections),
+            transport=transport,
         )
 
     async def aclose(self) -> None:
