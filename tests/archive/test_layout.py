@@ -6,16 +6,19 @@ import csv
 import gzip
 import io
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import orjson
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from stacktrail.archive.layout import (
     CSV_COLUMNS,
     InvalidName,
     build_body,
     check_spec,
+    day_of_key,
     delete_at,
     normalise_prefix,
     object_headers,
@@ -171,3 +174,18 @@ def test_headers() -> None:
     assert headers["X-Object-Meta-Last-Event-Time"] == "2024-05-17T23:55:02.000000Z"
     assert len(headers["X-Object-Meta-Sha256"]) == 64
     assert headers["Content-Type"] == "application/gzip"
+
+
+@given(
+    day=st.dates(min_value=date(1970, 1, 1), max_value=date(8999, 12, 31)),
+    prefix=st.sampled_from(["", "audit", "a/b", "2024/05/17"]),
+    fmt=st.sampled_from(list(ArchiveFormat)),
+)
+def test_the_day_of_a_key_is_read_back_from_the_key_it_built(
+    day: date, prefix: str, fmt: ArchiveFormat
+) -> None:
+    """One layout: `day_of_key` parses what `object_key` writes, whatever the prefix."""
+    spec = replace(SPEC, day=day.isoformat(), prefix=prefix, format=fmt)
+    key = object_key(spec, "RegionOne", "20240517T2355Z", "worker-1", "0000000001")
+    assert day_of_key(key) == day.isoformat()
+    assert day_of_key("digests/keys/abc.pub") is None

@@ -21,8 +21,8 @@ from datetime import UTC, datetime
 
 from sqlalchemy import select
 
-from stacktrail.archive.layout import delete_at
-from stacktrail.archive.retention import day_of_key, project_buckets, trail_of
+from stacktrail.archive.layout import day_of_key, delete_at
+from stacktrail.archive.retention import project_buckets, trail_of
 from stacktrail.archive.stores.base import NoSuchObject, ObjectStore
 from stacktrail.db import tables as t
 from stacktrail.db.trail_store import TrailStore

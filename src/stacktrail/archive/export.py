@@ -383,4 +383,3 @@ class Exporter:
     async def _checkpoint(self) -> None:
         if self._save is not None:
             await self._save(self.checkpoint)
-

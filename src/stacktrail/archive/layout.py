@@ -66,6 +66,7 @@ CONTENT_TYPE = "application/gzip"
 _REGION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.-]{0,63}$")
 _PREFIX_PART_RE = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
 _DAY_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_DAY_IN_KEY = re.compile(r"(?:^|/)(\d{4})/(\d{2})/(\d{2})/[^/]+$")  # object_key's folders
 
 _CSV_PATHS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("id", ("id",)),
@@ -164,6 +165,15 @@ def object_key(spec: SegmentSpec, region: str, stamp: str, worker: str, segment:
     name = f"{project}_{region}_{stamp}_{worker}_{segment}.{EXTENSIONS[spec.format]}"
     parts = [normalise_prefix(spec.prefix), project, region, day.strftime("%Y/%m/%d"), name]
     return "/".join(p for p in parts if p)
+
+
+def day_of_key(key: str) -> str | None:
+    """The event day (YYYY-MM-DD) of a key `object_key` built, read back from its
+    YYYY/MM/DD folders (None for keys of other shapes)."""
+    match = _DAY_IN_KEY.search(key)
+    if match is None:
+        return None
+    return f"{match.group(1)}-{match.group(2)}-{match.group(3)}"
 
 
 def delete_at(day: str, retention_days: int) -> int:

@@ -22,7 +22,6 @@ last key.
 from __future__ import annotations
 
 import logging
-import re
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -30,7 +29,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from stacktrail.archive.layout import delete_at, normalise_prefix
+from stacktrail.archive.layout import day_of_key, delete_at, normalise_prefix
 from stacktrail.archive.stores.base import Bucket, NoSuchObject, ObjectStore
 from stacktrail.db import job_tables as jt
 from stacktrail.db import tables as t
@@ -50,14 +49,6 @@ FAILED = "failed"
 SAVE_EVERY_OBJECTS = 200
 SAVE_EVERY_S = 5.0
 RETRY_AFTER = timedelta(minutes=5)
-_DAY_IN_KEY = re.compile(r"(?:^|/)(\d{4})/(\d{2})/(\d{2})/[^/]+$")
-
-
-def day_of_key(key: str) -> str | None:
-    match = _DAY_IN_KEY.search(key)
-    if match is None:
-        return None
-    return f"{match.group(1)}-{match.group(2)}-{match.group(3)}"
 
 
 def _retention_in(document: dict[str, Any] | None, default: int, field: str) -> int:
