@@ -1,8 +1,10 @@
 """Ingest throughput: stacktrail end to end against the raw drain rate of the same broker.
 
 In one run, on one machine:
-  (a) the broker's raw drain rate: a minimal consumer that only acks each message (pika's
-      blocking and asyncio adapters; the faster one is the baseline);
+  (a) the broker's raw drain rate: minimal consumers that only ack (pika's blocking and
+      asyncio adapters acking each message, and the strongest plain consumer: pika
+      blocking, prefetch 2000, one multiple-ack per 500 messages); the fastest of them in
+      the round is the baseline;
   (b) `stacktrail run --only pipeline` into a fast local `_bulk` endpoint
       (bench/fast_bulk.py) that accepts everything, so stacktrail itself is measured;
   (c) the same into osmem-server, the OpenSearch-compatible test server.
@@ -38,7 +40,7 @@ sys.path.insert(0, str(ROOT))
 
 from tests.support.cadf_factory import make_notification  # noqa: E402
 
-from bench.amqp_clients import drain_pika, drain_pika_asyncio  # noqa: E402
+from bench.amqp_clients import drain_pika, drain_pika_asyncio, drain_pika_batched  # noqa: E402
 
 
 def messages(count: int, projects_count: int = 50) -> list[bytes]:
@@ -289,11 +291,13 @@ def main() -> None:
         baselines, ratios = [], []
         for round_ in range(1, args.rounds + 1):
             raw = {}
-            for name in ("pika-blocking", "pika-asyncio"):
+            for name in ("pika-blocking", "pika-asyncio", "strong"):
                 queue = f"raw-{name}-{round_}"
                 fill(url, queue, bodies)
                 if name == "pika-blocking":
                     raw[name] = drain_pika(url, queue, args.count, 2000)
+                elif name == "strong":  # prefetch 2000, one multiple-ack per 500 messages
+                    raw[name] = drain_pika_batched(url, queue, args.count, 2000, 500)
                 else:
                     raw[name] = asyncio.run(drain_pika_asyncio(url, queue, args.count, 2000))
             baseline = max(raw.values())
@@ -311,7 +315,8 @@ def main() -> None:
             ratios.append(rate_b / baseline)
             print(
                 f"round {round_}: (a) raw drain pika-blocking {raw['pika-blocking']:6.0f}, "
-                f"pika-asyncio {raw['pika-asyncio']:6.0f} msg/s | (b) stacktrail -> fast _bulk "
+                f"pika-asyncio {raw['pika-asyncio']:6.0f}, strong (multiple-ack per 500) "
+                f"{raw['strong']:6.0f} msg/s | (b) stacktrail -> fast _bulk "
                 f"{rate_b:6.0f} events/s | (b)/(a) = {rate_b / baseline:.2f} | "
                 f"peak RSS {rss_b:.0f} MB"
             )
