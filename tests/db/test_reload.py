@@ -8,16 +8,15 @@ from stacktrail.db.trail_store import TrailStore
 from stacktrail.domain.audit import Actor
 from stacktrail.domain.defaults import OperatorDefaults
 from stacktrail.domain.directory import TrailDirectory
-from stacktrail.domain.document import TrailInput, resolve
+from stacktrail.domain.document import TrailInput
 from stacktrail.domain.trail import ArchiveFormat, default_trail
 
 ALICE = Actor("u-alice", "alice")
 
 
 async def put(store: TrailStore, project_id: str, **members: object) -> None:
-    defaults = await store.get_defaults()
-    spec = resolve(TrailInput.model_validate(members), defaults, store.settings)
-    await store.put_trail(project_id, spec, ALICE)
+    """Store `members` as the project's overrides."""
+    await store.put_trail(project_id, TrailInput.model_validate(members).requested(), ALICE)
 
 
 async def until(condition: object, limit: float = 5.0) -> float:
