@@ -17,7 +17,7 @@ from stacktrail.db.tables import metadata
 from tests.support.config_store import BACKENDS, fresh_database
 
 DAILY_REVISION = "0003_ingest_daily"
-HEAD_REVISION = "0004_project_event_types"
+HEAD_REVISION = "0005_trail_overrides"
 
 
 def alembic_config(connection: Connection | None = None) -> Config:

@@ -499,6 +499,7 @@ class DefaultsInput(BaseModel):
     updated_at: str | None = Field(None, description="Read-only, ignored.")
     updated_by: dict[str, Any] | None = Field(None, description="Read-only, ignored.")
     event_types: list[dict[str, Any]] | None = Field(None, description="Read-only, ignored.")
+    out_of_bounds: dict[str, Any] | None = Field(None, description="Read-only, ignored.")
 
     def bounds_errors(self, settings: TrailSettings) -> list[BoundsError]:
         errors: list[BoundsError] = []
