@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -223,16 +224,21 @@ def change_rows(
     for change in changes:
         diffs = []
         new_doc = change.get("new")
-        # documents are overrides (a member left out follows the default); entries recorded
-        # before hold complete documents, the first of them compared with `baseline`
-        complete = isinstance(new_doc, dict) and _COMPLETE <= set(new_doc)
-        if new_doc is not None and (change.get("old") is not None or baseline or not complete):
-            if change.get("old") is not None:
-                old = _flat(change.get("old"))
-            else:
-                old = (baseline or {}) if complete else {}
+        old_doc = change.get("old")
+        # documents are overrides (a member left out follows the cloud's default); entries
+        # recorded before hold complete documents, the first of them compared with `baseline`
+        complete = isinstance(new_doc, dict) and set(new_doc) >= _COMPLETE
+        if new_doc is not None and (old_doc is not None or baseline or not complete):
             new = _flat(new_doc)
-            for key, label in LABELS.items():
+            keys: Iterable[str] = LABELS
+            if old_doc is not None:
+                old = _flat(old_doc)
+            else:
+                old = baseline or {}
+                if not complete:  # a first set of overrides: only what it sets changed
+                    keys = [key for key in LABELS if key in new]
+            for key in keys:
+                label = LABELS[key]
                 if old.get(key) != new.get(key):
                     diffs.append(f"{label}: {_value(old.get(key))} → {_value(new.get(key))}")
         at = explain.parse_time(change.get("changed_at"))
