@@ -104,6 +104,10 @@ def _null(patch: dict[str, Any]) -> dict[str, Any]:
 async def test_history_records_overrides_and_a_no_op_patch_changes_nothing(
     client: httpx.AsyncClient, project_id: str, emitted: Emitted
 ) -> None:
+    nothing = await client.patch(url(project_id), json={"archive": {"interval": None}})
+    assert nothing.status_code == 200
+    assert (nothing.json()["version"], nothing.json()["configured"]) == (0, False)
+    assert emitted == []
     first = await client.patch(url(project_id), json={"retention_days": 30}, headers=MERGE)
     assert first.status_code == 200
     assert first.headers["ETag"] == '"1"'

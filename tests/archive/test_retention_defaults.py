@@ -18,6 +18,13 @@ from stacktrail.domain.ledger import DeliveredObject
 ACTOR = Actor("u1", "tester")
 
 
+def delivered(project: str) -> DeliveredObject:
+    now = datetime.now(UTC)
+    return DeliveredObject(
+        project, "RegionOne", "c", f"{project}/k", "2025-01-01", 1, 1, "0" * 64, now
+    )
+
+
 async def test_defaults_change_queues_the_projects_it_moves(
     own_store: TrailStore, tmp_path: Path
 ) -> None:
@@ -27,14 +34,8 @@ async def test_defaults_change_queues_the_projects_it_moves(
     projects["touched"] = {"archive": {"interval": "1h"}}  # configured, retention inherited
     for project, overrides in projects.items():
         await store.put_trail(project, TrailOverrides.model_validate(overrides), ACTOR)
-        await ledger.record_delivery(
-            DeliveredObject(project, "RegionOne", "c", f"{project}/k", "2025-01-01", 1, 1, "0" * 64,
-                            datetime.now(UTC))
-        )  # fmt: skip
-    await ledger.record_delivery(
-        DeliveredObject("never", "RegionOne", "c", "k", "2025-01-01", 1, 1, "0" * 64,
-                        datetime.now(UTC))
-    )  # fmt: skip
+        await ledger.record_delivery(delivered(project))
+    await ledger.record_delivery(delivered("never"))  # never configured
     retention = ArchiveRetention(store, LocalDirStore(tmp_path))
     assert await retention.detect_changes() == []
 
@@ -42,6 +43,7 @@ async def test_defaults_change_queues_the_projects_it_moves(
     await store.put_defaults(replace(defaults, default_retention_days=60), ACTOR)
     assert sorted(await retention.detect_changes()) == ["follows", "never", "touched"]
 
-    await store.put_defaults(replace(defaults, default_retention_days=60, max_retention_days=365), ACTOR)  # fmt: skip
+    lower = replace(defaults, default_retention_days=60, max_retention_days=365)
+    await store.put_defaults(lower, ACTOR)
     assert await retention.detect_changes() == ["long"]  # clamped from 900 to 365
     assert (await store.get_trail("long")).trail().retention_days == 365

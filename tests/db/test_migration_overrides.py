@@ -101,5 +101,15 @@ async def test_complete_documents_become_overrides(
             async with store.engine.connect() as conn:
                 after = await conn.scalar(select(func.count()).select_from(t.trail_changes))
             assert after == history  # the history stays as recorded
+
+            # downgrade: complete documents again, from today's defaults
+            await db.downgrade(url, BEFORE, settings=settings)
+            async with store.engine.connect() as conn:
+                rows = dict(
+                    (await conn.execute(select(t.trails.c.project_id, t.trails.c.config))).all()
+                )
+            assert TrailSpec.model_validate(rows["a"]).archive.interval == "10m"
+            assert TrailSpec.model_validate(rows["a"]).retention_days == 30
+            assert rows["gone"] is None
         finally:
             await store.close()

@@ -107,6 +107,20 @@ async def upgrade(
         await engine.dispose()
 
 
+async def downgrade(
+    database_url: str, revision: str, *, settings: TrailSettings | None = None
+) -> None:
+    """Take the schema (and data migrations) back to `revision`."""
+    engine = create_engine(database_url)
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(
+                lambda sync: command.downgrade(_alembic_config(sync, settings), revision)
+            )
+    finally:
+        await engine.dispose()
+
+
 async def current_revision(database_url: str) -> str | None:
     """The schema revision of the database; None when it was never migrated."""
     engine = create_engine(database_url)

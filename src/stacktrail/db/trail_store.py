@@ -284,7 +284,7 @@ class TrailStore:
                 raise PreconditionFailed(old.version)
             document = overrides.document() if overrides is not None else None
             if (document is None and not old.configured) or (
-                unchanged_is_noop and old.configured and document == old.document()
+                unchanged_is_noop and document == (old.document() or {})
             ):
                 await transaction.rollback()  # nothing changes: no version, no history
                 return old, old
