@@ -94,7 +94,7 @@ async def prepare_database(settings: Settings) -> None:
     """Create a brand-new embedded SQLite database; refuse an unmigrated existing one."""
     if _new_sqlite_file(settings.database_url) is not None:
         log.info("creating the config database %s", db.display_url(settings.database_url))
-        await db.upgrade(settings.database_url)
+        await db.upgrade(settings.database_url, settings=settings)
     await db.check_current(settings.database_url)
 
 

@@ -20,7 +20,6 @@ from stacktrail.api.routes import exports as export_routes
 from stacktrail.archive.export_jobs import FAILED, ExportJobs
 from stacktrail.config import Settings
 from stacktrail.db.trail_store import TrailStore
-from stacktrail.domain.document import to_trail
 from stacktrail.domain.timeframe import Timeframe
 from stacktrail.domain.trail import ArchiveFormat
 from stacktrail.keystone import KeystoneClient
@@ -92,7 +91,7 @@ async def export_id(store: TrailStore, users: KeystoneUsers) -> str:
     """A finished export of project A (created directly: no search needed)."""
     project = users.project_id("a")
     stored = await store.get_trail(project)
-    trail = to_trail(project, stored.spec, await store.get_defaults(), stored.version)
+    trail = stored.trail()
     now = datetime.now(UTC)
     jobs = ExportJobs(store.engine)
     frame = Timeframe(now - timedelta(hours=1), now)

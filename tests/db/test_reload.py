@@ -8,7 +8,7 @@ from stacktrail.db.trail_store import TrailStore
 from stacktrail.domain.audit import Actor
 from stacktrail.domain.defaults import OperatorDefaults
 from stacktrail.domain.directory import TrailDirectory
-from stacktrail.domain.document import TrailInput, resolve
+from stacktrail.domain.document import TrailInput
 from stacktrail.domain.trail import ArchiveFormat, default_trail
 from tests.support.polling import eventually
 
@@ -16,9 +16,8 @@ ALICE = Actor("u-alice", "alice")
 
 
 async def put(store: TrailStore, project_id: str, **members: object) -> None:
-    defaults = await store.get_defaults()
-    spec = resolve(TrailInput.model_validate(members), defaults, store.settings)
-    await store.put_trail(project_id, spec, ALICE)
+    """Store `members` as the project's overrides."""
+    await store.put_trail(project_id, TrailInput.model_validate(members).requested(), ALICE)
 
 
 async def test_snapshot_follows_changes(store: TrailStore, project_id: str) -> None:

@@ -20,7 +20,7 @@ BOB = Actor("u-bob", "bob")
 
 async def spec_of(store: TrailStore, **members: object) -> TrailSpec:
     defaults = await store.get_defaults()
-    return resolve(TrailInput.model_validate(members), defaults, store.settings)
+    return resolve(TrailInput.model_validate(members), defaults, store.settings).spec
 
 
 async def test_unconfigured_trail_reads_as_defaults(store: TrailStore, project_id: str) -> None:

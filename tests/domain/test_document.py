@@ -13,8 +13,8 @@ from stacktrail.domain.document import (
     TrailSpec,
     check_bounds,
     default_spec,
+    requested_spec,
     resolve,
-    to_trail,
 )
 from stacktrail.domain.trail import ArchiveFormat, ArchiveSource, WriteMode, default_trail
 from tests.support.config_store import make_settings
@@ -33,15 +33,16 @@ def test_defaults_from_settings() -> None:
 
 
 def test_default_spec_matches_the_model_default_trail() -> None:
-    spec = default_spec(DEFAULTS, SETTINGS)
-    assert to_trail("p1", spec, DEFAULTS) == default_trail("p1", SETTINGS)
+    effective = resolve(None, DEFAULTS, SETTINGS)
+    assert effective.spec == default_spec(DEFAULTS, SETTINGS)
+    assert effective.to_trail("p1") == default_trail("p1", SETTINGS)
 
 
 def test_resolve_fills_what_is_missing() -> None:
     data = TrailInput.model_validate(
         {"retention_days": 30, "archive": {"container": "mine", "regions": ["RegionTwo"]}}
     )
-    spec = resolve(data, DEFAULTS, SETTINGS)
+    spec = resolve(data, DEFAULTS, SETTINGS).spec
     assert spec.retention_days == 30
     assert spec.enabled is True
     assert spec.archive.container == "mine"
@@ -68,7 +69,7 @@ def test_input_is_strict() -> None:
 
 
 def test_bounds() -> None:
-    spec = resolve(
+    spec = requested_spec(
         TrailInput.model_validate(
             {
                 "retention_days": 4000,
@@ -89,20 +90,20 @@ def test_archive_from_search_needs_search() -> None:
     data = TrailInput.model_validate(
         {"archive": {"source": "search"}, "search": {"enabled": False}}
     )
-    errors = check_bounds(resolve(data, DEFAULTS, SETTINGS), DEFAULTS, SETTINGS)
+    errors = check_bounds(requested_spec(data, DEFAULTS, SETTINGS), DEFAULTS, SETTINGS)
     assert [e.loc for e in errors] == [("archive", "source")]
     no_search = make_settings(search_url="")
     data = TrailInput.model_validate({"archive": {"source": "search"}})
-    errors = check_bounds(resolve(data, DEFAULTS, no_search), DEFAULTS, no_search)
+    errors = check_bounds(requested_spec(data, DEFAULTS, no_search), DEFAULTS, no_search)
     assert "has none" in errors[0].msg
 
 
 def test_s3_store_refuses_bucket_names_s3_cannot_take() -> None:
     s3 = make_settings(archive_store="s3")
     data = TrailInput.model_validate({"archive": {"container": "My Container"}})
-    errors = check_bounds(resolve(data, DEFAULTS, s3), DEFAULTS, s3)
+    errors = check_bounds(requested_spec(data, DEFAULTS, s3), DEFAULTS, s3)
     assert errors[0].loc == ("archive", "container")
-    assert check_bounds(resolve(data, DEFAULTS, SETTINGS), DEFAULTS, SETTINGS) == []
+    assert check_bounds(requested_spec(data, DEFAULTS, SETTINGS), DEFAULTS, SETTINGS) == []
 
 
 def test_to_trail_applies_lowered_bounds() -> None:
@@ -113,9 +114,8 @@ def test_to_trail_applies_lowered_bounds() -> None:
             "events": {"include": ["identity.*"], "exclude": ["read/*"]},
         }
     )
-    spec = resolve(data, DEFAULTS, SETTINGS)
     tighter = replace(DEFAULTS, max_retention_days=365, min_interval=timedelta(minutes=5))
-    trail = to_trail("p1", spec, tighter, version=4)
+    trail = resolve(data, tighter, SETTINGS).to_trail("p1", version=4)
     assert trail.retention_days == 365
     assert trail.archive.interval == timedelta(minutes=5)
     assert trail.archive.source == ArchiveSource.SEARCH
@@ -167,7 +167,7 @@ A, B = "aaaa1111", "bbbb2222"
 def test_s3_projects_name_only_shared_buckets_or_their_own(bucket: str, allowed: bool) -> None:
     s3 = make_settings(archive_store="s3")
     data = TrailInput.model_validate({"archive": {"container": bucket}})
-    errors = check_bounds(resolve(data, DEFAULTS, s3), DEFAULTS, s3, project_id=A)
+    errors = check_bounds(requested_spec(data, DEFAULTS, s3), DEFAULTS, s3, project_id=A)
     assert (errors == []) == allowed, errors
     if not allowed:
         assert errors[0].loc == ("archive", "container")

@@ -26,11 +26,17 @@ async def follow(database_url: str, project_id: str) -> None:
     try:
         while True:
             trail = trails.get(project_id)
-            state = (trail.retention_days, trail.enabled, trail.version, trails.version)
-            if state[:3] != (last or ())[:3]:
-                line = dict(
-                    zip(("retention_days", "enabled", "version", "config"), state, strict=True)
-                )
+            state = (
+                trail.retention_days,
+                trail.enabled,
+                trail.version,
+                trail.archive.interval.total_seconds(),
+                trail.archive.container,
+                trails.version,
+            )
+            if state[:5] != (last or ())[:5]:
+                names = ("retention_days", "enabled", "version", "interval_s", "container")
+                line = dict(zip((*names, "config"), state, strict=True))
                 print(json.dumps(line), flush=True)
                 last = state
             await asyncio.sleep(0.02)

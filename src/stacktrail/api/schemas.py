@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 
 from stacktrail.config import Settings
 from stacktrail.db.ledger import EventTypeEntry
-from stacktrail.db.trail_store import StoredTrail, TrailChange
+from stacktrail.db.trail_store import OutOfBounds, StoredTrail, TrailChange
 from stacktrail.domain.defaults import MAX_INTERVAL, Editor, OperatorDefaults
 from stacktrail.domain.durations import format_duration
 from stacktrail.domain.trail import ArchiveFormat, ArchiveSource, WriteMode
@@ -50,7 +50,21 @@ class SearchView(BaseModel):
     enabled: bool
 
 
+class BoundNoteView(BaseModel):
+    field: str = Field(description="The overridden member, dotted (`archive.interval`).")
+    stored: Any = Field(description="The project's override as stored.")
+    effective: Any = Field(description="What applies instead (null: the cloud default).")
+    message: str
+
+
 class TrailView(BaseModel):
+    """The effective trail: the project's overrides over the operator's current defaults.
+
+    The top-level members are what applies now. `overrides` holds only what the project (or
+    an operator for it) set; every member in `inherited` follows the operator defaults, also
+    when they change later. A merge patch member set to null clears that override.
+    """
+
     project_id: str
     enabled: bool
     retention_days: int
@@ -61,6 +75,23 @@ class TrailView(BaseModel):
     configured: bool = Field(description="False: the operator defaults apply.")
     updated_at: datetime | None
     updated_by: EditorView | None
+    overrides: dict[str, Any] = Field(
+        description="The members the project set, in the shape of the trail (e.g. "
+        '`{"retention_days": 30, "archive": {"interval": "1h"}}`); all others follow the '
+        "operator defaults.",
+        examples=[{"retention_days": 30}],
+    )
+    inherited: list[str] = Field(
+        description="The members that follow the operator defaults (the cloud default), "
+        "dotted: `enabled`, `retention_days`, `events.include`, `events.exclude`, "
+        "`archive.<member>`, `search.enabled`.",
+        examples=[["enabled", "archive.interval"]],
+    )
+    bound_notes: list[BoundNoteView] = Field(
+        description="Overrides the operator's current bounds no longer allow (e.g. a "
+        "retention above a lowered maximum), each with the value that applies instead. "
+        "They stay stored until changed."
+    )
 
     @classmethod
     def of(cls, stored: StoredTrail) -> TrailView:
@@ -76,11 +107,18 @@ class TrailView(BaseModel):
             configured=stored.configured,
             updated_at=stored.updated_at,
             updated_by=EditorView.of(stored.updated_by),
+            overrides=stored.document() or {},
+            inherited=stored.effective.inherited(),
+            bound_notes=[
+                BoundNoteView(
+                    field=note.field,
+                    stored=note.stored,
+                    effective=note.effective,
+                    message=note.message,
+                )
+                for note in stored.effective.notes
+            ],
         )
-
-    def document(self) -> dict[str, Any]:
-        """As JSON data, the base a merge patch applies to."""
-        return self.model_dump(mode="json")
 
 
 class TrailListEntry(TrailView):
@@ -100,8 +138,13 @@ class TrailChangeView(BaseModel):
     user_id: str
     user_name: str
     user_project_id: str | None
-    old: dict[str, Any] | None = Field(description="null: the operator defaults applied.")
-    new: dict[str, Any] | None = Field(description="null: the operator defaults apply.")
+    old: dict[str, Any] | None = Field(
+        description="The overrides before (null: nothing stored, the operator defaults "
+        "applied). Changes recorded before overrides were stored hold complete documents."
+    )
+    new: dict[str, Any] | None = Field(
+        description="The overrides after (null: reset, the operator defaults apply)."
+    )
 
     @classmethod
     def of(cls, change: TrailChange) -> TrailChangeView:
@@ -189,6 +232,10 @@ class TrailStatusView(BaseModel):
         description="The latest update of existing objects' X-Delete-At after a retention "
         "change; null when there never was one.",
     )
+    bound_notes: list[BoundNoteView] = Field(
+        default_factory=list,
+        description="Overrides of this trail the operator's current bounds clamp.",
+    )
 
 
 class EventTypeView(BaseModel):
@@ -211,6 +258,31 @@ class EventTypeList(BaseModel):
     event_types: list[EventTypeView]
 
 
+class OutOfBoundsEntry(BoundNoteView):
+    project_id: str
+
+
+class OutOfBoundsView(BaseModel):
+    count: int = Field(description="How many overrides the bounds clamp, in every project.")
+    overrides: list[OutOfBoundsEntry] = Field(description="The first ones, by project id.")
+
+    @classmethod
+    def of(cls, found: OutOfBounds) -> OutOfBoundsView:
+        return cls(
+            count=found.count,
+            overrides=[
+                OutOfBoundsEntry(
+                    project_id=project_id,
+                    field=note.field,
+                    stored=note.stored,
+                    effective=note.effective,
+                    message=note.message,
+                )
+                for project_id, note in found.notes
+            ],
+        )
+
+
 class DefaultsView(BaseModel):
     default_retention_days: int
     max_retention_days: int
@@ -224,6 +296,11 @@ class DefaultsView(BaseModel):
     updated_at: datetime | None
     updated_by: EditorView | None
     event_types: list[EventTypeView] = Field(description="The catalogue of seen event types.")
+    out_of_bounds: OutOfBoundsView | None = Field(
+        None,
+        description="Project overrides these bounds clamp (cloud admins only; null for "
+        "others). Each stays stored, and the clamped value applies, until it is changed.",
+    )
 
     @classmethod
     def of(

@@ -35,7 +35,6 @@ from stacktrail.db import job_tables as jt
 from stacktrail.db import tables as t
 from stacktrail.db.retention_updates import RetentionUpdate, row_to_update
 from stacktrail.db.trail_store import TrailStore
-from stacktrail.domain.document import to_trail
 from stacktrail.domain.errors import ClientError
 from stacktrail.domain.trail import Trail
 
@@ -109,8 +108,7 @@ async def project_buckets(
 
 async def trail_of(store: TrailStore, project_id: str) -> Trail:
     """The project's effective trail (its own settings over the operator's defaults)."""
-    stored = await store.get_trail(project_id)
-    return to_trail(project_id, stored.spec, await store.get_defaults(), stored.version)
+    return (await store.get_trail(project_id)).trail()
 
 
 class ArchiveRetention:
@@ -151,8 +149,12 @@ class ArchiveRetention:
                 if row.project_id is None:
                     old = _retention_in(row.old, -1, "default_retention_days")
                     new = _retention_in(row.new, -1, "default_retention_days")
-                    if old != new:
-                        for project_id in await self._projects_on_defaults():
+                    old_max = _retention_in(row.old, -1, "max_retention_days")
+                    new_max = _retention_in(row.new, -1, "max_retention_days")
+                    if old != new or old_max != new_max:
+                        for project_id in await self._projects_on_defaults(
+                            old != new, min(old_max, new_max) if old_max != new_max else None
+                        ):
                             queued[project_id] = None
                     continue
                 fallback = defaults.default_retention_days
@@ -166,20 +168,33 @@ class ArchiveRetention:
         await set_state(self._engine, SCAN_STATE, {"last_change_id": last_id})
         return list(queued)
 
-    async def _projects_on_defaults(self) -> list[str]:
+    async def _projects_on_defaults(
+        self, default_changed: bool = True, clamped_above: int | None = None
+    ) -> list[str]:
+        """Projects with archived objects whose retention a change of the defaults moves:
+        those that do not override it (when the default changed), and those whose override
+        is above `clamped_above` (a changed maximum clamps it)."""
         d = t.deliveries.c
         async with self._engine.connect() as conn:
             with_objects = (await conn.execute(select(d.project_id).distinct())).scalars().all()
-            configured = set(
-                (
-                    await conn.execute(
-                        select(t.trails.c.project_id).where(t.trails.c.config.is_not(None))
+            stored = {
+                row.project_id: row.config
+                for row in await conn.execute(
+                    select(t.trails.c.project_id, t.trails.c.config).where(
+                        t.trails.c.config.is_not(None)
                     )
                 )
-                .scalars()
-                .all()
-            )
-        return sorted(p for p in with_objects if p not in configured)
+            }
+        moved = []
+        for project_id in with_objects:
+            config = stored.get(project_id)
+            own = config.get("retention_days") if isinstance(config, dict) else None
+            if not isinstance(own, int):
+                if default_changed:
+                    moved.append(project_id)
+            elif clamped_above is not None and own > clamped_above:
+                moved.append(project_id)
+        return sorted(moved)
 
     async def enqueue(self, project_id: str, retention_days: int, now: datetime) -> None:
         """(Re)start the update of a project's objects to `retention_days`."""

@@ -36,7 +36,6 @@ from stacktrail.archive.layout import InvalidName
 from stacktrail.archive.stores.base import ObjectStore
 from stacktrail.db import job_tables as jt
 from stacktrail.db.trail_store import TrailStore
-from stacktrail.domain.document import to_trail
 from stacktrail.domain.errors import ClientError
 from stacktrail.domain.export import ExportCheckpoint
 from stacktrail.domain.ledger import DeliveredObject, DeliveryError, DeliveryLedger
@@ -127,13 +126,12 @@ class SearchDelivery:
 
     async def trails(self) -> list[Trail]:
         """Every configured trail whose archive comes from search."""
-        defaults = await self._store.get_defaults()
         found: list[Trail] = []
         marker: str | None = None
         while True:
             page = await self._store.list_trails(limit=500, marker=marker)
             for stored in page.trails:
-                trail = to_trail(stored.project_id, stored.spec, defaults, stored.version)
+                trail = stored.trail()
                 if is_search_sourced(trail):
                     found.append(trail)
             if page.next_marker is None:

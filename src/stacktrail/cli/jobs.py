@@ -32,7 +32,6 @@ from stacktrail.cli.progress import terminal_progress
 from stacktrail.config import Settings
 from stacktrail.db import engine as db
 from stacktrail.db.trail_store import TrailStore
-from stacktrail.domain.document import to_trail
 from stacktrail.domain.errors import ClientError
 from stacktrail.domain.export import ExportCheckpoint
 from stacktrail.domain.timeframe import Timeframe, TimeframeError, iso
@@ -73,7 +72,7 @@ async def _read_trail(settings: Settings, project_id: str) -> Trail:
     store = TrailStore(db.create_engine(settings.database_url), settings)
     try:
         stored = await store.get_trail(project_id)
-        return to_trail(project_id, stored.spec, await store.get_defaults(), stored.version)
+        return stored.trail()
     finally:
         await store.close()
 

@@ -84,7 +84,7 @@ def db_upgrade() -> None:
 
     settings = settings_or_exit()
     try:
-        asyncio.run(db.upgrade(settings.database_url))
+        asyncio.run(db.upgrade(settings.database_url, settings=settings))
     except Exception as exc:
         typer.echo(f"stacktrail: database upgrade failed: {exc}", err=True)
         raise typer.Exit(1) from None

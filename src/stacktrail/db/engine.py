@@ -14,6 +14,8 @@ from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 
+from stacktrail.domain.trail import TrailSettings
+
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 SQLITE_BUSY_TIMEOUT_S = 30
 
@@ -65,11 +67,15 @@ def create_engine(database_url: str, **kwargs: Any) -> AsyncEngine:
     )
 
 
-def _alembic_config(connection: Connection | None = None) -> Config:
+def _alembic_config(
+    connection: Connection | None = None, settings: TrailSettings | None = None
+) -> Config:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     if connection is not None:
         config.attributes["connection"] = connection
+    if settings is not None:  # data migrations that need the operator's settings read them
+        config.attributes["trail_settings"] = settings
     return config
 
 
@@ -80,20 +86,37 @@ def head_revision() -> str:
     return head
 
 
-def _upgrade(connection: Connection, revision: str) -> None:
-    command.upgrade(_alembic_config(connection), revision)
+def _upgrade(connection: Connection, revision: str, settings: TrailSettings | None) -> None:
+    command.upgrade(_alembic_config(connection, settings), revision)
 
 
 def _current(connection: Connection) -> str | None:
     return MigrationContext.configure(connection).get_current_revision()
 
 
-async def upgrade(database_url: str, revision: str = "head") -> None:
-    """Bring the schema to `revision` (default: the newest); safe to run repeatedly."""
+async def upgrade(
+    database_url: str, revision: str = "head", *, settings: TrailSettings | None = None
+) -> None:
+    """Bring the schema to `revision` (default: the newest); safe to run repeatedly.
+    `settings` lets data migrations compare stored values with the operator's settings."""
     engine = create_engine(database_url)
     try:
         async with engine.begin() as conn:
-            await conn.run_sync(_upgrade, revision)
+            await conn.run_sync(_upgrade, revision, settings)
+    finally:
+        await engine.dispose()
+
+
+async def downgrade(
+    database_url: str, revision: str, *, settings: TrailSettings | None = None
+) -> None:
+    """Take the schema (and data migrations) back to `revision`."""
+    engine = create_engine(database_url)
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(
+                lambda sync: command.downgrade(_alembic_config(sync, settings), revision)
+            )
     finally:
         await engine.dispose()
 

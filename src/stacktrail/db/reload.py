@@ -17,7 +17,7 @@ from datetime import timedelta
 from stacktrail.config import Settings
 from stacktrail.db.trail_store import TrailStore
 from stacktrail.domain.defaults import OperatorDefaults
-from stacktrail.domain.document import TrailSpec, default_spec, to_trail
+from stacktrail.domain.document import TrailOverrides, resolve
 from stacktrail.domain.trail import Trail
 
 log = logging.getLogger(__name__)
@@ -37,7 +37,7 @@ class StoreTrails:
         self._settings = settings
         self._version = -1  # nothing loaded yet
         self._defaults = OperatorDefaults.from_settings(settings)
-        self._specs: dict[str, tuple[TrailSpec, int]] = {}
+        self._overrides: dict[str, tuple[TrailOverrides, int]] = {}
         self._trails: dict[str, Trail] = {}
         self._default_trails: dict[str, Trail] = {}
         self._listeners: list[ChangeListener] = []
@@ -61,8 +61,8 @@ class StoreTrails:
             return trail
         trail = self._default_trails.get(project_id)
         if trail is None:
-            spec = default_spec(self._defaults, self._settings)
-            trail = self._default_trails[project_id] = to_trail(project_id, spec, self._defaults)
+            effective = resolve(None, self._defaults, self._settings)
+            trail = self._default_trails[project_id] = effective.to_trail(project_id)
         return trail
 
     async def load(self) -> None:
@@ -75,31 +75,28 @@ class StoreTrails:
         if delta.version == self._version:
             return False
         everything = self._version < 0 or delta.defaults_changed
-        specs = dict(self._specs)
+        overrides = dict(self._overrides)
         for stored in delta.trails:
             if stored.configured:
-                specs[stored.project_id] = (stored.spec, stored.version)
+                overrides[stored.project_id] = (stored.overrides, stored.version)
             else:
-                specs.pop(stored.project_id, None)
+                overrides.pop(stored.project_id, None)
         defaults = delta.defaults
-        if everything:
+        if everything:  # every trail follows the defaults it does not override
             trails = {
-                project_id: to_trail(project_id, spec, defaults, version)
-                for project_id, (spec, version) in specs.items()
+                project_id: resolve(own, defaults, self._settings).to_trail(project_id, version)
+                for project_id, (own, version) in overrides.items()
             }
             self._default_trails = {}
         else:
             trails = dict(self._trails)
             for stored in delta.trails:
-                entry = specs.get(stored.project_id)
-                if entry is None:
-                    trails.pop(stored.project_id, None)
-                    self._default_trails.pop(stored.project_id, None)
+                self._default_trails.pop(stored.project_id, None)
+                if stored.project_id in overrides:
+                    trails[stored.project_id] = stored.trail()
                 else:
-                    trails[stored.project_id] = to_trail(
-                        stored.project_id, entry[0], defaults, entry[1]
-                    )
-        self._specs, self._trails, self._defaults = specs, trails, defaults
+                    trails.pop(stored.project_id, None)
+        self._overrides, self._trails, self._defaults = overrides, trails, defaults
         self._version = delta.version
         changed = None if everything else frozenset(s.project_id for s in delta.trails)
         log.debug("trail snapshot at config version %d", delta.version)

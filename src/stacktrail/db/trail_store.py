@@ -10,12 +10,11 @@ that a reload reads only what changed.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pydantic import ValidationError
 from sqlalchemy import Row, and_, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -28,9 +27,15 @@ from stacktrail.domain.audit import (
     Actor,
 )
 from stacktrail.domain.defaults import Editor, OperatorDefaults
-from stacktrail.domain.document import TrailSpec, default_spec
+from stacktrail.domain.document import (
+    BoundNote,
+    EffectiveTrail,
+    TrailOverrides,
+    TrailSpec,
+    resolve,
+)
 from stacktrail.domain.durations import format_duration
-from stacktrail.domain.trail import ArchiveFormat
+from stacktrail.domain.trail import ArchiveFormat, Trail
 
 log = logging.getLogger(__name__)
 
@@ -48,15 +53,37 @@ class PreconditionFailed(Exception):
 @dataclass(frozen=True, slots=True)
 class StoredTrail:
     project_id: str
-    spec: TrailSpec
+    effective: EffectiveTrail  # the overrides over the defaults read in the same transaction
     version: int  # 0: never configured
     configured: bool  # False: the operator defaults apply (never set, or deleted)
     updated_at: datetime | None = None
     updated_by: Editor | None = None
 
+    @property
+    def spec(self) -> TrailSpec:
+        """The effective configuration."""
+        return self.effective.spec
+
+    @property
+    def overrides(self) -> TrailOverrides:
+        return self.effective.overrides
+
+    def trail(self) -> Trail:
+        """The plain trail the pipeline reads."""
+        return self.effective.to_trail(self.project_id, self.version)
+
     def document(self) -> dict[str, Any] | None:
-        """The stored configuration as JSON, None when the defaults apply."""
-        return self.spec.model_dump(mode="json") if self.configured else None
+        """The stored overrides as JSON (what the history records), None when nothing is
+        stored and the defaults apply."""
+        return self.overrides.document() if self.configured else None
+
+
+@dataclass(frozen=True, slots=True)
+class OutOfBounds:
+    """The stored overrides the current bounds clamp, for the operator."""
+
+    count: int
+    notes: list[tuple[str, BoundNote]]  # (project id, note), the first ones by project id
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,27 +224,18 @@ class TrailStore:
         self, project_id: str, row: Row[Any] | None, defaults: OperatorDefaults
     ) -> StoredTrail:
         if row is None:
-            return StoredTrail(project_id, default_spec(defaults, self._settings), 0, False)
+            return StoredTrail(project_id, resolve(None, defaults, self._settings), 0, False)
         editor = Editor(row.updated_by_id, row.updated_by_name)
-        if row.config is None:
-            return StoredTrail(
-                project_id,
-                default_spec(defaults, self._settings),
-                row.version,
-                False,
-                row.updated_at,
-                editor,
-            )
-        try:
-            spec = TrailSpec.model_validate(row.config)
-        except ValidationError as exc:
-            log.error(
-                "stored trail of project %s no longer validates, the defaults apply: %s",
-                project_id,
-                exc,
-            )
-            spec = default_spec(defaults, self._settings)
-        return StoredTrail(project_id, spec, row.version, True, row.updated_at, editor)
+        document = row.config
+        if document is not None and not isinstance(document, Mapping):
+            log.error("stored trail of project %s is not a JSON object: defaults apply", project_id)
+            document = {}
+        effective = resolve(document, defaults, self._settings)
+        if effective.notes:
+            log.debug("trail of project %s: %s", project_id, [n.message for n in effective.notes])
+        return StoredTrail(
+            project_id, effective, row.version, document is not None, row.updated_at, editor
+        )
 
     async def get_trail(self, project_id: str) -> StoredTrail:
         """The stored trail, or the operator defaults (version 0) when none is stored."""
@@ -231,10 +249,19 @@ class TrailStore:
         return self._trail_from_row(project_id, row, await self._defaults(conn))
 
     async def put_trail(
-        self, project_id: str, spec: TrailSpec, actor: Actor, if_match: IfMatch = None
+        self,
+        project_id: str,
+        overrides: TrailOverrides | TrailSpec,
+        actor: Actor,
+        if_match: IfMatch = None,
+        *,
+        unchanged_is_noop: bool = False,
     ) -> tuple[StoredTrail, StoredTrail]:
-        """Store a project's trail; returns (old, new)."""
-        return await self._write_trail(project_id, spec, actor, if_match)
+        """Store a project's overrides (a complete spec overrides everything); returns
+        (old, new). With `unchanged_is_noop`, the same overrides again write nothing."""
+        if isinstance(overrides, TrailSpec):
+            overrides = TrailOverrides.model_validate(overrides.model_dump(mode="json"))
+        return await self._write_trail(project_id, overrides, actor, if_match, unchanged_is_noop)
 
     async def delete_trail(
         self, project_id: str, actor: Actor, if_match: IfMatch = None
@@ -243,20 +270,28 @@ class TrailStore:
         return await self._write_trail(project_id, None, actor, if_match)
 
     async def _write_trail(
-        self, project_id: str, spec: TrailSpec | None, actor: Actor, if_match: IfMatch
+        self,
+        project_id: str,
+        overrides: TrailOverrides | None,
+        actor: Actor,
+        if_match: IfMatch,
+        unchanged_is_noop: bool = False,
     ) -> tuple[StoredTrail, StoredTrail]:
         async with self._engine.connect() as conn, conn.begin() as transaction:
             seq = await self._bump(conn)
             old = await self._get_trail(conn, project_id)
             if if_match is not None and old.version not in if_match:
                 raise PreconditionFailed(old.version)
-            if spec is None and not old.configured:
-                await transaction.rollback()  # nothing to reset: no version, no history
+            document = overrides.document() if overrides is not None else None
+            if (document is None and not old.configured) or (
+                unchanged_is_noop and document == (old.document() or {})
+            ):
+                await transaction.rollback()  # nothing changes: no version, no history
                 return old, old
             now = _now()
             values = {
-                "config": spec.model_dump(mode="json") if spec is not None else None,
-                "enabled": spec.enabled if spec is not None else None,
+                "config": document,
+                "enabled": None if overrides is None else overrides.enabled is not False,
                 "version": old.version + 1,
                 "seq": seq,
                 "updated_at": now,
@@ -273,7 +308,7 @@ class TrailStore:
             await self._record_change(
                 conn,
                 project_id=project_id,
-                action=ACTION_UPDATE_TRAIL if spec is not None else ACTION_DELETE_TRAIL,
+                action=ACTION_UPDATE_TRAIL if overrides is not None else ACTION_DELETE_TRAIL,
                 version=new.version,
                 at=now,
                 actor=actor,
@@ -328,6 +363,32 @@ class TrailStore:
             in_error=frozenset(row.project_id for row in rows if row.in_error),
             next_marker=rows[-1].project_id if more and rows else None,
         )
+
+    async def out_of_bounds(self, *, listed: int = 100, batch: int = 500) -> OutOfBounds:
+        """Stored overrides the current bounds clamp (all of them counted, the first
+        `listed` itemised), read in batches by project id."""
+        count = 0
+        notes: list[tuple[str, BoundNote]] = []
+        marker = ""
+        async with self._engine.connect() as conn:
+            defaults = await self._defaults(conn)
+            while True:
+                rows = (
+                    await conn.execute(
+                        select(t.trails)
+                        .where(t.trails.c.config.is_not(None), t.trails.c.project_id > marker)
+                        .order_by(t.trails.c.project_id)
+                        .limit(batch)
+                    )
+                ).all()
+                for row in rows:
+                    stored = self._trail_from_row(row.project_id, row, defaults)
+                    count += len(stored.effective.notes)
+                    room = max(0, listed - len(notes))
+                    notes.extend((row.project_id, n) for n in stored.effective.notes[:room])
+                if len(rows) < batch:
+                    return OutOfBounds(count, notes)
+                marker = rows[-1].project_id
 
     async def changes(
         self, project_id: str | None, *, limit: int = 50, before: int | None = None

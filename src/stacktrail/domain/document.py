@@ -1,13 +1,17 @@
 """A trail's configuration as a JSON document: what the API accepts and the store keeps.
 
-`TrailInput` is what a client sends (missing or null members take the operator
-defaults); `resolve` turns it into a complete `TrailSpec`; `check_bounds` applies the
-operator's bounds and the deployment's facts (known regions, search on or off);
-`to_trail` gives the plain `Trail` the pipeline reads.
+A project's trail is stored as its overrides only (`TrailOverrides`: the members a project
+or an operator set); every other member follows the operator's defaults of the moment.
+`resolve` is the one place that turns stored overrides and the current defaults into the
+effective trail (`EffectiveTrail`: the complete `TrailSpec`, which members are overridden,
+and notes on overrides a tightened bound clamps); `check_bounds` applies the operator's
+bounds and the deployment's facts (known regions, search on or off) to what a write asks
+for; `EffectiveTrail.to_trail` gives the plain `Trail` the pipeline reads.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -19,6 +23,7 @@ from pydantic import (
     StrictBool,
     StrictInt,
     StringConstraints,
+    ValidationError,
 )
 
 from stacktrail.domain.defaults import MAX_INTERVAL, RETENTION_LIMIT_DAYS, OperatorDefaults
@@ -145,12 +150,9 @@ class SearchInput(BaseModel):
     enabled: StrictBool | None = None
 
 
-class TrailInput(BaseModel):
-    """A trail configuration as sent by a client; omitted members take the defaults.
-
-    The read-only members of a trail (`version`, `updated_at`, ...) are accepted so that
-    a document read with GET can be sent back, and ignored.
-    """
+class TrailOverrides(BaseModel):
+    """The members of a trail that a project (or an operator for it) set; every member left
+    out follows the operator's defaults, now and after they change."""
 
     model_config = _FORBID
     enabled: StrictBool | None = None
@@ -158,11 +160,60 @@ class TrailInput(BaseModel):
     events: EventsInput | None = None
     archive: ArchiveInput | None = None
     search: SearchInput | None = None
+
+    def document(self) -> dict[str, Any]:
+        """As stored: only the members set, no empty sections."""
+        doc = self.model_dump(mode="json", exclude_none=True)
+        return {name: value for name, value in doc.items() if value != {}}
+
+    def fields(self) -> frozenset[str]:
+        """The overridden members as dotted paths (`archive.interval`)."""
+        return frozenset(path for path, _ in _leaves(self.document()))
+
+
+OVERRIDE_MEMBERS = frozenset(TrailOverrides.model_fields)
+FIELDS = (
+    "enabled",
+    "retention_days",
+    "events.include",
+    "events.exclude",
+    *(f"archive.{name}" for name in ArchiveInput.model_fields),
+    "search.enabled",
+)
+
+
+def _leaves(doc: Mapping[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    leaves: list[tuple[str, Any]] = []
+    for name, value in doc.items():
+        if isinstance(value, Mapping):
+            leaves.extend(_leaves(value, f"{prefix}{name}."))
+        else:
+            leaves.append((f"{prefix}{name}", value))
+    return leaves
+
+
+class TrailInput(TrailOverrides):
+    """A trail configuration as sent by a client: the members it sends become the trail's
+    overrides, the members it omits (or sends as null) follow the operator defaults.
+
+    The read-only members of a trail (`version`, `updated_at`, `overrides`, ...) are accepted
+    so that a document read with GET can be sent back, and ignored.
+    """
+
     project_id: str | None = Field(None, description="Read-only; must match the path if sent.")
     version: int | None = Field(None, description="Read-only, ignored (use If-Match).")
     configured: bool | None = Field(None, description="Read-only, ignored.")
     updated_at: str | None = Field(None, description="Read-only, ignored.")
     updated_by: dict[str, Any] | None = Field(None, description="Read-only, ignored.")
+    overrides: dict[str, Any] | None = Field(None, description="Read-only, ignored.")
+    inherited: list[str] | None = Field(None, description="Read-only, ignored.")
+    bound_notes: list[dict[str, Any]] | None = Field(None, description="Read-only, ignored.")
+
+    def requested(self) -> TrailOverrides:
+        """The overrides this document asks for (read-only members dropped)."""
+        return TrailOverrides.model_validate(
+            self.model_dump(include=set(OVERRIDE_MEMBERS), exclude_none=True)
+        )
 
 
 def default_spec(defaults: OperatorDefaults, settings: TrailSettings) -> TrailSpec:
@@ -185,23 +236,162 @@ def default_spec(defaults: OperatorDefaults, settings: TrailSettings) -> TrailSp
     )
 
 
-def resolve(data: TrailInput, defaults: OperatorDefaults, settings: TrailSettings) -> TrailSpec:
-    """Fill what the client left out with the operator defaults."""
+def requested_spec(
+    overrides: TrailOverrides, defaults: OperatorDefaults, settings: TrailSettings
+) -> TrailSpec:
+    """The overrides over the operator defaults, as asked (no bound applied: for
+    `check_bounds` on a write; what the pipeline reads comes from `resolve`)."""
     base = default_spec(defaults, settings)
-    archive = data.archive.model_dump(exclude_none=True) if data.archive else {}
-    search = data.search.model_dump(exclude_none=True) if data.search else {}
+    events = overrides.events.model_dump(exclude_none=True) if overrides.events else {}
+    archive = overrides.archive.model_dump(exclude_none=True) if overrides.archive else {}
+    search = overrides.search.model_dump(exclude_none=True) if overrides.search else {}
     return TrailSpec.model_construct(
-        enabled=base.enabled if data.enabled is None else data.enabled,
+        enabled=base.enabled if overrides.enabled is None else overrides.enabled,
         retention_days=(
-            base.retention_days if data.retention_days is None else data.retention_days
+            base.retention_days if overrides.retention_days is None else overrides.retention_days
         ),
-        events=EventsSpec.model_construct(
-            include=(data.events.include if data.events else None) or [],
-            exclude=(data.events.exclude if data.events else None) or [],
-        ),
+        events=base.events.model_copy(update=events),
         archive=base.archive.model_copy(update=archive),
         search=base.search.model_copy(update=search),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class BoundNote:
+    """An override the operator's bounds no longer allow, and what applies instead."""
+
+    field: str
+    stored: Any
+    effective: Any
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class EffectiveTrail:
+    """What a project's trail is right now: its overrides over the current defaults."""
+
+    spec: TrailSpec  # complete, within the current bounds
+    overrides: TrailOverrides
+    notes: tuple[BoundNote, ...] = ()
+
+    @property
+    def overridden(self) -> frozenset[str]:
+        return self.overrides.fields()
+
+    def inherited(self) -> list[str]:
+        """The members that follow the operator defaults, in document order."""
+        overridden = self.overridden
+        return [name for name in FIELDS if name not in overridden]
+
+    def to_trail(self, project_id: str, version: int = 0) -> Trail:
+        """The plain trail the pipeline reads."""
+        spec = self.spec
+        return Trail(
+            project_id=project_id,
+            enabled=spec.enabled,
+            retention_days=spec.retention_days,
+            search_enabled=spec.search.enabled,
+            events=EventFilter(
+                include=tuple(spec.events.include), exclude=tuple(spec.events.exclude)
+            ),
+            archive=ArchiveConfig(
+                enabled=spec.archive.enabled,
+                container=spec.archive.container,
+                prefix=spec.archive.prefix,
+                format=spec.archive.format,
+                interval=parse_duration(spec.archive.interval),
+                regions=tuple(spec.archive.regions),
+                write_mode=spec.archive.write_mode,
+                source=spec.archive.source,
+            ),
+            version=version,
+        )
+
+
+def parse_overrides(document: Mapping[str, Any]) -> tuple[TrailOverrides, list[BoundNote]]:
+    """A stored overrides document; a member today's rules refuse is dropped (it then
+    follows the default) with a note, so one bad value never discards the others."""
+    try:
+        return TrailOverrides.model_validate(document), []
+    except ValidationError:
+        pass
+    kept: dict[str, Any] = {}
+    notes: list[BoundNote] = []
+    for path, value in _leaves(document):
+        leaf: dict[str, Any] = {}
+        target = leaf
+        *sections, name = path.split(".")
+        for section in sections:
+            target = target.setdefault(section, {})
+        target[name] = value
+        try:
+            TrailOverrides.model_validate(leaf)
+        except ValidationError as exc:
+            reason = exc.errors()[0]["msg"] if exc.errors() else str(exc)
+            notes.append(
+                BoundNote(
+                    path,
+                    value,
+                    None,
+                    f"the stored {path} {value!r} is no longer accepted ({reason}); "
+                    "the cloud default applies",
+                )
+            )
+            continue
+        merged = kept
+        for section in sections:
+            merged = merged.setdefault(section, {})
+        merged[name] = value
+    return TrailOverrides.model_validate(kept), notes
+
+
+def resolve(
+    stored: TrailOverrides | Mapping[str, Any] | None,
+    defaults: OperatorDefaults,
+    settings: TrailSettings,
+) -> EffectiveTrail:
+    """The effective trail of a project: its stored overrides (None: none) over the current
+    operator defaults, overrides outside a tightened bound clamped with a note.
+
+    Every reader of a trail (pipeline, scheduler, API, UI, exports) goes through here.
+    """
+    notes: list[BoundNote] = []
+    if stored is None:
+        overrides = TrailOverrides()
+    elif isinstance(stored, TrailOverrides):
+        overrides = stored
+    else:
+        overrides, notes = parse_overrides(stored)
+    spec = requested_spec(overrides, defaults, settings)
+    days = defaults.clamp_retention(spec.retention_days)
+    if days != spec.retention_days:
+        notes.append(
+            BoundNote(
+                "retention_days",
+                spec.retention_days,
+                days,
+                f"retention_days {spec.retention_days} is above the operator's maximum of "
+                f"{defaults.max_retention_days} days: {days} days apply until it is changed",
+            )
+        )
+    interval = parse_duration(spec.archive.interval)
+    clamped = defaults.clamp_interval(interval)
+    archive = spec.archive
+    if clamped != interval:
+        archive = archive.model_copy(update={"interval": format_duration(clamped)})
+        notes.append(
+            BoundNote(
+                "archive.interval",
+                spec.archive.interval,
+                archive.interval,
+                f"interval {spec.archive.interval} is below the operator's minimum of "
+                f"{format_duration(defaults.min_interval)}: {archive.interval} applies "
+                "until it is changed",
+            )
+        )
+    if days != spec.retention_days or archive is not spec.archive:
+        spec = spec.model_copy(update={"retention_days": days, "archive": archive})
+    return EffectiveTrail(spec, overrides, tuple(notes))
 
 
 @dataclass(frozen=True, slots=True)
@@ -290,30 +480,6 @@ def check_bounds(
     return errors
 
 
-def to_trail(
-    project_id: str, spec: TrailSpec, defaults: OperatorDefaults, version: int = 0
-) -> Trail:
-    """The plain trail the pipeline reads; bounds lowered later are applied here."""
-    return Trail(
-        project_id=project_id,
-        enabled=spec.enabled,
-        retention_days=defaults.clamp_retention(spec.retention_days),
-        search_enabled=spec.search.enabled,
-        events=EventFilter(include=tuple(spec.events.include), exclude=tuple(spec.events.exclude)),
-        archive=ArchiveConfig(
-            enabled=spec.archive.enabled,
-            container=spec.archive.container,
-            prefix=spec.archive.prefix,
-            format=spec.archive.format,
-            interval=defaults.clamp_interval(parse_duration(spec.archive.interval)),
-            regions=tuple(spec.archive.regions),
-            write_mode=spec.archive.write_mode,
-            source=spec.archive.source,
-        ),
-        version=version,
-    )
-
-
 # --- the operator's defaults as a document
 
 
@@ -333,6 +499,7 @@ class DefaultsInput(BaseModel):
     updated_at: str | None = Field(None, description="Read-only, ignored.")
     updated_by: dict[str, Any] | None = Field(None, description="Read-only, ignored.")
     event_types: list[dict[str, Any]] | None = Field(None, description="Read-only, ignored.")
+    out_of_bounds: dict[str, Any] | None = Field(None, description="Read-only, ignored.")
 
     def bounds_errors(self, settings: TrailSettings) -> list[BoundsError]:
         errors: list[BoundsError] = []

@@ -105,18 +105,10 @@ class Trail:
 
 
 def default_trail(project_id: str, settings: TrailSettings) -> Trail:
-    """The trail a project has until somebody configures it."""
-    return Trail(
-        project_id=project_id,
-        enabled=True,
-        retention_days=settings.retention_days,
-        search_enabled=True,
-        archive=ArchiveConfig(
-            enabled=settings.archive_enabled,
-            container=settings.archive_container,
-            prefix=settings.archive_prefix,
-            format=settings.archive_format,
-            interval=settings.archive_interval,
-            regions=tuple(settings.archive_regions),
-        ),
-    )
+    """The trail a project has until somebody configures it (no config store: the
+    settings' defaults), resolved like every other trail."""
+    # imported here: both modules import this one
+    from stacktrail.domain.defaults import OperatorDefaults
+    from stacktrail.domain.document import resolve
+
+    return resolve(None, OperatorDefaults.from_settings(settings), settings).to_trail(project_id)

@@ -19,7 +19,6 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 from stacktrail.db.trail_store import TrailStore
-from stacktrail.domain.document import to_trail
 from stacktrail.domain.timeframe import iso
 from stacktrail.search.client import SearchClient
 from stacktrail.search.documents import index_pattern
@@ -71,9 +70,7 @@ class StoreRetention:
     async def __call__(self, project_id: str) -> int:
         days = self._cache.get(project_id)
         if days is None:
-            stored = await self._store.get_trail(project_id)
-            defaults = await self._store.get_defaults()
-            days = to_trail(project_id, stored.spec, defaults).retention_days
+            days = (await self._store.get_trail(project_id)).trail().retention_days
             self._cache[project_id] = days
         return days
 

@@ -83,6 +83,65 @@ def settings_patch(form: FormData, *, offer_search: bool, offer_source: bool) ->
     return patch
 
 
+INHERIT_FIELD = "inherit"  # checkboxes "use the cloud's default", one per trail member
+
+
+def _flat(doc: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for name, value in doc.items():
+        if isinstance(value, Mapping):
+            flat.update(_flat(value, f"{prefix}{name}."))
+        else:
+            flat[f"{prefix}{name}"] = value
+    return flat
+
+
+def _same(path: str, sent: Any, shown: Any) -> bool:
+    if path == "archive.regions" and isinstance(sent, list) and isinstance(shown, list):
+        return set(sent) == set(shown)
+    return bool(sent == shown)
+
+
+def with_inheritance(
+    patch: Mapping[str, Any],
+    form: FormData,
+    current: Mapping[str, Any],
+    members: Iterable[str],
+) -> dict[str, Any]:
+    """The patch as overrides: a member ticked "use the cloud's default" is cleared (null);
+    a member that follows the cloud's default and was sent as shown is left out, so it keeps
+    following the default; every other member sent becomes an override. `members`: the
+    members this form shows."""
+    inherited = set(current.get("inherited") or ())
+    shown = _flat(current)
+    allowed = set(members)
+    cleared = {v for v in form.getlist(INHERIT_FIELD) if isinstance(v, str) and v in allowed}
+    result: dict[str, Any] = {}
+    flat = _flat(patch)
+    for path in dict.fromkeys([*flat, *sorted(cleared)]):
+        if path in cleared:
+            value = None
+        elif path in inherited and _same(path, flat[path], shown.get(path)):
+            continue
+        else:
+            value = flat[path]
+        *sections, name = path.split(".")
+        target = result
+        for section in sections:
+            target = target.setdefault(section, {})
+        target[name] = value
+    return result
+
+
+def without_nulls(patch: Mapping[str, Any]) -> dict[str, Any]:
+    """The members a patch sets (a draft shows the current value where it clears one)."""
+    return {
+        name: without_nulls(value) if isinstance(value, Mapping) else value
+        for name, value in patch.items()
+        if value is not None
+    }
+
+
 def events_patch(form: FormData) -> dict[str, Any]:
     """The toggles (`event:<type>` = include/exclude/empty) and the typed patterns."""
     include: list[str] = []

@@ -21,9 +21,12 @@ from stacktrail.web.pages_auth import checked_form, require_session
 from stacktrail.web.render import message_page, page, policy_of, redirect, web
 from stacktrail.web.sessions import Session
 from stacktrail.web.view_trail import (
+    SETTINGS_MEMBERS,
+    bound_note_rows,
     change_rows,
     defaults_baseline,
     health_of,
+    inherited_members,
     region_rows,
     retention_update_words,
     spool_waiting,
@@ -150,6 +153,8 @@ async def render_project(
                 current["events"]["include"], current["events"]["exclude"]
             ),
         },
+        "inherited": inherited_members(current),
+        "bound_notes": bound_note_rows(current),
         "health": health_of(current, status_body),
         "regions": region_rows(status_body),
         "spool": spool_waiting(status_body),
@@ -226,8 +231,13 @@ async def _change(request: Request, project_id: str, kind: str) -> Response:
                     offer_search=settings.search_enabled,
                     offer_source=settings.search_enabled,
                 )
+                members = SETTINGS_MEMBERS
             else:
                 patch = forms.events_patch(form)
+                members = ("events.include", "events.exclude")
+            shown = await api.get(path)  # which members follow the cloud's defaults
+            if shown.ok:
+                patch = forms.with_inheritance(patch, form, shown.body, members)
             answer = await api.patch(path, patch, version)
         current = await api.get(path) if answer.status in (412, 422) else None
     if answer.ok:
@@ -246,7 +256,7 @@ async def _change(request: Request, project_id: str, kind: str) -> Response:
         return _refused(request, session, project_id, answer)
     if answer.status in (412, 422) and current is not None and current.ok:
         base = current.body
-        draft = merge_patch(base, patch) if patch else base
+        draft = merge_patch(base, forms.without_nulls(patch)) if patch else base
         draft["version"] = base.get("version", 0)
         if answer.status == 412:
             return await render_project(

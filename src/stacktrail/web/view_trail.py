@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +23,7 @@ LABELS = {
     "archive.source": "Source",
     "search.enabled": "Searchable",
 }
+SETTINGS_MEMBERS = tuple(name for name in LABELS if not name.startswith("events."))
 ACTIONS = {
     "update/trail": "changed the trail",
     "delete/trail": "reset the trail to the cloud's defaults",
@@ -73,6 +75,24 @@ def health_of(trail: dict[str, Any], status: dict[str, Any] | None) -> Health:
     return Health(
         "ok", "Healthy", f"Last delivery {explain.ago(latest)} ({explain.time_words(latest)})."
     )
+
+
+def inherited_members(trail: dict[str, Any]) -> frozenset[str]:
+    """The members that follow the cloud's defaults (marked "cloud default")."""
+    return frozenset(str(name) for name in trail.get("inherited") or ())
+
+
+def bound_note_rows(trail: dict[str, Any]) -> list[dict[str, str]]:
+    """Overrides the cloud's current limits clamp, in words for the project page."""
+    return [
+        {
+            "label": LABELS.get(str(note.get("field")), str(note.get("field"))),
+            "stored": _value(note.get("stored")),
+            "effective": _value(note.get("effective")),
+            "message": str(note.get("message", "")),
+        }
+        for note in trail.get("bound_notes") or ()
+    ]
 
 
 def region_rows(status: dict[str, Any] | None) -> list[dict[str, Any]]:
@@ -161,7 +181,7 @@ def _flat(doc: Any, prefix: str = "") -> dict[str, Any]:
 
 def _value(value: Any) -> str:
     if value is None:
-        return "(default)"
+        return "(cloud default)"
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, list):
@@ -192,6 +212,9 @@ def defaults_baseline(
     }
 
 
+_COMPLETE = {"enabled", "retention_days", "events", "archive", "search"}
+
+
 def change_rows(
     changes: list[dict[str, Any]], baseline: dict[str, Any] | None = None
 ) -> list[dict[str, Any]]:
@@ -200,10 +223,22 @@ def change_rows(
     rows = []
     for change in changes:
         diffs = []
-        if change.get("new") is not None and (change.get("old") is not None or baseline):
-            old = _flat(change.get("old")) if change.get("old") is not None else baseline or {}
-            new = _flat(change.get("new"))
-            for key, label in LABELS.items():
+        new_doc = change.get("new")
+        old_doc = change.get("old")
+        # documents are overrides (a member left out follows the cloud's default); entries
+        # recorded before hold complete documents, the first of them compared with `baseline`
+        complete = isinstance(new_doc, dict) and set(new_doc) >= _COMPLETE
+        if new_doc is not None and (old_doc is not None or baseline or not complete):
+            new = _flat(new_doc)
+            keys: Iterable[str] = LABELS
+            if old_doc is not None:
+                old = _flat(old_doc)
+            else:
+                old = baseline or {}
+                if not complete:  # a first set of overrides: only what it sets changed
+                    keys = [key for key in LABELS if key in new]
+            for key in keys:
+                label = LABELS[key]
                 if old.get(key) != new.get(key):
                     diffs.append(f"{label}: {_value(old.get(key))} → {_value(new.get(key))}")
         at = explain.parse_time(change.get("changed_at"))

@@ -24,6 +24,7 @@ from stacktrail.api.schemas import (
     ErrorBody,
     EventTypeList,
     EventTypeView,
+    OutOfBoundsView,
     TrailList,
     TrailListEntry,
     TrailView,
@@ -103,6 +104,8 @@ async def get_defaults(ctx: Context, who: Caller, response: Response) -> Default
     view = DefaultsView.of(defaults, ctx.settings, await _visible_event_types(ctx, who))
     if not who.cloud_admin:  # who changed them is the cloud admins' business
         view.updated_by = None
+    else:
+        view.out_of_bounds = OutOfBoundsView.of(await ctx.store.out_of_bounds())
     return view
 
 
@@ -157,7 +160,9 @@ async def put_defaults(
         )
     )
     response.headers["ETag"] = etag(new.version)
-    return DefaultsView.of(new, ctx.settings, await _visible_event_types(ctx, who))
+    view = DefaultsView.of(new, ctx.settings, await _visible_event_types(ctx, who))
+    view.out_of_bounds = OutOfBoundsView.of(await ctx.store.out_of_bounds())
+    return view
 
 
 @router.get(

@@ -18,7 +18,6 @@ from stacktrail.api import policy
 from stacktrail.api.deps import Caller, Context, ProjectId, require_read, require_write
 from stacktrail.api.schemas import ErrorBody
 from stacktrail.db.export_jobs import DONE, ExportConflict, ExportJob, ExportJobs
-from stacktrail.domain.document import to_trail
 from stacktrail.domain.timeframe import Timeframe, TimeframeError
 from stacktrail.domain.trail import ArchiveFormat
 
@@ -164,7 +163,7 @@ async def start_export(
     except TimeframeError as exc:
         raise HTTPException(422, str(exc)) from None
     stored = await ctx.store.get_trail(project_id)
-    trail = to_trail(project_id, stored.spec, await ctx.store.get_defaults(), stored.version)
+    trail = stored.trail()
     try:
         job = await _jobs(ctx).create(
             trail,

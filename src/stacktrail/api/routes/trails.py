@@ -44,7 +44,13 @@ from stacktrail.api.schemas import (
 from stacktrail.db.retention_updates import retention_update_status
 from stacktrail.db.trail_store import PreconditionFailed, StoredTrail
 from stacktrail.domain.audit import ACTION_DELETE_TRAIL, ACTION_UPDATE_TRAIL, config_change_event
-from stacktrail.domain.document import BoundsError, TrailInput, TrailSpec, check_bounds, resolve
+from stacktrail.domain.document import (
+    BoundsError,
+    TrailInput,
+    TrailOverrides,
+    check_bounds,
+    requested_spec,
+)
 
 router = APIRouter(
     prefix="/v1/projects/{project_id}/trail",
@@ -76,18 +82,20 @@ def _respond(response: Response, stored: StoredTrail) -> TrailView:
     return TrailView.of(stored)
 
 
-async def _validated(ctx: ApiContext, project_id: str, body: TrailInput) -> TrailSpec:
+async def _validated(ctx: ApiContext, project_id: str, body: TrailInput) -> TrailOverrides:
+    """The overrides the body asks for, if the trail they make is within the bounds."""
     errors: list[BoundsError] = []
     if body.project_id is not None and body.project_id != project_id:
         errors.append(
             BoundsError(("project_id",), "project_id does not match the path", body.project_id)
         )
     defaults = await ctx.store.get_defaults()
-    spec = resolve(body, defaults, ctx.settings)
+    overrides = body.requested()
+    spec = requested_spec(overrides, defaults, ctx.settings)
     errors.extend(check_bounds(spec, defaults, ctx.settings, project_id=project_id))
     if errors:
         raise_validation(errors)
-    return spec
+    return overrides
 
 
 async def _emitted(
@@ -133,7 +141,7 @@ async def get_trail(
     "",
     response_model=TrailView,
     responses={200: {"headers": _ETAG}, **_WRITE_ERRORS},
-    summary="Replace a project's trail; omitted members take the operator defaults",
+    summary="Replace a project's overrides; omitted members follow the operator defaults",
 )
 async def put_trail(
     project_id: ProjectId,
@@ -146,9 +154,11 @@ async def put_trail(
 ) -> TrailView:
     require_write(ctx, who, policy.TRAIL_UPDATE, project_id)
     precondition = parse_if_match(if_match)
-    spec = await _validated(ctx, project_id, body)
+    overrides = await _validated(ctx, project_id, body)
     try:
-        old, new = await ctx.store.put_trail(project_id, spec, actor_of(who, request), precondition)
+        old, new = await ctx.store.put_trail(
+            project_id, overrides, actor_of(who, request), precondition
+        )
     except PreconditionFailed as exc:
         raise _precondition_failed(exc) from None
     await _emitted(ctx, request, who, ACTION_UPDATE_TRAIL, old, new)
@@ -160,8 +170,10 @@ def _patch_schema() -> dict[str, Any]:
     return {
         "requestBody": {
             "required": True,
-            "description": "A JSON merge patch (RFC 7386): null removes a member, which then "
-            "takes the operator default.",
+            "description": "A JSON merge patch (RFC 7386) on the trail's `overrides`: a "
+            "member sent becomes an override, null clears an override (that member then "
+            "follows the operator default again). A patch that changes no override changes "
+            "nothing (same version, no history entry).",
             "content": {
                 MERGE_PATCH_MEDIA_TYPE: {"schema": schema},
                 "application/json": {"schema": schema},
@@ -230,19 +242,20 @@ async def patch_trail(
         current = await ctx.store.get_trail(project_id)
         if precondition is not None and current.version not in precondition:
             raise _precondition_failed(PreconditionFailed(current.version))
-        merged = merge_patch(TrailView.of(current).document(), patch)
+        merged = merge_patch(current.document() or {}, patch)
         try:
             body = TrailInput.model_validate(merged)
         except ValidationError as exc:
             raise RequestValidationError(validation_errors(exc)) from None
-        spec = await _validated(ctx, project_id, body)
+        overrides = await _validated(ctx, project_id, body)
         try:
             old, new = await ctx.store.put_trail(
-                project_id, spec, actor, frozenset({current.version})
+                project_id, overrides, actor, frozenset({current.version}), unchanged_is_noop=True
             )
         except PreconditionFailed:
             continue  # changed between read and write: apply the patch to the new version
-        await _emitted(ctx, request, who, ACTION_UPDATE_TRAIL, old, new)
+        if new.version != old.version:
+            await _emitted(ctx, request, who, ACTION_UPDATE_TRAIL, old, new)
         return _respond(response, new)
     raise HTTPException(409, "the trail keeps changing concurrently: try again")
 
@@ -251,7 +264,7 @@ async def patch_trail(
     "",
     response_model=TrailView,
     responses={200: {"headers": _ETAG}, **_WRITE_ERRORS},
-    summary="Reset a project's trail to the operator defaults",
+    summary="Clear every override: the trail follows the operator defaults",
 )
 async def delete_trail(
     project_id: ProjectId,
@@ -325,6 +338,7 @@ async def trail_status(project_id: ProjectId, ctx: Context, who: Caller) -> Trai
             since_day=counts.since_day,
         ),
         events_per_day=[DayCountView(day=d.day, count=d.count) for d in per_day],
+        bound_notes=TrailView.of(stored).bound_notes,
         retention_update=None
         if update is None
         else RetentionUpdateView(
