@@ -213,7 +213,11 @@ async def run_pipeline(
     if on_source is not None:
         on_source(source)
     pipeline = Pipeline(
-        source, Router(directory), sinks, limits=EventLimits.from_settings(settings)
+        source,
+        Router(directory),
+        sinks,
+        limits=EventLimits.from_settings(settings),
+        dead_letter_noise=settings.amqp_dead_letter_noise,
     )
     log.info(
         "pipeline starting: RabbitMQ %s queue %r", redact(settings.amqp_url), settings.amqp_queue

@@ -17,7 +17,7 @@ from time import monotonic
 from typing import Protocol
 
 from stacktrail.domain.delivery import Outcome, Record, Sink, Ticket
-from stacktrail.domain.event import DecodeError
+from stacktrail.domain.event import DecodeError, NotAuditEvent
 from stacktrail.domain.event_limits import DEFAULT_LIMITS, EventLimits
 from stacktrail.ingest.consumer import AmqpSource, Delivery
 from stacktrail.ingest.decode import decode_message
@@ -45,11 +45,13 @@ class Pipeline:
         sinks: Sequence[Sink],
         *,
         limits: EventLimits = DEFAULT_LIMITS,
+        dead_letter_noise: bool = False,
     ) -> None:
         self._source = source
         self._router = router
         self._sinks = list(sinks)
         self._limits = limits
+        self._dead_letter_noise = dead_letter_noise
         self._inbox: asyncio.Queue[Delivery] = asyncio.Queue()
         self._in_flight = 0
         self.event_types: Counter[str] = Counter()
@@ -101,6 +103,15 @@ class Pipeline:
         now, hour = self._clock()
         try:
             event = decode_message(delivery.body, limits=self._limits, now=now)
+        except NotAuditEvent as exc:
+            # Noise of the control exchanges, not poison: counted and acked (a setting
+            # keeps dead-lettering it, e.g. to see what a new binding brings).
+            if self._dead_letter_noise:
+                ticket.outcome, ticket.reason = Outcome.REJECTED, f"undecodable: {exc.reason}"
+            else:
+                metrics.count_ignored(exc.event_type)
+            ticket.seal()
+            return
         except DecodeError as exc:
             ticket.outcome, ticket.reason = Outcome.REJECTED, f"undecodable: {exc.reason}"
             ticket.seal()
