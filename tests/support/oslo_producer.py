@@ -27,7 +27,11 @@ def transport_url(amqp_url: str) -> str:
 
 
 def _notify(
-    amqp_url: str, exchange: str, notifications: Sequence[Notification], publisher: str
+    amqp_url: str,
+    exchange: str,
+    notifications: Sequence[Notification],
+    publisher: str,
+    topic: str,
 ) -> None:
     conf = cfg.ConfigOpts()
     conf([], project="stacktrail-tests")
@@ -37,7 +41,7 @@ def _notify(
     transport = oslo_messaging.get_notification_transport(conf, url=transport_url(amqp_url))
     try:
         notifier = oslo_messaging.Notifier(
-            transport, publisher_id=publisher, driver="messagingv2", topics=["notifications"]
+            transport, publisher_id=publisher, driver="messagingv2", topics=[topic]
         )
         for event_type, payload in notifications:
             notifier.info({}, event_type, payload)
@@ -51,7 +55,8 @@ async def notify(
     notifications: Sequence[Notification],
     *,
     publisher: str = "api.example",
+    topic: str = "notifications",
 ) -> None:
-    """Publish `notifications` at priority info on `exchange` (routing key
-    `notifications.info`); oslo declares the exchange and its `notifications.info` queue."""
-    await asyncio.to_thread(_notify, amqp_url, exchange, list(notifications), publisher)
+    """Publish `notifications` at priority info on `exchange` (routing key `<topic>.info`);
+    oslo declares the exchange and its `<topic>.info` queue (non-durable by default)."""
+    await asyncio.to_thread(_notify, amqp_url, exchange, list(notifications), publisher, topic)

@@ -62,3 +62,16 @@ async def ids(url: str, index: str, size: int = 10000) -> set[str]:
                 return found
             found.update(hit["_id"] for hit in hits)
             after = hits[-1]["sort"]
+
+
+async def missing(url: str, index: str, doc_ids: set[str]) -> set[str]:
+    """Which of `doc_ids` are not in `index` (one `_mget`; no sorting, so it does not
+    depend on the index's mapping)."""
+    async with httpx.AsyncClient(base_url=url, timeout=60) as http:
+        response = await http.post(
+            f"/{index}/_mget", params={"_source": "false"}, json={"ids": sorted(doc_ids)}
+        )
+        if response.status_code == 404:
+            return set(doc_ids)
+        response.raise_for_status()
+        return {doc["_id"] for doc in response.json()["docs"] if not doc.get("found")}
