@@ -68,7 +68,8 @@ async def test_the_default_bindings_take_ironic_and_nova_from_oslo_notifiers(
     assert "own queue (declared (durable=True))" in text
     # nothing had declared them yet in this vhost: the log names them
     missing = next(r.getMessage() for r in caplog.records if "exchanges missing" in r.getMessage())
-    assert "ironic" in missing and "magnum" in missing
+    assert "ironic" in missing
+    assert "magnum" in missing
 
 
 @pytest.mark.parametrize("mode", [QueueMode.EXISTING, QueueMode.OWN])
