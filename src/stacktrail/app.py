@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from stacktrail.archive.sink import ArchiveSink
 from stacktrail.archive.stores import ObjectStore, open_store
+from stacktrail.archive.uploader import FlushSummary
 from stacktrail.config import AuthMode, Settings
 from stacktrail.db import engine as db
 from stacktrail.db.ledger import SqlLedger
@@ -44,6 +45,8 @@ from stacktrail.ingest.route import Router
 from stacktrail.keystone import KeystoneClient
 from stacktrail.search.client import SearchClient
 from stacktrail.search.sink import SearchSink
+from stacktrail.telemetry.logging import describe
+from stacktrail.telemetry.probes import serve_probes
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +75,7 @@ def install_flush_handler(services: Services) -> None:
             return
         log.info("archive flush requested: sealing every segment and delivering now")
         summary = await services.archive.flush()
-        log.info("archive flush: %s", summary)
+        log.info("archive flush: %s", describe_flush(summary))
 
     def on_signal() -> None:
         task = loop.create_task(flush(), name="archive-flush")
@@ -194,7 +197,7 @@ async def _flush_stats_periodically(pipeline: Pipeline, ledger: SqlLedger) -> No
         try:
             await pipeline.flush_stats(ledger)
         except Exception as exc:  # counters are best effort; the events are not affected
-            log.warning("could not record ingest counters: %r", exc)
+            log.warning("could not record ingest counters: %s", describe(exc))
 
 
 async def run_pipeline(
@@ -368,6 +371,16 @@ async def run(settings: Settings, roles: set[Role], *, explicit: bool = False) -
             tasks.append(asyncio.create_task(serve(app, settings, stop), name="api"))
         if Role.SCHEDULER in roles:
             tasks.append(asyncio.create_task(run_scheduler_role(services, stop), name="scheduler"))
+        if Role.API not in roles:
+            # the API serves these itself; without it, they get a listener of their own
+            checks = {"database": services.store.ping, **_readiness(services)}
+            log.info("/healthz, /readyz and /metrics on http://%s", settings.metrics_listen)
+            tasks.append(
+                asyncio.create_task(
+                    serve_probes(checks, settings.metrics_host, settings.metrics_port, stop),
+                    name="probes",
+                )
+            )
         tune_gc()
         await _supervise(tasks, stop)
     finally:
@@ -396,6 +409,11 @@ async def flush_archive(settings: Settings, deadline: float | None = None) -> st
     finally:
         await store.aclose()
         await engine.dispose()
+    return describe_flush(summary)
+
+
+def describe_flush(summary: FlushSummary) -> str:
+    """A flush round for people (the log and `stacktrail archive flush`)."""
     text = (
         f"delivered {summary.objects} objects ({summary.records} events, {summary.bytes} bytes)"
         f"; {summary.remaining_segments} segments ({summary.remaining_bytes} bytes) stay spooled"

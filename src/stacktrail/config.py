@@ -235,6 +235,11 @@ class Settings(BaseSettings):
     )
     archive_upload_concurrency: int = Field(4, ge=1, le=64)
     archive_retry_max: Duration = Field(timedelta(minutes=5))
+    archive_log_interval: Duration = Field(
+        timedelta(minutes=1),
+        description="At most one INFO line per this interval sums up the archive "
+        "deliveries (objects, events, projects, failures).",
+    )
     shutdown_grace: Duration = Field(
         timedelta(seconds=20), description="Time SIGTERM allows to finish deliveries."
     )

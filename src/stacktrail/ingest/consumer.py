@@ -30,6 +30,7 @@ from stacktrail.ingest.acks import AckTracker
 from stacktrail.ingest.amqp import AmqpChannel, AmqpConnection, AmqpError
 from stacktrail.ingest.topology import Declared, Topology, declare
 from stacktrail.telemetry import metrics
+from stacktrail.telemetry.logging import describe
 from stacktrail.telemetry.ratelimit import RateLimitedLog
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,9 @@ class Delivery:
     exchange: str
     routing_key: str
     headers: dict[str, Any] = field(default_factory=dict)
+    # known once decoded, for the log lines about this message
+    event_id: str | None = None
+    project_id: str | None = None
 
 
 def redact(url: str) -> str:
@@ -103,7 +107,9 @@ class AmqpSource:
             except (AmqpError, OSError, TimeoutError) as exc:
                 self._lost()
                 delay = backoff.next_delay()
-                log.warning("RabbitMQ at %s: %r; reconnecting in %.1f s", where, exc, delay)
+                log.warning(
+                    "RabbitMQ at %s: %s; reconnecting in %.1f s", where, describe(exc), delay
+                )
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), timeout=delay)
 
@@ -269,10 +275,13 @@ class AmqpSource:
             return
         metrics.DEAD_LETTERED.labels(kind=kind).inc()
         log.warning(
-            "dead-lettered message (%s:%s): %s",
+            "dead-lettered message (%s:%s) of event %s, project %s: %s",
             delivery.exchange,
             delivery.routing_key,
+            delivery.event_id or "(unknown)",
+            delivery.project_id or "(unknown)",
             reason[:300],
+            extra={"event_id": delivery.event_id, "project_id": delivery.project_id},
         )
         if delivery.generation == self._generation:
             self._tracker.done(delivery.tag)

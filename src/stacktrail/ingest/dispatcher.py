@@ -116,8 +116,11 @@ class Pipeline:
             ticket.outcome, ticket.reason = Outcome.REJECTED, f"undecodable: {exc.reason}"
             ticket.seal()
             return
+        delivery.event_id = event.id
         try:
             trails = self._router.route(event)
+            if trails:
+                delivery.project_id = trails[0].project_id
             event_type = event.event_type or event.action
             self.event_types[event_type] += 1
             for trail in trails:
@@ -130,7 +133,7 @@ class Pipeline:
                         ticket.add()
                         await _put(sink, record)
         except Exception as exc:  # a bug must not lose the message: dead-letter it
-            log.exception("dispatching event %s failed", event.id)
+            log.exception("dispatching event %s failed", event.id, extra={"event_id": event.id})
             ticket.outcome, ticket.reason = Outcome.REJECTED, f"internal error: {exc!r}"
         ticket.seal()
 
@@ -156,5 +159,10 @@ async def _put(sink: Sink, record: Record) -> None:
     try:
         await sink.put(record)
     except Exception as exc:
-        log.exception("%s sink failed to take event %s", sink.name, record.event.id)
+        log.exception(
+            "%s sink failed to take event %s",
+            sink.name,
+            record.event.id,
+            extra={"event_id": record.event.id, "project_id": record.project_id},
+        )
         record.resolve(Outcome.REJECTED, f"internal error: {sink.name} sink: {exc!r}"[:500])
