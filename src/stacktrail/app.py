@@ -40,6 +40,7 @@ from stacktrail.domain.trail import ArchiveStore
 from stacktrail.gc_tuning import tune_gc
 from stacktrail.ingest.consumer import AmqpSource, redact
 from stacktrail.ingest.dispatcher import Pipeline
+from stacktrail.ingest.owners import Owners
 from stacktrail.ingest.publisher import EVENT_TYPE, EventPublisher
 from stacktrail.ingest.route import Router
 from stacktrail.keystone import KeystoneClient
@@ -191,6 +192,13 @@ def build_sinks(settings: Settings, services: Services) -> list[Sink]:
     return sinks
 
 
+def owner_check(settings: Settings, services: Services) -> Owners | None:
+    """The owner check, on by default where Keystone is configured."""
+    if not settings.owner_check or services.keystone is None:
+        return None
+    return Owners.from_settings(services.keystone, services.trails, settings)
+
+
 async def _flush_stats_periodically(pipeline: Pipeline, ledger: SqlLedger) -> None:
     while True:
         await asyncio.sleep(STATS_INTERVAL)
@@ -208,6 +216,7 @@ async def run_pipeline(
     *,
     stats: SqlLedger | None = None,
     on_source: Callable[[AmqpSource], None] | None = None,
+    owners: Owners | None = None,
 ) -> None:
     """Consume until `stop`, then shut down in order (see the module docstring)."""
     for sink in sinks:
@@ -221,7 +230,10 @@ async def run_pipeline(
         sinks,
         limits=EventLimits.from_settings(settings),
         dead_letter_noise=settings.amqp_dead_letter_noise,
+        owners=owners,
     )
+    if owners is not None:
+        log.info("owner check: events of projects Keystone does not know go to the unscoped trail")
     log.info(
         "pipeline starting: RabbitMQ %s queue %r", redact(settings.amqp_url), settings.amqp_queue
     )
@@ -359,6 +371,7 @@ async def run(settings: Settings, roles: set[Role], *, explicit: bool = False) -
                         sinks,
                         stats=services.ledger,
                         on_source=lambda s: setattr(services, "source", s),
+                        owners=owner_check(settings, services),
                     ),
                     name="pipeline",
                 )

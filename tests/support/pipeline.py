@@ -12,6 +12,7 @@ from stacktrail.app import run_pipeline
 from stacktrail.config import Settings
 from stacktrail.domain.delivery import Sink
 from stacktrail.domain.directory import DefaultTrails, TrailDirectory
+from stacktrail.ingest.owners import Owners
 from stacktrail.search.client import SearchClient
 from stacktrail.search.sink import SearchSink
 
@@ -21,12 +22,15 @@ async def running(
     settings: Settings,
     sinks: Sequence[Sink] | None = None,
     directory: TrailDirectory | None = None,
+    owners: Owners | None = None,
 ) -> AsyncIterator[None]:
     stop = asyncio.Event()
     if sinks is None:
         sinks = [SearchSink(SearchClient.from_settings(settings), settings)]
     task = asyncio.create_task(
-        run_pipeline(settings, stop, directory or DefaultTrails(settings), list(sinks))
+        run_pipeline(
+            settings, stop, directory or DefaultTrails(settings), list(sinks), owners=owners
+        )
     )
     await asyncio.sleep(0)
     try:

@@ -21,6 +21,7 @@ from stacktrail.domain.event import DecodeError, NotAuditEvent
 from stacktrail.domain.event_limits import DEFAULT_LIMITS, EventLimits
 from stacktrail.ingest.consumer import AmqpSource, Delivery
 from stacktrail.ingest.decode import decode_message
+from stacktrail.ingest.owners import Owners, everywhere
 from stacktrail.ingest.route import Router
 from stacktrail.telemetry import metrics
 
@@ -46,12 +47,14 @@ class Pipeline:
         *,
         limits: EventLimits = DEFAULT_LIMITS,
         dead_letter_noise: bool = False,
+        owners: Owners | None = None,
     ) -> None:
         self._source = source
         self._router = router
         self._sinks = list(sinks)
         self._limits = limits
         self._dead_letter_noise = dead_letter_noise
+        self._owners = owners
         self._inbox: asyncio.Queue[Delivery] = asyncio.Queue()
         self._in_flight = 0
         self.event_types: Counter[str] = Counter()
@@ -119,17 +122,25 @@ class Pipeline:
         delivery.event_id = event.id
         try:
             trails = self._router.route(event)
-            if trails:
-                delivery.project_id = trails[0].project_id
+            # a separate step: the owners Keystone knows (see ingest/owners.py)
+            owners = self._owners
+            placements = (
+                await owners.place(event, trails) if owners is not None else everywhere(trails)
+            )
+            if placements:
+                delivery.project_id = placements[0].project_id
             event_type = event.event_type or event.action
             self.event_types[event_type] += 1
-            for trail in trails:
-                self.ingested[(trail.project_id, hour)] += 1
-                self.project_event_types[(trail.project_id, event_type)] += 1
+            for placement in placements:
+                project_id = placement.project_id
+                if placement.counted:
+                    self.ingested[(project_id, hour)] += 1
+                    self.project_event_types[(project_id, event_type)] += 1
                 # One record serves every sink: it is plain data, each sink resolves it once.
-                record = Record(trail.project_id, event, trail, now, ticket)
+                record = Record(project_id, event, placement.trail, now, ticket)
+                only = placement.only
                 for sink in self._sinks:
-                    if sink.wants(record):
+                    if (only is None or sink.name == only) and sink.wants(record):
                         ticket.add()
                         await _put(sink, record)
         except Exception as exc:  # a bug must not lose the message: dead-letter it
