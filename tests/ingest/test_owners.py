@@ -124,12 +124,12 @@ async def test_unknown_projects_create_no_account_and_domains_land_where_documen
 
     # the unknown project's account was never created: nothing lists in it
     token = await KeystoneClient(settings).service_token()
-    listing = httpx.get(
-        f"{devstack['DEVSTACK_SWIFT_URL']}/v1/AUTH_{unknown}",
-        headers={"X-Auth-Token": token},
-        params={"format": "json"},
-        timeout=30,
-    )
+    async with httpx.AsyncClient(timeout=30) as http:
+        listing = await http.get(
+            f"{devstack['DEVSTACK_SWIFT_URL']}/v1/AUTH_{unknown}",
+            headers={"X-Auth-Token": token},
+            params={"format": "json"},
+        )
     assert listing.status_code in (200, 204, 404)
     assert listing.status_code == 404 or listing.json() == []
 
