@@ -6,10 +6,13 @@ the services do.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
+from datetime import timedelta
 from typing import Any
 
+import pika
 import pytest
 
 from stacktrail.config import Settings
@@ -122,3 +125,41 @@ async def test_a_dead_letter_flood_keeps_the_newest_within_the_bound(
     assert sorted(m.body for m in dead) == bodies[80 - kept :]
     assert all(m.headers[REASON_HEADER].startswith("undecodable: ") for m in dead)
     assert any("is full: dropped its oldest dead letters" in r.message for r in caplog.records)
+
+
+async def test_expired_dead_letters_are_dropped_and_counted(settings: Settings) -> None:
+    settings = settings.model_copy(update={"amqp_dead_letter_ttl": timedelta(seconds=1)})
+    expired = ("stacktrail_dead_letters_dropped_total", {"reason": "expired"})
+    before = sample(*expired)
+    async with running(settings):
+        await wait_for_consumer(settings.amqp_url, settings.amqp_queue)
+        await publish(settings.amqp_url, [b"garbage %d" % i for i in range(5)])
+
+        async def counted() -> bool:
+            return sample(*expired) - before == 5
+
+        await wait_until(counted)
+    assert await queue_depth(settings.amqp_url, settings.amqp_dead_letter_exchange) == 0
+
+
+def _declare_unbounded(url: str, queue: str) -> None:
+    connection = pika.BlockingConnection(pika.URLParameters(url))
+    try:
+        connection.channel().queue_declare(queue, durable=True)
+    finally:
+        connection.close()
+
+
+async def test_an_unbounded_dead_letter_queue_of_an_older_version_is_used_as_it_is(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    await asyncio.to_thread(
+        _declare_unbounded, settings.amqp_url, settings.amqp_dead_letter_exchange
+    )
+    caplog.set_level(logging.WARNING, logger="stacktrail.ingest.topology")
+    async with running(settings):
+        await wait_for_consumer(settings.amqp_url, settings.amqp_queue)
+        await publish(settings.amqp_url, [b"garbage"])
+        dead = await take_all(settings.amqp_url, settings.amqp_dead_letter_exchange, 1)
+    assert [m.body for m in dead] == [b"garbage"]
+    assert any("is NOT bounded" in r.getMessage() for r in caplog.records)
