@@ -53,14 +53,19 @@ async def test_known_and_unknown_are_cached_for_their_own_time() -> None:
 async def test_when_keystone_cannot_answer_events_go_where_their_ids_say() -> None:
     answers = Answers()
     answers.down = True
-    owners = _owners(answers)
+    owners = _owners(answers, retry_after=0.05)
     settings = Settings()
     event = decode_message(make_notification(initiator_project=UNKNOWN))
     trail = DefaultTrails(settings).get(UNKNOWN)
     placements = await owners.place(event, [trail])
     assert [p.project_id for p in placements] == [UNKNOWN]
     await owners.place(event, [trail])
-    assert answers.asked == [UNKNOWN, UNKNOWN]  # a failure is never cached
+    assert answers.asked == [UNKNOWN]  # one question per id and retry interval
+    await asyncio.sleep(0.06)
+    answers.down = False
+    placements = await owners.place(event, [trail])
+    assert answers.asked == [UNKNOWN, UNKNOWN]
+    assert [p.project_id for p in placements] == [UNSCOPED]  # Keystone answered: unknown
 
 
 async def test_unknown_goes_unscoped_and_a_domain_splits_search_from_archive() -> None:

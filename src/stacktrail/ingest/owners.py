@@ -9,8 +9,10 @@ container the operator chose (STACKTRAIL_DOMAIN_ARCHIVE_CONTAINER).
 
 Answers are cached, known ids longer than unknown ones (a new project's first events
 go to the unscoped trail at most the negative TTL). When Keystone cannot answer, the
-event goes where its ids say (fail open, not cached): audit events of real projects
-must not vanish from their trail during a Keystone outage.
+event goes where its ids say (fail open): audit events of real projects must not
+vanish from their trail during a Keystone outage. The failure is remembered for
+`retry_after`, so an outage (or a service user without `identity:get_project`) costs
+one lookup per id and interval, not one per event.
 """
 
 from __future__ import annotations
@@ -68,12 +70,14 @@ class Owners:
         negative_ttl: float = 300.0,
         size: int = 100_000,
         domain_container: str = "",
+        retry_after: float = 30.0,
     ) -> None:
         self._lookup = lookup
         self._directory = directory
         self._unscoped = unscoped_project
         self._known: TTLCache[str, ProjectKind] = TTLCache(maxsize=size, ttl=ttl)
         self._unknown: TTLCache[str, ProjectKind] = TTLCache(maxsize=size, ttl=negative_ttl)
+        self._failed: TTLCache[str, bool] = TTLCache(maxsize=size, ttl=retry_after)
         self._domain_container = domain_container
         self._errors = RateLimitedLog(log, interval=60.0)
         self._domain_trail: tuple[Trail, Trail] | None = None  # (unscoped, its copy)
@@ -96,9 +100,12 @@ class Owners:
         kind = self._known.get(project_id) or self._unknown.get(project_id)
         if kind is not None:
             return kind
+        if project_id in self._failed:
+            return None
         try:
             kind = await self._lookup.project_kind(project_id)
         except ClientError as exc:
+            self._failed[project_id] = True
             metrics.OWNER_LOOKUPS.labels(result="error").inc()
             self._errors.warning(
                 "owner check: Keystone could not answer for %s (%s); events go where their "
