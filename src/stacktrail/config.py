@@ -373,6 +373,11 @@ class Settings(BaseSettings):
         description="How long an unknown project is remembered (a new project's first "
         "events go to the unscoped trail at most this long).",
     )
+    owner_lookup_retry: Duration = Field(
+        timedelta(seconds=30),
+        description="After Keystone could not answer for an owner, its events go where "
+        "their ids say and it is asked again after this long.",
+    )
     owner_cache_size: int = Field(
         100_000, ge=100, description="Most owners remembered (known and unknown)."
     )

@@ -7,7 +7,9 @@ import time
 
 import orjson
 import pytest
+from prometheus_client import REGISTRY
 
+from stacktrail.telemetry import metrics
 from stacktrail.telemetry.logging import describe, setup_logging
 from stacktrail.telemetry.ratelimit import RateLimitedLog
 
@@ -63,3 +65,20 @@ def test_a_rate_limited_line_folds_repeats_into_the_next(caplog: pytest.LogCaptu
         "full a",
         "full d (and 2 more like it since the last line)",
     ]
+
+
+def test_ignored_event_types_are_bounded_labels(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(metrics, "MAX_IGNORED_TYPES", 3)
+    monkeypatch.setattr(metrics, "_ignored_types", set())
+    for i in range(5):
+        metrics.count_ignored(f"bounded.test.{i}")
+    metrics.count_ignored("x" * 300)
+
+    def value(label: str) -> float:
+        sample = REGISTRY.get_sample_value(
+            "stacktrail_messages_ignored_total", {"event_type": label}
+        )
+        return sample or 0.0
+
+    assert [value(f"bounded.test.{i}") for i in range(5)] == [1, 1, 1, 0, 0]
+    assert value("(other)") >= 3

@@ -93,6 +93,7 @@ class Owners:
             negative_ttl=settings.owner_negative_cache_ttl.total_seconds(),
             size=settings.owner_cache_size,
             domain_container=settings.domain_archive_container,
+            retry_after=settings.owner_lookup_retry.total_seconds(),
         )
 
     async def kind(self, project_id: str) -> ProjectKind | None:
