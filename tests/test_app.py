@@ -8,13 +8,17 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
+import socket
 import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
+import httpx
 import pytest
 
 from stacktrail.search.documents import index_name
@@ -25,6 +29,12 @@ from tests.support.cadf_factory import DEFAULT_EVENT_TIME, make_notification
 ROOT = Path(__file__).resolve().parent.parent
 STACKTRAIL = [sys.executable, "-m", "stacktrail.cli"]
 PROJECT = "cccc0000cccc0000cccc0000cccc0000"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 @pytest.fixture
@@ -42,6 +52,8 @@ def env(amqp_url: str, search_url: str, index_template: str, tmp_path: Path) -> 
         "STACKTRAIL_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/config.db",
         "STACKTRAIL_SPOOL_DIR": str(tmp_path / "spool"),
         "STACKTRAIL_LOG_LEVEL": "INFO",
+        # every run mode serves /metrics; a port of its own, as tests run side by side
+        "STACKTRAIL_METRICS_LISTEN": f"127.0.0.1:{free_port()}",
     }
 
 
@@ -130,6 +142,68 @@ async def test_sigterm_finishes_in_flight_and_exits_0(
     log = service.log.read_text()
     assert "consuming" in log
     assert "stopped" in log
+
+
+def _metric(text: str, name: str, labels: str = "") -> float:
+    match = re.search(rf"^{re.escape(name + labels)} (\S+)$", text, re.MULTILINE)
+    return float(match.group(1)) if match else 0.0
+
+
+async def test_only_pipeline_serves_probes_and_metrics_that_move(
+    service: Service, env: dict[str, str], tmp_path: Path
+) -> None:
+    service.env = env | {
+        "STACKTRAIL_ARCHIVE_ENABLED": "true",
+        "STACKTRAIL_ARCHIVE_STORE": "file",
+        "STACKTRAIL_ARCHIVE_DIR": str(tmp_path / "archive"),
+        "STACKTRAIL_ARCHIVE_INTERVAL": "1s",
+    }
+    base = f"http://{env['STACKTRAIL_METRICS_LISTEN']}"
+    service.start()
+    await wait_for_queue(env)
+    async with httpx.AsyncClient(base_url=base, timeout=30) as http:
+        for _ in range(300):
+            try:
+                if (await http.get("/healthz")).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            await asyncio.sleep(0.2)
+        assert (await http.get("/healthz")).json() == {"status": "ok"}
+        ready = await http.get("/readyz")
+        assert ready.status_code == 200, ready.text
+        assert set(ready.json()["checks"]) >= {"database", "broker", "acks", "search"}
+        before = (await http.get("/metrics")).text
+        now = datetime.now(UTC)  # within the archive's retention
+        bodies = (
+            make_notification(event_id=f"m-{i}", initiator_project=PROJECT, event_time=now)
+            for i in range(200)
+        )
+        await publish(env["STACKTRAIL_AMQP_URL"], bodies)
+        index = index_name(env["STACKTRAIL_SEARCH_INDEX_TEMPLATE"], PROJECT, now)
+        assert await search.wait_for_count(env["STACKTRAIL_SEARCH_URL"], index, 200) == 200
+        delivered = 'stacktrail_archive_objects_total{result="delivered"}'
+        after = before
+        for _ in range(150):
+            after = (await http.get("/metrics")).text
+            if _metric(after, delivered) > 0:
+                break
+            await asyncio.sleep(0.2)
+    assert _metric(after, "stacktrail_messages_consumed_total") >= 200
+    assert _metric(before, "stacktrail_messages_consumed_total") == 0
+    assert _metric(after, "stacktrail_messages_acked_total") >= 200
+    assert _metric(after, "stacktrail_search_bulk_seconds_count") > 0
+    assert _metric(after, delivered) > _metric(before, delivered)
+    assert _metric(after, "stacktrail_archive_events_delivered_total") >= 200
+    assert "stacktrail_spool_bytes" in after
+    assert "stacktrail_archive_oldest_undelivered_seconds" in after
+    assert service.signal(signal.SIGTERM) == 0
+    log = service.log.read_text()
+    assert f"/healthz, /readyz and /metrics on {base}" in log
+    assert re.search(
+        r"archive delivery: \d+ objects \(200 events, \d+ bytes\) for 1 projects", log
+    ), log
+    assert "FlushSummary(" not in log
 
 
 def test_invalid_settings_exit_2_with_a_clear_message(env: dict[str, str]) -> None:

@@ -58,6 +58,7 @@ def env(
             "STACKTRAIL_ARCHIVE_DIR": str(tmp_path / "archive"),
             "STACKTRAIL_SPOOL_DIR": str(tmp_path / "spool"),
             "STACKTRAIL_API_LISTEN": f"127.0.0.1:{free_port()}",
+            "STACKTRAIL_METRICS_LISTEN": f"127.0.0.1:{free_port()}",
             "STACKTRAIL_RELOAD_INTERVAL": "1s",
             "STACKTRAIL_TOKEN_CACHE_TTL": "5s",
         }

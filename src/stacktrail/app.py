@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from stacktrail.archive.sink import ArchiveSink
 from stacktrail.archive.stores import ObjectStore, open_store
+from stacktrail.archive.uploader import FlushSummary
 from stacktrail.config import AuthMode, Settings
 from stacktrail.db import engine as db
 from stacktrail.db.ledger import SqlLedger
@@ -39,11 +40,14 @@ from stacktrail.domain.trail import ArchiveStore
 from stacktrail.gc_tuning import tune_gc
 from stacktrail.ingest.consumer import AmqpSource, redact
 from stacktrail.ingest.dispatcher import Pipeline
+from stacktrail.ingest.owners import Owners
 from stacktrail.ingest.publisher import EVENT_TYPE, EventPublisher
 from stacktrail.ingest.route import Router
 from stacktrail.keystone import KeystoneClient
 from stacktrail.search.client import SearchClient
 from stacktrail.search.sink import SearchSink
+from stacktrail.telemetry.logging import describe
+from stacktrail.telemetry.probes import serve_probes
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +76,7 @@ def install_flush_handler(services: Services) -> None:
             return
         log.info("archive flush requested: sealing every segment and delivering now")
         summary = await services.archive.flush()
-        log.info("archive flush: %s", summary)
+        log.info("archive flush: %s", describe_flush(summary))
 
     def on_signal() -> None:
         task = loop.create_task(flush(), name="archive-flush")
@@ -188,13 +192,20 @@ def build_sinks(settings: Settings, services: Services) -> list[Sink]:
     return sinks
 
 
+def owner_check(settings: Settings, services: Services) -> Owners | None:
+    """The owner check, on by default where Keystone is configured."""
+    if not settings.owner_check or services.keystone is None:
+        return None
+    return Owners.from_settings(services.keystone, services.trails, settings)
+
+
 async def _flush_stats_periodically(pipeline: Pipeline, ledger: SqlLedger) -> None:
     while True:
         await asyncio.sleep(STATS_INTERVAL)
         try:
             await pipeline.flush_stats(ledger)
         except Exception as exc:  # counters are best effort; the events are not affected
-            log.warning("could not record ingest counters: %r", exc)
+            log.warning("could not record ingest counters: %s", describe(exc))
 
 
 async def run_pipeline(
@@ -205,6 +216,7 @@ async def run_pipeline(
     *,
     stats: SqlLedger | None = None,
     on_source: Callable[[AmqpSource], None] | None = None,
+    owners: Owners | None = None,
 ) -> None:
     """Consume until `stop`, then shut down in order (see the module docstring)."""
     for sink in sinks:
@@ -213,8 +225,15 @@ async def run_pipeline(
     if on_source is not None:
         on_source(source)
     pipeline = Pipeline(
-        source, Router(directory), sinks, limits=EventLimits.from_settings(settings)
+        source,
+        Router(directory),
+        sinks,
+        limits=EventLimits.from_settings(settings),
+        dead_letter_noise=settings.amqp_dead_letter_noise,
+        owners=owners,
     )
+    if owners is not None:
+        log.info("owner check: events of projects Keystone does not know go to the unscoped trail")
     log.info(
         "pipeline starting: RabbitMQ %s queue %r", redact(settings.amqp_url), settings.amqp_queue
     )
@@ -352,6 +371,7 @@ async def run(settings: Settings, roles: set[Role], *, explicit: bool = False) -
                         sinks,
                         stats=services.ledger,
                         on_source=lambda s: setattr(services, "source", s),
+                        owners=owner_check(settings, services),
                     ),
                     name="pipeline",
                 )
@@ -364,6 +384,16 @@ async def run(settings: Settings, roles: set[Role], *, explicit: bool = False) -
             tasks.append(asyncio.create_task(serve(app, settings, stop), name="api"))
         if Role.SCHEDULER in roles:
             tasks.append(asyncio.create_task(run_scheduler_role(services, stop), name="scheduler"))
+        if Role.API not in roles:
+            # the API serves these itself; without it, they get a listener of their own
+            checks = {"database": services.store.ping, **_readiness(services)}
+            log.info("/healthz, /readyz and /metrics on http://%s", settings.metrics_listen)
+            tasks.append(
+                asyncio.create_task(
+                    serve_probes(checks, settings.metrics_host, settings.metrics_port, stop),
+                    name="probes",
+                )
+            )
         tune_gc()
         await _supervise(tasks, stop)
     finally:
@@ -392,6 +422,11 @@ async def flush_archive(settings: Settings, deadline: float | None = None) -> st
     finally:
         await store.aclose()
         await engine.dispose()
+    return describe_flush(summary)
+
+
+def describe_flush(summary: FlushSummary) -> str:
+    """A flush round for people (the log and `stacktrail archive flush`)."""
     text = (
         f"delivered {summary.objects} objects ({summary.records} events, {summary.bytes} bytes)"
         f"; {summary.remaining_segments} segments ({summary.remaining_bytes} bytes) stay spooled"

@@ -62,6 +62,14 @@ class AuthMode(StrEnum):
     NOAUTH = "noauth"
 
 
+class QueueMode(StrEnum):
+    OWN = "own"  # stacktrail's durable queue with its bindings
+    EXISTING = "existing"  # a queue the producers declare (e.g. notifications.info), as is
+
+
+# The control exchanges (oslo.messaging `control_exchange`) of the services that publish
+# CADF: keystone natively, the others through keystonemiddleware's audit middleware;
+# `openstack` is oslo's default (e.g. swift's audit middleware).
 DEFAULT_BINDING_EXCHANGES = (
     "openstack",
     "keystone",
@@ -74,6 +82,10 @@ DEFAULT_BINDING_EXCHANGES = (
     "manila",
     "barbican",
     "heat",
+    "ironic",
+    "magnum",
+    "masakari",
+    "aodh",
 )
 DEFAULT_BINDINGS = [f"{exchange}:notifications.#" for exchange in DEFAULT_BINDING_EXCHANGES]
 
@@ -94,7 +106,13 @@ class Settings(BaseSettings):
     amqp_url: str = Field(
         "amqp://guest:guest@127.0.0.1:5672/%2F", description="Broker to consume from."
     )
-    amqp_queue: str = Field("stacktrail", description="Durable queue the pipeline consumes.")
+    amqp_queue: str = Field("stacktrail", description="Queue the pipeline consumes.")
+    amqp_queue_mode: QueueMode = Field(
+        QueueMode.OWN,
+        description="`own`: a durable queue of stacktrail's with STACKTRAIL_AMQP_BINDINGS; "
+        "`existing`: consume a queue the producers declare (e.g. `notifications.info`) as "
+        "it is, binding nothing (declared like oslo.messaging does when missing).",
+    )
     amqp_bindings: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: list(DEFAULT_BINDINGS),
         description="`exchange:routing_key` pairs bound to the queue (topic exchanges).",
@@ -103,7 +121,29 @@ class Settings(BaseSettings):
         "stacktrail.dead", description="Exchange (and queue) for messages that cannot be used."
     )
     amqp_exchange_durable: bool = Field(
-        False, description="Durability for exchanges stacktrail creates (oslo default: False)."
+        False,
+        description="Durability of exchanges (and, in `existing` mode, of the queue) "
+        "stacktrail declares when missing: oslo.messaging's `amqp_durable_queues` "
+        "(default False).",
+    )
+    amqp_dead_letter_noise: bool = Field(
+        False,
+        description="Dead-letter well-formed notifications that carry no CADF event "
+        "(default: ack them and count them by event type).",
+    )
+    amqp_dead_letter_max_length: int = Field(
+        100_000,
+        ge=1,
+        description="Most messages the dead-letter queue keeps; beyond, the oldest are "
+        "dropped (counted and logged).",
+    )
+    amqp_dead_letter_max_bytes: int = Field(
+        1 << 30, ge=1 << 16, description="Most body bytes the dead-letter queue keeps."
+    )
+    amqp_dead_letter_ttl: DurationOrZero = Field(
+        timedelta(0),
+        description="Dead letters older than this are dropped (counted); 0: kept until "
+        "the length or byte bound pushes them out.",
     )
     amqp_prefetch: int = Field(
         2000, ge=1, le=65535, description="Unacked messages in flight: bounds memory."
@@ -195,6 +235,11 @@ class Settings(BaseSettings):
     )
     archive_upload_concurrency: int = Field(4, ge=1, le=64)
     archive_retry_max: Duration = Field(timedelta(minutes=5))
+    archive_log_interval: Duration = Field(
+        timedelta(minutes=1),
+        description="At most one INFO line per this interval sums up the archive "
+        "deliveries (objects, events, projects, failures).",
+    )
     shutdown_grace: Duration = Field(
         timedelta(seconds=20), description="Time SIGTERM allows to finish deliveries."
     )
@@ -308,6 +353,41 @@ class Settings(BaseSettings):
         timedelta(seconds=2), description="How often the pipeline checks for changed trails."
     )
 
+    metrics_listen: str = Field(
+        "127.0.0.1:9180",
+        description="host:port of /healthz, /readyz and /metrics in processes that do not "
+        "run the API (which serves them itself).",
+    )
+
+    # --- owners
+    owner_check: bool = Field(
+        True,
+        description="Check event owners against Keystone (when STACKTRAIL_KEYSTONE_URL is "
+        "set): events of projects Keystone does not know go to the unscoped trail.",
+    )
+    owner_cache_ttl: Duration = Field(
+        timedelta(hours=1), description="How long a project Keystone knows is remembered."
+    )
+    owner_negative_cache_ttl: Duration = Field(
+        timedelta(minutes=5),
+        description="How long an unknown project is remembered (a new project's first "
+        "events go to the unscoped trail at most this long).",
+    )
+    owner_lookup_retry: Duration = Field(
+        timedelta(seconds=30),
+        description="After Keystone could not answer for an owner, its events go where "
+        "their ids say and it is asked again after this long.",
+    )
+    owner_cache_size: int = Field(
+        100_000, ge=100, description="Most owners remembered (known and unknown)."
+    )
+    domain_archive_container: str = Field(
+        "",
+        description="Container (in the unscoped trail's account) that domain-owned events "
+        "are archived to; empty: the unscoped trail's own container. Their search "
+        "index stays the domain's.",
+    )
+
     # --- logging
     log_level: str = "INFO"
     log_format: str = Field("text", pattern="^(text|json)$")
@@ -328,7 +408,7 @@ class Settings(BaseSettings):
                 raise ValueError(f"binding {item!r} must be `exchange:routing_key`")
         return value
 
-    @field_validator("api_listen")
+    @field_validator("api_listen", "metrics_listen")
     @classmethod
     def _check_listen(cls, value: str) -> str:
         host, sep, port = value.rpartition(":")
@@ -355,6 +435,14 @@ class Settings(BaseSettings):
     @property
     def api_port(self) -> int:
         return int(self.api_listen.rpartition(":")[2])
+
+    @property
+    def metrics_host(self) -> str:
+        return self.metrics_listen.rpartition(":")[0]
+
+    @property
+    def metrics_port(self) -> int:
+        return int(self.metrics_listen.rpartition(":")[2])
 
     @classmethod
     def settings_customise_sources(

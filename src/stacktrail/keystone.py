@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import re
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 from keystoneauth1 import exceptions as ks_exc
@@ -94,6 +95,12 @@ def acl_identity(settings: Settings) -> Identity | None:
     )
 
 
+class ProjectKind(StrEnum):
+    PROJECT = "project"
+    DOMAIN = "domain"  # a domain (Keystone keeps domains as projects with is_domain)
+    UNKNOWN = "unknown"  # Keystone does not know the id
+
+
 class KeystoneClient:
     """One identity's session (tokens are cached and renewed by keystoneauth1); the
     service identity unless `identity` names another one."""
@@ -153,6 +160,31 @@ class KeystoneClient:
 
         endpoints: dict[str, str] = await self._call("catalog", read)
         return endpoints
+
+    async def project_kind(self, project_id: str) -> ProjectKind:
+        """Whether Keystone knows `project_id` as a project, as a domain, or not at all.
+
+        Needs `identity:get_project` (Keystone's default: an admin, or a reader of the
+        system or of the project's domain); raises ClientError when refused or down.
+        """
+        url = f"{self._identity_url}/projects/{project_id}"
+
+        def read() -> ProjectKind:
+            resp = self.session.get(url, raise_exc=False)
+            if resp.status_code == 404:
+                return ProjectKind.UNKNOWN
+            if resp.status_code == 403:
+                raise ClientError(
+                    f"the service user {self.identity.username!r} may not read projects "
+                    "(identity:get_project) to check event owners"
+                )
+            if resp.status_code >= 400:
+                raise _translate(ks_exc.from_response(resp, "GET", url), "project lookup")
+            project = resp.json().get("project") or {}
+            return ProjectKind.DOMAIN if project.get("is_domain") else ProjectKind.PROJECT
+
+        kind: ProjectKind = await self._call("project lookup", read)
+        return kind
 
     async def validate(self, user_token: str) -> TokenInfo:
         """Validate a user's token with the service's own token.

@@ -58,6 +58,8 @@ def settings(amqp_url: str, search_url: str, index_template: str) -> Settings:
         amqp_queue=queue,
         amqp_dead_letter_exchange=f"{queue}.dead",
         amqp_bindings=["nova:notifications.#", "keystone:notifications.#"],
+        # the bad inputs include a notification without CADF: dead-lettered as before
+        amqp_dead_letter_noise=True,
         amqp_prefetch=200,
         amqp_reconnect_max="2s",
         search_url=search_url,

@@ -43,6 +43,22 @@ async def publish(
     return await asyncio.to_thread(_publish, url, list(bodies), exchange, routing_key)
 
 
+def _publish_default(url: str, bodies: list[bytes], routing_key: str) -> None:
+    connection = pika.BlockingConnection(pika.URLParameters(url))
+    try:
+        channel = connection.channel()
+        channel.confirm_delivery()
+        for body in bodies:
+            channel.basic_publish("", routing_key, body, pika.BasicProperties(delivery_mode=2))
+    finally:
+        connection.close()
+
+
+async def publish_default(url: str, bodies: Iterable[bytes], queue: str) -> None:
+    """Publish to the default exchange, straight into `queue` (as go-bits audittools do)."""
+    await asyncio.to_thread(_publish_default, url, list(bodies), queue)
+
+
 def _queue_depth(url: str, queue: str) -> int:
     connection = pika.BlockingConnection(pika.URLParameters(url))
     try:
@@ -77,6 +93,23 @@ def _take_all(url: str, queue: str, expected: int, timeout: float) -> list[Messa
 async def take_all(url: str, queue: str, expected: int, timeout: float = 20.0) -> list[Message]:
     """Get (and ack) messages from a queue until `expected` arrived or the timeout."""
     return await asyncio.to_thread(_take_all, url, queue, expected, timeout)
+
+
+def queue_durable(url: str, queue: str) -> bool:
+    """Whether `queue` is durable, as the broker reports it."""
+    vhost = url.rsplit("/", 1)[1]
+    result = subprocess.run(
+        ["rabbitmqctl", "-q", "list_queues", "-p", vhost, "name", "durable"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    for line in result.stdout.splitlines():
+        name, _, durable = line.partition("\t")
+        if name == queue:
+            return durable.strip() == "true"
+    raise AssertionError(f"no queue {queue} in {vhost}")
 
 
 async def wait_for_consumer(url: str, queue: str, timeout: float = 60.0) -> None:

@@ -85,3 +85,16 @@ class BodyLimit(httpx.AsyncBaseTransport):
 
     async def aclose(self) -> None:
         await self._real.aclose()
+
+
+async def missing(url: str, index: str, doc_ids: set[str]) -> set[str]:
+    """Which of `doc_ids` are not in `index` (one `_mget`; no sorting, so it does not
+    depend on the index's mapping)."""
+    async with httpx.AsyncClient(base_url=url, timeout=60) as http:
+        response = await http.post(
+            f"/{index}/_mget", params={"_source": "false"}, json={"ids": sorted(doc_ids)}
+        )
+        if response.status_code == 404:
+            return set(doc_ids)
+        response.raise_for_status()
+        return {doc["_id"] for doc in response.json()["docs"] if not doc.get("found")}

@@ -38,6 +38,7 @@ from stacktrail.config import Settings
 from stacktrail.domain.delivery import Outcome, Record
 from stacktrail.domain.ledger import DeliveryLedger
 from stacktrail.domain.trail import ArchiveSource, Trail
+from stacktrail.telemetry import metrics
 
 __all__ = ["ArchiveSink", "FlushSummary", "flush_spool"]
 
@@ -75,6 +76,7 @@ def _uploader(
         delete_at=delete_at,
         on_deleted=on_deleted.set if on_deleted is not None else lambda: None,
         on_failed=on_deleted.set if on_deleted is not None else lambda: None,
+        report_interval=settings.archive_log_interval.total_seconds(),
     )
 
 
@@ -109,6 +111,13 @@ class ArchiveSink:
         self._stopping = False
         self._tasks: list[asyncio.Task[None]] = []
         self._specs: dict[tuple[int, str, date], tuple[Trail, SegmentSpec, str]] = {}
+        metrics.SPOOL_BYTES.set_function(lambda: self._spool.used_bytes)
+        metrics.OLDEST_UNDELIVERED_AGE.set_function(self._oldest_undelivered_age)
+
+    def _oldest_undelivered_age(self) -> float:
+        """Seconds since the oldest spooled segment was started (0: the spool is empty)."""
+        segments = self._spool.segments()
+        return max(0.0, time.time() - segments[0].created) if segments else 0.0
 
     # --- Sink protocol
 

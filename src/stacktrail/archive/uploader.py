@@ -20,7 +20,7 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from stacktrail.archive.layout import (
     InvalidName,
@@ -30,10 +30,12 @@ from stacktrail.archive.layout import (
     object_key,
     spec_delete_at,
 )
+from stacktrail.archive.report import DeliveryReport
 from stacktrail.archive.spool import Segment, SegmentSpec, Spool
 from stacktrail.archive.stores.base import Bucket, ObjectStore
 from stacktrail.domain.errors import ClientError, TransientError
 from stacktrail.domain.ledger import DeliveredObject, DeliveryError, DeliveryLedger
+from stacktrail.telemetry import metrics
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +75,7 @@ class Uploader:
         delete_at: DeleteAt = spec_delete_at,
         on_deleted: Callable[[], None] = lambda: None,
         on_failed: Callable[[], None] = lambda: None,
+        report_interval: float = 60.0,
     ) -> None:
         self._spool = spool
         self._store = store
@@ -89,6 +92,11 @@ class Uploader:
         self._backoff: dict[tuple[str, str], Backoff] = {}
         self._wake = asyncio.Event()
         self._summaries: list[FlushSummary] = []  # rounds in progress (flush, stop)
+        self.report = DeliveryReport(report_interval)
+        # a count of projects, not a label per project: bounded cardinality
+        metrics.ARCHIVE_FAILING_PROJECTS.set_function(
+            lambda: len({p for (p, _r), b in self._backoff.items() if b.failures})
+        )
 
     def poke(self) -> None:
         """New sealed segments (or a finished job): look for work."""
@@ -152,6 +160,8 @@ class Uploader:
             await self._failed(seg, region, exc)
         else:
             self._backoff.pop(key, None)
+            if delivered is not None:
+                self.report.delivered(key[0], delivered.records, delivered.bytes)
             for summary in self._summaries:
                 if delivered is None:
                     summary.expired += 1
@@ -232,13 +242,19 @@ class Uploader:
             message = f"{type(exc).__name__}: {exc}"
             log.exception("archive: unexpected error delivering segment %s", seg.name)
         state.last_error = message
+        self.report.failed(seg.spec.project_id)
+        retry_at = datetime.now(UTC) + timedelta(seconds=delay)
         log.warning(
-            "archive: project %s region %s: segment %s not delivered (%s); retry in %.0f s",
+            "archive: project %s region %s container %s: segment %s not delivered (%s); "
+            "next retry at %s (in %.0f s)",
             seg.spec.project_id,
             region,
+            seg.spec.container,
             seg.name,
             message,
+            retry_at.isoformat(timespec="seconds"),
             delay,
+            extra={"project_id": seg.spec.project_id},
         )
         error = DeliveryError(
             project_id=seg.spec.project_id, region=region, message=message, at=datetime.now(UTC)

@@ -40,3 +40,15 @@ class DecodeError(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+class NotAuditEvent(DecodeError):
+    """A well-formed oslo notification whose payload is no CADF event (ordinary noise).
+
+    The control exchanges carry every notification of a service (`compute.instance.*`,
+    `port.create.end`, ...); these are not poison, so the pipeline counts and acks them.
+    """
+
+    def __init__(self, event_type: str) -> None:
+        super().__init__("no CADF event in payload")
+        self.event_type = event_type

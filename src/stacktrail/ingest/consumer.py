@@ -23,13 +23,15 @@ from urllib.parse import urlsplit, urlunsplit
 import pika
 from pika.spec import Basic
 
-from stacktrail.config import Settings
+from stacktrail.config import QueueMode, Settings
 from stacktrail.domain.backoff import Backoff
 from stacktrail.domain.delivery import Outcome
 from stacktrail.ingest.acks import AckTracker
 from stacktrail.ingest.amqp import AmqpChannel, AmqpConnection, AmqpError
-from stacktrail.ingest.topology import declare, parse_bindings
+from stacktrail.ingest.topology import Declared, Topology, declare
 from stacktrail.telemetry import metrics
+from stacktrail.telemetry.logging import describe
+from stacktrail.telemetry.ratelimit import RateLimitedLog
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +46,9 @@ class Delivery:
     exchange: str
     routing_key: str
     headers: dict[str, Any] = field(default_factory=dict)
+    # known once decoded, for the log lines about this message
+    event_id: str | None = None
+    project_id: str | None = None
 
 
 def redact(url: str) -> str:
@@ -58,7 +63,8 @@ def redact(url: str) -> str:
 class AmqpSource:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
-        self._bindings = parse_bindings(settings.amqp_bindings)
+        self._topology = Topology.from_settings(settings)
+        self._dropped = RateLimitedLog(log, interval=60.0)
         self._generation = 0
         self._connection: AmqpConnection | None = None
         self._channel: AmqpChannel | None = None
@@ -94,35 +100,67 @@ class AmqpSource:
         where = redact(self._settings.amqp_url)
         while not stop.is_set():
             try:
-                await self._connect()
+                declared = await self._connect()
                 backoff.reset()
-                log.info(
-                    "consuming %r on %s (bindings: %s; dead letters to %r)",
-                    self._settings.amqp_queue,
-                    where,
-                    ", ".join(f"{e}:{k}" for e, k in self._bindings),
-                    self._settings.amqp_dead_letter_exchange,
-                )
+                self._log_topology(declared, where)
                 await self._hold(stop)
             except (AmqpError, OSError, TimeoutError) as exc:
                 self._lost()
                 delay = backoff.next_delay()
-                log.warning("RabbitMQ at %s: %r; reconnecting in %.1f s", where, exc, delay)
+                log.warning(
+                    "RabbitMQ at %s: %s; reconnecting in %.1f s", where, describe(exc), delay
+                )
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), timeout=delay)
 
-    async def _connect(self) -> None:
+    def _log_topology(self, declared: Declared, where: str) -> None:
+        topology = self._topology
+        bindings = ", ".join(f"{e}:{k}" for e, k in topology.bindings) or "none"
+        log.info(
+            "consuming %s on %s: %s; bindings: %s; dead letters to %s (at most %d messages, "
+            "%d bytes)",
+            topology.queue,
+            where,
+            declared.how,
+            bindings if topology.mode is QueueMode.OWN else "none (the producers bind it)",
+            topology.dead_letter_exchange,
+            topology.dead_letter_max_length,
+            topology.dead_letter_max_bytes,
+        )
+        if declared.missing_exchanges:
+            log.warning(
+                "configured exchanges missing on the broker (no producer has declared them "
+                "yet; declared as oslo.messaging would, durable=%s): %s",
+                topology.durable,
+                ", ".join(declared.missing_exchanges),
+            )
+
+    async def _count_dropped_dead_letters(self, channel: AmqpChannel) -> None:
+        """Drain the overflow queue: each message is a dead letter the bound pushed out."""
+
+        def dropped(
+            _channel: object, _method: Basic.Deliver, properties: pika.BasicProperties, _: bytes
+        ) -> None:
+            headers = properties.headers or {}
+            reason = str(headers.get("x-first-death-reason", "maxlen"))[:20]
+            metrics.DEAD_LETTERS_DROPPED.labels(reason=reason).inc()
+            self._dropped.warning(
+                "dead-letter queue %s is full: dropped its oldest dead letters (%s)",
+                self._topology.dead_letter_exchange,
+                reason,
+            )
+
+        await channel.call(
+            channel.raw.basic_consume, self._topology.overflow_queue, dropped, auto_ack=True
+        )
+
+    async def _connect(self) -> Declared:
         connection = await AmqpConnection.open(self._settings.amqp_url)
         try:
-            await declare(
-                connection,
-                self._settings.amqp_queue,
-                self._bindings,
-                self._settings.amqp_dead_letter_exchange,
-                self._settings.amqp_exchange_durable,
-            )
+            declared = await declare(connection, self._topology)
             channel = await connection.channel()
             await channel.call(channel.raw.basic_qos, prefetch_count=self._settings.amqp_prefetch)
+            await self._count_dropped_dead_letters(await connection.channel())
             publisher = await connection.channel()
             await publisher.enable_confirms()
         except BaseException:
@@ -136,6 +174,7 @@ class AmqpSource:
         metrics.AMQP_CONNECTED.set(1)
         if self._consuming:
             await self._consume()
+        return declared
 
     async def _consume(self) -> None:
         assert self._channel is not None
@@ -236,10 +275,13 @@ class AmqpSource:
             return
         metrics.DEAD_LETTERED.labels(kind=kind).inc()
         log.warning(
-            "dead-lettered message (%s:%s): %s",
+            "dead-lettered message (%s:%s) of event %s, project %s: %s",
             delivery.exchange,
             delivery.routing_key,
+            delivery.event_id or "(unknown)",
+            delivery.project_id or "(unknown)",
             reason[:300],
+            extra={"event_id": delivery.event_id, "project_id": delivery.project_id},
         )
         if delivery.generation == self._generation:
             self._tracker.done(delivery.tag)

@@ -20,7 +20,7 @@ from typing import Any, Final
 import orjson
 
 from stacktrail.domain.durations import format_duration
-from stacktrail.domain.event import AuditEvent, DecodeError, JsonDict
+from stacktrail.domain.event import AuditEvent, DecodeError, JsonDict, NotAuditEvent
 from stacktrail.domain.event_limits import (
     DEFAULT_LIMITS,
     DEFAULT_MAX_BYTES,
@@ -95,7 +95,7 @@ def decode_message(
             raise DecodeError(f"event_type is {_kind(event_type)}, not a string")
         event_type = ""
     if not _looks_like_cadf(payload):
-        raise DecodeError("no CADF event in payload")
+        raise NotAuditEvent(event_type)
     return _event(payload, event_type, check)
 
 

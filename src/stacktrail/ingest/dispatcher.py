@@ -17,10 +17,11 @@ from time import monotonic
 from typing import Protocol
 
 from stacktrail.domain.delivery import Outcome, Record, Sink, Ticket
-from stacktrail.domain.event import DecodeError
+from stacktrail.domain.event import DecodeError, NotAuditEvent
 from stacktrail.domain.event_limits import DEFAULT_LIMITS, EventLimits
 from stacktrail.ingest.consumer import AmqpSource, Delivery
 from stacktrail.ingest.decode import decode_message
+from stacktrail.ingest.owners import Owners, everywhere
 from stacktrail.ingest.route import Router
 from stacktrail.telemetry import metrics
 
@@ -45,11 +46,15 @@ class Pipeline:
         sinks: Sequence[Sink],
         *,
         limits: EventLimits = DEFAULT_LIMITS,
+        dead_letter_noise: bool = False,
+        owners: Owners | None = None,
     ) -> None:
         self._source = source
         self._router = router
         self._sinks = list(sinks)
         self._limits = limits
+        self._dead_letter_noise = dead_letter_noise
+        self._owners = owners
         self._inbox: asyncio.Queue[Delivery] = asyncio.Queue()
         self._in_flight = 0
         self.event_types: Counter[str] = Counter()
@@ -101,25 +106,45 @@ class Pipeline:
         now, hour = self._clock()
         try:
             event = decode_message(delivery.body, limits=self._limits, now=now)
+        except NotAuditEvent as exc:
+            # Noise of the control exchanges, not poison: counted and acked (a setting
+            # keeps dead-lettering it, e.g. to see what a new binding brings).
+            if self._dead_letter_noise:
+                ticket.outcome, ticket.reason = Outcome.REJECTED, f"undecodable: {exc.reason}"
+            else:
+                metrics.count_ignored(exc.event_type)
+            ticket.seal()
+            return
         except DecodeError as exc:
             ticket.outcome, ticket.reason = Outcome.REJECTED, f"undecodable: {exc.reason}"
             ticket.seal()
             return
+        delivery.event_id = event.id
         try:
             trails = self._router.route(event)
+            # a separate step: the owners Keystone knows (see ingest/owners.py)
+            owners = self._owners
+            placements = (
+                await owners.place(event, trails) if owners is not None else everywhere(trails)
+            )
+            if placements:
+                delivery.project_id = placements[0].project_id
             event_type = event.event_type or event.action
             self.event_types[event_type] += 1
-            for trail in trails:
-                self.ingested[(trail.project_id, hour)] += 1
-                self.project_event_types[(trail.project_id, event_type)] += 1
+            for placement in placements:
+                project_id = placement.project_id
+                if placement.counted:
+                    self.ingested[(project_id, hour)] += 1
+                    self.project_event_types[(project_id, event_type)] += 1
                 # One record serves every sink: it is plain data, each sink resolves it once.
-                record = Record(trail.project_id, event, trail, now, ticket)
+                record = Record(project_id, event, placement.trail, now, ticket)
+                only = placement.only
                 for sink in self._sinks:
-                    if sink.wants(record):
+                    if (only is None or sink.name == only) and sink.wants(record):
                         ticket.add()
                         await _put(sink, record)
         except Exception as exc:  # a bug must not lose the message: dead-letter it
-            log.exception("dispatching event %s failed", event.id)
+            log.exception("dispatching event %s failed", event.id, extra={"event_id": event.id})
             ticket.outcome, ticket.reason = Outcome.REJECTED, f"internal error: {exc!r}"
         ticket.seal()
 
@@ -145,5 +170,10 @@ async def _put(sink: Sink, record: Record) -> None:
     try:
         await sink.put(record)
     except Exception as exc:
-        log.exception("%s sink failed to take event %s", sink.name, record.event.id)
+        log.exception(
+            "%s sink failed to take event %s",
+            sink.name,
+            record.event.id,
+            extra={"event_id": record.event.id, "project_id": record.project_id},
+        )
         record.resolve(Outcome.REJECTED, f"internal error: {sink.name} sink: {exc!r}"[:500])

@@ -105,7 +105,8 @@ class SearchClient:
         except httpx.TimeoutException as exc:
             raise TransientError(f"{what}: timed out: {exc}") from exc
         except httpx.TransportError as exc:
-            raise TransientError(f"{what}: search unreachable: {exc!r}") from exc
+            kind = type(exc).__name__
+            raise TransientError(f"{what}: search unreachable: {kind}: {exc}") from exc
         return release(response)
 
     async def _request(self, method: str, path: str, what: str, **kwargs: Any) -> httpx.Response:

@@ -123,12 +123,15 @@ class SearchSink:
     async def _bulk_once(self, pending: list[Entry]) -> list[Entry]:
         body = b"".join(line for line, _ in pending)
         try:
-            items = await self._client.bulk(body, len(pending))
+            with metrics.SEARCH_BULK_SECONDS.time():
+                items = await self._client.bulk(body, len(pending))
         except TransientError as exc:
+            metrics.SEARCH_BULK_ERRORS.inc()
             metrics.SEARCH_RETRIES.inc()
             log.warning("bulk of %d documents failed, will retry: %s", len(pending), exc)
             return pending
         except PermanentError as exc:
+            metrics.SEARCH_BULK_ERRORS.inc()
             if exc.status == 413 and len(pending) > 1:
                 half = len(pending) // 2
                 return await self._attempt(pending[:half]) + await self._attempt(pending[half:])

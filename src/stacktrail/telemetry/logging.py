@@ -1,4 +1,8 @@
-"""Log setup: readable lines for people, JSON lines for log shippers."""
+"""Log setup: readable lines for people, JSON lines for log shippers.
+
+Lines about one event or project pass `extra={"project_id": ..., "event_id": ...}`;
+JSON lines carry them as fields, so a log search finds every line of an event.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,16 @@ import sys
 from datetime import UTC, datetime
 
 import orjson
+
+# LogRecord attributes set through `extra=` that JSON lines carry as fields
+CONTEXT_FIELDS = ("project_id", "event_id", "region", "container")
+
+
+def describe(exc: BaseException) -> str:
+    """An exception for a log line or a reason: its message, or its type when it has none
+    (never a Python repr such as `AmqpError('...')`)."""
+    text = str(exc).strip()
+    return text or type(exc).__name__
 
 
 class JsonFormatter(logging.Formatter):
@@ -17,6 +31,10 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
+        for name in CONTEXT_FIELDS:
+            value = record.__dict__.get(name)
+            if value is not None:
+                entry[name] = str(value)
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return orjson.dumps(entry).decode()

@@ -199,7 +199,8 @@ class SwiftStore:
                     params=params,
                 )
             except httpx.TransportError as exc:
-                raise TransientError(f"{what}: Swift unreachable: {exc!r}") from exc
+                kind = type(exc).__name__
+                raise TransientError(f"{what}: Swift unreachable: {kind}: {exc}") from exc
             if response.status_code == 401 and attempt == 0:
                 self._tokens.pop(mode, None)
                 identity.session.invalidate()

@@ -1,0 +1,177 @@
+"""Owners that exist: the step after routing that asks Keystone who an owner is.
+
+Routing trusts the ids in the event. An id Keystone does not know would create an
+archive account of its own (`AUTH_<anything>`) that nobody can read, so events of
+unknown projects go to the unscoped trail instead. A domain (e.g. a failed login of an
+unknown user, owner `default`) keeps its own search index, which Hermes reads with
+domain-scoped tokens, and is archived into the unscoped trail's account, in the
+container the operator chose (STACKTRAIL_DOMAIN_ARCHIVE_CONTAINER).
+
+Answers are cached, known ids longer than unknown ones (a new project's first events
+go to the unscoped trail at most the negative TTL). When Keystone cannot answer, the
+event goes where its ids say (fail open): audit events of real projects must not
+vanish from their trail during a Keystone outage. The failure is remembered for
+`retry_after`, so an outage (or a service user without `identity:get_project`) costs
+one lookup per id and interval, not one per event.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from cachetools import TTLCache
+
+from stacktrail.config import Settings
+from stacktrail.domain.directory import TrailDirectory
+from stacktrail.domain.errors import ClientError
+from stacktrail.domain.event import AuditEvent
+from stacktrail.domain.trail import UNSCOPED, Trail
+from stacktrail.keystone import ProjectKind
+from stacktrail.telemetry import metrics
+from stacktrail.telemetry.ratelimit import RateLimitedLog
+
+log = logging.getLogger(__name__)
+
+SEARCH = "search"
+ARCHIVE = "archive"
+
+
+class ProjectLookup(Protocol):
+    async def project_kind(self, project_id: str) -> ProjectKind: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Placement:
+    """One copy of an event: the project it is filed under, its trail, which sinks."""
+
+    project_id: str
+    trail: Trail
+    only: str | None = None  # a sink name: this copy goes to that sink alone
+    counted: bool = True  # counts in the project's ingest statistics
+
+
+def everywhere(trails: Sequence[Trail]) -> list[Placement]:
+    """The placements when owners are not checked: each trail as routed."""
+    return [Placement(trail.project_id, trail) for trail in trails]
+
+
+class Owners:
+    def __init__(
+        self,
+        lookup: ProjectLookup,
+        directory: TrailDirectory,
+        *,
+        unscoped_project: str = UNSCOPED,
+        ttl: float = 3600.0,
+        negative_ttl: float = 300.0,
+        size: int = 100_000,
+        domain_container: str = "",
+        retry_after: float = 30.0,
+    ) -> None:
+        self._lookup = lookup
+        self._directory = directory
+        self._unscoped = unscoped_project
+        self._known: TTLCache[str, ProjectKind] = TTLCache(maxsize=size, ttl=ttl)
+        self._unknown: TTLCache[str, ProjectKind] = TTLCache(maxsize=size, ttl=negative_ttl)
+        self._failed: TTLCache[str, bool] = TTLCache(maxsize=size, ttl=retry_after)
+        self._domain_container = domain_container
+        self._errors = RateLimitedLog(log, interval=60.0)
+        self._domain_trail: tuple[Trail, Trail] | None = None  # (unscoped, its copy)
+
+    @classmethod
+    def from_settings(
+        cls, lookup: ProjectLookup, directory: TrailDirectory, settings: Settings
+    ) -> Owners:
+        return cls(
+            lookup,
+            directory,
+            ttl=settings.owner_cache_ttl.total_seconds(),
+            negative_ttl=settings.owner_negative_cache_ttl.total_seconds(),
+            size=settings.owner_cache_size,
+            domain_container=settings.domain_archive_container,
+            retry_after=settings.owner_lookup_retry.total_seconds(),
+        )
+
+    async def kind(self, project_id: str) -> ProjectKind | None:
+        """What Keystone says the id is (cached); None when it could not answer."""
+        kind = self._known.get(project_id) or self._unknown.get(project_id)
+        if kind is not None:
+            return kind
+        if project_id in self._failed:
+            return None
+        try:
+            kind = await self._lookup.project_kind(project_id)
+        except ClientError as exc:
+            self._failed[project_id] = True
+            metrics.OWNER_LOOKUPS.labels(result="error").inc()
+            self._errors.warning(
+                "owner check: Keystone could not answer for %s (%s); events go where their "
+                "ids say until it does",
+                project_id,
+                exc,
+            )
+            return None
+        metrics.OWNER_LOOKUPS.labels(result=kind.value).inc()
+        cache = self._unknown if kind is ProjectKind.UNKNOWN else self._known
+        cache[project_id] = kind
+        return kind
+
+    async def place(self, event: AuditEvent, trails: Sequence[Trail]) -> list[Placement]:
+        placements: list[Placement] = []
+        unscoped_added = False
+        for trail in trails:
+            if trail.project_id == self._unscoped:
+                if not unscoped_added:
+                    placements.append(Placement(trail.project_id, trail))
+                    unscoped_added = True
+                continue
+            kind = await self.kind(trail.project_id)
+            if kind is ProjectKind.UNKNOWN:
+                unscoped = self._unscoped_trail(event)
+                if unscoped is not None and not unscoped_added:
+                    placements.append(Placement(self._unscoped, unscoped))
+                    unscoped_added = True
+                log.debug(
+                    "event %s: owner %s unknown to Keystone; filed under the unscoped trail",
+                    event.id,
+                    trail.project_id,
+                    extra={"event_id": event.id, "project_id": trail.project_id},
+                )
+            elif kind is ProjectKind.DOMAIN:
+                placements.append(Placement(trail.project_id, trail, only=SEARCH))
+                archive = self._domain_archive_trail()
+                if archive is not None:
+                    placements.append(
+                        Placement(self._unscoped, archive, only=ARCHIVE, counted=False)
+                    )
+            else:  # a project, or Keystone could not say: as routed
+                placements.append(Placement(trail.project_id, trail))
+        return placements
+
+    def _unscoped_trail(self, event: AuditEvent) -> Trail | None:
+        trail = self._directory.get(self._unscoped)
+        if trail.enabled and trail.events.matches(
+            event.event_type, event.action, event.target_type
+        ):
+            return trail
+        return None
+
+    def _domain_archive_trail(self) -> Trail | None:
+        """The unscoped trail's archive, in the operator's container for domain events."""
+        trail = self._directory.get(self._unscoped)
+        if not trail.enabled:
+            return None
+        container = self._domain_container or trail.archive.container
+        if container == trail.archive.container:
+            return trail
+        # one copy per version of the unscoped trail: the archive sink caches per trail
+        if self._domain_trail is None or self._domain_trail[0] is not trail:
+            copy = dataclasses.replace(
+                trail, archive=dataclasses.replace(trail.archive, container=container)
+            )
+            self._domain_trail = (trail, copy)
+        return self._domain_trail[1]
