@@ -132,6 +132,8 @@ def validate(
         covered.update(e.key for e in entries)
         in_range = key in selected
         if in_range:
+            if previous is not None:
+                report.periods.extend(_gap(previous[0], document, key))
             report.periods.append(
                 _check_digest(source, key, stamp, data, document, entries, previous, public_keys)
             )
@@ -153,6 +155,32 @@ def validate(
         previous = (key, data, document)
     _foreign(report, data_keys, covered, last_end, interval, start, end)
     return report
+
+
+def _gap(before: str, after: dict[str, Any], key: str) -> list[PeriodReport]:
+    """A period for each digest missing between two (deleted: the chain is broken there)."""
+    first, end = d.stamp_of(before), d.stamp_of(key)
+    try:
+        step = d.parse_time(str(after["period_end"])) - d.parse_time(str(after["period_start"]))
+    except (KeyError, ValueError):
+        return []
+    if first is None or end is None:
+        return []
+    start = first + step
+    gaps = []
+    link = after.get("previous_digest") or {}
+    while start < end and step > timedelta(0) and len(gaps) < 100_000:
+        missing = PeriodReport(start=start, end=min(start + step, end), digest_key=None)
+        missing.findings.append(
+            Finding(
+                Problem.BROKEN_CHAIN,
+                str(link.get("key")) if start + step >= end else "",
+                f"no digest for this period (the next one, {key}, links to it)",
+            )
+        )
+        gaps.append(missing)
+        start += step
+    return gaps
 
 
 def _slack(interval: timedelta | None) -> timedelta:
@@ -198,6 +226,9 @@ def _check_digest(
     if not link:
         add(Finding(Problem.BROKEN_CHAIN, key, f"starts a new chain after {prev_key}"))
         return period
+    prev_stamp = d.stamp_of(prev_key)
+    if prev_stamp is not None and prev_stamp + (period.end - claimed) < stamp:
+        return period  # digests are missing in between: the caller reports the gap
     if link.get("key") != prev_key:
         add(
             Finding(
@@ -262,19 +293,13 @@ def _foreign(
 
 
 def _period_of(report: Report, stamp: datetime | None) -> PeriodReport:
-    for period in report.periods:
-        if (
-            stamp is not None
-            and period.start <= stamp
-            and (period.end is None or stamp < period.end)
-        ):
-            return period
+    """The period a stamp falls in, else the last one before it, else the first."""
     if not report.periods:
         report.periods.append(
             PeriodReport(start=stamp or datetime.now(UTC), end=None, digest_key=None)
         )
-    return (
-        report.periods[-1]
-        if stamp is None or stamp >= report.periods[-1].start
-        else report.periods[0]
-    )
+    chosen = report.periods[0]
+    for period in report.periods:
+        if stamp is not None and period.start <= stamp:
+            chosen = period
+    return chosen
