@@ -167,7 +167,7 @@ def _gap(before: str, after: dict[str, Any], key: str) -> list[PeriodReport]:
     if first is None or end is None:
         return []
     start = first + step
-    gaps = []
+    gaps: list[PeriodReport] = []
     link = after.get("previous_digest") or {}
     while start < end and step > timedelta(0) and len(gaps) < 100_000:
         missing = PeriodReport(start=start, end=min(start + step, end), digest_key=None)
