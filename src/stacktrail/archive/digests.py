@@ -126,7 +126,7 @@ class DigestWriter:
         self._key = key
         self._interval = interval
         self._default_regions = default_regions
-        self._published: set[tuple[str, str, str, str]] = set()  # (region, container, prefix, fp)
+        self._published: set[tuple[str, ...]] = set()  # (project, region, container, prefix, fp)
 
     async def run_due(self, now: datetime) -> int:
         """Write every digest whose period ended `SETTLE` ago; returns how many."""
@@ -183,7 +183,8 @@ class DigestWriter:
 
     async def _publish_key(self, bucket: Bucket, prefix: str) -> None:
         """The public key, once per container (kept: validating old digests needs it)."""
-        marker = (bucket.region, bucket.container, prefix, self._key.fingerprint)
+        # Swift containers live in each project's account: the same name is another one
+        marker = (bucket.project_id, bucket.region, bucket.container, prefix, self._key.fingerprint)
         if marker in self._published:
             return
         key = d.public_key_key(self._key.fingerprint, prefix)
