@@ -6,6 +6,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -50,6 +51,7 @@ class Deliverer:
     write_mode: WriteMode = WriteMode.RESELLER
     published: dict[str, list[str]] = field(default_factory=dict)  # project -> event ids
     keys: dict[str, list[str]] = field(default_factory=dict)  # project -> object keys
+    events: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
     async def deliver(
         self,
@@ -57,7 +59,7 @@ class Deliverer:
         delivered_at: datetime,
         event_times: list[datetime],
         fmt: ArchiveFormat = ArchiveFormat.NDJSON,
-        repeat: list[str] | None = None,
+        repeat: list[dict[str, Any]] | None = None,
     ) -> str:
         """One object of events at `event_times` (their day: the first one's)."""
         day = event_times[0].date().isoformat()
@@ -73,10 +75,7 @@ class Deliverer:
             interval=60.0,
         )
         events = [make_event(project, when) for when in event_times]
-        for ident in repeat or []:  # an at-least-once duplicate of an earlier event
-            again = make_event(project, event_times[0])
-            again["id"] = ident
-            events.append(again)
+        events += repeat or []  # at-least-once: earlier events delivered again
         body = build_body(spec, [orjson.dumps(e) for e in events])
         stamp = delivered_at.strftime("%Y%m%dT%H%MZ")
         key = object_key(spec, REGION, stamp, "worker", uuid.uuid4().hex[:8])
@@ -99,6 +98,7 @@ class Deliverer:
                 last_event_time=body.last_event_time,
             )
         )
+        self.events.setdefault(project, []).extend(events)
         ids = self.published.setdefault(project, [])
         ids.extend(e["id"] for e in events if e["id"] not in ids)
         self.keys.setdefault(project, []).append(key)

@@ -90,8 +90,7 @@ def read_command(
     out = sys.stdout.buffer
     writer = None
     if output is Format.CSV:
-        text = open(out.fileno(), "w", newline="", closefd=False, buffering=1 << 16)  # noqa: SIM115
-        writer = csv.writer(text)
+        writer = csv.writer(sys.stdout, lineterminator="\n")
         writer.writerow(CSV_FIELDS)
     try:
         for record in reader.records(first, last, wanted):
@@ -103,8 +102,7 @@ def read_command(
         typer.echo(f"stacktrail: {exc}", err=True)
         raise typer.Exit(2) from None
     finally:
-        if writer is not None:
-            text.flush()
+        sys.stdout.flush()
         out.flush()
         if isinstance(source, StoreSource):
             source.close()
