@@ -15,7 +15,9 @@ import csv
 import gzip
 import io
 import json
+from collections import deque
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -119,7 +121,9 @@ def _event_time(record: Mapping[str, Any]) -> datetime | None:
 class ArchiveReader:
     """Streams one project's records of one region from a source.
 
-    `on_object` is called after each object, `on_error` for an object that cannot be
+    `prefetch` objects are read ahead in threads (the source must allow that; all the
+    sources here do), so memory holds at most that many objects. `on_object` is called
+    after each object, `on_error` for an object that cannot be
     read or parsed (reading goes on; without `on_error` the error is raised).
     """
 
@@ -132,7 +136,11 @@ class ArchiveReader:
         prefix: str = "",
         on_object: OnObject | None = None,
         on_error: OnError | None = None,
+        prefetch: int = 4,
     ) -> None:
+        if prefetch < 1:
+            raise ValueError("prefetch must be at least 1")
+        self.prefetch = prefetch
         self.source = source
         self.project_id = project_id
         self.region = region
@@ -152,19 +160,30 @@ class ArchiveReader:
                     yield key
             day += timedelta(days=1)
 
+    def _fetched(self, keys: Iterator[str]) -> Iterator[tuple[str, Future[bytes]]]:
+        """Objects read ahead by `prefetch` threads: at most that many held at once."""
+        with ThreadPoolExecutor(max_workers=self.prefetch, thread_name_prefix="read") as pool:
+            ahead: deque[tuple[str, Future[bytes]]] = deque()
+            for key in keys:
+                ahead.append((key, pool.submit(self.source.get, key)))
+                if len(ahead) > self.prefetch:
+                    yield ahead.popleft()
+            while ahead:
+                yield ahead.popleft()
+
     def records(
         self, start: datetime, end: datetime, filters: Filters | None = None
     ) -> Iterator[Record]:
         """Each record with `start <= eventTime < end` once, day by day."""
         seen: set[str] = set()
         current_day = ""
-        for key in self.objects(start, end):
+        for key, fetched in self._fetched(self.objects(start, end)):
             day = "/".join(key.rsplit("/", 4)[-4:-1])
             if day != current_day:  # an id repeats only within its event day
                 seen.clear()
                 current_day = day
             try:
-                data = self.source.get(key)
+                data = fetched.result()
                 count = 0
                 for record in parse_object(key, data):
                     moment = _event_time(record)
