@@ -224,3 +224,54 @@ def test_keys_generate_writes_both_files_and_never_overwrites(tmp_path: Path) ->
     again = CliRunner().invoke(app, ["keys", "generate", "--out", str(out)])
     assert again.exit_code == 1
     assert load_signing_key(out).fingerprint == key.fingerprint
+
+
+async def test_the_uploader_records_what_the_digest_lists_and_the_scheduler_writes_it(
+    store: TrailStore, tmp_path: Path
+) -> None:
+    """Real sink -> uploader -> SQL ledger -> scheduler; then two empty 1-minute periods."""
+    from datetime import UTC, datetime
+
+    from stacktrail.archive.sink import ArchiveSink
+    from stacktrail.scheduler import Scheduler
+    from tests.support.config_store import make_settings
+    from tests.support.sinks import Acks, make_trail, sink_settings
+    from tests.support.sinks import make_event as sink_event
+
+    project, container = uuid.uuid4().hex, f"audit-{uuid.uuid4().hex[:8]}"
+    await configure_trail(store, project, container)
+    key = new_key(tmp_path)
+    key_file = next(p for p in tmp_path.iterdir() if p.suffix == ".key")
+    settings = sink_settings(
+        tmp_path,
+        make_settings(archive_store="file", archive_regions=[REGION]),
+        digest_key_file=key_file,
+        digest_interval="1m",
+    )
+    objects = LocalDirStore(tmp_path / "archive")
+    sink = ArchiveSink(settings, objects, SqlLedger(store.engine))
+    clock_now = [datetime.now(UTC)]
+    scheduler = Scheduler(settings, store, None, objects, clock=lambda: clock_now[0])
+    assert await scheduler.run_digests() == 0  # the chain starts with this minute
+    await sink.start()
+    acks = Acks()
+    trail = make_trail(project, container, interval=timedelta(seconds=1))
+    for n in range(5):
+        await sink.put(acks.record(trail, sink_event(project, datetime.now(UTC), n)))
+    await acks.wait(5)
+    summary = await sink.flush()
+    await sink.stop(5)
+    assert summary.objects == 1
+    clock_now[0] += timedelta(minutes=3, seconds=31)
+    assert await scheduler.run_digests() == 3
+    folder = tmp_path / "archive" / container
+    report = validate(FolderSource(folder), project, REGION, load_keys(FolderSource(folder)))
+    assert report.valid, report.findings
+    assert [p.objects for p in report.periods].count(0) == 2  # the empty minutes have one too
+    [entry] = [
+        o for p in report.periods if p.digest_key for o in json.loads((folder / p.digest_key).read_bytes())["objects"]
+    ]
+    stored = (folder / entry["key"]).read_bytes()
+    assert (entry["size"], entry["sha256"], entry["records"]) == (len(stored), d.sha256_hex(stored), 5)
+    assert entry["first_event_time"] <= entry["last_event_time"]
+    assert key.fingerprint in {json.loads((folder / p.digest_key).read_bytes())["key_fingerprint"] for p in report.periods if p.digest_key}
