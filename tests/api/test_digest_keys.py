@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from stacktrail_reader import digest as d
-
 from stacktrail.api.app import create_app
 from stacktrail.config import Settings
 from stacktrail.db.trail_store import TrailStore
 from stacktrail.keystone import KeystoneClient
 from stacktrail.signing import generate_key_files
+from stacktrail_reader import digest as d
 from tests.support.api import client_for
 
 

@@ -269,9 +269,43 @@ async def test_the_uploader_records_what_the_digest_lists_and_the_scheduler_writ
     assert report.valid, report.findings
     assert [p.objects for p in report.periods].count(0) == 2  # the empty minutes have one too
     [entry] = [
-        o for p in report.periods if p.digest_key for o in json.loads((folder / p.digest_key).read_bytes())["objects"]
+        o
+        for p in report.periods
+        if p.digest_key
+        for o in json.loads((folder / p.digest_key).read_bytes())["objects"]
     ]
     stored = (folder / entry["key"]).read_bytes()
-    assert (entry["size"], entry["sha256"], entry["records"]) == (len(stored), d.sha256_hex(stored), 5)
+    assert (entry["size"], entry["sha256"], entry["records"]) == (
+        len(stored),
+        d.sha256_hex(stored),
+        5,
+    )
     assert entry["first_event_time"] <= entry["last_event_time"]
-    assert key.fingerprint in {json.loads((folder / p.digest_key).read_bytes())["key_fingerprint"] for p in report.periods if p.digest_key}
+    assert key.fingerprint in {
+        json.loads((folder / p.digest_key).read_bytes())["key_fingerprint"]
+        for p in report.periods
+        if p.digest_key
+    }
+
+
+async def test_the_reader_verifies_on_the_way_and_skips_what_no_digest_vouches_for(
+    day: Day,
+) -> None:
+    from stacktrail_reader.records import ArchiveReader
+
+    changed = day.object_paths(9)[0]
+    data = bytearray(changed.read_bytes())
+    data[20] ^= 0x01
+    changed.write_bytes(bytes(data))
+    errors: list[str] = []
+    source = FolderSource(day.folder)
+    reader = ArchiveReader(
+        source,
+        day.projects[0],
+        REGION,
+        public_keys=load_keys(source),
+        on_error=lambda key, _exc: errors.append(key),
+    )
+    records = list(reader.records(day.start - 24 * HOUR, day.start + 24 * HOUR))
+    assert errors == [changed.relative_to(day.folder).as_posix()]
+    assert len(records) == 2 * 21 + 1  # 22 objects of two events and a late one, less hour 9

@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
 from stacktrail_reader import digest as d
 from stacktrail_reader.sources import MissingObject, Source, SourceError
 
@@ -121,10 +123,12 @@ def _event_time(record: Mapping[str, Any]) -> datetime | None:
 class ArchiveReader:
     """Streams one project's records of one region from a source.
 
-    `prefetch` objects are read ahead in threads (the source must allow that; all the
-    sources here do), so memory holds at most that many objects. `on_object` is called
-    after each object, `on_error` for an object that cannot be
-    read or parsed (reading goes on; without `on_error` the error is raised).
+    With `public_keys`, only objects that a digest signed by one of them lists with the
+    same SHA-256 are read; any other goes to `on_error`. `prefetch` objects are read
+    ahead in threads (the source must allow that; all the sources here do), so memory
+    holds at most that many objects. `on_object` is called after each object, `on_error`
+    for an object that cannot be read, parsed or verified (reading goes on; without
+    `on_error` the error is raised).
     """
 
     def __init__(
@@ -137,10 +141,13 @@ class ArchiveReader:
         on_object: OnObject | None = None,
         on_error: OnError | None = None,
         prefetch: int = 4,
+        public_keys: Mapping[str, Ed25519PublicKey] | None = None,
     ) -> None:
         if prefetch < 1:
             raise ValueError("prefetch must be at least 1")
         self.prefetch = prefetch
+        self.public_keys = public_keys
+        self._listed: dict[str, str] | None = None  # key -> SHA-256, from verified digests
         self.source = source
         self.project_id = project_id
         self.region = region
@@ -159,6 +166,40 @@ class ArchiveReader:
                 if key.endswith(EXTENSIONS):
                     yield key
             day += timedelta(days=1)
+
+    def listed(self) -> dict[str, str]:
+        """Object key -> SHA-256 of every object listed by a digest whose signature one of
+        `public_keys` verifies (the whole chain: late objects are in later digests)."""
+        if self._listed is None:
+            keys = self.public_keys or {}
+            listed: dict[str, str] = {}
+            base = d.base_prefix(self.project_id, self.region, self.prefix)
+            for key in self.source.list(f"{base}{d.DIGESTS}/"):
+                if d.stamp_of(key) is None:
+                    continue
+                try:
+                    document = json.loads(self.source.get(key))
+                    public = keys.get(str(document.get("key_fingerprint")))
+                    if public is None or not d.verify(document, public):
+                        raise ValueError("the digest's signature does not verify")
+                except (MissingObject, SourceError, ValueError, AttributeError) as exc:
+                    if self.on_error is None:
+                        raise ValueError(f"{key}: {exc}") from exc
+                    self.on_error(key, exc)
+                    continue
+                for entry in document.get("objects", []):
+                    listed[str(entry["key"])] = str(entry["sha256"])
+            self._listed = listed
+        return self._listed
+
+    def _check(self, key: str, data: bytes) -> None:
+        if self.public_keys is None:
+            return
+        expected = self.listed().get(key)
+        if expected is None:
+            raise ValueError("no valid digest lists this object")
+        if d.sha256_hex(data) != expected:
+            raise ValueError("the object differs from its digest (SHA-256)")
 
     def _fetched(self, keys: Iterator[str]) -> Iterator[tuple[str, Future[bytes]]]:
         """Objects read ahead by `prefetch` threads: at most that many held at once."""
@@ -184,6 +225,7 @@ class ArchiveReader:
                 current_day = day
             try:
                 data = fetched.result()
+                self._check(key, data)
                 count = 0
                 for record in parse_object(key, data):
                     moment = _event_time(record)

@@ -30,7 +30,7 @@ class DigestKeys(BaseModel):
 
 
 @lru_cache(maxsize=4)
-def _load(path: Path, mtime_ns: int) -> SigningKey:  # noqa: ARG001 (the cache key)
+def _load(path: Path, mtime_ns: int) -> SigningKey:
     return load_signing_key(path)
 
 
