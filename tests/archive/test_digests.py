@@ -240,8 +240,10 @@ async def test_the_uploader_records_what_the_digest_lists_and_the_scheduler_writ
 
     project, container = uuid.uuid4().hex, f"audit-{uuid.uuid4().hex[:8]}"
     await configure_trail(store, project, container)
-    key = new_key(tmp_path)
-    key_file = next(p for p in tmp_path.iterdir() if p.suffix == ".key")
+    from stacktrail.signing import generate_key_files
+
+    key_file = tmp_path / "uploader.key"
+    key = generate_key_files(key_file)
     settings = sink_settings(
         tmp_path,
         make_settings(archive_store="file", archive_regions=[REGION]),
