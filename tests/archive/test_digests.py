@@ -311,3 +311,11 @@ async def test_the_reader_verifies_on_the_way_and_skips_what_no_digest_vouches_f
     records = list(reader.records(day.start - 24 * HOUR, day.start + 24 * HOUR))
     assert errors == [changed.relative_to(day.folder).as_posix()]
     assert len(records) == 2 * 21 + 1  # 22 objects of two events and a late one, less hour 9
+
+
+async def test_deleted_newest_digests_leave_a_note_of_silence(day: Day) -> None:
+    assert day.report(now=day.start + 24 * HOUR + timedelta(minutes=5)).silent_since is None
+    for hour in (22, 23):
+        day.digest_path(hour).unlink()
+    report = day.report(now=day.start + 24 * HOUR + timedelta(minutes=5))
+    assert report.silent_since == day.start + 22 * HOUR

@@ -57,6 +57,9 @@ class Report:
     periods: list[PeriodReport] = field(default_factory=list)
     pending: list[str] = field(default_factory=list)  # newer than the newest digest
     expired: int = 0  # listed objects past their delete_at (gone on purpose)
+    # The newest digest's end when more than two periods have passed since (digests
+    # stopped, or the newest ones were deleted: nothing after them can tell which).
+    silent_since: datetime | None = None
 
     @property
     def valid(self) -> bool:
@@ -154,6 +157,8 @@ def validate(
             pass
         previous = (key, data, document)
     _foreign(report, data_keys, covered, last_end, interval, start, end)
+    if last_end is not None and end is None and now - last_end > 2 * _slack(interval):
+        report.silent_since = last_end
     return report
 
 

@@ -28,6 +28,11 @@ def _print(report: Report) -> None:
             typer.echo(f"{start}  {finding.problem.value}  {finding.key}: {finding.detail}")
     for key in report.pending:
         typer.echo(f"pending  {key}: delivered after the newest digest")
+    if report.silent_since is not None:
+        typer.echo(
+            f"note: the newest digest ends at {d.iso(report.silent_since)}; none since "
+            "(digests were turned off, or the newest ones were deleted)"
+        )
     invalid = sum(not p.valid for p in report.periods)
     typer.echo(
         f"{len(report.periods)} period(s), {invalid} with problems, "
