@@ -227,9 +227,11 @@ def test_keys_generate_writes_both_files_and_never_overwrites(tmp_path: Path) ->
 
 
 async def test_the_uploader_records_what_the_digest_lists_and_the_scheduler_writes_it(
-    store: TrailStore, tmp_path: Path
+    own_store: TrailStore, tmp_path: Path
 ) -> None:
-    """Real sink -> uploader -> SQL ledger -> scheduler; then two empty 1-minute periods."""
+    """Real sink -> uploader -> SQL ledger -> scheduler; then two empty 1-minute periods.
+    (A store of its own: the scheduler digests every trail in it.)"""
+    store = own_store
     from datetime import UTC, datetime
 
     from stacktrail.archive.sink import ArchiveSink
