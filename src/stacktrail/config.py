@@ -228,6 +228,14 @@ class Settings(BaseSettings):
         timedelta(minutes=15), description="Default delivery interval (e.g. 30s, 5m, 1h)."
     )
     archive_segment_max_bytes: int = Field(64 << 20, ge=1 << 10)
+    digest_key_file: Path | None = Field(
+        None,
+        description="Ed25519 private key (PEM, `stacktrail keys generate`) that signs the "
+        "archive digests; digests are written only when this is set.",
+    )
+    digest_interval: Duration = Field(
+        timedelta(hours=1), description="Period one archive digest covers (e.g. 1m, 1h)."
+    )
     archive_format: ArchiveFormat = ArchiveFormat.JSON
     archive_regions: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["RegionOne"])
     archive_worker: str = Field(

@@ -9,6 +9,8 @@
 - archive retention updates after retention changes (jobs/archive_retention.py);
 - for stores that do not expire objects themselves (S3, file), the expiry sweep
   (jobs/expiry.py), every `archive_expiry_every`;
+- the signed archive digests (archive/digests.py), every `tick`, when
+  `STACKTRAIL_DIGEST_KEY_FILE` is set;
 - a heartbeat in `scheduler_state` (`leader`: holder, host, pid, since, heartbeat).
 
 Every duty keeps its progress in the config store, so when the leader dies (its lock is
@@ -32,6 +34,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from stacktrail.archive.digests import DigestWriter
 from stacktrail.archive.expiry import ArchiveExpiry
 from stacktrail.archive.export_jobs import run_export_job
 from stacktrail.archive.retention import ArchiveRetention, get_state, set_state
@@ -50,6 +53,7 @@ from stacktrail.search.retention import (
     apply_search_retention,
     plan_search_retention,
 )
+from stacktrail.signing import load_signing_key
 
 log = logging.getLogger(__name__)
 
@@ -137,6 +141,16 @@ class Scheduler:
             )
         self.archive_retention = ArchiveRetention(store, objects)
         self.archive_expiry = ArchiveExpiry(store, objects)
+        self.ledger = ledger
+        self.digests: DigestWriter | None = None
+        if settings.digest_key_file is not None:
+            self.digests = DigestWriter(
+                store,
+                objects,
+                load_signing_key(settings.digest_key_file),
+                interval=settings.digest_interval,
+                default_regions=tuple(settings.archive_regions),
+            )
         self._since = iso(clock())
 
     def _reader(self) -> EventReader:
@@ -161,6 +175,7 @@ class Scheduler:
                 template=self.settings.search_index_template,
                 reader=self._reader(),
                 now=self.clock,
+                on_written=self.ledger.record_delivery if self.ledger is not None else None,
             )
             count += 1
             latest = await self.jobs.get(job.id)
@@ -190,6 +205,12 @@ class Scheduler:
 
     async def run_archive_expiry(self) -> int:
         return (await self.archive_expiry.sweep(self.clock())).deleted
+
+    async def run_digests(self) -> int:
+        """Write the archive digests of every period that ended (empty ones too)."""
+        if self.digests is None:
+            return 0
+        return await self.digests.run_due(self.clock())
 
     async def heartbeat(self) -> None:
         await set_state(
@@ -230,6 +251,8 @@ class Scheduler:
             ("search delivery", cfg.tick, self.run_search_delivery),
             ("archive retention", cfg.tick, self.run_archive_retention),
         ]
+        if self.digests is not None:
+            duties.append(("archive digests", cfg.tick, self.run_digests))
         if cfg.search_retention:
             every = cfg.search_retention_every.total_seconds()
             duties.append(("search retention", every, self.run_search_retention))

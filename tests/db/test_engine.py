@@ -17,7 +17,9 @@ from stacktrail.db.tables import metadata
 from tests.support.config_store import BACKENDS, fresh_database
 
 DAILY_REVISION = "0003_ingest_daily"
-HEAD_REVISION = "0005_trail_overrides"
+EVENT_TYPES_REVISION = "0004_project_event_types"
+OVERRIDES_REVISION = "0005_trail_overrides"
+HEAD_REVISION = "0007_digests"
 
 
 def alembic_config(connection: Connection | None = None) -> Config:
@@ -31,8 +33,9 @@ def alembic_config(connection: Connection | None = None) -> Config:
 def test_one_line_of_revisions() -> None:
     script = ScriptDirectory.from_config(alembic_config())
     assert script.get_heads() == [HEAD_REVISION] == [db.head_revision()]
-    assert script.get_revision(HEAD_REVISION).down_revision == "0004_project_event_types"
-    assert script.get_revision("0004_project_event_types").down_revision == DAILY_REVISION
+    assert script.get_revision(HEAD_REVISION).down_revision == OVERRIDES_REVISION
+    assert script.get_revision(OVERRIDES_REVISION).down_revision == EVENT_TYPES_REVISION
+    assert script.get_revision(EVENT_TYPES_REVISION).down_revision == DAILY_REVISION
     assert script.get_revision(DAILY_REVISION).down_revision == "0002_jobs"
 
 

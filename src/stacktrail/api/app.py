@@ -17,6 +17,7 @@ from stacktrail.api.context import ApiContext, Emit, PendingSpoolBytes, Readines
 from stacktrail.api.limits import RequestLimits
 from stacktrail.api.policy import Policy
 from stacktrail.api.routes import admin as routes_admin
+from stacktrail.api.routes import digests as routes_digests
 from stacktrail.api.routes import health as routes_health
 from stacktrail.api.routes import trails as routes_trails
 from stacktrail.config import AuthMode, Settings
@@ -120,6 +121,7 @@ def create_app(
         readiness=dict(readiness or {}),
     )
     app.include_router(routes_health.router)
+    app.include_router(routes_digests.router)
     app.include_router(routes_trails.router)
     app.include_router(routes_admin.router)
     for error in (

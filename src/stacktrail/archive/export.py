@@ -348,6 +348,9 @@ class Exporter:
                         records=body.records,
                         bytes=len(body.data),
                         sha256=body.sha256,
+                        object_sha256=body.object_sha256,
+                        first_event_time=body.first_event_time,
+                        last_event_time=body.last_event_time,
                         delivered_at=datetime.now(UTC),
                     )
                 )

@@ -9,7 +9,7 @@ import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from stacktrail.archive.export import Exporter, ExportSpec
+from stacktrail.archive.export import Exporter, ExportSpec, OnWritten
 from stacktrail.archive.layout import InvalidName
 from stacktrail.archive.stores.base import ObjectStore
 from stacktrail.db.export_jobs import DONE, FAILED, MAX_ATTEMPTS, RUNNING, ExportJob, ExportJobs
@@ -44,6 +44,7 @@ async def run_export_job(
     template: str,
     reader: EventReader | None = None,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    on_written: OnWritten | None = None,
 ) -> str:
     """Run (or resume) one job to its end or its next retry; returns the new status."""
     await jobs.start(job, now())
@@ -60,6 +61,7 @@ async def run_export_job(
             checkpoint=job.checkpoint,
             save=save,
             reader=reader,
+            on_written=on_written,  # the ledger: the objects join the archive digests
         )
         result = await exporter.run()
     except (ClientError, InvalidName, ValueError) as exc:

@@ -198,6 +198,7 @@ class ObjectBody:
     md5: str  # of `data`: what the store must confirm
     first_event_time: str
     last_event_time: str
+    object_sha256: str = ""  # of `data`, as the archive digests list it
 
 
 def _event_time(raw: Any) -> datetime | None:
@@ -277,6 +278,7 @@ def build_body(spec: SegmentSpec, records: Sequence[bytes]) -> ObjectBody:
         md5=hashlib.md5(data, usedforsecurity=False).hexdigest(),
         first_event_time=_iso(min(times, default=None)),
         last_event_time=_iso(max(times, default=None)),
+        object_sha256=hashlib.sha256(data).hexdigest(),
     )
 
 

@@ -202,6 +202,9 @@ class Uploader:
             records=body.records,
             bytes=len(body.data),
             sha256=body.sha256,
+            object_sha256=body.object_sha256,
+            first_event_time=body.first_event_time,
+            last_event_time=body.last_event_time,
             delivered_at=datetime.now(UTC),
         )
         if await asyncio.to_thread(self._spool.confirm, seg, region):

@@ -13,6 +13,9 @@ import typer
 from stacktrail import __version__
 from stacktrail.cli.common import settings_or_exit
 from stacktrail.cli.jobs import register as register_jobs
+from stacktrail.cli.keys import register as register_keys
+from stacktrail.cli.read import register as register_read
+from stacktrail.cli.validate import register as register_validate
 
 app = typer.Typer(
     name="stacktrail",
@@ -75,6 +78,9 @@ app.add_typer(archive_app, name="archive")
 policy_app = typer.Typer(help="The role rules (oslo.policy).", no_args_is_help=True)
 app.add_typer(policy_app, name="policy")
 register_jobs(app)
+register_keys(app)
+register_validate(app)
+register_read(app)
 
 
 @db_app.command("upgrade")

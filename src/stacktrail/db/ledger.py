@@ -95,6 +95,9 @@ class SqlLedger:
             bytes=obj.bytes,
             sha256=obj.sha256,
             delivered_at=obj.delivered_at,
+            object_sha256=obj.object_sha256,
+            first_event_time=obj.first_event_time,
+            last_event_time=obj.last_event_time,
         )
         insert = insert.on_conflict_do_update(
             index_elements=["project_id", "region", "container", "key"],
@@ -103,6 +106,9 @@ class SqlLedger:
                 "bytes": insert.excluded.bytes,
                 "sha256": insert.excluded.sha256,
                 "delivered_at": insert.excluded.delivered_at,
+                "object_sha256": insert.excluded.object_sha256,
+                "first_event_time": insert.excluded.first_event_time,
+                "last_event_time": insert.excluded.last_event_time,
             },
         )
         status = t.upsert(self._dialect, t.delivery_status).values(

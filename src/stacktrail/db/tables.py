@@ -133,8 +133,12 @@ deliveries = Table(
     Column("bytes", BigInteger, nullable=False),
     Column("sha256", String(64), nullable=False),
     Column("delivered_at", UtcDateTime, nullable=False),
+    Column("object_sha256", String(64), nullable=False, server_default=""),
+    Column("first_event_time", String(32), nullable=False, server_default=""),
+    Column("last_event_time", String(32), nullable=False, server_default=""),
     UniqueConstraint("project_id", "region", "container", "key", name="uq_deliveries_object"),
     Index("ix_deliveries_project_day", "project_id", "day"),
+    Index("ix_deliveries_digest", "project_id", "region", "delivered_at"),
 )
 
 delivery_status = Table(

@@ -22,6 +22,10 @@ class DeliveredObject:
     bytes: int
     sha256: str  # of the uncompressed body
     delivered_at: datetime
+    # For the signed digests: what the store holds and the events' time span.
+    object_sha256: str = ""  # of the stored (gzip) bytes
+    first_event_time: str = ""
+    last_event_time: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -90,11 +90,12 @@ async def render_project(
 ) -> Response:
     path = trail_path(project_id)
     async with Api(request.app, session, request) as api:
-        trail, status, defaults, changes = await asyncio.gather(
+        trail, status, defaults, changes, digests = await asyncio.gather(
             api.get(path),
             api.get(path + "/status"),
             api.get("/v1/defaults"),
             api.get(path + "/changes", {"limit": 10}),
+            api.get("/v1/digest-keys"),
         )
     if trail.status == 403:
         return _refused(request, session, project_id, trail)
@@ -159,6 +160,7 @@ async def render_project(
         "regions": region_rows(status_body),
         "spool": spool_waiting(status_body),
         "retention_update": retention_update_words(status_body),
+        "digests": digests.body if digests.ok else None,
         "status": status_body,
         "status_error": None if status.ok else status.detail,
         "chart": chart.render(days, f"Events recorded per day, last {len(days)} days")

@@ -1,0 +1,1 @@
+"""Read and validate a project's stacktrail audit archive."""

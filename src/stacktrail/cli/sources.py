@@ -1,0 +1,64 @@
+"""Where `stacktrail validate` and `stacktrail read` read: a folder or the configured store."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Coroutine, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+from stacktrail.archive.stores import open_store
+from stacktrail.archive.stores.base import Bucket, NoSuchObject, ObjectStore
+from stacktrail.config import Settings
+from stacktrail.domain.errors import ClientError
+from stacktrail.domain.trail import ArchiveStore
+from stacktrail.keystone import KeystoneClient
+from stacktrail_reader.sources import FolderSource, MissingObject, Source, SourceError
+
+T = TypeVar("T")
+
+
+class StoreSource:
+    """The configured object store as a reader `Source` (its own event loop thread)."""
+
+    def __init__(self, store: ObjectStore, bucket: Bucket) -> None:
+        self._store = store
+        self._bucket = bucket
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._thread.start()
+
+    def _call(self, coro: Coroutine[Any, Any, T]) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
+
+    def list(self, prefix: str) -> Iterator[str]:
+        try:
+            yield from self._call(self._store.list_keys(self._bucket, prefix))
+        except NoSuchObject:
+            return
+        except ClientError as exc:
+            raise SourceError(str(exc)) from exc
+
+    def get(self, key: str) -> bytes:
+        try:
+            return self._call(self._store.get(self._bucket, key)).body
+        except NoSuchObject:
+            raise MissingObject(key) from None
+        except ClientError as exc:
+            raise SourceError(str(exc)) from exc
+
+    def close(self) -> None:
+        self._call(self._store.aclose())
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join()
+
+
+def open_source(
+    settings: Settings, directory: Path | None, project_id: str, region: str, container: str
+) -> Source:
+    if directory is not None:
+        return FolderSource(directory)
+    keystone = KeystoneClient(settings) if settings.archive_store is ArchiveStore.SWIFT else None
+    store = open_store(settings, keystone)
+    return StoreSource(store, Bucket(project_id, region, container))
