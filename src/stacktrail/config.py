@@ -57,6 +57,11 @@ DurationOrZero = Annotated[
 ]
 
 
+class SearchLayoutKind(StrEnum):
+    PER_PROJECT = "per-project"  # one index family per project (legacy Hermes)
+    SHARED = "shared"  # one data stream, tenants in `tenant_ids` (current Hermes)
+
+
 class AuthMode(StrEnum):
     KEYSTONE = "keystone"
     NOAUTH = "noauth"
@@ -156,6 +161,20 @@ class Settings(BaseSettings):
     search_index_template: str = Field(
         "audit-{project_id}-{yyyy.MM}",
         description="Index name per event; {project_id}, {yyyy}, {MM}, {dd}, {yyyy.MM}.",
+    )
+    search_layout: SearchLayoutKind = Field(
+        SearchLayoutKind.PER_PROJECT,
+        description="per-project: an index family per project (legacy Hermes reads "
+        "`audit-{tenant}*`); shared: one index for all, tenants in `tenant_ids`.",
+    )
+    search_shared_index: str = Field(
+        "hermes", description="The shared layout's index or data stream (what Hermes reads)."
+    )
+    search_data_stream: bool = Field(
+        True, description="Shared layout: the index template declares a data stream."
+    )
+    search_max_result_window: int = Field(
+        20000, ge=1, le=1_000_000, description="index.max_result_window (Hermes pages to 20000)."
     )
     search_bulk_docs: int = Field(1000, ge=1, le=100_000)
     search_bulk_bytes: int = Field(5_000_000, ge=1000)

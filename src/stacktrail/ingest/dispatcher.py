@@ -109,11 +109,12 @@ class Pipeline:
             trails = self._router.route(event)
             event_type = event.event_type or event.action
             self.event_types[event_type] += 1
+            tenants = tuple(t.project_id for t in trails if t.search_enabled)
             for trail in trails:
                 self.ingested[(trail.project_id, hour)] += 1
                 self.project_event_types[(trail.project_id, event_type)] += 1
                 # One record serves every sink: it is plain data, each sink resolves it once.
-                record = Record(trail.project_id, event, trail, now, ticket)
+                record = Record(trail.project_id, event, trail, now, ticket, tenants)
                 for sink in self._sinks:
                     if sink.wants(record):
                         ticket.add()
