@@ -287,3 +287,17 @@ def test_decoded_events_always_route(
     routed = Router(DefaultTrails(SETTINGS)).route(decode_message(body))
     assert routed
     assert all(is_valid_project_id(t.project_id) for t in routed)
+
+
+def test_placeholders_are_not_projects() -> None:
+    from dataclasses import replace
+
+    from stacktrail.domain.trail import UNSCOPED
+    from stacktrail.ingest.decode import decode_message
+    from stacktrail.ingest.route import owner_projects
+    from tests.support.cadf_factory import make_notification
+
+    event = decode_message(make_notification(initiator_project=None))
+    for placeholder in ("unknown", "None", "", None):
+        unknown = replace(event, initiator_project_id=placeholder, target_project_id=placeholder)
+        assert owner_projects(unknown) == [UNSCOPED]

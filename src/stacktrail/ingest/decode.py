@@ -28,7 +28,12 @@ from stacktrail.domain.event_limits import (
     check_shape,
     may_exceed_shape,
 )
-from stacktrail.ingest.normalise import normalise_action, normalise_offset, normalise_reporterchain
+from stacktrail.ingest.normalise import (
+    normalise_action,
+    normalise_keystone,
+    normalise_offset,
+    normalise_reporterchain,
+)
 
 __all__ = ["DEFAULT_MAX_BYTES", "LATEST_EVENT_TIME", "decode_message", "encode_event"]
 
@@ -211,6 +216,7 @@ def _event(cadf: JsonDict, event_type: str, check: _Checks) -> AuditEvent:
     chain = get("reporterchain")
     if chain is not None:
         normalise_reporterchain(chain)
+    normalise_keystone(cadf)  # Logstash's rules for keystone's notifications
 
     target_type = target.get("typeURI")
     if type(target_type) is not str:

@@ -3,8 +3,9 @@
 Hermes-compatible ownership: the event belongs to `initiator.project_id`, else
 `target.project_id`, else `initiator.domain_id`; when the target project differs from
 the owner it gets a copy too. An event with no usable scope goes to the operator's
-`unscoped` trail. Ids that are not valid project ids count as absent, so a malformed
-id can never reach an index name or an object key.
+`unscoped` trail. Ids that are not valid project ids, and placeholders (pycadf's
+`unknown`, `None`, empty), count as absent, so neither a malformed id nor a stand-in
+reaches an index name or an object key.
 """
 
 from __future__ import annotations
@@ -14,19 +15,28 @@ from stacktrail.domain.event import AuditEvent
 from stacktrail.domain.names import is_valid_project_id
 from stacktrail.domain.trail import UNSCOPED, Trail
 
+# pycadf's stand-in for an unknown id (`cadf.UNKNOWN`): a placeholder, not a project
+PLACEHOLDERS = frozenset({"unknown", "None", "null"})
+
+
+def _scope(value: str | None) -> str | None:
+    if value is None or value in PLACEHOLDERS or not is_valid_project_id(value):
+        return None
+    return value
+
 
 def owner_projects(event: AuditEvent, unscoped_project: str = UNSCOPED) -> list[str]:
     """The project ids that receive a copy of the event, owner first (never empty)."""
-    target = event.target_project_id
-    if not is_valid_project_id(target):
-        target = None
+    target = _scope(event.target_project_id)
+    initiator_project = _scope(event.initiator_project_id)
+    initiator_domain = _scope(event.initiator_domain_id)
     owner: str
-    if is_valid_project_id(event.initiator_project_id):
-        owner = event.initiator_project_id
+    if initiator_project is not None:
+        owner = initiator_project
     elif target is not None:
         owner = target
-    elif is_valid_project_id(event.initiator_domain_id):
-        owner = event.initiator_domain_id
+    elif initiator_domain is not None:
+        owner = initiator_domain
     else:
         return [unscoped_project]
     if target is not None and target != owner:
