@@ -213,7 +213,10 @@ async def run_pipeline(
     if on_source is not None:
         on_source(source)
     pipeline = Pipeline(
-        source, Router(directory), sinks, limits=EventLimits.from_settings(settings)
+        source,
+        Router(directory, default_exclude=settings.events_default_exclude),
+        sinks,
+        limits=EventLimits.from_settings(settings),
     )
     log.info(
         "pipeline starting: RabbitMQ %s queue %r", redact(settings.amqp_url), settings.amqp_queue

@@ -32,6 +32,7 @@ from stacktrail.domain.event_limits import (
     MAX_DEPTH_CEILING,
 )
 from stacktrail.domain.trail import ArchiveFormat, ArchiveStore
+from stacktrail.domain.validation import check_pattern
 
 ENV_PREFIX = "STACKTRAIL_"
 CONFIG_ENV = "STACKTRAIL_CONFIG"
@@ -145,6 +146,13 @@ class Settings(BaseSettings):
     event_max_future_skew: Duration = Field(
         DEFAULT_MAX_FUTURE_SKEW,
         description="Events dated further ahead of the clock are dead-lettered.",
+    )
+
+    events_default_exclude: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["read/list", "read/get"],
+        description="The operator's default event rule: events matching these globs (event "
+        "type, action or target typeURI) go to no trail whose own include list does not "
+        "name them (Hermes' Logstash dropped read/list and read/get); empty: off.",
     )
 
     # --- config store
@@ -331,12 +339,17 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_format: str = Field("text", pattern="^(text|json)$")
 
-    @field_validator("amqp_bindings", "archive_regions", mode="before")
+    @field_validator("amqp_bindings", "archive_regions", "events_default_exclude", mode="before")
     @classmethod
     def _split_list(cls, value: Any) -> Any:
         if isinstance(value, str):
             return [item.strip() for item in value.split(",") if item.strip()]
         return value
+
+    @field_validator("events_default_exclude")
+    @classmethod
+    def _check_patterns(cls, value: list[str]) -> list[str]:
+        return [check_pattern(pattern) for pattern in value]
 
     @field_validator("amqp_bindings")
     @classmethod

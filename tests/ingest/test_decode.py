@@ -502,7 +502,7 @@ REFUSED = {
             "eventTime",
             "action",
             "outcome",
-            "initiator",
+            # (no initiator at all is accepted: the unscoped trail, see below)
             "target",
             "observer",
             "initiator.id",
@@ -839,3 +839,26 @@ def test_round_trip_through_v2_keeps_id_time_action(
         event.action,
         event.body,
     )
+
+
+@pytest.mark.parametrize("initiator", [None, "missing"])
+def test_an_event_without_initiator_goes_to_the_unscoped_trail(initiator: str | None) -> None:
+    from stacktrail.domain.trail import UNSCOPED
+    from stacktrail.ingest.route import owner_projects
+
+    payload = make_cadf(initiator_project=None, action="created.project")
+    if initiator == "missing":
+        del payload["initiator"]
+    else:
+        payload["initiator"] = None
+    event = decode_message(encode(wrap_v1(payload, "identity.project.created")))
+    assert event.initiator_project_id is None
+    assert owner_projects(event) == [UNSCOPED]
+    assert event.body.get("initiator") == payload.get("initiator")  # kept as received
+
+
+def test_an_initiator_that_is_no_object_is_still_refused() -> None:
+    payload = make_cadf()
+    payload["initiator"] = "alice"
+    with pytest.raises(DecodeError, match="initiator is a string, not an object"):
+        decode_message(encode(wrap_v1(payload)))

@@ -49,6 +49,7 @@ _NOTIFICATION_KEYS: Final = frozenset(
 _REQUIRED_STRINGS: Final = ("id", "eventTime", "action", "outcome")
 _RESOURCES: Final = ("initiator", "target", "observer")
 _MISSING: Final[Any] = object()
+_NO_INITIATOR: Final[JsonDict] = {}  # read only: stands in for a missing initiator
 # An archive object expires at its event day + retention (up to 100 years): later event
 # times would overflow datetime there, and no audit event is dated that far ahead.
 LATEST_EVENT_TIME: Final = datetime(9000, 1, 1, tzinfo=UTC)
@@ -165,6 +166,8 @@ def _event(cadf: JsonDict, event_type: str, check: _Checks) -> AuditEvent:
     raw_action = get("action")
     outcome = get("outcome")
     initiator = get("initiator")
+    if initiator is None:  # keystone-manage bootstrap: nobody initiated it (unscoped)
+        initiator = _NO_INITIATOR
     target = get("target")
     observer = get("observer")
     if (
@@ -176,7 +179,7 @@ def _event(cadf: JsonDict, event_type: str, check: _Checks) -> AuditEvent:
         or type(initiator) is not dict
         or type(target) is not dict
         or type(observer) is not dict
-        or type(initiator.get("id")) is not str
+        or (type(initiator.get("id")) is not str and initiator is not _NO_INITIATOR)
         or type(target.get("id")) is not str
         or type(observer.get("id")) is not str
     ):
@@ -264,6 +267,8 @@ def _invalid(cadf: JsonDict) -> DecodeError:
             return DecodeError("CADF field id is empty")
     for name in _RESOURCES:
         resource = cadf.get(name, _MISSING)
+        if name == "initiator" and (resource is _MISSING or resource is None):
+            continue
         if type(resource) is not dict:
             return _field_error(name, resource, "an object")
         resource_id = resource.get("id", _MISSING)

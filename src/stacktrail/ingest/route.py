@@ -10,6 +10,9 @@ reaches an index name or an object key.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from fnmatch import fnmatchcase
+
 from stacktrail.domain.directory import TrailDirectory
 from stacktrail.domain.event import AuditEvent
 from stacktrail.domain.names import is_valid_project_id
@@ -44,14 +47,30 @@ def owner_projects(event: AuditEvent, unscoped_project: str = UNSCOPED) -> list[
     return [owner]
 
 
-class Router:
-    """Finds the trails an event goes to; pure code, the directory does the lookups."""
+def _names(patterns: Sequence[str], event: AuditEvent) -> bool:
+    fields = (event.event_type, event.action, event.target_type)
+    return any(fnmatchcase(f, p) for p in patterns for f in fields if f)
 
-    def __init__(self, directory: TrailDirectory, unscoped_project: str = UNSCOPED) -> None:
+
+class Router:
+    """Finds the trails an event goes to; pure code, the directory does the lookups.
+
+    `default_exclude`: the operator's default event rule (`STACKTRAIL_EVENTS_DEFAULT_EXCLUDE`,
+    Hermes' Logstash dropped `read/list` and `read/get`): events it matches go to no trail
+    unless the trail's own `include` patterns name them (`read/*`, or `*` for all).
+    """
+
+    def __init__(
+        self,
+        directory: TrailDirectory,
+        unscoped_project: str = UNSCOPED,
+        default_exclude: Sequence[str] = (),
+    ) -> None:
         if not is_valid_project_id(unscoped_project):
             raise ValueError(f"unscoped project {unscoped_project!r} is not a valid project id")
         self._directory = directory
         self._unscoped = unscoped_project
+        self._default_exclude = tuple(default_exclude)
 
     @property
     def unscoped_project(self) -> str:
@@ -60,10 +79,13 @@ class Router:
     def route(self, event: AuditEvent) -> list[Trail]:
         """Enabled trails of the event's projects whose event filter matches it."""
         trails = []
+        excluded = bool(self._default_exclude) and _names(self._default_exclude, event)
         for project_id in owner_projects(event, self._unscoped):
             trail = self._directory.get(project_id)
-            if trail.enabled and trail.events.matches(
-                event.event_type, event.action, event.target_type
+            if (
+                trail.enabled
+                and trail.events.matches(event.event_type, event.action, event.target_type)
+                and not (excluded and not _names(trail.events.include, event))
             ):
                 trails.append(trail)
         return trails
