@@ -64,6 +64,8 @@ def settings(amqp_url: str, search_url: str, index_template: str) -> Settings:
         search_flush_interval="50ms",
         archive_enabled=False,
         shutdown_grace="5s",
+        # the samples include a read/list; the default event rule has its own tests
+        events_default_exclude=[],
     )
 
 
