@@ -226,7 +226,7 @@ async def run_pipeline(
         on_source(source)
     pipeline = Pipeline(
         source,
-        Router(directory),
+        Router(directory, default_exclude=settings.events_default_exclude),
         sinks,
         limits=EventLimits.from_settings(settings),
         dead_letter_noise=settings.amqp_dead_letter_noise,

@@ -32,6 +32,7 @@ from stacktrail.domain.event_limits import (
     MAX_DEPTH_CEILING,
 )
 from stacktrail.domain.trail import ArchiveFormat, ArchiveStore
+from stacktrail.domain.validation import check_pattern
 
 ENV_PREFIX = "STACKTRAIL_"
 CONFIG_ENV = "STACKTRAIL_CONFIG"
@@ -55,6 +56,11 @@ DurationOrZero = Annotated[
     BeforeValidator(_parse_duration_or_zero),
     PlainSerializer(format_duration, return_type=str),
 ]
+
+
+class SearchLayoutKind(StrEnum):
+    PER_PROJECT = "per-project"  # one index family per project (legacy Hermes)
+    SHARED = "shared"  # one data stream, tenants in `tenant_ids` (current Hermes)
 
 
 class AuthMode(StrEnum):
@@ -182,6 +188,13 @@ class Settings(BaseSettings):
         description="Events dated further ahead of the clock are dead-lettered.",
     )
 
+    events_default_exclude: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["read/list", "read/get"],
+        description="The operator's default event rule: events matching these globs (event "
+        "type, action or target typeURI) go to no trail whose own include list does not "
+        "name them (Hermes' Logstash dropped read/list and read/get); empty: off.",
+    )
+
     # --- config store
     database_url: str = Field(
         "sqlite+aiosqlite:///./var/stacktrail.db",
@@ -196,6 +209,20 @@ class Settings(BaseSettings):
     search_index_template: str = Field(
         "audit-{project_id}-{yyyy.MM}",
         description="Index name per event; {project_id}, {yyyy}, {MM}, {dd}, {yyyy.MM}.",
+    )
+    search_layout: SearchLayoutKind = Field(
+        SearchLayoutKind.PER_PROJECT,
+        description="per-project: an index family per project (legacy Hermes reads "
+        "`audit-{tenant}*`); shared: one index for all, tenants in `tenant_ids`.",
+    )
+    search_shared_index: str = Field(
+        "hermes", description="The shared layout's index or data stream (what Hermes reads)."
+    )
+    search_data_stream: bool = Field(
+        True, description="Shared layout: the index template declares a data stream."
+    )
+    search_max_result_window: int = Field(
+        20000, ge=1, le=1_000_000, description="index.max_result_window (Hermes pages to 20000)."
     )
     search_bulk_docs: int = Field(1000, ge=1, le=100_000)
     search_bulk_bytes: int = Field(5_000_000, ge=1000)
@@ -400,12 +427,17 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_format: str = Field("text", pattern="^(text|json)$")
 
-    @field_validator("amqp_bindings", "archive_regions", mode="before")
+    @field_validator("amqp_bindings", "archive_regions", "events_default_exclude", mode="before")
     @classmethod
     def _split_list(cls, value: Any) -> Any:
         if isinstance(value, str):
             return [item.strip() for item in value.split(",") if item.strip()]
         return value
+
+    @field_validator("events_default_exclude")
+    @classmethod
+    def _check_patterns(cls, value: list[str]) -> list[str]:
+        return [check_pattern(pattern) for pattern in value]
 
     @field_validator("amqp_bindings")
     @classmethod

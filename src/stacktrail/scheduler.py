@@ -47,6 +47,7 @@ from stacktrail.db.trail_store import TrailStore
 from stacktrail.domain.ledger import DeliveryLedger
 from stacktrail.domain.timeframe import iso
 from stacktrail.search.client import SearchClient
+from stacktrail.search.documents import SearchLayout
 from stacktrail.search.reader import EventReader
 from stacktrail.search.retention import (
     StoreRetention,
@@ -133,7 +134,7 @@ class Scheduler:
                 store,
                 search,
                 objects,
-                template=settings.search_index_template,
+                template=SearchLayout.from_settings(settings),
                 settle=self.config.settle,
                 ledger=ledger,
                 reader_factory=self._reader,
@@ -172,7 +173,7 @@ class Scheduler:
                 job,
                 self.search,
                 self.objects,
-                template=self.settings.search_index_template,
+                template=SearchLayout.from_settings(self.settings),
                 reader=self._reader(),
                 now=self.clock,
                 on_written=self.ledger.record_delivery if self.ledger is not None else None,
@@ -193,7 +194,7 @@ class Scheduler:
             return 0
         plan = await plan_search_retention(
             self.search,
-            self.settings.search_index_template,
+            SearchLayout.from_settings(self.settings),
             StoreRetention(self.store),
             self.clock(),
         )

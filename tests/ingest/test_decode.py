@@ -66,7 +66,7 @@ EXPECTED = {
         outcome="success",
         target_type="data/security/project",
         initiator_project_id=None,
-        target_project_id=None,
+        target_project_id="openstack:1c2fc591-facb-4479-a327-520dade1ea15",  # its own event
         initiator_domain_id=None,
         event_time="2014-02-14T01:20:47.932842+00:00",
     ),
@@ -161,6 +161,8 @@ def _check(event: AuditEvent, expected: Expected, original_cadf: dict[str, Any])
     rewritten["action"] = expected.action
     if expected.reporter_time is not None:
         rewritten["reporterchain"][0]["reporterTime"] = expected.reporter_time
+    if rewritten["target"].get("typeURI") == "data/security/project":  # Logstash's step 4
+        rewritten["target"].setdefault("project_id", rewritten["target"]["id"])
     assert event.body == rewritten
 
 
@@ -500,7 +502,7 @@ REFUSED = {
             "eventTime",
             "action",
             "outcome",
-            "initiator",
+            # (no initiator at all is accepted: the unscoped trail, see below)
             "target",
             "observer",
             "initiator.id",
@@ -837,3 +839,26 @@ def test_round_trip_through_v2_keeps_id_time_action(
         event.action,
         event.body,
     )
+
+
+@pytest.mark.parametrize("initiator", [None, "missing"])
+def test_an_event_without_initiator_goes_to_the_unscoped_trail(initiator: str | None) -> None:
+    from stacktrail.domain.trail import UNSCOPED
+    from stacktrail.ingest.route import owner_projects
+
+    payload = make_cadf(initiator_project=None, action="created.project")
+    if initiator == "missing":
+        del payload["initiator"]
+    else:
+        payload["initiator"] = None
+    event = decode_message(encode(wrap_v1(payload, "identity.project.created")))
+    assert event.initiator_project_id is None
+    assert owner_projects(event) == [UNSCOPED]
+    assert event.body.get("initiator") == payload.get("initiator")  # kept as received
+
+
+def test_an_initiator_that_is_no_object_is_still_refused() -> None:
+    payload = make_cadf()
+    payload["initiator"] = "alice"
+    with pytest.raises(DecodeError, match="initiator is a string, not an object"):
+        decode_message(encode(wrap_v1(payload)))

@@ -287,3 +287,49 @@ def test_decoded_events_always_route(
     routed = Router(DefaultTrails(SETTINGS)).route(decode_message(body))
     assert routed
     assert all(is_valid_project_id(t.project_id) for t in routed)
+
+
+def test_placeholders_are_not_projects() -> None:
+    from dataclasses import replace
+
+    from stacktrail.domain.trail import UNSCOPED
+    from stacktrail.ingest.decode import decode_message
+    from stacktrail.ingest.route import owner_projects
+    from tests.support.cadf_factory import make_notification
+
+    event = decode_message(make_notification(initiator_project=None))
+    for placeholder in ("unknown", "None", "", None):
+        unknown = replace(event, initiator_project_id=placeholder, target_project_id=placeholder)
+        assert owner_projects(unknown) == [UNSCOPED]
+
+
+READS = ("read/list", "read/get")
+
+
+@pytest.mark.parametrize(
+    ("include", "action", "routed"),
+    [
+        pytest.param((), "read/list", False, id="default: list dropped"),
+        pytest.param((), "read/get", False, id="default: get dropped"),
+        pytest.param((), "read", True, id="other reads kept"),
+        pytest.param((), "update/server", True, id="writes kept"),
+        pytest.param(("read/*",), "read/list", True, id="project names them"),
+        pytest.param(("*",), "read/get", True, id="project takes everything"),
+        pytest.param(("identity.*",), "read/list", False, id="include not naming them"),
+    ],
+)
+def test_the_operator_default_rule_drops_list_and_get_unless_a_project_asks(
+    include: tuple[str, ...], action: str, routed: bool
+) -> None:
+    router = Router(Directory(trail(P1, include=include)), default_exclude=READS)
+    assert bool(router.route(event(P1, action=action))) is routed
+
+
+def test_the_default_rule_is_on_by_default_and_can_be_switched_off(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert Settings().events_default_exclude == list(READS)
+    monkeypatch.setenv("STACKTRAIL_EVENTS_DEFAULT_EXCLUDE", "")
+    assert Settings().events_default_exclude == []
+    monkeypatch.setenv("STACKTRAIL_EVENTS_DEFAULT_EXCLUDE", "read/*, identity.authenticate")
+    assert Settings().events_default_exclude == ["read/*", "identity.authenticate"]

@@ -5,6 +5,7 @@ from datetime import UTC, datetime
 import orjson
 import pytest
 
+from stacktrail.config import SearchLayoutKind as Layout
 from stacktrail.config import Settings
 from stacktrail.domain.delivery import Record, Ticket
 from stacktrail.domain.event import AuditEvent
@@ -13,14 +14,17 @@ from stacktrail.search.documents import (
     INGESTED_FIELD,
     PROJECT_FIELD,
     BulkEncoder,
+    SearchLayout,
     bulk_lines,
     check_index_template,
     index_name,
     index_pattern,
     index_template_body,
+    template_name,
 )
 
 WHEN = datetime(2026, 3, 9, 23, 59, 59, tzinfo=UTC)
+TEMPLATE = "audit-{project_id}-{yyyy.MM}"
 
 
 def test_default_template_is_what_hermes_reads() -> None:
@@ -74,3 +78,67 @@ def test_template_maps_ids_as_keywords_and_times_as_dates() -> None:
     assert props["eventTime"] == {"type": "date"}
     assert props["id"]["type"] == "keyword"
     assert props["initiator"]["properties"]["project_id"]["type"] == "keyword"
+
+
+def _record(outcome: str, project: str = "p1", tenants: tuple[str, ...] = ()) -> Record:
+    body = {"id": "ev-1", "eventTime": WHEN.isoformat(), "action": "read", "outcome": outcome}
+    event = AuditEvent("ev-1", WHEN, "", "read", outcome, "", project, None, None, body)
+    trail = default_trail(project, Settings())
+    return Record(project, event, trail, WHEN, Ticket(None, lambda t: None), tenants)
+
+
+def test_every_write_is_a_create_so_a_data_stream_takes_it() -> None:
+    layout = SearchLayout(TEMPLATE, Layout.SHARED, "hermes", data_stream=True)
+    for outcome in ("pending", "success"):
+        action = orjson.loads(bulk_lines(_record(outcome), layout).split(b"\n")[0])
+        assert action == {"create": {"_index": "hermes", "_id": "ev-1"}}
+
+
+def test_the_shared_layout_writes_tenants_and_timestamp() -> None:
+    layout = SearchLayout(TEMPLATE, Layout.SHARED, "hermes", data_stream=False)
+    lines = bulk_lines(_record("success", "p1", ("p1", "p2")), layout).split(b"\n")
+    assert orjson.loads(lines[0]) == {"create": {"_index": "hermes", "_id": "ev-1"}}
+    doc = orjson.loads(lines[1])
+    assert doc["tenant_ids"] == ["p1", "p2"]
+    assert doc["@timestamp"] == WHEN.isoformat()
+
+
+def test_template_names_follow_the_index_naming() -> None:
+    assert template_name(TEMPLATE) == "stacktrail-audit"  # the name it always had
+    assert template_name("prod-audit-{project_id}-{yyyy.MM}") == "stacktrail-prod-audit"
+    assert template_name("{project_id}-{yyyy}") == "stacktrail-audit"
+    assert (
+        SearchLayout(TEMPLATE, Layout.SHARED, "hermes-eu").template_name == "stacktrail-hermes-eu"
+    )
+    # two deployments on one cluster: two templates
+    assert len({template_name(f"{d}-audit-{{project_id}}") for d in ("qa", "prod")}) == 2
+
+
+def test_template_answers_hermes_terms_on_field_and_keyword() -> None:
+    body = index_template_body(SearchLayout(TEMPLATE, max_result_window=12345))
+    assert body["template"]["settings"]["index"]["max_result_window"] == 12345
+    props = body["template"]["mappings"]["properties"]
+    for field in (props["action"], props["target"]["properties"]["typeURI"]):
+        assert field["type"] == "keyword"
+        assert field["fields"]["keyword"]["type"] == "keyword"
+    assert props["id"]["type"] == "keyword"  # whole, never split on `-`
+    dynamic = body["template"]["mappings"]["dynamic_templates"][0]["strings"]["mapping"]
+    assert dynamic["fields"]["keyword"]["type"] == "keyword"
+    assert "data_stream" not in body
+
+
+def test_shared_template_declares_a_data_stream_unless_told_not_to() -> None:
+    body = index_template_body(SearchLayout(TEMPLATE, Layout.SHARED, "hermes"))
+    assert body["data_stream"] == {}
+    assert body["index_patterns"] == ["hermes"]
+    props = body["template"]["mappings"]["properties"]
+    assert props["tenant_ids"]["type"] == "keyword"
+    assert props["@timestamp"] == {"type": "date"}
+    plain = index_template_body(SearchLayout(TEMPLATE, Layout.SHARED, "hermes", data_stream=False))
+    assert "data_stream" not in plain
+
+
+@pytest.mark.parametrize("name", ["", "Hermes", "_hermes", "a/b", "x*"])
+def test_bad_shared_index_names_are_refused(name: str) -> None:
+    with pytest.raises(ValueError, match="shared index"):
+        SearchLayout(TEMPLATE, Layout.SHARED, name)

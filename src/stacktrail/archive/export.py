@@ -52,6 +52,7 @@ from stacktrail.search.client import SearchClient
 from stacktrail.search.reader import (
     EventReader,
     Hit,
+    Naming,
     NoIndexError,
     ProjectIndex,
     event_time_query,
@@ -202,7 +203,7 @@ class Exporter:
         store: ObjectStore,
         spec: ExportSpec,
         *,
-        template: str,
+        template: Naming,
         checkpoint: ExportCheckpoint | None = None,
         save: SaveCheckpoint | None = None,
         progress: ExportProgress | None = None,

@@ -16,7 +16,7 @@ from stacktrail.db.export_jobs import DONE, FAILED, MAX_ATTEMPTS, RUNNING, Expor
 from stacktrail.domain.errors import ClientError
 from stacktrail.domain.export import ExportCheckpoint
 from stacktrail.search.client import SearchClient
-from stacktrail.search.reader import EventReader
+from stacktrail.search.reader import EventReader, Naming
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ async def run_export_job(
     client: SearchClient,
     store: ObjectStore,
     *,
-    template: str,
+    template: Naming,
     reader: EventReader | None = None,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
     on_written: OnWritten | None = None,

@@ -42,7 +42,7 @@ from stacktrail.domain.ledger import DeliveredObject, DeliveryError, DeliveryLed
 from stacktrail.domain.timeframe import Timeframe, epoch_ms, from_epoch_ms
 from stacktrail.domain.trail import ArchiveSource, Trail
 from stacktrail.search.client import SearchClient
-from stacktrail.search.reader import EventReader, NoIndexError
+from stacktrail.search.reader import EventReader, Naming, NoIndexError
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +106,7 @@ class SearchDelivery:
         client: SearchClient,
         objects: ObjectStore,
         *,
-        template: str,
+        template: Naming,
         settle: timedelta,
         ledger: DeliveryLedger | None = None,
         reader_factory: Callable[[], EventReader] | None = None,

@@ -37,6 +37,7 @@ from stacktrail.domain.export import ExportCheckpoint
 from stacktrail.domain.timeframe import Timeframe, TimeframeError, iso
 from stacktrail.domain.trail import ArchiveFormat, ArchiveStore, Trail, default_trail
 from stacktrail.search.client import SearchClient
+from stacktrail.search.documents import SearchLayout
 from stacktrail.search.reader import EventReader, NoIndexError, ReadMode
 from stacktrail.search.retention import (
     Action,
@@ -247,7 +248,7 @@ async def export(
             client,
             dest.store,
             spec,
-            template=settings.search_index_template,
+            template=SearchLayout.from_settings(settings),
             checkpoint=checkpoint,
             save=save,
             progress=progress,
@@ -431,7 +432,7 @@ async def _search_retention(
     try:
         plan = await plan_search_retention(
             client,
-            settings.search_index_template,
+            SearchLayout.from_settings(settings),
             StoreRetention(store),
             now or datetime.now(UTC),
             set(projects) if projects else None,

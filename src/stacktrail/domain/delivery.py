@@ -79,6 +79,9 @@ class Record:
     trail: Trail
     ingested_at: datetime
     ticket: Ticket
+    # every project whose trail took the event and searches it, owner first (the shared
+    # search layout writes one document per event, visible to these); () -> project_id
+    tenants: tuple[str, ...] = ()
 
     def resolve(self, outcome: Outcome, reason: str = "") -> None:
         self.ticket.resolve(outcome, reason)

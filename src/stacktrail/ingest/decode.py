@@ -28,7 +28,12 @@ from stacktrail.domain.event_limits import (
     check_shape,
     may_exceed_shape,
 )
-from stacktrail.ingest.normalise import normalise_action, normalise_offset, normalise_reporterchain
+from stacktrail.ingest.normalise import (
+    normalise_action,
+    normalise_keystone,
+    normalise_offset,
+    normalise_reporterchain,
+)
 
 __all__ = ["DEFAULT_MAX_BYTES", "LATEST_EVENT_TIME", "decode_message", "encode_event"]
 
@@ -44,6 +49,7 @@ _NOTIFICATION_KEYS: Final = frozenset(
 _REQUIRED_STRINGS: Final = ("id", "eventTime", "action", "outcome")
 _RESOURCES: Final = ("initiator", "target", "observer")
 _MISSING: Final[Any] = object()
+_NO_INITIATOR: Final[JsonDict] = {}  # read only: stands in for a missing initiator
 # An archive object expires at its event day + retention (up to 100 years): later event
 # times would overflow datetime there, and no audit event is dated that far ahead.
 LATEST_EVENT_TIME: Final = datetime(9000, 1, 1, tzinfo=UTC)
@@ -160,6 +166,8 @@ def _event(cadf: JsonDict, event_type: str, check: _Checks) -> AuditEvent:
     raw_action = get("action")
     outcome = get("outcome")
     initiator = get("initiator")
+    if initiator is None:  # keystone-manage bootstrap: nobody initiated it (unscoped)
+        initiator = _NO_INITIATOR
     target = get("target")
     observer = get("observer")
     if (
@@ -171,7 +179,7 @@ def _event(cadf: JsonDict, event_type: str, check: _Checks) -> AuditEvent:
         or type(initiator) is not dict
         or type(target) is not dict
         or type(observer) is not dict
-        or type(initiator.get("id")) is not str
+        or (type(initiator.get("id")) is not str and initiator is not _NO_INITIATOR)
         or type(target.get("id")) is not str
         or type(observer.get("id")) is not str
     ):
@@ -211,6 +219,7 @@ def _event(cadf: JsonDict, event_type: str, check: _Checks) -> AuditEvent:
     chain = get("reporterchain")
     if chain is not None:
         normalise_reporterchain(chain)
+    normalise_keystone(cadf)  # Logstash's rules for keystone's notifications
 
     target_type = target.get("typeURI")
     if type(target_type) is not str:
@@ -258,6 +267,8 @@ def _invalid(cadf: JsonDict) -> DecodeError:
             return DecodeError("CADF field id is empty")
     for name in _RESOURCES:
         resource = cadf.get(name, _MISSING)
+        if name == "initiator" and (resource is _MISSING or resource is None):
+            continue
         if type(resource) is not dict:
             return _field_error(name, resource, "an object")
         resource_id = resource.get("id", _MISSING)

@@ -131,13 +131,19 @@ class Pipeline:
                 delivery.project_id = placements[0].project_id
             event_type = event.event_type or event.action
             self.event_types[event_type] += 1
+            # tenant_ids of the shared layout: every project whose search copy this is
+            tenants = tuple(
+                p.project_id
+                for p in placements
+                if p.trail.search_enabled and p.only in (None, "search")
+            )
             for placement in placements:
                 project_id = placement.project_id
                 if placement.counted:
                     self.ingested[(project_id, hour)] += 1
                     self.project_event_types[(project_id, event_type)] += 1
                 # One record serves every sink: it is plain data, each sink resolves it once.
-                record = Record(project_id, event, placement.trail, now, ticket)
+                record = Record(project_id, event, placement.trail, now, ticket, tenants)
                 only = placement.only
                 for sink in self._sinks:
                     if (only is None or sink.name == only) and sink.wants(record):

@@ -3,30 +3,43 @@
 Hermes-compatible ownership: the event belongs to `initiator.project_id`, else
 `target.project_id`, else `initiator.domain_id`; when the target project differs from
 the owner it gets a copy too. An event with no usable scope goes to the operator's
-`unscoped` trail. Ids that are not valid project ids count as absent, so a malformed
-id can never reach an index name or an object key.
+`unscoped` trail. Ids that are not valid project ids, and placeholders (pycadf's
+`unknown`, `None`, empty), count as absent, so neither a malformed id nor a stand-in
+reaches an index name or an object key.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from fnmatch import fnmatchcase
 
 from stacktrail.domain.directory import TrailDirectory
 from stacktrail.domain.event import AuditEvent
 from stacktrail.domain.names import is_valid_project_id
 from stacktrail.domain.trail import UNSCOPED, Trail
 
+# pycadf's stand-in for an unknown id (`cadf.UNKNOWN`): a placeholder, not a project
+PLACEHOLDERS = frozenset({"unknown", "None", "null"})
+
+
+def _scope(value: str | None) -> str | None:
+    if value is None or value in PLACEHOLDERS or not is_valid_project_id(value):
+        return None
+    return value
+
 
 def owner_projects(event: AuditEvent, unscoped_project: str = UNSCOPED) -> list[str]:
     """The project ids that receive a copy of the event, owner first (never empty)."""
-    target = event.target_project_id
-    if not is_valid_project_id(target):
-        target = None
+    target = _scope(event.target_project_id)
+    initiator_project = _scope(event.initiator_project_id)
+    initiator_domain = _scope(event.initiator_domain_id)
     owner: str
-    if is_valid_project_id(event.initiator_project_id):
-        owner = event.initiator_project_id
+    if initiator_project is not None:
+        owner = initiator_project
     elif target is not None:
         owner = target
-    elif is_valid_project_id(event.initiator_domain_id):
-        owner = event.initiator_domain_id
+    elif initiator_domain is not None:
+        owner = initiator_domain
     else:
         return [unscoped_project]
     if target is not None and target != owner:
@@ -34,14 +47,30 @@ def owner_projects(event: AuditEvent, unscoped_project: str = UNSCOPED) -> list[
     return [owner]
 
 
-class Router:
-    """Finds the trails an event goes to; pure code, the directory does the lookups."""
+def _names(patterns: Sequence[str], event: AuditEvent) -> bool:
+    fields = (event.event_type, event.action, event.target_type)
+    return any(fnmatchcase(f, p) for p in patterns for f in fields if f)
 
-    def __init__(self, directory: TrailDirectory, unscoped_project: str = UNSCOPED) -> None:
+
+class Router:
+    """Finds the trails an event goes to; pure code, the directory does the lookups.
+
+    `default_exclude`: the operator's default event rule (`STACKTRAIL_EVENTS_DEFAULT_EXCLUDE`,
+    Hermes' Logstash dropped `read/list` and `read/get`): events it matches go to no trail
+    unless the trail's own `include` patterns name them (`read/*`, or `*` for all).
+    """
+
+    def __init__(
+        self,
+        directory: TrailDirectory,
+        unscoped_project: str = UNSCOPED,
+        default_exclude: Sequence[str] = (),
+    ) -> None:
         if not is_valid_project_id(unscoped_project):
             raise ValueError(f"unscoped project {unscoped_project!r} is not a valid project id")
         self._directory = directory
         self._unscoped = unscoped_project
+        self._default_exclude = tuple(default_exclude)
 
     @property
     def unscoped_project(self) -> str:
@@ -50,10 +79,13 @@ class Router:
     def route(self, event: AuditEvent) -> list[Trail]:
         """Enabled trails of the event's projects whose event filter matches it."""
         trails = []
+        excluded = bool(self._default_exclude) and _names(self._default_exclude, event)
         for project_id in owner_projects(event, self._unscoped):
             trail = self._directory.get(project_id)
-            if trail.enabled and trail.events.matches(
-                event.event_type, event.action, event.target_type
+            if (
+                trail.enabled
+                and trail.events.matches(event.event_type, event.action, event.target_type)
+                and not (excluded and not _names(trail.events.include, event))
             ):
                 trails.append(trail)
         return trails

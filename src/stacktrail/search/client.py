@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import orjson
@@ -28,6 +29,7 @@ class BulkItem:
 
     status: int
     error: str  # "" when the document was accepted
+    index: str = ""  # where it went (a data stream's backing index)
 
     @property
     def delivered(self) -> bool:
@@ -141,8 +143,50 @@ class SearchClient:
             (result,) = item.values()
             status = int(result.get("status", 500))
             error = result.get("error")
-            results.append(BulkItem(status, _error_text(error) if error else ""))
+            index = result.get("_index")
+            results.append(
+                BulkItem(
+                    status,
+                    _error_text(error) if error else "",
+                    index if isinstance(index, str) else "",
+                )
+            )
         return results
+
+    async def get_document(self, index: str, doc_id: str) -> StoredDocument | None:
+        """One document by id, in real time (no refresh needed); None when absent."""
+        status, data = await self._try_json(
+            "GET", f"/{index}/_doc/{quote(doc_id, safe='')}", None, "get document"
+        )
+        if status == 404:
+            return None
+        if status >= 300:
+            raise PermanentError(f"get document: HTTP {status}: {str(data)[:300]}", status=status)
+        source = data.get("_source")
+        return StoredDocument(
+            str(data.get("_index", index)),
+            source if isinstance(source, dict) else {},
+            int(data.get("_seq_no", -1)),
+            int(data.get("_primary_term", -1)),
+        )
+
+    async def delete_document(self, document: StoredDocument, doc_id: str) -> bool:
+        """Delete a document if it is still the version read; False when it changed."""
+        params = {"if_seq_no": str(document.seq_no), "if_primary_term": str(document.primary_term)}
+        status, data = await self._try_json(
+            "DELETE",
+            f"/{document.index}/_doc/{quote(doc_id, safe='')}",
+            None,
+            "delete document",
+            params,
+        )
+        if status in (404, 409):
+            return False
+        if status >= 300:
+            raise PermanentError(
+                f"delete document: HTTP {status}: {str(data)[:300]}", status=status
+            )
+        return True
 
     async def put_index_template(self, name: str, body: dict[str, Any]) -> None:
         await self._request(
@@ -354,6 +398,14 @@ class PointInTime:
     id: str
     flavour: str
     keep_alive: str
+
+
+@dataclass(frozen=True, slots=True)
+class StoredDocument:
+    index: str  # the concrete index (a data stream's backing index)
+    source: dict[str, Any]
+    seq_no: int
+    primary_term: int
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,18 +1,44 @@
-"""Pure helpers of the search sink: index names, bulk lines, the index template."""
+"""Pure helpers of the search sink: index names, bulk lines, the index template.
+
+Two layouts (`STACKTRAIL_SEARCH_LAYOUT`):
+
+- `per-project`: one index family per project (`audit-{project_id}-{yyyy.MM}`), what
+  the legacy Hermes reads (`audit-{tenant}*`); a copy per trail, `@project_id` says whose.
+- `shared`: one index (on a real cluster a data stream), `hermes` by default, what the
+  current Hermes reads; one document per event, `tenant_ids` lists every project whose
+  trail took it (Hermes filters on it), `@timestamp` is the event time.
+
+Which document wins when events share a CADF id (keystonemiddleware sends the request,
+outcome `pending`, and then the response, with the same id): every write is a `create`
+(the only op a data stream takes; a replay then never writes twice). A `create` of a
+pending event that meets a document leaves it: a pending event never replaces anything.
+A `create` of a final event that meets a pending document makes the sink delete that
+document (read by id in real time, deleted only if unchanged since) and create again
+(see `search.sink`); one that meets a final document is a replay and leaves it. So in
+any arrival order and under any number of replays search ends with the final event;
+of two different final events with one id the first one written stays.
+"""
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
+from stacktrail.config import SearchLayoutKind as Layout
 from stacktrail.domain.delivery import Record
+from stacktrail.search.hermes import hermes_view
 
 INGESTED_FIELD = "@ingested_at"  # when stacktrail took the event; search-sourced export windows
 PROJECT_FIELD = "@project_id"  # the trail the copy belongs to (an event can be in two)
-TEMPLATE_NAME = "stacktrail-audit"
+TENANTS_FIELD = "tenant_ids"  # shared layout: every project allowed to see the event
+TIMESTAMP_FIELD = "@timestamp"  # shared layout: the event time (data streams need it)
+PENDING = "pending"  # pycadf's outcome of a request whose response is still to come
+TEMPLATE_PREFIX = "stacktrail-"
+DEFAULT_MAX_RESULT_WINDOW = 20000  # Hermes pages up to 20000 hits
 
 _PLACEHOLDER = re.compile(r"\{([a-zA-Z_.]+)\}")
 _DATE_PARTS = {
@@ -51,23 +77,101 @@ def index_pattern(template: str) -> str:
     return head.lower() + "*"
 
 
-class BulkEncoder:
-    """Builds the two NDJSON lines of a `create` action per record (the sink's hot path).
+def template_name(template: str) -> str:
+    """The index template's name, from the index naming: `audit-{project_id}-...` ->
+    `stacktrail-audit`, `prod-audit-{project_id}` -> `stacktrail-prod-audit`; a shared
+    index `hermes` -> `stacktrail-hermes`. Deployments with distinct index names on one
+    cluster so never overwrite each other's template."""
+    head = _PLACEHOLDER.split(template, maxsplit=1)[0].lower()
+    stem = re.sub(r"[^a-z0-9._-]", "", head).strip("-_.") or "audit"
+    return TEMPLATE_PREFIX + stem
 
-    `_id` is the CADF id, so a replay answers 409 instead of writing twice. Index names are
+
+class LayoutSettings(Protocol):
+    """The settings a search layout is made of (the config satisfies it)."""
+
+    @property
+    def search_index_template(self) -> str: ...
+    @property
+    def search_layout(self) -> Layout: ...
+    @property
+    def search_shared_index(self) -> str: ...
+    @property
+    def search_data_stream(self) -> bool: ...
+    @property
+    def search_max_result_window(self) -> int: ...
+
+
+_INDEX_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,199}")
+
+
+@dataclass(frozen=True, slots=True)
+class SearchLayout:
+    """Where the search sink writes and what its index template says."""
+
+    template: str = "audit-{project_id}-{yyyy.MM}"
+    layout: Layout = Layout.PER_PROJECT
+    shared_index: str = "hermes"
+    data_stream: bool = True
+    max_result_window: int = DEFAULT_MAX_RESULT_WINDOW
+
+    def __post_init__(self) -> None:
+        check_index_template(self.template)
+        if not _INDEX_NAME.fullmatch(self.shared_index):
+            raise ValueError(
+                f"shared index {self.shared_index!r}: lower-case letters, digits, `.`, `_`"
+                ", `-`, starting with a letter or digit, at most 200 characters"
+            )
+
+    @classmethod
+    def from_settings(cls, settings: LayoutSettings) -> SearchLayout:
+        return cls(
+            template=settings.search_index_template,
+            layout=settings.search_layout,
+            shared_index=settings.search_shared_index,
+            data_stream=settings.search_data_stream,
+            max_result_window=settings.search_max_result_window,
+        )
+
+    @property
+    def shared(self) -> bool:
+        return self.layout is Layout.SHARED
+
+    @property
+    def template_name(self) -> str:
+        return template_name(self.shared_index if self.shared else self.template)
+
+    @property
+    def pattern(self) -> str:
+        """What the index template applies to (and what retention may touch)."""
+        return self.shared_index if self.shared else index_pattern(self.template)
+
+
+class BulkEncoder:
+    """Builds the two NDJSON lines of a bulk action per record (the sink's hot path).
+
+    `_id` is the CADF id, so a replay never writes a second document. Index names are
     cached per (project, day); the stamp fields are spliced into the serialised event
-    instead of copying the event dict.
+    instead of copying the event dict. The document is the event as Hermes reads it
+    (`hermes_view`); the event itself is not changed (the archive keeps it).
     """
 
-    def __init__(self, template: str) -> None:
-        check_index_template(template)
-        self._template = template
+    def __init__(self, template: str | SearchLayout) -> None:
+        self.layout = template if isinstance(template, SearchLayout) else SearchLayout(template)
+        self._template = self.layout.template
+        self._shared = orjson.dumps(self.layout.shared_index)
         self._indices: dict[tuple[str, int, int, int], bytes] = {}
         self._ingested_at: datetime | None = None
         self._ingested = b""
         self._project_stamps: dict[str, bytes] = {}
 
+    def index(self, record: Record) -> str:
+        """The index (or data stream) the record's document goes to."""
+        return str(orjson.loads(self._index(record.project_id, record.event.time)))
+
     def _index(self, project_id: str, when: datetime) -> bytes:
+        if self.layout.shared:
+            return self._shared
         key = (project_id, when.year, when.month, when.day)
         name = self._indices.get(key)
         if name is None:
@@ -94,7 +198,16 @@ class BulkEncoder:
     def lines(self, record: Record) -> bytes:
         event = record.event
         ingested, project = self._stamp(record)
-        body = orjson.dumps(event.body)
+        body = orjson.dumps(hermes_view(event.body))
+        extra = b""
+        if self.layout.shared:
+            tenants = record.tenants or (record.project_id,)
+            extra = (
+                orjson.dumps(
+                    {TENANTS_FIELD: list(tenants), TIMESTAMP_FIELD: event.time.isoformat()}
+                )[1:-1]
+                + b","
+            )
         return b"".join(
             (
                 b'{"create":{"_index":',
@@ -104,6 +217,7 @@ class BulkEncoder:
                 b"}}\n",
                 body[:-1],
                 b"," if len(body) > 2 else b"",
+                extra,
                 ingested,
                 b",",
                 project,
@@ -112,7 +226,7 @@ class BulkEncoder:
         )
 
 
-def bulk_lines(record: Record, template: str) -> bytes:
+def bulk_lines(record: Record, template: str | SearchLayout) -> bytes:
     """The two NDJSON lines of one record (see BulkEncoder)."""
     return BulkEncoder(template).lines(record)
 
@@ -121,43 +235,77 @@ def _keyword() -> dict[str, Any]:
     return {"type": "keyword", "ignore_above": 1024}
 
 
-def index_template_body(template: str) -> dict[str, Any]:
-    """Mappings for the CADF fields: ids as keyword, times as dates, free text kept."""
+def _string() -> dict[str, Any]:
+    """A string Hermes queries: exact `term` on the field and on `<field>.keyword` (what
+    Logstash's default mapping called it), aggregations on `.keyword`; `.text` holds the
+    words for `query_string` searches (`search=project` finds `create/project`)."""
+    return {
+        "type": "keyword",
+        "ignore_above": 1024,
+        "fields": {"keyword": _keyword(), "text": {"type": "text"}},
+    }
+
+
+def _id() -> dict[str, Any]:
+    """An id: whole (never split on `-`), also as `.keyword`."""
+    return {"type": "keyword", "ignore_above": 1024, "fields": {"keyword": _keyword()}}
+
+
+_RESOURCE_IDS = ("id", "project_id", "domain_id")
+_RESOURCE_STRINGS = (
+    "typeURI",
+    "name",
+    "domain",
+    "project_name",
+    "project_domain_name",
+    "domain_name",
+)
+
+
+def index_template_body(template: str | SearchLayout) -> dict[str, Any]:
+    """Mappings for the CADF fields as Hermes queries them (see `_string`): ids whole,
+    times as dates, attachments kept but not indexed; `index.max_result_window` as set."""
+    layout = template if isinstance(template, SearchLayout) else SearchLayout(template)
     resource = {
         "properties": {
-            "id": _keyword(),
-            "typeURI": _keyword(),
-            "name": _keyword(),
-            "project_id": _keyword(),
-            "domain_id": _keyword(),
-            "domain": _keyword(),
+            **{name: _id() for name in _RESOURCE_IDS},
+            **{name: _string() for name in _RESOURCE_STRINGS},
         }
     }
-    return {
-        "index_patterns": [index_pattern(template)],
+    properties: dict[str, Any] = {
+        "id": _id(),
+        "typeURI": _string(),
+        "eventTime": {"type": "date"},
+        "eventType": _string(),
+        "action": _string(),
+        "outcome": _string(),
+        "requestPath": _string(),
+        "reason": {"properties": {"reasonCode": _string(), "reasonType": _string()}},
+        "initiator": resource,
+        "target": resource,
+        "observer": resource,
+        "attachments": {"type": "object", "enabled": False},
+        INGESTED_FIELD: {"type": "date"},
+        PROJECT_FIELD: _keyword(),
+    }
+    body: dict[str, Any] = {
+        "index_patterns": [layout.pattern],
         "priority": 100,
         "template": {
-            "settings": {"index": {"number_of_shards": 1}},
+            "settings": {"index": {"max_result_window": layout.max_result_window}},
             "mappings": {
                 "dynamic_templates": [
-                    {"strings": {"match_mapping_type": "string", "mapping": _keyword()}}
+                    {"strings": {"match_mapping_type": "string", "mapping": _string()}}
                 ],
-                "properties": {
-                    "id": _keyword(),
-                    "typeURI": _keyword(),
-                    "eventTime": {"type": "date"},
-                    "eventType": _keyword(),
-                    "action": _keyword(),
-                    "outcome": _keyword(),
-                    "requestPath": _keyword(),
-                    "reason": {"properties": {"reasonCode": _keyword(), "reasonType": _keyword()}},
-                    "initiator": resource,
-                    "target": resource,
-                    "observer": resource,
-                    "attachments": {"type": "object", "enabled": False},
-                    INGESTED_FIELD: {"type": "date"},
-                    PROJECT_FIELD: _keyword(),
-                },
+                "properties": properties,
             },
         },
     }
+    if not layout.shared:  # many small indices; the shared one takes the cluster's default
+        body["template"]["settings"]["index"]["number_of_shards"] = 1
+    else:
+        properties[TENANTS_FIELD] = _keyword()
+        properties[TIMESTAMP_FIELD] = {"type": "date"}
+        if layout.data_stream:
+            body["data_stream"] = {}
+    return body

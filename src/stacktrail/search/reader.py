@@ -16,6 +16,7 @@ How pages are fetched, best first (detected once per client):
 Which indices: the template's indices of the project (the name pattern, then each name
 matched exactly, so project `ab` never reads `ab-c`'s indices), pruned to those whose
 date span can hold events of the frame; documents are filtered on `@project_id` too.
+In the shared layout: the shared index, documents filtered on `tenant_ids`.
 """
 
 from __future__ import annotations
@@ -33,7 +34,14 @@ import orjson
 from stacktrail.domain.errors import PermanentError
 from stacktrail.domain.timeframe import Timeframe, iso
 from stacktrail.search.client import PointInTime, SearchClient
-from stacktrail.search.documents import INGESTED_FIELD, PROJECT_FIELD, check_index_template
+from stacktrail.search.documents import (
+    INGESTED_FIELD,
+    PROJECT_FIELD,
+    TENANTS_FIELD,
+    TIMESTAMP_FIELD,
+    SearchLayout,
+    check_index_template,
+)
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +51,10 @@ SORT: list[dict[str, Any]] = [
     {TIME_FIELD: {"order": "asc"}},
     {TIEBREAK_FIELD: {"order": "asc"}},
 ]
-STAMP_FIELDS = (INGESTED_FIELD, PROJECT_FIELD)  # stacktrail's own, not part of the event
+# stacktrail's own, not part of the event
+STAMP_FIELDS = (INGESTED_FIELD, PROJECT_FIELD, TENANTS_FIELD, TIMESTAMP_FIELD)
+Naming = str | SearchLayout  # an index name template (per-project layout), or the layout
+ALL_TIME = (datetime.min.replace(tzinfo=UTC), datetime.max.replace(tzinfo=UTC))
 MAX_NAMED_INDICES = 64  # beyond: query the pattern (URL length), the filter still isolates
 
 SortValues = list[Any]
@@ -115,8 +126,13 @@ def _date_parts(match: re.Match[str]) -> dict[str, int] | None:
     return parts
 
 
-def project_pattern(template: str, project_id: str) -> str:
-    """`audit-{project_id}-{yyyy.MM}` -> `audit-<project>-*` (a superset of its indices)."""
+def project_pattern(naming: Naming, project_id: str) -> str:
+    """`audit-{project_id}-{yyyy.MM}` -> `audit-<project>-*` (a superset of its indices);
+    the shared index in the shared layout."""
+    shared = _shared(naming)
+    if shared is not None:
+        return shared
+    template = _template(naming)
     check_index_template(template)
 
     def fill(match: re.Match[str]) -> str:
@@ -166,10 +182,28 @@ def _span(match: re.Match[str]) -> tuple[datetime, datetime] | None:
         return None
 
 
+def _shared(naming: Naming) -> str | None:
+    """The shared index when the layout is shared, else None."""
+    if isinstance(naming, SearchLayout) and naming.shared:
+        return naming.shared_index
+    return None
+
+
+def _template(naming: Naming) -> str:
+    return naming.template if isinstance(naming, SearchLayout) else naming
+
+
 async def project_indices(
-    client: SearchClient, template: str, project_id: str, frame: Timeframe | None = None
+    client: SearchClient, naming: Naming, project_id: str, frame: Timeframe | None = None
 ) -> list[ProjectIndex]:
-    """The project's indices (by name), those that may hold events of `frame` if given."""
+    """The project's indices (by name), those that may hold events of `frame` if given.
+
+    In the shared layout: the shared index, when the project has documents in it."""
+    shared = _shared(naming)
+    if shared is not None:
+        docs = await client.count(shared, {"term": {TENANTS_FIELD: project_id}})
+        return [ProjectIndex(shared, *ALL_TIME, docs, project_id)] if docs else []
+    template = _template(naming)
     found = []
     for info in await client.list_indices(project_pattern(template, project_id)):
         span = index_span(template, project_id, info.name)
@@ -182,8 +216,12 @@ async def project_indices(
     return found
 
 
-def index_target(template: str, project_id: str, indices: Sequence[ProjectIndex]) -> str:
+def index_target(naming: Naming, project_id: str, indices: Sequence[ProjectIndex]) -> str:
     """What to put in the URL: the names themselves, or the pattern when there are many."""
+    shared = _shared(naming)
+    if shared is not None:
+        return shared
+    template = _template(naming)
     if 0 < len(indices) <= MAX_NAMED_INDICES:
         return ",".join(index.name for index in indices)
     return project_pattern(template, project_id)
@@ -203,10 +241,20 @@ def ingested_query(project_id: str, frame: Timeframe) -> dict[str, Any]:
 
 
 def _filtered(project_id: str, field: str, frame: Timeframe) -> dict[str, Any]:
+    # `@project_id` holds the trail of a per-project copy; `tenant_ids` every trail of a
+    # shared document: the one query serves both layouts
     return {
         "bool": {
             "filter": [
-                {"term": {PROJECT_FIELD: project_id}},
+                {
+                    "bool": {
+                        "should": [
+                            {"term": {PROJECT_FIELD: project_id}},
+                            {"term": {TENANTS_FIELD: project_id}},
+                        ],
+                        "minimum_should_match": 1,
+                    }
+                },
                 {"range": {field: {"gte": iso(frame.start), "lt": iso(frame.end)}}},
             ]
         }

@@ -8,6 +8,11 @@ retention. An index whose name's date span ends at or before the cut-off is dele
 whole; one whose span contains the cut-off loses the events before it through
 delete-by-query on `eventTime`. Index names are read with the index template, so an
 index that is not one of the template's is never touched.
+
+In the shared layout (one index for every project) retention is by tenant and time: a
+document's retention is its owner's (`@project_id`, the first of its `tenant_ids`), and
+the owner's documents before its cut-off go by delete-by-query. The owners are found with
+a terms aggregation over documents older than the shortest possible retention.
 """
 
 from __future__ import annotations
@@ -21,8 +26,8 @@ from enum import StrEnum
 from stacktrail.db.trail_store import TrailStore
 from stacktrail.domain.timeframe import iso
 from stacktrail.search.client import SearchClient
-from stacktrail.search.documents import index_pattern
-from stacktrail.search.reader import TIME_FIELD, ProjectIndex, parse_index_name
+from stacktrail.search.documents import PROJECT_FIELD, SearchLayout, index_pattern
+from stacktrail.search.reader import ALL_TIME, TIME_FIELD, Naming, ProjectIndex, parse_index_name
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +46,14 @@ class IndexAction:
     cutoff: datetime
     retention_days: int
     docs: int  # documents that go (the whole index, or those before the cut-off)
+    shared: bool = False  # the shared layout: only the documents of `index.project_id`
+
+    def query(self) -> dict[str, object]:
+        """What a trim deletes."""
+        before = before_query(self.cutoff)
+        if not self.shared:
+            return before
+        return {"bool": {"filter": [{"term": {PROJECT_FIELD: self.index.project_id}}, before]}}
 
     def describe(self) -> str:
         what = "delete index" if self.action is Action.DELETE else "trim index"
@@ -75,14 +88,55 @@ class StoreRetention:
         return days
 
 
+MAX_SHARED_OWNERS = 65536  # owners with expired documents handled per round
+
+
+async def _plan_shared(
+    client: SearchClient,
+    index: str,
+    retention_of: RetentionOf,
+    now: datetime,
+    projects: set[str] | None,
+) -> list[IndexAction]:
+    body = {
+        "size": 0,
+        "query": before_query(cutoff_for(now, 1)),
+        "aggs": {"owners": {"terms": {"field": PROJECT_FIELD, "size": MAX_SHARED_OWNERS}}},
+    }
+    data = await client.search(index, body)
+    buckets = data.get("aggregations", {}).get("owners", {}).get("buckets", [])
+    actions = []
+    for bucket in buckets:
+        owner = str(bucket.get("key", ""))
+        if not owner or (projects is not None and owner not in projects):
+            continue
+        days = await retention_of(owner)
+        action = IndexAction(
+            ProjectIndex(index, *ALL_TIME, project_id=owner),
+            Action.TRIM,
+            cutoff_for(now, days),
+            days,
+            0,
+            shared=True,
+        )
+        old = await client.count(index, action.query())
+        if old:
+            actions.append(replace(action, docs=old))
+    return actions
+
+
 async def plan_search_retention(
     client: SearchClient,
-    template: str,
+    template: Naming,
     retention_of: RetentionOf,
     now: datetime,
     projects: set[str] | None = None,
 ) -> list[IndexAction]:
     """What retention would delete now (nothing is changed)."""
+    if isinstance(template, SearchLayout):
+        if template.shared:
+            return await _plan_shared(client, template.shared_index, retention_of, now, projects)
+        template = template.template
     actions = []
     for info in await client.list_indices(index_pattern(template)):
         parsed = parse_index_name(template, info.name)
@@ -108,6 +162,6 @@ async def apply_search_retention(client: SearchClient, actions: list[IndexAction
             if await client.delete_index(action.index.name):
                 deleted += action.docs
         else:
-            deleted += await client.delete_by_query(action.index.name, before_query(action.cutoff))
+            deleted += await client.delete_by_query(action.index.name, action.query())
         log.info("retention: %s", action.describe())
     return deleted

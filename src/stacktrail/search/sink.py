@@ -16,7 +16,7 @@ from stacktrail.domain.backoff import Backoff
 from stacktrail.domain.delivery import Outcome, Record
 from stacktrail.domain.errors import PermanentError, TransientError
 from stacktrail.search.client import SearchClient
-from stacktrail.search.documents import TEMPLATE_NAME, BulkEncoder, index_template_body
+from stacktrail.search.documents import PENDING, BulkEncoder, SearchLayout, index_template_body
 from stacktrail.telemetry import metrics
 
 log = logging.getLogger(__name__)
@@ -28,9 +28,9 @@ class SearchSink:
     name = "search"
 
     def __init__(self, client: SearchClient, settings: Settings) -> None:
-        self._encoder = BulkEncoder(settings.search_index_template)
+        self._layout = SearchLayout.from_settings(settings)
+        self._encoder = BulkEncoder(self._layout)
         self._client = client
-        self._template = settings.search_index_template
         self._max_docs = settings.search_bulk_docs
         self._max_bytes = settings.search_bulk_bytes
         self._flush_interval = settings.search_flush_interval.total_seconds()
@@ -47,19 +47,24 @@ class SearchSink:
     async def start(self) -> None:
         """Install the index template, waiting for the cluster if it is not up yet."""
         backoff = Backoff(cap=10.0)
-        body = index_template_body(self._template)
+        body = index_template_body(self._layout)
+        name = self._layout.template_name
         while True:
             try:
-                await self._client.put_index_template(TEMPLATE_NAME, body)
+                await self._client.put_index_template(name, body)
                 break
             except TransientError as exc:
                 delay = backoff.next_delay()
                 log.warning("search not ready (%s); retrying in %.1f s", exc, delay)
                 await asyncio.sleep(delay)
-        log.info("search sink ready: index template %r installed", TEMPLATE_NAME)
+        log.info("search sink ready: index template %r installed", name)
         self._flusher = asyncio.create_task(self._flush_loop(), name="search-flush")
 
     async def put(self, record: Record) -> None:
+        if self._layout.shared and record.tenants and record.project_id != record.tenants[0]:
+            # one document per event: the owner's record writes it, for every tenant
+            record.resolve(Outcome.DELIVERED)
+            return
         try:
             line = self._encoder.lines(record)
         except Exception as exc:  # decode's limits should make this unreachable
@@ -144,13 +149,18 @@ class SearchSink:
         retry: list[Entry] = []
         done: list[Entry] = []
         refused: list[tuple[Record, str]] = []
+        conflicts: list[tuple[Entry, str]] = []
         for entry, item in zip(pending, items, strict=True):
-            if item.delivered:
+            if item.status == 409 and entry[1].event.outcome != PENDING:
+                conflicts.append((entry, item.index))
+            elif item.delivered:
                 done.append(entry)
             elif item.transient:
                 retry.append(entry)
             else:
                 refused.append((entry[1], f"search rejected the document: {item.error}"))
+        for entry, index in conflicts:
+            (retry if await self._delete_pending(entry[1], index) else done).append(entry)
         for _, record in done:
             record.resolve(Outcome.DELIVERED)
         for record, reason in refused:
@@ -163,6 +173,23 @@ class SearchSink:
                 "%d of %d documents throttled or failed, will retry", len(retry), len(pending)
             )
         return retry
+
+    async def _delete_pending(self, record: Record, index: str) -> bool:
+        """A final event's `create` met a document: if that is the pending request,
+        delete it (only if unchanged since read) and return True (create again); False
+        when it is final (a replay, or another final event with the id: the first stays).
+        A search error counts as True: the create is retried, and this asked again."""
+        doc_id = record.event.id
+        try:
+            stored = await self._client.get_document(index or self._encoder.index(record), doc_id)
+            if stored is None:
+                return True  # gone meanwhile: create again
+            if stored.source.get("outcome") != PENDING:
+                return False
+            await self._client.delete_document(stored, doc_id)
+        except TransientError as exc:
+            log.warning("cannot replace the pending event %s yet: %s", doc_id, exc)
+        return True
 
     async def stop(self, grace: float) -> None:
         """Send what is batched and wait up to `grace` s; the rest resolves RETRY."""
