@@ -73,3 +73,22 @@ def test_missing_config_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) ->
     monkeypatch.setenv("STACKTRAIL_CONFIG", str(tmp_path / "nope.toml"))
     with pytest.raises(SettingsError, match="no such file"):
         load_settings()
+
+
+@pytest.mark.parametrize("listen", ["0.0.0.0:8080", "10.1.2.3:8080", "[::]:8080", "api:8080"])
+def test_local_mode_is_refused_off_loopback(monkeypatch: pytest.MonkeyPatch, listen: str) -> None:
+    monkeypatch.setenv("STACKTRAIL_AUTH_MODE", "noauth")
+    monkeypatch.setenv("STACKTRAIL_API_LISTEN", listen)
+    with pytest.raises(SettingsError, match="only on a loopback address") as refused:
+        load_settings()
+    assert "STACKTRAIL_NOAUTH_ALLOW_REMOTE" in str(refused.value)
+    assert "(settings)" not in str(refused.value)
+    monkeypatch.setenv("STACKTRAIL_NOAUTH_ALLOW_REMOTE", "true")
+    assert load_settings().api_listen == listen
+
+
+@pytest.mark.parametrize("listen", ["127.0.0.1:8080", "127.8.0.1:1", "localhost:80", "[::1]:8080"])
+def test_local_mode_listens_on_loopback(monkeypatch: pytest.MonkeyPatch, listen: str) -> None:
+    monkeypatch.setenv("STACKTRAIL_AUTH_MODE", "noauth")
+    monkeypatch.setenv("STACKTRAIL_API_LISTEN", listen)
+    assert load_settings().auth_mode == "noauth"

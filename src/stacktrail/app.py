@@ -17,8 +17,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+import httpx
 from prometheus_client import make_asgi_app
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -46,8 +47,30 @@ from stacktrail.search.client import SearchClient
 from stacktrail.search.sink import SearchSink
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 STATS_INTERVAL = 10.0  # seconds between writes of the event-type catalogue and counters
+
+
+STARTUP_ABORT_GRACE = 0.5  # seconds a sink gets to stop when SIGTERM comes during start-up
+
+
+async def until_stopped(stop: asyncio.Event, step: Awaitable[T]) -> bool:
+    """Await a start-up step (which may wait and retry for long) unless `stop` comes
+    first: then cancel it. True when the step finished, False when stopped."""
+    task = asyncio.ensure_future(step)
+    stopping = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({task, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopping.cancel()
+    if task.done():
+        task.result()  # its error, if any
+        return True
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await task
+    return False
 
 
 class Role(StrEnum):
@@ -207,8 +230,14 @@ async def run_pipeline(
     on_source: Callable[[AmqpSource], None] | None = None,
 ) -> None:
     """Consume until `stop`, then shut down in order (see the module docstring)."""
+    started: list[Sink] = []
     for sink in sinks:
-        await sink.start()
+        if not await until_stopped(stop, sink.start()):
+            log.info("stopping during start-up: the %s sink was not ready yet", sink.name)
+            # nothing was consumed yet; what the spool holds stays for the next start
+            await asyncio.gather(*(s.stop(STARTUP_ABORT_GRACE) for s in started))
+            return
+        started.append(sink)
     source = AmqpSource(settings)
     if on_source is not None:
         on_source(source)
@@ -270,6 +299,18 @@ def _readiness(services: Services) -> dict[str, Callable[[], Awaitable[bool]]]:
         return True
 
     checks["acks"] = acks
+    keystone = services.keystone
+    if keystone is not None:
+
+        async def service_credentials() -> bool:
+            """The service identity gets a token (a wrong password fails here)."""
+            await keystone.service_token()
+            return True
+
+        checks["keystone"] = service_credentials
+    archive = _archive_probe(settings, keystone)
+    if archive is not None:
+        checks["archive"] = archive
     if settings.search_enabled:
 
         async def search() -> bool:
@@ -282,6 +323,45 @@ def _readiness(services: Services) -> dict[str, Callable[[], Awaitable[bool]]]:
 
         checks["search"] = search
     return checks
+
+
+def _archive_probe(
+    settings: Settings, keystone: KeystoneClient | None
+) -> Callable[[], Awaitable[bool]] | None:
+    """The readiness check of the archive store: the file root is writable; Swift is in
+    the catalog for every region and accepts the service token. (S3: not checked.)"""
+    if settings.archive_store is ArchiveStore.FILE:
+        root = Path(settings.archive_dir)
+
+        async def file_root() -> bool:
+            await asyncio.to_thread(root.mkdir, parents=True, exist_ok=True)
+            if not os.access(root, os.W_OK | os.X_OK):
+                raise RuntimeError(f"the archive directory {root} is not writable")
+            return True
+
+        return file_root
+    if settings.archive_store is ArchiveStore.SWIFT and keystone is not None:
+
+        async def swift() -> bool:
+            endpoints = await keystone.object_store_endpoints()
+            missing = [r for r in settings.archive_regions if r not in endpoints]
+            if missing:
+                raise RuntimeError(f"no object-store endpoint for {', '.join(missing)}")
+            token = await keystone.service_token()
+            async with httpx.AsyncClient(timeout=5.0) as client:
+                for region in settings.archive_regions:
+                    answer = await client.head(
+                        endpoints[region].rstrip("/"), headers={"X-Auth-Token": token}
+                    )
+                    if answer.status_code >= 300:
+                        raise RuntimeError(
+                            f"Swift in {region} answered {answer.status_code} to the "
+                            "service account"
+                        )
+            return True
+
+        return swift
+    return None
 
 
 def build_api(services: Services) -> Any:
@@ -316,6 +396,14 @@ def build_api(services: Services) -> Any:
     return app
 
 
+def ui_url(settings: Settings) -> str:
+    """The address to open the UI at (a wildcard listen address is opened as localhost)."""
+    host = settings.api_host
+    if host in ("0.0.0.0", "::", "[::]", ""):
+        host = "127.0.0.1"
+    return f"http://{host}:{settings.api_port}/"
+
+
 def api_unavailable(settings: Settings) -> str | None:
     """Why the API cannot run with these settings (it never runs unauthenticated by accident)."""
     if settings.auth_mode is AuthMode.KEYSTONE and not settings.keystone_url:
@@ -333,11 +421,19 @@ async def run(settings: Settings, roles: set[Role], *, explicit: bool = False) -
     if reason:
         if explicit:
             raise ValueError(reason)
-        log.warning("not starting the API and web UI: %s", reason)
+        log.warning(
+            "not starting the API and web UI: %s; to try it on this machine: "
+            "stacktrail run --local",
+            reason,
+        )
         roles = roles - {Role.API}
     stop = asyncio.Event()
     install_signal_handlers(stop)
-    services = await open_services(settings)
+    opening = asyncio.ensure_future(open_services(settings))
+    if not await until_stopped(stop, opening):
+        log.info("stopping during start-up: the config store was not open yet")
+        return
+    services = opening.result()
     install_flush_handler(services)
     tasks: list[asyncio.Task[None]] = []
     try:
@@ -360,7 +456,8 @@ async def run(settings: Settings, roles: set[Role], *, explicit: bool = False) -
             from stacktrail.api import serve
 
             app = build_api(services)
-            log.info("API and web UI on http://%s", settings.api_listen)
+            log.info("API and web UI listening on %s", settings.api_listen)
+            print(f"stacktrail: open {ui_url(settings)} in a browser", flush=True)
             tasks.append(asyncio.create_task(serve(app, settings, stop), name="api"))
         if Role.SCHEDULER in roles:
             tasks.append(asyncio.create_task(run_scheduler_role(services, stop), name="scheduler"))

@@ -13,7 +13,16 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, Field, PlainSerializer, ValidationError, field_validator
+import ipaddress
+
+from pydantic import (
+    BeforeValidator,
+    Field,
+    PlainSerializer,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -76,6 +85,17 @@ DEFAULT_BINDING_EXCHANGES = (
     "heat",
 )
 DEFAULT_BINDINGS = [f"{exchange}:notifications.#" for exchange in DEFAULT_BINDING_EXCHANGES]
+
+
+def is_loopback(host: str) -> bool:
+    """`localhost`, 127.0.0.0/8 or ::1 (an address nobody else can reach)."""
+    host = host.strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class SettingsError(Exception):
@@ -302,7 +322,15 @@ class Settings(BaseSettings):
         1000, ge=1, description="Open connections (or requests) beyond this are answered 503."
     )
     auth_mode: AuthMode = Field(
-        AuthMode.KEYSTONE, description="`noauth` is for local development only."
+        AuthMode.KEYSTONE,
+        description="`noauth` is the local mode (`stacktrail run --local`): no sign-in, "
+        "every visitor is a cloud admin; refused on a non-loopback listen address unless "
+        "STACKTRAIL_NOAUTH_ALLOW_REMOTE is true.",
+    )
+    noauth_allow_remote: bool = Field(
+        False,
+        description="Let `auth_mode = noauth` listen on a non-loopback address (anybody "
+        "reaching it may change every trail).",
     )
     reload_interval: Duration = Field(
         timedelta(seconds=2), description="How often the pipeline checks for changed trails."
@@ -343,6 +371,21 @@ class Settings(BaseSettings):
         if value not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
             raise ValueError("log level must be DEBUG, INFO, WARNING or ERROR")
         return value
+
+    @model_validator(mode="after")
+    def _local_mode_stays_local(self) -> Settings:
+        if (
+            self.auth_mode is AuthMode.NOAUTH
+            and not self.noauth_allow_remote
+            and not is_loopback(self.api_host)
+        ):
+            raise ValueError(
+                f"auth_mode=noauth (the local mode, no sign-in) listens only on a loopback "
+                f"address, not {self.api_listen}: use 127.0.0.1:PORT, or set "
+                f"STACKTRAIL_NOAUTH_ALLOW_REMOTE=true to let anybody reaching it change "
+                f"every trail"
+            )
+        return self
 
     @property
     def search_enabled(self) -> bool:
@@ -390,7 +433,10 @@ def load_settings(**overrides: Any) -> Settings:
     except ValidationError as exc:
         lines = []
         for error in exc.errors():
-            field = ".".join(str(p) for p in error["loc"]) or "(settings)"
+            field = ".".join(str(p) for p in error["loc"])
+            if not field:  # a rule across settings: its message names them
+                lines.append(f"  {error['msg'].removeprefix('Value error, ')}")
+                continue
             env_name = ENV_PREFIX + field.upper()
             lines.append(f"  {field} ({env_name}): {error['msg']}")
         raise SettingsError("invalid settings:\n" + "\n".join(lines)) from None

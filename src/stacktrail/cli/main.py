@@ -40,6 +40,14 @@ def run(
             help="Run only these parts (repeatable): pipeline, api, scheduler. Default: all.",
         ),
     ] = None,
+    local: Annotated[
+        bool,
+        typer.Option(
+            "--local",
+            help="Local mode: serve the web UI without sign-in (every visitor is a cloud "
+            "admin; same as STACKTRAIL_AUTH_MODE=noauth), on a loopback address only.",
+        ),
+    ] = False,
 ) -> None:
     """Run the service until SIGTERM or Ctrl-C.
 
@@ -53,7 +61,7 @@ def run(
     from stacktrail.app import Role
     from stacktrail.app import run as run_app
 
-    settings = settings_or_exit()
+    settings = settings_or_exit(auth_mode="noauth") if local else settings_or_exit()
     try:
         roles = {Role(part) for part in only} if only else set(Role)
     except ValueError:
