@@ -45,7 +45,7 @@ async def test_a_wrong_service_password_is_not_ready(devstack: dict[str, str]) -
     with pytest.raises(RuntimeError, match="no object-store endpoint for Nowhere"):
         await _readiness(services_of(**elsewhere))["archive"]()
     bad = _readiness(services_of(**keystone_overrides(devstack, password="wrong")))
-    with pytest.raises(Exception, match="(?i)unauthori|401|auth"):
+    with pytest.raises(Exception, match=r"(?i)unauthori|401|auth"):
         await bad["keystone"]()
     with pytest.raises(Exception):  # noqa: B017, PT011 - the catalog needs the token too
         await bad["archive"]()

@@ -7,13 +7,12 @@ silently falls back to a default.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
-
-import ipaddress
 
 from pydantic import (
     BeforeValidator,

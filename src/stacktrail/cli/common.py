@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import typer
-
 from typing import Any
+
+import typer
 
 from stacktrail.config import Settings, SettingsError, load_settings
 from stacktrail.telemetry.logging import setup_logging
