@@ -43,6 +43,7 @@ from stacktrail.ingest.dispatcher import Pipeline
 from stacktrail.ingest.publisher import EVENT_TYPE, EventPublisher
 from stacktrail.ingest.route import Router
 from stacktrail.keystone import KeystoneClient
+from stacktrail.search.browse import SearchEventBrowser
 from stacktrail.search.client import SearchClient
 from stacktrail.search.sink import SearchSink
 
@@ -145,6 +146,7 @@ class Services:
     archive: ArchiveSink | None = None
     source: AmqpSource | None = None
     background: list[asyncio.Task[Any]] = field(default_factory=list)
+    closing: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
     async def emit(self, event: dict[str, Any]) -> None:
         """Publish a configuration change as a CADF event into the pipeline's input."""
@@ -155,6 +157,9 @@ class Services:
         for task in self.background:
             task.cancel()
         await asyncio.gather(*self.background, return_exceptions=True)
+        for close in self.closing:
+            with contextlib.suppress(Exception):
+                await close()
         await self.publisher.close()
         await self.engine.dispose()
 
@@ -380,6 +385,11 @@ def build_api(services: Services) -> Any:
     def pending(project_id: str, region: str) -> int | None:
         return services.archive.pending_bytes(project_id) if services.archive else None
 
+    events = None
+    if settings.search_enabled:
+        search = SearchClient.from_settings(settings)
+        services.closing.append(search.close)
+        events = SearchEventBrowser(search, settings.search_index_template)
     app = create_app(
         settings,
         services.store,
@@ -388,6 +398,7 @@ def build_api(services: Services) -> Any:
         emit=services.emit,
         pending_spool_bytes=pending,
         readiness=_readiness(services),
+        events=events,
     )
     app.include_router(export_routes)
     mount_ui(app, settings)

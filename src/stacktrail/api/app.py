@@ -17,12 +17,15 @@ from stacktrail.api.context import ApiContext, Emit, PendingSpoolBytes, Readines
 from stacktrail.api.limits import RequestLimits
 from stacktrail.api.policy import Policy
 from stacktrail.api.routes import admin as routes_admin
+from stacktrail.api.routes import events as routes_events
+from stacktrail.api.routes import files as routes_files
 from stacktrail.api.routes import health as routes_health
 from stacktrail.api.routes import trails as routes_trails
 from stacktrail.config import AuthMode, Settings
 from stacktrail.db.engine import StoreError
 from stacktrail.db.ledger import SqlLedger
 from stacktrail.db.trail_store import TrailStore
+from stacktrail.domain.event_browse import EventBrowser
 
 log = logging.getLogger(__name__)
 
@@ -87,10 +90,12 @@ def create_app(
     emit: Emit | None = None,
     pending_spool_bytes: PendingSpoolBytes | None = None,
     readiness: Mapping[str, ReadinessCheck] | None = None,
+    events: EventBrowser | None = None,
 ) -> FastAPI:
     """The API. `keystone` validates tokens (None only with `auth_mode = noauth`);
     `emit` publishes the CADF event of every configuration change; `pending_spool_bytes`
-    tells the spooled bytes of (project, region); `readiness` adds checks to /readyz."""
+    tells the spooled bytes of (project, region); `readiness` adds checks to /readyz;
+    `events` reads a project's events (from search)."""
     if settings.auth_mode == AuthMode.NOAUTH:
         tokens = None
         log.warning(
@@ -118,10 +123,13 @@ def create_app(
         emit=emit,
         pending_spool_bytes=pending_spool_bytes,
         readiness=dict(readiness or {}),
+        events=events,
     )
     app.include_router(routes_health.router)
     app.include_router(routes_trails.router)
     app.include_router(routes_admin.router)
+    app.include_router(routes_events.router)
+    app.include_router(routes_files.router)
     for error in (
         StoreError,
         OperationalError,

@@ -16,6 +16,7 @@ from stacktrail.api.policy import Policy
 from stacktrail.config import Settings
 from stacktrail.db.ledger import SqlLedger
 from stacktrail.db.trail_store import TrailStore
+from stacktrail.domain.event_browse import EventBrowser
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +38,7 @@ class ApiContext:
     emit: Emit | None = None
     pending_spool_bytes: PendingSpoolBytes | None = None
     readiness: Mapping[str, ReadinessCheck] = field(default_factory=dict)
+    events: EventBrowser | None = None  # None: no search server, no event browsing
 
     async def emit_event(self, event: dict[str, Any]) -> None:
         """Hand an audit event of a configuration change to the pipeline.

@@ -45,6 +45,9 @@ TRAILS_LIST = "stacktrail:trails:list"
 DEFAULTS_GET = "stacktrail:defaults:get"
 DEFAULTS_UPDATE = "stacktrail:defaults:update"
 EVENT_TYPES_LIST = "stacktrail:event_types:list"
+EVENTS_LIST = "stacktrail:events:list"
+EVENT_GET = "stacktrail:event:get"
+FILES_LIST = "stacktrail:files:list"
 
 _TRAIL = "/v1/projects/{project_id}/trail"
 _READ = f"rule:{CLOUD_ADMIN} or rule:{PROJECT_VIEWER}"
@@ -117,6 +120,24 @@ RULES: tuple[policy.RuleDefault, ...] = (
         _READ,
         "Read an export of a project (404 when denied).",
         _op("GET", "/v1/exports/{export_id}"),
+    ),
+    policy.DocumentedRuleDefault(
+        EVENTS_LIST,
+        _READ,
+        "List a project's recent events (from search), filtered.",
+        _op("GET", "/v1/projects/{project_id}/events"),
+    ),
+    policy.DocumentedRuleDefault(
+        EVENT_GET,
+        _READ,
+        "Read one event of a project in full.",
+        _op("GET", "/v1/projects/{project_id}/events/{event_id}"),
+    ),
+    policy.DocumentedRuleDefault(
+        FILES_LIST,
+        _READ,
+        "List the archive objects delivered into a project's container.",
+        _op("GET", "/v1/projects/{project_id}/files"),
     ),
     policy.DocumentedRuleDefault(
         TRAILS_LIST, f"rule:{CLOUD_ADMIN}", "List every project's trail.", _op("GET", "/v1/trails")
