@@ -97,7 +97,8 @@ async def test_pages_run_newest_first_and_stay_in_the_project(
             break
     assert pages == 3
     expected = {e["id"] for e in seeded["events"][A]} - {seeded["old"]["id"]}
-    assert [e["id"] for e in seen] and {e["id"] for e in seen} == expected
+    assert [e["id"] for e in seen]
+    assert {e["id"] for e in seen} == expected
     assert len(seen) == len(expected)
     assert times(seen) == sorted(times(seen), reverse=True)
     assert all("@project_id" not in e for e in seen)
@@ -125,7 +126,8 @@ async def test_filters_match_exactly(
         and e["target"]["typeURI"] == "storage/volume"
         and e is not seeded["old"]
     }
-    assert want and got == want
+    assert want
+    assert got == want
     initiator = seeded["events"][A][0]["initiator"]["name"]
     by_name = await events_client.get(
         f"/v1/projects/{A}/events", params={"initiator": initiator, "limit": 1}
