@@ -8,10 +8,12 @@ from collections.abc import Awaitable, Callable
 from fastapi import FastAPI
 
 from stacktrail.api import create_app
+from stacktrail.api.routes.exports import router as export_routes
 from stacktrail.config import Settings
 from stacktrail.db import engine as db
 from stacktrail.db.ledger import SqlLedger
 from stacktrail.db.trail_store import TrailStore
+from stacktrail.domain.event_browse import EventBrowser
 from stacktrail.keystone import KeystoneClient
 from stacktrail.web import mount_ui
 from tests.api.live_server import LiveServer
@@ -29,11 +31,18 @@ class UiServer(LiveServer):
 
     name = "UI"
 
-    def __init__(self, settings: Settings, database_url: str, seed: Seed) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        database_url: str,
+        seed: Seed,
+        events: Callable[[], EventBrowser] | None = None,
+    ) -> None:
         super().__init__(settings)
         self.database_url = database_url
         self.app: FastAPI | None = None
         self._seed = seed
+        self._events = events  # made in the server's own event loop
 
     async def _open(self) -> tuple[TrailStore, FastAPI]:
         await db.upgrade(self.database_url)
@@ -46,8 +55,14 @@ class UiServer(LiveServer):
             raise
         keystone = KeystoneClient(self.settings) if self.settings.keystone_url else None
         app = create_app(
-            self.settings, store, keystone, ledger=ledger, pending_spool_bytes=spool_bytes
+            self.settings,
+            store,
+            keystone,
+            ledger=ledger,
+            pending_spool_bytes=spool_bytes,
+            events=self._events() if self._events is not None else None,
         )
+        app.include_router(export_routes)  # as the service's build_api does
         mount_ui(app, self.settings)
         self.app = app
         return store, app

@@ -6,7 +6,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from stacktrail.config import Settings
-from stacktrail.web import pages_admin, pages_auth, pages_project
+from stacktrail.web import pages_admin, pages_auth, pages_events, pages_project
 from stacktrail.web.api_client import SignedOut
 from stacktrail.web.pages_auth import CsrfRefused, csrf_refused, signed_out
 from stacktrail.web.render import STATIC_DIR, STATIC_PREFIX, build_context
@@ -20,6 +20,7 @@ def mount_ui(app: FastAPI, settings: Settings) -> None:
     app.include_router(pages_auth.router)
     app.include_router(pages_project.router)
     app.include_router(pages_admin.router)
+    app.include_router(pages_events.router)
     app.mount(STATIC_PREFIX, StaticFiles(directory=STATIC_DIR), name="static")
     app.add_exception_handler(SignedOut, signed_out)
     app.add_exception_handler(CsrfRefused, csrf_refused)
