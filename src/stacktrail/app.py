@@ -200,7 +200,7 @@ def build_sinks(settings: Settings, services: Services) -> list[Sink]:
     else:
         log.info("search sink off (STACKTRAIL_SEARCH_URL is empty)")
     store = object_store(settings, services.keystone)
-    services.archive = ArchiveSink(settings, store, services.ledger)
+    services.archive = ArchiveSink(settings, store, services.ledger, directory=services.trails)
     sinks.append(services.archive)
     where = (
         settings.archive_dir
