@@ -35,9 +35,11 @@ class Trails:
 
 async def keys_eventually(store: LocalDirStore, bucket: Bucket, timeout: float = 10) -> list[str]:
     async def poll() -> list[str]:
-        while not (found := await store.list_keys(bucket)):
+        while True:
+            found = await store.list_keys(bucket)
+            if found:
+                return found
             await asyncio.sleep(0.05)
-        return found
 
     return await asyncio.wait_for(poll(), timeout)
 
