@@ -13,8 +13,10 @@ import contextlib
 import logging
 import os
 import signal
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, TypeVar
@@ -42,7 +44,7 @@ from stacktrail.ingest.consumer import AmqpSource, redact
 from stacktrail.ingest.dispatcher import Pipeline
 from stacktrail.ingest.publisher import EVENT_TYPE, EventPublisher
 from stacktrail.ingest.route import Router
-from stacktrail.keystone import KeystoneClient
+from stacktrail.keystone import KeystoneClient, acl_identity
 from stacktrail.search.browse import SearchEventBrowser
 from stacktrail.search.client import SearchClient
 from stacktrail.search.sink import SearchSink
@@ -369,6 +371,47 @@ def _archive_probe(
     return None
 
 
+class SinkDeliveries:
+    """`DeliveryControl` on this process's archive sink."""
+
+    def __init__(self, sink: Callable[[], ArchiveSink | None]) -> None:
+        self._sink = sink
+
+    def next_retries(self, project_id: str) -> dict[str, datetime]:
+        sink = self._sink()
+        if sink is None:
+            return {}
+        now_wall, now_mono = time.time(), time.monotonic()
+        return {
+            region: datetime.fromtimestamp(now_wall + max(state.until - now_mono, 0.0), UTC)
+            for region, state in sink.delivery_backoff(project_id).items()
+        }
+
+    def retry_now(self, project_id: str) -> int:
+        sink = self._sink()
+        return sink.retry_now(project_id) if sink is not None else 0
+
+
+def acl_writer_of(settings: Settings) -> Callable[[], Awaitable[str | None]] | None:
+    """The ACL-mode writer as Swift's ACL names it, asked of Keystone once."""
+    identity = acl_identity(settings)
+    if identity is None or not settings.keystone_url:
+        return None
+    known: list[str] = []
+
+    async def writer() -> str | None:
+        if not known:
+            try:
+                project, user = await KeystoneClient(settings, identity).own_ids()
+            except Exception as exc:
+                log.warning("cannot name the ACL writer's ids: %s", exc)
+                return None
+            known.append(f"{project}:{user}")
+        return known[0]
+
+    return writer
+
+
 def build_api(services: Services) -> Any:
     from stacktrail.api import create_app
     from stacktrail.api.routes.exports import router as export_routes
@@ -399,6 +442,8 @@ def build_api(services: Services) -> Any:
         pending_spool_bytes=pending,
         readiness=_readiness(services),
         events=events,
+        delivery=SinkDeliveries(lambda: services.archive) if services.archive else None,
+        acl_writer=acl_writer_of(settings),
     )
     app.include_router(export_routes)
     mount_ui(app, settings)

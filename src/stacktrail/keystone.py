@@ -135,6 +135,16 @@ class KeystoneClient:
         roles: frozenset[str] = await self._call("roles", read)
         return roles
 
+    async def own_ids(self) -> tuple[str, str]:
+        """(project id, user id) of this identity's token, as Swift ACLs name a user."""
+
+        def read() -> tuple[str, str]:
+            access = self._auth.get_access(self.session)
+            return str(access.project_id), str(access.user_id)
+
+        ids: tuple[str, str] = await self._call("token", read)
+        return ids
+
     async def object_store_endpoints(self) -> dict[str, str]:
         """Region -> object-store URL template (with `AUTH_<service project>`) from the catalog."""
 

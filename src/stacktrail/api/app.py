@@ -13,10 +13,18 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import stacktrail
 from stacktrail.api.auth import TokenCache, TokenValidator
-from stacktrail.api.context import ApiContext, Emit, PendingSpoolBytes, ReadinessCheck
+from stacktrail.api.context import (
+    AclWriter,
+    ApiContext,
+    DeliveryControl,
+    Emit,
+    PendingSpoolBytes,
+    ReadinessCheck,
+)
 from stacktrail.api.limits import RequestLimits
 from stacktrail.api.policy import Policy
 from stacktrail.api.routes import admin as routes_admin
+from stacktrail.api.routes import delivery as routes_delivery
 from stacktrail.api.routes import events as routes_events
 from stacktrail.api.routes import files as routes_files
 from stacktrail.api.routes import health as routes_health
@@ -91,11 +99,14 @@ def create_app(
     pending_spool_bytes: PendingSpoolBytes | None = None,
     readiness: Mapping[str, ReadinessCheck] | None = None,
     events: EventBrowser | None = None,
+    delivery: DeliveryControl | None = None,
+    acl_writer: AclWriter | None = None,
 ) -> FastAPI:
     """The API. `keystone` validates tokens (None only with `auth_mode = noauth`);
     `emit` publishes the CADF event of every configuration change; `pending_spool_bytes`
     tells the spooled bytes of (project, region); `readiness` adds checks to /readyz;
-    `events` reads a project's events (from search)."""
+    `events` reads a project's events (from search); `delivery` tells the next retry of a
+    failing delivery and retries now; `acl_writer` names the ACL-mode writer to grant."""
     if settings.auth_mode == AuthMode.NOAUTH:
         tokens = None
         log.warning(
@@ -124,11 +135,14 @@ def create_app(
         pending_spool_bytes=pending_spool_bytes,
         readiness=dict(readiness or {}),
         events=events,
+        delivery=delivery,
+        acl_writer=acl_writer,
     )
     app.include_router(routes_health.router)
     app.include_router(routes_trails.router)
     app.include_router(routes_admin.router)
     app.include_router(routes_events.router)
+    app.include_router(routes_delivery.router)
     app.include_router(routes_files.router)
     for error in (
         StoreError,

@@ -286,3 +286,17 @@ async def export_page(request: Request, project_id: str, export_id: str) -> Resp
         },
         session=session,
     )
+
+
+@router.post("/projects/{project_id}/retry")
+async def retry_delivery(request: Request, project_id: str) -> Response:
+    session = _checked(request, project_id)
+    if not isinstance(session, Session):
+        return session
+    await checked_form(request, session)
+    async with Api(request.app, session, request) as api:
+        answer = await api.post(f"/v1/projects/{project_id}/trail/delivery/retry", {})
+    if not answer.ok:
+        return _answer_page(request, session, project_id, answer)
+    session.flash("success", f"Delivery: {answer.body['message']}.")
+    return redirect(f"{base(project_id)}#fix-delivery")

@@ -87,11 +87,12 @@ async def render_project(
 ) -> Response:
     path = trail_path(project_id)
     async with Api(request.app, session, request) as api:
-        trail, status, defaults, changes = await asyncio.gather(
+        trail, status, defaults, changes, delivery = await asyncio.gather(
             api.get(path),
             api.get(path + "/status"),
             api.get("/v1/defaults"),
             api.get(path + "/changes", {"limit": 10}),
+            api.get(path + "/delivery"),
         )
     if trail.status == 403:
         return _refused(request, session, project_id, trail)
@@ -179,8 +180,23 @@ async def render_project(
         "errors": errors,
         "open_advanced": any(name in errors for name in advanced),
         "notice": notice,
+        "delivery": delivery_view(delivery.body) if delivery.ok else None,
+        "can_retry": policy_of(request).allows(who, policy.DELIVERY_RETRY, project_id),
     }
     return page(request, "project.html", context, session=session, status_code=status_code)
+
+
+def delivery_view(body: dict[str, Any]) -> dict[str, Any] | None:
+    """The failing regions with what fixes them, for the "Fix delivery" panel."""
+    failing = [r for r in body.get("regions", []) if r.get("failing") and r.get("problem")]
+    if not failing:
+        return None
+    for region in failing:
+        when = explain.parse_time(region.get("next_retry_at"))
+        region["next_retry_words"] = (
+            f"{explain.time_words(when)} ({explain.until(when)})" if when is not None else None
+        )
+    return {**body, "failing": failing}
 
 
 def _seconds(interval: str) -> float:
