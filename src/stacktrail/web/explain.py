@@ -152,6 +152,11 @@ def until(moment: datetime | None, now: datetime | None = None) -> str:
 
 _ERRORS: list[tuple[re.Pattern[str], str]] = [
     (
+        re.compile(r"HTTP 404|no such directory|NoSuchBucket", re.I),
+        "The container does not exist (the store answered 404). Create it and grant "
+        "stacktrail's writer write access to it, or let stacktrail manage the container.",
+    ),
+    (
         re.compile(r"does not grant write", re.I),
         "The container does not let stacktrail write into it. Create the container and grant "
         "stacktrail's service user write access to it, or let stacktrail manage the container.",
