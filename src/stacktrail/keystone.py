@@ -10,6 +10,7 @@ import asyncio
 import re
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote
 
 from keystoneauth1 import exceptions as ks_exc
 from keystoneauth1 import session as ks_session
@@ -134,6 +135,29 @@ class KeystoneClient:
 
         roles: frozenset[str] = await self._call("roles", read)
         return roles
+
+    async def project_name(self, project_id: str, user_token: str) -> str | None:
+        """The project's name, asked with the caller's own token (a cloud admin may read
+        any project); None when Keystone does not know the id. Raises on other answers."""
+
+        def read() -> str | None:
+            response = self.session.get(
+                f"{self._identity_url}/projects/{quote(project_id, safe='')}",
+                headers={"X-Auth-Token": user_token},
+                authenticated=False,
+                raise_exc=False,
+            )
+            if response.status_code == 404:
+                return None
+            if response.status_code != 200:
+                raise ClientError(
+                    f"project lookup: Keystone answered {response.status_code}",
+                    status=response.status_code,
+                )
+            return str(response.json()["project"]["name"])
+
+        name: str | None = await self._call("project", read)
+        return name
 
     async def own_ids(self) -> tuple[str, str]:
         """(project id, user id) of this identity's token, as Swift ACLs name a user."""

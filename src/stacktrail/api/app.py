@@ -28,12 +28,14 @@ from stacktrail.api.routes import delivery as routes_delivery
 from stacktrail.api.routes import events as routes_events
 from stacktrail.api.routes import files as routes_files
 from stacktrail.api.routes import health as routes_health
+from stacktrail.api.routes import projects as routes_projects
 from stacktrail.api.routes import trails as routes_trails
 from stacktrail.config import AuthMode, Settings
 from stacktrail.db.engine import StoreError
 from stacktrail.db.ledger import SqlLedger
 from stacktrail.db.trail_store import TrailStore
 from stacktrail.domain.event_browse import EventBrowser
+from stacktrail.keystone import KeystoneClient
 
 log = logging.getLogger(__name__)
 
@@ -137,12 +139,14 @@ def create_app(
         events=events,
         delivery=delivery,
         acl_writer=acl_writer,
+        projects=keystone if isinstance(keystone, KeystoneClient) else None,
     )
     app.include_router(routes_health.router)
     app.include_router(routes_trails.router)
     app.include_router(routes_admin.router)
     app.include_router(routes_events.router)
     app.include_router(routes_delivery.router)
+    app.include_router(routes_projects.router)
     app.include_router(routes_files.router)
     for error in (
         StoreError,

@@ -31,6 +31,12 @@ ReadinessCheck = Callable[[], Awaitable[Any]]
 AclWriter = Callable[[], Awaitable[str | None]]
 
 
+class ProjectNames(Protocol):
+    async def project_name(self, project_id: str, user_token: str) -> str | None:
+        """The project's name in Keystone (asked with the caller's token); None: unknown."""
+        ...
+
+
 class DeliveryControl(Protocol):
     """The archive deliveries of this process (implemented by the composition root)."""
 
@@ -56,6 +62,8 @@ class ApiContext:
     events: EventBrowser | None = None  # None: no search server, no event browsing
     delivery: DeliveryControl | None = None  # None: this process delivers nothing
     acl_writer: AclWriter | None = None
+    projects: ProjectNames | None = None  # None: project ids are not checked (no Keystone)
+    project_names: dict[str, str] = field(default_factory=dict)  # known ids -> names
 
     async def emit_event(self, event: dict[str, Any]) -> None:
         """Hand an audit event of a configuration change to the pipeline.

@@ -96,7 +96,16 @@ async def render_project(
         )
     if trail.status == 403:
         return _refused(request, session, project_id, trail)
-    if trail.status in (404, 422):
+    if trail.status == 404:
+        return message_page(
+            request,
+            "No such project",
+            trail.detail,
+            status_code=404,
+            session=session,
+            link=("/", "Back"),
+        )
+    if trail.status == 422:
         return _not_found(request, session, project_id)
     if not trail.ok:
         return _unavailable(request, session, trail)

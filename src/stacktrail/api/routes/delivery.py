@@ -10,13 +10,20 @@ from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel, Field
 
 from stacktrail.api import policy
-from stacktrail.api.deps import Caller, Context, ProjectId, require_read, require_write
+from stacktrail.api.deps import (
+    Caller,
+    Context,
+    KnownProject,
+    ProjectId,
+    require_read,
+    require_write,
+)
 from stacktrail.api.schemas import ErrorBody
 from stacktrail.domain.delivery_problem import ProblemKind, diagnose
 from stacktrail.domain.document import to_trail
 from stacktrail.domain.trail import WriteMode
 
-router = APIRouter(tags=["trails"])
+router = APIRouter(tags=["trails"], dependencies=[KnownProject])
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorBody, "description": "No valid token."},

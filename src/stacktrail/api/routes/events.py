@@ -13,7 +13,7 @@ from fastapi import APIRouter, HTTPException, Path, Query
 from pydantic import BaseModel, Field
 
 from stacktrail.api import policy
-from stacktrail.api.deps import Caller, Context, ProjectId, require_read
+from stacktrail.api.deps import Caller, Context, KnownProject, ProjectId, require_read
 from stacktrail.api.schemas import ErrorBody
 from stacktrail.domain.event_browse import (
     FILTER_MAX_CHARS,
@@ -26,7 +26,7 @@ from stacktrail.domain.event_browse import (
 )
 from stacktrail.domain.timeframe import Timeframe, TimeframeError
 
-router = APIRouter(tags=["events"])
+router = APIRouter(tags=["events"], dependencies=[KnownProject])
 
 EVENT_ID_MAX_CHARS = 128
 

@@ -15,7 +15,14 @@ from fastapi import APIRouter, HTTPException, Path, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from stacktrail.api import policy
-from stacktrail.api.deps import Caller, Context, ProjectId, require_read, require_write
+from stacktrail.api.deps import (
+    Caller,
+    Context,
+    KnownProject,
+    ProjectId,
+    require_read,
+    require_write,
+)
 from stacktrail.api.schemas import ErrorBody
 from stacktrail.db.export_jobs import DONE, ExportConflict, ExportJob, ExportJobs
 from stacktrail.domain.document import to_trail
@@ -152,6 +159,7 @@ def _jobs(ctx: Context) -> ExportJobs:
         422: {"description": "Unusable time frame or body."},
     },
     summary="Export the project's events of a time frame into its archive container",
+    dependencies=[KnownProject],
 )
 async def start_export(
     project_id: ProjectId, body: ExportRequest, response: Response, ctx: Context, who: Caller
@@ -187,6 +195,7 @@ async def start_export(
     response_model_by_alias=True,
     responses=_ERRORS,
     summary="The project's exports, newest first",
+    dependencies=[KnownProject],
 )
 async def list_exports(
     project_id: ProjectId,

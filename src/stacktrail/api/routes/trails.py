@@ -18,6 +18,7 @@ from stacktrail.api.deps import (
     VALIDATION_ERROR,
     Caller,
     Context,
+    KnownProject,
     ProjectId,
     actor_of,
     raise_validation,
@@ -49,7 +50,7 @@ from stacktrail.domain.document import BoundsError, TrailInput, TrailSpec, check
 router = APIRouter(
     prefix="/v1/projects/{project_id}/trail",
     tags=["trails"],
-    dependencies=[Depends(refuse_unknown_query)],
+    dependencies=[Depends(refuse_unknown_query), KnownProject],
 )
 
 IfMatch = Annotated[
