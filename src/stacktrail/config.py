@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
@@ -44,9 +45,20 @@ from stacktrail.domain.trail import ArchiveFormat, ArchiveStore
 ENV_PREFIX = "STACKTRAIL_"
 CONFIG_ENV = "STACKTRAIL_CONFIG"
 
+
+def _with_unit(value: Any) -> timedelta:
+    """A settings duration: a number needs its unit (`5` could mean 5 s or 5 min)."""
+    bare = isinstance(value, int | float) and not isinstance(value, bool)
+    if bare or (isinstance(value, str) and value.strip().replace(".", "", 1).isdigit()):
+        raise ValueError(
+            f"duration {value!r} has no unit: write it with ms, s, m, h or d, e.g. {value}s"
+        )
+    return parse_duration(value)
+
+
 Duration = Annotated[
     timedelta,
-    BeforeValidator(parse_duration),
+    BeforeValidator(_with_unit),
     PlainSerializer(format_duration, return_type=str),
 ]
 
@@ -54,7 +66,7 @@ Duration = Annotated[
 def _parse_duration_or_zero(value: Any) -> timedelta:
     if value in (0, "0", timedelta(0)) or (isinstance(value, str) and value.strip() == "0s"):
         return timedelta(0)
-    return parse_duration(value)
+    return _with_unit(value)
 
 
 # a duration where 0 means "never" (e.g. never trust a cached value)
@@ -437,7 +449,33 @@ def load_settings(**overrides: Any) -> Settings:
                 lines.append(f"  {error['msg'].removeprefix('Value error, ')}")
                 continue
             env_name = ENV_PREFIX + field.upper()
-            lines.append(f"  {field} ({env_name}): {error['msg']}")
+            if error["type"] == "extra_forbidden":  # only the file can hold unknown keys
+                lines.append(f"  key `{field}` in {config_file}: unknown setting")
+                continue
+            where = f"{env_name}, or key `{field}` in {config_file}" if config_file else env_name
+            lines.append(f"  {field} ({where}): {error['msg']}")
         raise SettingsError("invalid settings:\n" + "\n".join(lines)) from None
-    except ValueError as exc:  # e.g. malformed TOML
-        raise SettingsError(f"invalid settings: {exc}") from None
+    except ValueError as exc:  # malformed TOML: tomllib names the line and column
+        where = f" in {config_file}" if config_file else ""
+        raise SettingsError(f"invalid settings{where}: {exc}") from None
+
+
+SECRET_WORDS = ("password", "secret", "token", "access_key")
+
+
+def display_value(name: str, value: Any) -> str:
+    """A setting as `stacktrail settings` prints it: credentials masked, also a password
+    inside a URL (`amqp://guest:***@host/`)."""
+    if isinstance(value, list):
+        return ",".join(str(item) for item in value)  # the environment variable's form
+    text = "" if value is None else str(value)
+    if any(word in name for word in SECRET_WORDS) and text:
+        return "***"
+    return mask_url_password(text)
+
+
+def mask_url_password(text: str) -> str:
+    """`scheme://user:password@host` -> `scheme://user:***@host`; other text unchanged."""
+    return re.sub(
+        r"(?P<head>[a-zA-Z][a-zA-Z0-9+.-]*://[^/@:\s]*):[^/@\s]*@", r"\g<head>:***@", text
+    )

@@ -144,3 +144,13 @@ def test_a_signal_ends_the_wait_for_search_within_a_second(
     assert code == 0
     assert took < 1.0, f"took {took:.2f}s"
     assert "stopping during start-up" in service.log.read_text()
+
+
+def test_settings_hide_the_broker_password(first_run_env: dict[str, str], tmp_path: Path) -> None:
+    env = first_run_env | {"STACKTRAIL_AMQP_URL": "amqp://guest:hunter2@127.0.0.1:5672/%2F"}
+    result = subprocess.run(
+        [*STACKTRAIL, "settings"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert "hunter2" not in result.stdout
+    assert "STACKTRAIL_AMQP_URL=amqp://guest:***@127.0.0.1:5672/%2F" in result.stdout

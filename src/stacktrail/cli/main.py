@@ -127,13 +127,11 @@ def archive_flush(
 @app.command("settings")
 def showsettings_or_exit() -> None:
     """Print the effective settings (secrets hidden) and exit; exit 2 if they are invalid."""
+    from stacktrail.config import display_value
+
     settings = settings_or_exit()
     for name, value in settings.model_dump(mode="json").items():
-        if any(word in name for word in ("password", "secret")) and value:
-            value = "***"
-        elif isinstance(value, list):
-            value = ",".join(value)  # the form the environment variable takes
-        typer.echo(f"STACKTRAIL_{name.upper()}={value}")
+        typer.echo(f"STACKTRAIL_{name.upper()}={display_value(name, value)}")
 
 
 @policy_app.command("sample")
