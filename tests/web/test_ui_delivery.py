@@ -23,7 +23,7 @@ from stacktrail.db.trail_store import TrailStore
 from stacktrail.domain.document import to_trail
 from stacktrail.domain.trail import Trail
 from tests.support.sinks import BEFORE_MIDNIGHT, Acks, make_event, sink_settings
-from tests.support.web import PHONE, seed_history, shot, sign_in, token_of
+from tests.support.web import PHONE, assert_accessible, seed_history, shot, sign_in, token_of
 from tests.web.live import UiServer
 
 
@@ -121,6 +121,7 @@ def test_missing_container_to_fix_to_healthy(
     )
     expect(page.locator("#summary")).not_to_contain_text("have granted")
     shot(page, "delivery-01-failing")
+    assert_accessible(page)
     page.set_viewport_size(PHONE)
     shot(page, "delivery-01-failing-phone")
     page.set_viewport_size({"width": 1280, "height": 900})
@@ -142,3 +143,4 @@ def test_missing_container_to_fix_to_healthy(
     assert list((root / "audit-trail").rglob(f"{a}/RegionOne/*/*/*/*.json.gz"))
     assert not (root / "customer").exists()
     shot(page, "delivery-02-healthy")
+    assert_accessible(page)

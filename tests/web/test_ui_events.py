@@ -25,7 +25,14 @@ from stacktrail.search.browse import SearchEventBrowser
 from stacktrail.search.client import SearchClient
 from tests.support.corpus import bulk_load, install_template, make_event, remove_indices
 from tests.support.devstack import RUN_ID
-from tests.support.web import PHONE, assert_fields_labelled, seed_history, shot, sign_in
+from tests.support.web import (
+    PHONE,
+    assert_accessible,
+    assert_fields_labelled,
+    seed_history,
+    shot,
+    sign_in,
+)
 from tests.web.live import UiServer
 
 
@@ -93,6 +100,7 @@ def test_reader_filters_recent_events_and_opens_one(
     expect(page.locator("table.events tbody tr")).to_have_count(50)
     assert_fields_labelled(page)
     shot(page, "events-01-recent")
+    assert_accessible(page)
     page.get_by_role("link", name="Older events").click()
     expect(page.locator("table.events tbody tr")).to_have_count(30)
 
@@ -106,11 +114,13 @@ def test_reader_filters_recent_events_and_opens_one(
     for cell in rows.locator("td:nth-child(3)").all_inner_texts():
         assert cell == "failure"
     shot(page, "events-02-filtered")
+    assert_accessible(page)
     rows.first.get_by_role("link").click()
     newest = failures[0]
     expect(page).to_have_url(f"{ui.url}/projects/{a}/events/{newest['id']}")
     expect(page.locator("pre.json")).to_contain_text(f'"id": "{newest["id"]}"')
     shot(page, "events-03-one-event")
+    assert_accessible(page)
     page.set_viewport_size(PHONE)
     shot(page, "events-03-one-event-phone")
     page.goto(f"{ui.url}/projects/{a}/events?outcome=failure")
@@ -144,6 +154,7 @@ def test_admin_downloads_events_and_sees_the_files(
     expect(page).to_have_url(re.compile(rf"/projects/{a}/exports/[0-9a-f-]{{36}}$"))
     expect(page.get_by_role("heading", name="Waiting to start")).to_be_visible()
     shot(page, "events-04-download-queued")
+    assert_accessible(page)
 
     async def run_job() -> None:  # what the scheduler does
         engine = db.create_engine(ui.database_url)
@@ -174,6 +185,7 @@ def test_admin_downloads_events_and_sees_the_files(
     assert written.count() >= 1
     expect(written.first).to_contain_text(f"{a}/RegionOne/")
     shot(page, "events-05-download-done")
+    assert_accessible(page)
 
     page.get_by_role("link", name="Files in your container").first.click()
     expect(page).to_have_url(f"{ui.url}/projects/{a}/files")
@@ -187,5 +199,6 @@ def test_admin_downloads_events_and_sees_the_files(
     )
     expect(table).to_contain_text(re.compile(r"\d{4}-\d{2}-\d{2}"))
     shot(page, "files-01-container")
+    assert_accessible(page)
     page.set_viewport_size(PHONE)
     shot(page, "files-01-container-phone")
