@@ -118,6 +118,9 @@ async def require_known_project(
 
 
 KnownProject = Depends(require_known_project)
+UNKNOWN_PROJECT: dict[int | str, dict[str, Any]] = {
+    404: {"description": "Keystone knows no project with this id (checked for cloud admins)."}
+}
 
 
 def require_read(ctx: ApiContext, who: Principal, action: str, project_id: str) -> None:

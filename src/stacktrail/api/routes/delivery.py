@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 
 from stacktrail.api import policy
 from stacktrail.api.deps import (
+    UNKNOWN_PROJECT,
     Caller,
     Context,
     KnownProject,
@@ -23,7 +24,7 @@ from stacktrail.domain.delivery_problem import ProblemKind, diagnose
 from stacktrail.domain.document import to_trail
 from stacktrail.domain.trail import WriteMode
 
-router = APIRouter(tags=["trails"], dependencies=[KnownProject])
+router = APIRouter(tags=["trails"], dependencies=[KnownProject], responses=UNKNOWN_PROJECT)
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorBody, "description": "No valid token."},

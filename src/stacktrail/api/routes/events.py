@@ -13,7 +13,15 @@ from fastapi import APIRouter, HTTPException, Path, Query
 from pydantic import BaseModel, Field
 
 from stacktrail.api import policy
-from stacktrail.api.deps import Caller, Context, KnownProject, ProjectId, require_read
+from stacktrail.api.deps import (
+    UNKNOWN_PROJECT,
+    VALIDATION_ERROR,
+    Caller,
+    Context,
+    KnownProject,
+    ProjectId,
+    require_read,
+)
 from stacktrail.api.schemas import ErrorBody
 from stacktrail.domain.event_browse import (
     FILTER_MAX_CHARS,
@@ -26,7 +34,7 @@ from stacktrail.domain.event_browse import (
 )
 from stacktrail.domain.timeframe import Timeframe, TimeframeError
 
-router = APIRouter(tags=["events"], dependencies=[KnownProject])
+router = APIRouter(tags=["events"], dependencies=[KnownProject], responses=UNKNOWN_PROJECT)
 
 EVENT_ID_MAX_CHARS = 128
 
@@ -61,7 +69,7 @@ def browser_of(ctx: Context) -> EventBrowser:
     "/v1/projects/{project_id}/events",
     response_model=EventList,
     response_model_by_alias=True,
-    responses={**_ERRORS, 422: {"model": ErrorBody, "description": "Unusable frame or cursor."}},
+    responses={**_ERRORS, **VALIDATION_ERROR},
     summary="The project's recent events, newest first, filtered and paginated",
 )
 async def list_events(

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from stacktrail.api import policy
 from stacktrail.api.deps import (
+    UNKNOWN_PROJECT,
     Caller,
     Context,
     KnownProject,
@@ -156,6 +157,7 @@ def _jobs(ctx: Context) -> ExportJobs:
     responses={
         **_ERRORS,
         409: {"model": ErrorBody, "description": "An export of the project is unfinished."},
+        **UNKNOWN_PROJECT,
         422: {"description": "Unusable time frame or body."},
     },
     summary="Export the project's events of a time frame into its archive container",
@@ -193,7 +195,7 @@ async def start_export(
     "/v1/projects/{project_id}/exports",
     response_model=ExportJobList,
     response_model_by_alias=True,
-    responses=_ERRORS,
+    responses={**_ERRORS, **UNKNOWN_PROJECT},
     summary="The project's exports, newest first",
     dependencies=[KnownProject],
 )

@@ -12,14 +12,21 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from stacktrail.api import policy
-from stacktrail.api.deps import Caller, Context, KnownProject, ProjectId, require_read
+from stacktrail.api.deps import (
+    UNKNOWN_PROJECT,
+    Caller,
+    Context,
+    KnownProject,
+    ProjectId,
+    require_read,
+)
 from stacktrail.api.schemas import ErrorBody
 from stacktrail.config import Settings
 from stacktrail.domain.document import to_trail
 from stacktrail.domain.expiry import expires_at
 from stacktrail.domain.trail import ArchiveStore
 
-router = APIRouter(tags=["files"], dependencies=[KnownProject])
+router = APIRouter(tags=["files"], dependencies=[KnownProject], responses=UNKNOWN_PROJECT)
 
 FILES_MAX = 1000
 DAY_PATTERN = r"^\d{4}-\d{2}-\d{2}$"

@@ -6,9 +6,16 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
 from stacktrail.api import policy
-from stacktrail.api.deps import Caller, Context, ProjectId, project_name_of, require_read
+from stacktrail.api.deps import (
+    UNKNOWN_PROJECT,
+    Caller,
+    Context,
+    ProjectId,
+    project_name_of,
+    require_read,
+)
 
-router = APIRouter(tags=["projects"])
+router = APIRouter(tags=["projects"], responses=UNKNOWN_PROJECT)
 
 
 class ProjectView(BaseModel):

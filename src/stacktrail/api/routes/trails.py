@@ -15,6 +15,7 @@ from stacktrail.api import policy
 from stacktrail.api.conditional import etag, parse_if_match
 from stacktrail.api.context import ApiContext
 from stacktrail.api.deps import (
+    UNKNOWN_PROJECT,
     VALIDATION_ERROR,
     Caller,
     Context,
@@ -51,6 +52,7 @@ router = APIRouter(
     prefix="/v1/projects/{project_id}/trail",
     tags=["trails"],
     dependencies=[Depends(refuse_unknown_query), KnownProject],
+    responses=UNKNOWN_PROJECT,
 )
 
 IfMatch = Annotated[
