@@ -144,3 +144,28 @@ def test_missing_container_to_fix_to_healthy(
     assert not (root / "customer").exists()
     shot(page, "delivery-02-healthy")
     assert_accessible(page)
+
+
+def test_operator_finds_a_failing_project_on_the_defaults(
+    page: Page, delivery_ui: tuple[UiServer, LiveTrails, Path], devstack: dict[str, str]
+) -> None:
+    ui, _, _ = delivery_ui
+    b = devstack["DEVSTACK_PROJECT_B_ID"]
+    sign_in(page, ui.url, devstack, "cloud_admin")
+    page.goto(f"{ui.url}/admin?delivery=failing")
+    rows = page.locator("table.trails tbody tr")
+    row = rows.filter(has_text=b)
+    expect(row).to_have_count(1)  # project B never changed its trail
+    expect(row).to_contain_text("project-b")  # its name from Keystone
+    shot(page, "operators-01-failing")
+    assert_accessible(page)
+    row.get_by_role("link").first.click()
+    expect(page).to_have_url(f"{ui.url}/projects/{b}")
+    expect(page).to_have_title(re.compile("Audit trail of project-b"))
+
+    page.goto(f"{ui.url}/admin")
+    page.get_by_label("Open a project by ID").fill("project-b")
+    page.get_by_role("button", name="Open", exact=True).click()
+    expect(page.get_by_role("heading", name="No such project")).to_be_visible()
+    expect(page.locator("main")).to_contain_text("Keystone knows no project with id project-b")
+    shot(page, "operators-02-name-is-not-an-id")

@@ -87,12 +87,13 @@ async def render_project(
 ) -> Response:
     path = trail_path(project_id)
     async with Api(request.app, session, request) as api:
-        trail, status, defaults, changes, delivery = await asyncio.gather(
+        trail, status, defaults, changes, delivery, project = await asyncio.gather(
             api.get(path),
             api.get(path + "/status"),
             api.get("/v1/defaults"),
             api.get(path + "/changes", {"limit": 10}),
             api.get(path + "/delivery"),
+            api.get(f"/v1/projects/{project_id}"),
         )
     if trail.status == 403:
         return _refused(request, session, project_id, trail)
@@ -126,6 +127,7 @@ async def render_project(
     status_body: dict[str, Any] | None = status.body if status.ok else None
     days = chart.days_from_status(status_body) if status_body else []
     own = who.project_id == project_id
+    keystone_name = project.body.get("name") if project.ok else None
     errors = errors or {}
     advanced = [
         "archive.prefix",
@@ -137,10 +139,10 @@ async def render_project(
     context = {
         "title": "Audit trail of events without a project"
         if project_id == UNSCOPED
-        else f"Audit trail of {(session.project_name if own else None) or project_id}",
+        else f"Audit trail of {(session.project_name if own else keystone_name) or project_id}",
         "nav": "own" if own else None,
         "project_id": project_id,
-        "project_name": session.project_name if own else None,
+        "project_name": session.project_name if own else keystone_name,
         "own": own,
         "can_write": policy_of(request).allows(who, policy.TRAIL_UPDATE, project_id),
         "trail": current,
