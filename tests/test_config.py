@@ -138,3 +138,11 @@ def test_settings_mask_every_credential_also_in_urls() -> None:
     assert display_value("s3_access_key", "AKIA123") == "***"
     assert display_value("keystone_password", "") == ""
     assert display_value("amqp_bindings", ["a:b", "c:d"]) == "a:b,c:d"
+
+
+def test_the_default_interval_has_the_trails_bound(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STACKTRAIL_ARCHIVE_INTERVAL", "3d")
+    with pytest.raises(SettingsError, match="archive_interval"):
+        load_settings()
+    monkeypatch.setenv("STACKTRAIL_ARCHIVE_INTERVAL", "1d")
+    assert load_settings().archive_interval == timedelta(days=1)

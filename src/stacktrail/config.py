@@ -31,6 +31,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from stacktrail.domain.defaults import MAX_INTERVAL
 from stacktrail.domain.durations import format_duration, parse_duration
 from stacktrail.domain.event_limits import (
     DEFAULT_MAX_BYTES,
@@ -216,7 +217,10 @@ class Settings(BaseSettings):
     archive_container: str = Field("audit-trail", description="Default container/bucket.")
     archive_prefix: str = Field("", description="Default key prefix inside the container.")
     archive_interval: Duration = Field(
-        timedelta(minutes=15), description="Default delivery interval (e.g. 30s, 5m, 1h)."
+        timedelta(minutes=15),
+        le=MAX_INTERVAL,
+        description="Default delivery interval (e.g. 30s, 5m, 1h); at most 1d, the longest "
+        "interval a trail may have.",
     )
     archive_segment_max_bytes: int = Field(64 << 20, ge=1 << 10)
     archive_format: ArchiveFormat = ArchiveFormat.JSON
