@@ -512,9 +512,14 @@ async def run(settings: Settings, roles: set[Role], *, explicit: bool = False) -
             from stacktrail.api import serve
 
             app = build_api(services)
-            log.info("API and web UI listening on %s", settings.api_listen)
-            print(f"stacktrail: open {ui_url(settings)} in a browser", flush=True)
-            tasks.append(asyncio.create_task(serve(app, settings, stop), name="api"))
+
+            def listening() -> None:
+                log.info("API and web UI listening on %s", settings.api_listen)
+                print(f"stacktrail: open {ui_url(settings)} in a browser", flush=True)
+
+            tasks.append(
+                asyncio.create_task(serve(app, settings, stop, on_listening=listening), name="api")
+            )
         if Role.SCHEDULER in roles:
             tasks.append(asyncio.create_task(run_scheduler_role(services, stop), name="scheduler"))
         tune_gc()
