@@ -13,12 +13,15 @@ import contextlib
 import logging
 import os
 import signal
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+import httpx
 from prometheus_client import make_asgi_app
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -43,15 +46,38 @@ from stacktrail.ingest.dispatcher import Pipeline
 from stacktrail.ingest.owners import Owners
 from stacktrail.ingest.publisher import EVENT_TYPE, EventPublisher
 from stacktrail.ingest.route import Router
-from stacktrail.keystone import KeystoneClient
+from stacktrail.keystone import KeystoneClient, acl_identity
+from stacktrail.search.browse import SearchEventBrowser
 from stacktrail.search.client import SearchClient
 from stacktrail.search.sink import SearchSink
 from stacktrail.telemetry.logging import describe
 from stacktrail.telemetry.probes import serve_probes
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 STATS_INTERVAL = 10.0  # seconds between writes of the event-type catalogue and counters
+
+
+STARTUP_ABORT_GRACE = 0.5  # seconds a sink gets to stop when SIGTERM comes during start-up
+
+
+async def until_stopped(stop: asyncio.Event, step: Awaitable[T]) -> bool:
+    """Await a start-up step (which may wait and retry for long) unless `stop` comes
+    first: then cancel it. True when the step finished, False when stopped."""
+    task = asyncio.ensure_future(step)
+    stopping = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({task, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopping.cancel()
+    if task.done():
+        task.result()  # its error, if any
+        return True
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await task
+    return False
 
 
 class Role(StrEnum):
@@ -126,6 +152,7 @@ class Services:
     archive: ArchiveSink | None = None
     source: AmqpSource | None = None
     background: list[asyncio.Task[Any]] = field(default_factory=list)
+    closing: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
     async def emit(self, event: dict[str, Any]) -> None:
         """Publish a configuration change as a CADF event into the pipeline's input."""
@@ -136,6 +163,9 @@ class Services:
         for task in self.background:
             task.cancel()
         await asyncio.gather(*self.background, return_exceptions=True)
+        for close in self.closing:
+            with contextlib.suppress(Exception):
+                await close()
         await self.publisher.close()
         await self.engine.dispose()
 
@@ -176,7 +206,7 @@ def build_sinks(settings: Settings, services: Services) -> list[Sink]:
     else:
         log.info("search sink off (STACKTRAIL_SEARCH_URL is empty)")
     store = object_store(settings, services.keystone)
-    services.archive = ArchiveSink(settings, store, services.ledger)
+    services.archive = ArchiveSink(settings, store, services.ledger, directory=services.trails)
     sinks.append(services.archive)
     where = (
         settings.archive_dir
@@ -219,8 +249,14 @@ async def run_pipeline(
     owners: Owners | None = None,
 ) -> None:
     """Consume until `stop`, then shut down in order (see the module docstring)."""
+    started: list[Sink] = []
     for sink in sinks:
-        await sink.start()
+        if not await until_stopped(stop, sink.start()):
+            log.info("stopping during start-up: the %s sink was not ready yet", sink.name)
+            # nothing was consumed yet; what the spool holds stays for the next start
+            await asyncio.gather(*(s.stop(STARTUP_ABORT_GRACE) for s in started))
+            return
+        started.append(sink)
     source = AmqpSource(settings)
     if on_source is not None:
         on_source(source)
@@ -289,6 +325,18 @@ def _readiness(services: Services) -> dict[str, Callable[[], Awaitable[bool]]]:
         return True
 
     checks["acks"] = acks
+    keystone = services.keystone
+    if keystone is not None:
+
+        async def service_credentials() -> bool:
+            """The service identity gets a token (a wrong password fails here)."""
+            await keystone.service_token()
+            return True
+
+        checks["keystone"] = service_credentials
+    archive = _archive_probe(settings, keystone)
+    if archive is not None:
+        checks["archive"] = archive
     if settings.search_enabled:
 
         async def search() -> bool:
@@ -301,6 +349,86 @@ def _readiness(services: Services) -> dict[str, Callable[[], Awaitable[bool]]]:
 
         checks["search"] = search
     return checks
+
+
+def _archive_probe(
+    settings: Settings, keystone: KeystoneClient | None
+) -> Callable[[], Awaitable[bool]] | None:
+    """The readiness check of the archive store: the file root is writable; Swift is in
+    the catalog for every region and accepts the service token. (S3: not checked.)"""
+    if settings.archive_store is ArchiveStore.FILE:
+        root = Path(settings.archive_dir)
+
+        async def file_root() -> bool:
+            await asyncio.to_thread(root.mkdir, parents=True, exist_ok=True)
+            if not os.access(root, os.W_OK | os.X_OK):
+                raise RuntimeError(f"the archive directory {root} is not writable")
+            return True
+
+        return file_root
+    if settings.archive_store is ArchiveStore.SWIFT and keystone is not None:
+
+        async def swift() -> bool:
+            endpoints = await keystone.object_store_endpoints()
+            missing = [r for r in settings.archive_regions if r not in endpoints]
+            if missing:
+                raise RuntimeError(f"no object-store endpoint for {', '.join(missing)}")
+            token = await keystone.service_token()
+            async with httpx.AsyncClient(timeout=5.0) as client:
+                for region in settings.archive_regions:
+                    answer = await client.head(
+                        endpoints[region].rstrip("/"), headers={"X-Auth-Token": token}
+                    )
+                    if answer.status_code >= 300:
+                        raise RuntimeError(
+                            f"Swift in {region} answered {answer.status_code} to the "
+                            "service account"
+                        )
+            return True
+
+        return swift
+    return None
+
+
+class SinkDeliveries:
+    """`DeliveryControl` on this process's archive sink."""
+
+    def __init__(self, sink: Callable[[], ArchiveSink | None]) -> None:
+        self._sink = sink
+
+    def next_retries(self, project_id: str) -> dict[str, datetime]:
+        sink = self._sink()
+        if sink is None:
+            return {}
+        now_wall, now_mono = time.time(), time.monotonic()
+        return {
+            region: datetime.fromtimestamp(now_wall + max(state.until - now_mono, 0.0), UTC)
+            for region, state in sink.delivery_backoff(project_id).items()
+        }
+
+    def retry_now(self, project_id: str) -> int:
+        sink = self._sink()
+        return sink.retry_now(project_id) if sink is not None else 0
+
+
+def acl_writer_of(settings: Settings) -> Callable[[], Awaitable[str | None]] | None:
+    """The ACL-mode writer as Swift's ACL names it, asked of Keystone once."""
+    identity = acl_identity(settings)
+    if identity is None or not settings.keystone_url:
+        return None
+    known: list[str] = []
+
+    async def writer() -> str | None:
+        if not known:
+            try:
+                project, user = await KeystoneClient(settings, identity).own_ids()
+            except Exception as exc:
+                log.warning("cannot name the ACL writer's ids: %s", exc)
+                return None
+            known.append(f"{project}:{user}")
+        return known[0]
+
+    return writer
 
 
 def build_api(services: Services) -> Any:
@@ -319,6 +447,11 @@ def build_api(services: Services) -> Any:
     def pending(project_id: str, region: str) -> int | None:
         return services.archive.pending_bytes(project_id) if services.archive else None
 
+    events = None
+    if settings.search_enabled:
+        search = SearchClient.from_settings(settings)
+        services.closing.append(search.close)
+        events = SearchEventBrowser(search, settings.search_index_template)
     app = create_app(
         settings,
         services.store,
@@ -327,12 +460,23 @@ def build_api(services: Services) -> Any:
         emit=services.emit,
         pending_spool_bytes=pending,
         readiness=_readiness(services),
+        events=events,
+        delivery=SinkDeliveries(lambda: services.archive) if services.archive else None,
+        acl_writer=acl_writer_of(settings),
     )
     app.include_router(export_routes)
     mount_ui(app, settings)
     # Prometheus scrapes the pipeline's counters here (no auth: counts only, no event data).
     app.mount("/metrics", make_asgi_app())
     return app
+
+
+def ui_url(settings: Settings) -> str:
+    """The address to open the UI at (a wildcard listen address is opened as localhost)."""
+    host = settings.api_host
+    if host in ("0.0.0.0", "::", "[::]", ""):
+        host = "127.0.0.1"
+    return f"http://{host}:{settings.api_port}/"
 
 
 def api_unavailable(settings: Settings) -> str | None:
@@ -352,11 +496,19 @@ async def run(settings: Settings, roles: set[Role], *, explicit: bool = False) -
     if reason:
         if explicit:
             raise ValueError(reason)
-        log.warning("not starting the API and web UI: %s", reason)
+        log.warning(
+            "not starting the API and web UI: %s; to try it on this machine: "
+            "stacktrail run --local",
+            reason,
+        )
         roles = roles - {Role.API}
     stop = asyncio.Event()
     install_signal_handlers(stop)
-    services = await open_services(settings)
+    opening = asyncio.ensure_future(open_services(settings))
+    if not await until_stopped(stop, opening):
+        log.info("stopping during start-up: the config store was not open yet")
+        return
+    services = opening.result()
     install_flush_handler(services)
     tasks: list[asyncio.Task[None]] = []
     try:
@@ -380,8 +532,14 @@ async def run(settings: Settings, roles: set[Role], *, explicit: bool = False) -
             from stacktrail.api import serve
 
             app = build_api(services)
-            log.info("API and web UI on http://%s", settings.api_listen)
-            tasks.append(asyncio.create_task(serve(app, settings, stop), name="api"))
+
+            def listening() -> None:
+                log.info("API and web UI listening on %s", settings.api_listen)
+                print(f"stacktrail: open {ui_url(settings)} in a browser", flush=True)
+
+            tasks.append(
+                asyncio.create_task(serve(app, settings, stop, on_listening=listening), name="api")
+            )
         if Role.SCHEDULER in roles:
             tasks.append(asyncio.create_task(run_scheduler_role(services, stop), name="scheduler"))
         if Role.API not in roles:

@@ -7,13 +7,22 @@ silently falls back to a default.
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import re
 from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, Field, PlainSerializer, ValidationError, field_validator
+from pydantic import (
+    BeforeValidator,
+    Field,
+    PlainSerializer,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -22,6 +31,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from stacktrail.domain.defaults import MAX_INTERVAL
 from stacktrail.domain.durations import format_duration, parse_duration
 from stacktrail.domain.event_limits import (
     DEFAULT_MAX_BYTES,
@@ -37,9 +47,20 @@ from stacktrail.domain.validation import check_pattern
 ENV_PREFIX = "STACKTRAIL_"
 CONFIG_ENV = "STACKTRAIL_CONFIG"
 
+
+def _with_unit(value: Any) -> timedelta:
+    """A settings duration: a number needs its unit (`5` could mean 5 s or 5 min)."""
+    bare = isinstance(value, int | float) and not isinstance(value, bool)
+    if bare or (isinstance(value, str) and value.strip().replace(".", "", 1).isdigit()):
+        raise ValueError(
+            f"duration {value!r} has no unit: write it with ms, s, m, h or d, e.g. {value}s"
+        )
+    return parse_duration(value)
+
+
 Duration = Annotated[
     timedelta,
-    BeforeValidator(parse_duration),
+    BeforeValidator(_with_unit),
     PlainSerializer(format_duration, return_type=str),
 ]
 
@@ -47,7 +68,7 @@ Duration = Annotated[
 def _parse_duration_or_zero(value: Any) -> timedelta:
     if value in (0, "0", timedelta(0)) or (isinstance(value, str) and value.strip() == "0s"):
         return timedelta(0)
-    return parse_duration(value)
+    return _with_unit(value)
 
 
 # a duration where 0 means "never" (e.g. never trust a cached value)
@@ -94,6 +115,17 @@ DEFAULT_BINDING_EXCHANGES = (
     "aodh",
 )
 DEFAULT_BINDINGS = [f"{exchange}:notifications.#" for exchange in DEFAULT_BINDING_EXCHANGES]
+
+
+def is_loopback(host: str) -> bool:
+    """`localhost`, 127.0.0.0/8 or ::1 (an address nobody else can reach)."""
+    host = host.strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class SettingsError(Exception):
@@ -252,7 +284,10 @@ class Settings(BaseSettings):
     archive_container: str = Field("audit-trail", description="Default container/bucket.")
     archive_prefix: str = Field("", description="Default key prefix inside the container.")
     archive_interval: Duration = Field(
-        timedelta(minutes=15), description="Default delivery interval (e.g. 30s, 5m, 1h)."
+        timedelta(minutes=15),
+        le=MAX_INTERVAL,
+        description="Default delivery interval (e.g. 30s, 5m, 1h); at most 1d, the longest "
+        "interval a trail may have.",
     )
     archive_segment_max_bytes: int = Field(64 << 20, ge=1 << 10)
     digest_key_file: Path | None = Field(
@@ -382,7 +417,15 @@ class Settings(BaseSettings):
         1000, ge=1, description="Open connections (or requests) beyond this are answered 503."
     )
     auth_mode: AuthMode = Field(
-        AuthMode.KEYSTONE, description="`noauth` is for local development only."
+        AuthMode.KEYSTONE,
+        description="`noauth` is the local mode (`stacktrail run --local`): no sign-in, "
+        "every visitor is a cloud admin; refused on a non-loopback listen address unless "
+        "STACKTRAIL_NOAUTH_ALLOW_REMOTE is true.",
+    )
+    noauth_allow_remote: bool = Field(
+        False,
+        description="Let `auth_mode = noauth` listen on a non-loopback address (anybody "
+        "reaching it may change every trail).",
     )
     reload_interval: Duration = Field(
         timedelta(seconds=2), description="How often the pipeline checks for changed trails."
@@ -464,6 +507,21 @@ class Settings(BaseSettings):
             raise ValueError("log level must be DEBUG, INFO, WARNING or ERROR")
         return value
 
+    @model_validator(mode="after")
+    def _local_mode_stays_local(self) -> Settings:
+        if (
+            self.auth_mode is AuthMode.NOAUTH
+            and not self.noauth_allow_remote
+            and not is_loopback(self.api_host)
+        ):
+            raise ValueError(
+                f"auth_mode=noauth (the local mode, no sign-in) listens only on a loopback "
+                f"address, not {self.api_listen}: use 127.0.0.1:PORT, or set "
+                f"STACKTRAIL_NOAUTH_ALLOW_REMOTE=true to let anybody reaching it change "
+                f"every trail"
+            )
+        return self
+
     @property
     def search_enabled(self) -> bool:
         return bool(self.search_url)
@@ -518,9 +576,38 @@ def load_settings(**overrides: Any) -> Settings:
     except ValidationError as exc:
         lines = []
         for error in exc.errors():
-            field = ".".join(str(p) for p in error["loc"]) or "(settings)"
+            field = ".".join(str(p) for p in error["loc"])
+            if not field:  # a rule across settings: its message names them
+                lines.append(f"  {error['msg'].removeprefix('Value error, ')}")
+                continue
             env_name = ENV_PREFIX + field.upper()
-            lines.append(f"  {field} ({env_name}): {error['msg']}")
+            if error["type"] == "extra_forbidden":  # only the file can hold unknown keys
+                lines.append(f"  key `{field}` in {config_file}: unknown setting")
+                continue
+            where = f"{env_name}, or key `{field}` in {config_file}" if config_file else env_name
+            lines.append(f"  {field} ({where}): {error['msg']}")
         raise SettingsError("invalid settings:\n" + "\n".join(lines)) from None
-    except ValueError as exc:  # e.g. malformed TOML
-        raise SettingsError(f"invalid settings: {exc}") from None
+    except ValueError as exc:  # malformed TOML: tomllib names the line and column
+        where = f" in {config_file}" if config_file else ""
+        raise SettingsError(f"invalid settings{where}: {exc}") from None
+
+
+SECRET_WORDS = ("password", "secret", "token", "access_key")
+
+
+def display_value(name: str, value: Any) -> str:
+    """A setting as `stacktrail settings` prints it: credentials masked, also a password
+    inside a URL (`amqp://guest:***@host/`)."""
+    if isinstance(value, list):
+        return ",".join(str(item) for item in value)  # the environment variable's form
+    text = "" if value is None else str(value)
+    if any(word in name for word in SECRET_WORDS) and text:
+        return "***"
+    return mask_url_password(text)
+
+
+def mask_url_password(text: str) -> str:
+    """`scheme://user:password@host` -> `scheme://user:***@host`; other text unchanged."""
+    return re.sub(
+        r"(?P<head>[a-zA-Z][a-zA-Z0-9+.-]*://[^/@:\s]*):[^/@\s]*@", r"\g<head>:***@", text
+    )

@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
+from urllib.parse import quote
 
 from keystoneauth1 import exceptions as ks_exc
 from keystoneauth1 import session as ks_session
@@ -141,6 +142,39 @@ class KeystoneClient:
 
         roles: frozenset[str] = await self._call("roles", read)
         return roles
+
+    async def project_name(self, project_id: str, user_token: str) -> str | None:
+        """The project's name, asked with the caller's own token (a cloud admin may read
+        any project); None when Keystone does not know the id. Raises on other answers."""
+
+        def read() -> str | None:
+            response = self.session.get(
+                f"{self._identity_url}/projects/{quote(project_id, safe='')}",
+                headers={"X-Auth-Token": user_token},
+                authenticated=False,
+                raise_exc=False,
+            )
+            if response.status_code == 404:
+                return None
+            if response.status_code != 200:
+                raise ClientError(
+                    f"project lookup: Keystone answered {response.status_code}",
+                    status=response.status_code,
+                )
+            return str(response.json()["project"]["name"])
+
+        name: str | None = await self._call("project", read)
+        return name
+
+    async def own_ids(self) -> tuple[str, str]:
+        """(project id, user id) of this identity's token, as Swift ACLs name a user."""
+
+        def read() -> tuple[str, str]:
+            access = self._auth.get_access(self.session)
+            return str(access.project_id), str(access.user_id)
+
+        ids: tuple[str, str] = await self._call("token", read)
+        return ids
 
     async def object_store_endpoints(self) -> dict[str, str]:
         """Region -> object-store URL template (with `AUTH_<service project>`) from the catalog."""

@@ -49,7 +49,9 @@ def test_inputs_are_not_modified() -> None:
         ('"3"', frozenset({3})),
         ('W/"3"', frozenset({3})),
         ('"1", "2" ,W/"7"', frozenset({1, 2, 7})),
-        ("3", frozenset()),
+        ("3", frozenset({3})),  # unquoted, as read from a body's version
+        ("9" * 20, frozenset()),
+        ("-3", frozenset()),
         ('"abc"', frozenset()),
         ('""', frozenset()),
         ("", frozenset()),

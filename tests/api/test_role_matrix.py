@@ -73,6 +73,14 @@ ROUTES = [
     Route("defaults:get", "GET", "/v1/defaults", EVERYBODY, 200),
     Route("defaults:put", "PUT", "/v1/defaults", CLOUD, 412, body=DEFAULTS, headers=STALE),
     Route("event-types", "GET", "/v1/event-types", EVERYBODY, 200),
+    Route("project:get", "GET", "/v1/projects/{a}", READERS, 200),
+    # no search server here: allowed callers get as far as the 503
+    Route("events:list", "GET", "/v1/projects/{a}/events", READERS, 503),
+    Route("event:get", "GET", "/v1/projects/{a}/events/e1", READERS, 503),
+    Route("files:list", "GET", "/v1/projects/{a}/files", READERS, 200),
+    Route("delivery:get", "GET", TRAIL + "/delivery", READERS, 200),
+    # no archive sink in this process: allowed callers get as far as the 503
+    Route("delivery:retry", "POST", TRAIL + "/delivery/retry", ADMINS, 503),
 ]
 
 
@@ -138,7 +146,12 @@ def test_every_v1_route_is_in_the_matrix(matrix_app: FastAPI) -> None:
         for method in operations
     }
     covered = {
-        (route.method, route.path.replace("{a}", "{project_id}").replace("{export}", "{export_id}"))
+        (
+            route.method,
+            route.path.replace("{a}", "{project_id}")
+            .replace("{export}", "{export_id}")
+            .replace("/e1", "/{event_id}"),
+        )
         for route in ROUTES
     }
     assert served == covered

@@ -216,3 +216,32 @@ def assert_fields_labelled(page: Page) -> None:
             .map(el => el.outerHTML)"""
     )
     assert unlabelled == []
+
+
+AXE = ROOT / "var" / "npm" / "node_modules" / "axe-core" / "axe.min.js"
+
+
+def axe_violations(page: Page) -> list[str]:
+    """axe-core's violations on the page (WCAG 2.x A and AA), as `rule: target` lines.
+    Evaluated through the DevTools protocol, which the pages' CSP does not govern."""
+    if not AXE.exists():
+        pytest.fail(f"{AXE} is missing: run scripts/install-browser")
+    page.evaluate(AXE.read_text())
+    found: list[dict[str, Any]] = page.evaluate(
+        """() => axe.run(document, {runOnly: {type: 'tag',
+              values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']}})
+            .then(r => r.violations.map(v => ({
+                id: v.id, targets: v.nodes.map(n => n.target.join(' '))})))"""
+    )
+    return [f"{v['id']}: {', '.join(v['targets'][:3])}" for v in found]
+
+
+def assert_accessible(page: Page) -> None:
+    """0 axe violations at the desktop and the phone width."""
+    size = page.viewport_size
+    for viewport in (DESKTOP, PHONE):
+        page.set_viewport_size(viewport)  # type: ignore[arg-type]
+        found = axe_violations(page)
+        assert found == [], (page.url, viewport, found)
+    if size is not None:
+        page.set_viewport_size(size)

@@ -55,6 +55,8 @@ def test_errors_in_words() -> None:
     assert "does not let stacktrail write" in explain.error_words(
         "container c in project p does not grant write to the stacktrail service user"
     )
+    missing = "container c in project p does not grant write to the stacktrail service user"
+    assert "does not exist" in explain.error_words(missing + " (region R, HTTP 404: Not Found)")
     assert "quota" in explain.error_words("PUT x: HTTP 413 Quota exceeded")
     assert explain.error_words("something new").startswith("Delivering events failed")
 

@@ -7,23 +7,37 @@ from collections.abc import Mapping
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import stacktrail
 from stacktrail.api.auth import TokenCache, TokenValidator
-from stacktrail.api.context import ApiContext, Emit, PendingSpoolBytes, ReadinessCheck
+from stacktrail.api.context import (
+    AclWriter,
+    ApiContext,
+    DeliveryControl,
+    Emit,
+    PendingSpoolBytes,
+    ReadinessCheck,
+)
 from stacktrail.api.limits import RequestLimits
 from stacktrail.api.policy import Policy
 from stacktrail.api.routes import admin as routes_admin
+from stacktrail.api.routes import delivery as routes_delivery
 from stacktrail.api.routes import digests as routes_digests
+from stacktrail.api.routes import events as routes_events
+from stacktrail.api.routes import files as routes_files
 from stacktrail.api.routes import health as routes_health
+from stacktrail.api.routes import projects as routes_projects
 from stacktrail.api.routes import trails as routes_trails
 from stacktrail.config import AuthMode, Settings
 from stacktrail.db.engine import StoreError
 from stacktrail.db.ledger import SqlLedger
 from stacktrail.db.trail_store import TrailStore
+from stacktrail.domain.event_browse import EventBrowser
+from stacktrail.keystone import KeystoneClient
 
 log = logging.getLogger(__name__)
 
@@ -88,10 +102,15 @@ def create_app(
     emit: Emit | None = None,
     pending_spool_bytes: PendingSpoolBytes | None = None,
     readiness: Mapping[str, ReadinessCheck] | None = None,
+    events: EventBrowser | None = None,
+    delivery: DeliveryControl | None = None,
+    acl_writer: AclWriter | None = None,
 ) -> FastAPI:
     """The API. `keystone` validates tokens (None only with `auth_mode = noauth`);
     `emit` publishes the CADF event of every configuration change; `pending_spool_bytes`
-    tells the spooled bytes of (project, region); `readiness` adds checks to /readyz."""
+    tells the spooled bytes of (project, region); `readiness` adds checks to /readyz;
+    `events` reads a project's events (from search); `delivery` tells the next retry of a
+    failing delivery and retries now; `acl_writer` names the ACL-mode writer to grant."""
     if settings.auth_mode == AuthMode.NOAUTH:
         tokens = None
         log.warning(
@@ -104,7 +123,9 @@ def create_app(
             raise ValueError("auth_mode=keystone needs a Keystone client to validate tokens")
         tokens = TokenCache(keystone, settings.token_cache_ttl.total_seconds())
 
-    app = FastAPI(
+    # Swagger UI and ReDoc from files shipped with fastapi-offline: /docs works offline
+    app = FastAPIOffline(
+        static_url="/static-docs",
         title="stacktrail",
         version=stacktrail.__version__,
         description="Per-project audit trails for OpenStack: trail configuration, "
@@ -119,11 +140,19 @@ def create_app(
         emit=emit,
         pending_spool_bytes=pending_spool_bytes,
         readiness=dict(readiness or {}),
+        events=events,
+        delivery=delivery,
+        acl_writer=acl_writer,
+        projects=keystone if isinstance(keystone, KeystoneClient) else None,
     )
     app.include_router(routes_health.router)
     app.include_router(routes_digests.router)
     app.include_router(routes_trails.router)
     app.include_router(routes_admin.router)
+    app.include_router(routes_events.router)
+    app.include_router(routes_delivery.router)
+    app.include_router(routes_projects.router)
+    app.include_router(routes_files.router)
     for error in (
         StoreError,
         OperationalError,

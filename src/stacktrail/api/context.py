@@ -7,7 +7,8 @@ import inspect
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import datetime
+from typing import Any, Protocol
 
 from fastapi import Request
 
@@ -16,6 +17,7 @@ from stacktrail.api.policy import Policy
 from stacktrail.config import Settings
 from stacktrail.db.ledger import SqlLedger
 from stacktrail.db.trail_store import TrailStore
+from stacktrail.domain.event_browse import EventBrowser
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +27,26 @@ Emit = Callable[[dict[str, Any]], Awaitable[None] | None]
 PendingSpoolBytes = Callable[[str, str], Awaitable[int | None] | int | None]
 # Raises (or returns False) when the dependency is not ready.
 ReadinessCheck = Callable[[], Awaitable[Any]]
+# The ACL-mode writer as Swift's ACL names it (`<project id>:<user id>`); None: none.
+AclWriter = Callable[[], Awaitable[str | None]]
+
+
+class ProjectNames(Protocol):
+    async def project_name(self, project_id: str, user_token: str) -> str | None:
+        """The project's name in Keystone (asked with the caller's token); None: unknown."""
+        ...
+
+
+class DeliveryControl(Protocol):
+    """The archive deliveries of this process (implemented by the composition root)."""
+
+    def next_retries(self, project_id: str) -> Mapping[str, datetime]:
+        """Region -> when the project's failing delivery is tried next."""
+        ...
+
+    def retry_now(self, project_id: str) -> int:
+        """End the project's backoff; returns the regions woken."""
+        ...
 
 
 @dataclass(slots=True)
@@ -37,6 +59,11 @@ class ApiContext:
     emit: Emit | None = None
     pending_spool_bytes: PendingSpoolBytes | None = None
     readiness: Mapping[str, ReadinessCheck] = field(default_factory=dict)
+    events: EventBrowser | None = None  # None: no search server, no event browsing
+    delivery: DeliveryControl | None = None  # None: this process delivers nothing
+    acl_writer: AclWriter | None = None
+    projects: ProjectNames | None = None  # None: project ids are not checked (no Keystone)
+    project_names: dict[str, str] = field(default_factory=dict)  # known ids -> names
 
     async def emit_event(self, event: dict[str, Any]) -> None:
         """Hand an audit event of a configuration change to the pipeline.

@@ -15,6 +15,7 @@ from stacktrail.api.context import ApiContext, get_context
 from stacktrail.domain.audit import Actor
 from stacktrail.domain.document import BoundsError
 from stacktrail.domain.errors import ClientError
+from stacktrail.domain.trail import UNSCOPED
 from stacktrail.domain.validation import PROJECT_ID_PATTERN
 from stacktrail.keystone import InvalidToken
 
@@ -71,6 +72,55 @@ async def get_principal(
 
 
 Caller = Annotated[Principal, Depends(get_principal)]
+
+PROJECT_NAMES_MAX = 100_000  # known ids kept; beyond, the cache starts over
+
+
+async def project_name_of(
+    ctx: ApiContext, request: Request, who: Principal, project_id: str
+) -> str | None:
+    """The project's name from Keystone; 404 for an id Keystone does not know.
+
+    Asked with the caller's own token, for cloud admins (the only callers who may name a
+    project other than their token's); others' projects are refused by the policy, and
+    their own project is the one Keystone scoped their token to.
+    """
+    if project_id == UNSCOPED:
+        return None
+    if who.project_id == project_id and who.project_name:
+        return who.project_name
+    known = ctx.project_names.get(project_id)
+    if known is not None or ctx.projects is None or not who.cloud_admin:
+        return known
+    token = request.headers.get("x-auth-token", "")
+    try:
+        name = await ctx.projects.project_name(project_id, token)
+    except ClientError as exc:
+        log.warning("cannot check project %s with Keystone: %s", project_id, exc)
+        return None  # Keystone's trouble is not the caller's mistake
+    if name is None:
+        raise HTTPException(
+            404,
+            f"Keystone knows no project with id {project_id}: a trail is kept per project "
+            "id (not name), and only for projects that exist",
+        )
+    if len(ctx.project_names) >= PROJECT_NAMES_MAX:
+        ctx.project_names.clear()
+    ctx.project_names[project_id] = name
+    return name
+
+
+async def require_known_project(
+    ctx: Context, request: Request, who: Caller, project_id: ProjectId
+) -> None:
+    """Refuse (404) a project id Keystone does not know."""
+    await project_name_of(ctx, request, who, project_id)
+
+
+KnownProject = Depends(require_known_project)
+UNKNOWN_PROJECT: dict[int | str, dict[str, Any]] = {
+    404: {"description": "Keystone knows no project with this id (checked for cloud admins)."}
+}
 
 
 def require_read(ctx: ApiContext, who: Principal, action: str, project_id: str) -> None:

@@ -45,6 +45,11 @@ TRAILS_LIST = "stacktrail:trails:list"
 DEFAULTS_GET = "stacktrail:defaults:get"
 DEFAULTS_UPDATE = "stacktrail:defaults:update"
 EVENT_TYPES_LIST = "stacktrail:event_types:list"
+EVENTS_LIST = "stacktrail:events:list"
+EVENT_GET = "stacktrail:event:get"
+FILES_LIST = "stacktrail:files:list"
+DELIVERY_GET = "stacktrail:delivery:get"
+DELIVERY_RETRY = "stacktrail:delivery:retry"
 
 _TRAIL = "/v1/projects/{project_id}/trail"
 _READ = f"rule:{CLOUD_ADMIN} or rule:{PROJECT_VIEWER}"
@@ -117,6 +122,36 @@ RULES: tuple[policy.RuleDefault, ...] = (
         _READ,
         "Read an export of a project (404 when denied).",
         _op("GET", "/v1/exports/{export_id}"),
+    ),
+    policy.DocumentedRuleDefault(
+        EVENTS_LIST,
+        _READ,
+        "List a project's recent events (from search), filtered.",
+        _op("GET", "/v1/projects/{project_id}/events"),
+    ),
+    policy.DocumentedRuleDefault(
+        EVENT_GET,
+        _READ,
+        "Read one event of a project in full.",
+        _op("GET", "/v1/projects/{project_id}/events/{event_id}"),
+    ),
+    policy.DocumentedRuleDefault(
+        FILES_LIST,
+        _READ,
+        "List the archive objects delivered into a project's container.",
+        _op("GET", "/v1/projects/{project_id}/files"),
+    ),
+    policy.DocumentedRuleDefault(
+        DELIVERY_GET,
+        _READ,
+        "Read what a project's failing delivery means, how to fix it, and the next retry.",
+        _op("GET", _TRAIL + "/delivery"),
+    ),
+    policy.DocumentedRuleDefault(
+        DELIVERY_RETRY,
+        _WRITE,
+        "Retry a project's failing delivery now.",
+        _op("POST", _TRAIL + "/delivery/retry"),
     ),
     policy.DocumentedRuleDefault(
         TRAILS_LIST, f"rule:{CLOUD_ADMIN}", "List every project's trail.", _op("GET", "/v1/trails")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 
 import h11
 import uvicorn
@@ -80,9 +80,11 @@ async def serve(
     *,
     host: str | None = None,
     port: int | None = None,
+    on_listening: Callable[[], None] | None = None,
 ) -> None:
     """Serve until `stop_event` is set, then stop accepting connections and let requests
-    in flight finish (within `settings.shutdown_grace`). Raises if it cannot listen."""
+    in flight finish (within `settings.shutdown_grace`). Raises if it cannot listen.
+    `on_listening` is called once the socket accepts connections."""
     config = uvicorn.Config(
         app,
         host=host or settings.api_host,
@@ -107,6 +109,17 @@ async def serve(
 
     serving = asyncio.create_task(run(), name="api-server")
     stopping = asyncio.create_task(stop_event.wait(), name="api-stop")
+    if on_listening is not None:
+
+        async def announce() -> None:
+            while not server.started:  # uvicorn sets it once the socket listens
+                if serving.done():
+                    return
+                await asyncio.sleep(0.02)
+            on_listening()
+
+        serving.add_done_callback(lambda _: announcing.cancel())
+        announcing = asyncio.create_task(announce(), name="api-announce")
     try:
         await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
     finally:

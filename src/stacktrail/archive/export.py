@@ -310,9 +310,13 @@ class Exporter:
         if writer.done():  # the writer failed: stop reading and raise its error
             await writer
         put = asyncio.ensure_future(queue.put(chunk))
-        done, _ = await asyncio.wait({put, writer}, return_when=asyncio.FIRST_COMPLETED)
+        try:
+            done, _ = await asyncio.wait({put, writer}, return_when=asyncio.FIRST_COMPLETED)
+        finally:  # also when interrupted: no put is left pending when the loop closes
+            if not put.done():
+                put.cancel()
+                await asyncio.gather(put, return_exceptions=True)
         if put not in done:
-            put.cancel()
             await writer  # raises the writer's error
 
     async def _write_chunks(self, queue: asyncio.Queue[_Chunk | None]) -> None:

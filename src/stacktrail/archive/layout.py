@@ -45,13 +45,14 @@ import re
 import socket
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
 from stacktrail.archive.spool.segment import SegmentSpec
 from stacktrail.config import Settings
+from stacktrail.domain.expiry import expires_at
 from stacktrail.domain.names import is_valid_project_id
 from stacktrail.domain.store_names import container_problem, prefix_problem
 from stacktrail.domain.trail import ArchiveFormat
@@ -178,8 +179,7 @@ def day_of_key(key: str) -> str | None:
 
 def delete_at(day: str, retention_days: int) -> int:
     """End of the UTC event day plus the retention, as unix seconds (X-Delete-At)."""
-    start = datetime.strptime(day, "%Y-%m-%d").replace(tzinfo=UTC)
-    return int((start + timedelta(days=1 + retention_days)).timestamp())
+    return int(expires_at(day, retention_days).timestamp())
 
 
 def spec_delete_at(spec: SegmentSpec) -> int:

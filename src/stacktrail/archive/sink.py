@@ -33,9 +33,10 @@ from stacktrail.archive.layout import InvalidName, check_spec, spec_delete_at, w
 from stacktrail.archive.spool import SegmentSpec, Spool
 from stacktrail.archive.spool.framing import FRAME_OVERHEAD
 from stacktrail.archive.stores.base import ObjectStore
-from stacktrail.archive.uploader import DeleteAt, FlushSummary, Uploader
+from stacktrail.archive.uploader import Backoff, DeleteAt, Destination, FlushSummary, Uploader
 from stacktrail.config import Settings
 from stacktrail.domain.delivery import Outcome, Record
+from stacktrail.domain.directory import TrailDirectory
 from stacktrail.domain.ledger import DeliveryLedger
 from stacktrail.domain.trail import ArchiveSource, Trail
 from stacktrail.telemetry import metrics
@@ -65,6 +66,7 @@ def _uploader(
     ledger: DeliveryLedger,
     delete_at: DeleteAt,
     on_deleted: asyncio.Event | None = None,
+    destination: Destination | None = None,
 ) -> Uploader:
     return Uploader(
         spool,
@@ -77,6 +79,7 @@ def _uploader(
         on_deleted=on_deleted.set if on_deleted is not None else lambda: None,
         on_failed=on_deleted.set if on_deleted is not None else lambda: None,
         report_interval=settings.archive_log_interval.total_seconds(),
+        destination=destination,
     )
 
 
@@ -93,13 +96,21 @@ class ArchiveSink:
         ledger: DeliveryLedger,
         *,
         delete_at: DeleteAt = spec_delete_at,
+        directory: TrailDirectory | None = None,
     ) -> None:
+        """`directory`: the live trails, so spooled data follows a changed destination."""
         self._default_regions = tuple(settings.archive_regions)
         self._spool = _spool(settings)
         self._project_max_bytes = settings.spool_project_max_bytes
         self._space_freed = asyncio.Event()
         self._uploader = _uploader(
-            settings, self._spool, store, ledger, delete_at, self._space_freed
+            settings,
+            self._spool,
+            store,
+            ledger,
+            delete_at,
+            self._space_freed,
+            destination=directory.get if directory is not None else None,
         )
         self._queue: list[tuple[Record, SegmentSpec, bytes]] = []
         self._queued_bytes = 0
@@ -222,6 +233,14 @@ class ArchiveSink:
     def pending_bytes(self, project_id: str) -> int:
         """Bytes of a project's events that are spooled or queued but not yet delivered."""
         return self._spool.pending_bytes(project_id) + self._queued_by_project.get(project_id, 0)
+
+    def retry_now(self, project_id: str) -> int:
+        """Deliver the project's waiting segments now (ends their backoff)."""
+        return self._uploader.retry_now(project_id)
+
+    def delivery_backoff(self, project_id: str) -> dict[str, Backoff]:
+        """Region -> failures, next attempt and last error of a project's failing deliveries."""
+        return self._uploader.backoff(project_id)
 
     # --- internals
 

@@ -19,13 +19,14 @@ import random
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 from stacktrail.archive.layout import (
     InvalidName,
     ObjectBody,
     build_body,
+    check_spec,
     object_headers,
     object_key,
     spec_delete_at,
@@ -35,11 +36,13 @@ from stacktrail.archive.spool import Segment, SegmentSpec, Spool
 from stacktrail.archive.stores.base import Bucket, ObjectStore
 from stacktrail.domain.errors import ClientError, TransientError
 from stacktrail.domain.ledger import DeliveredObject, DeliveryError, DeliveryLedger
+from stacktrail.domain.trail import Trail
 from stacktrail.telemetry import metrics
 
 log = logging.getLogger(__name__)
 
 DeleteAt = Callable[[SegmentSpec], int]
+Destination = Callable[[str], Trail | None]  # project id -> its current trail
 
 
 @dataclass(slots=True)
@@ -76,7 +79,11 @@ class Uploader:
         on_deleted: Callable[[], None] = lambda: None,
         on_failed: Callable[[], None] = lambda: None,
         report_interval: float = 60.0,
+        destination: Destination | None = None,
     ) -> None:
+        """`destination` names a project's current trail, so a segment spooled for a
+        container that has changed since goes to the trail's container now."""
+        self._destination = destination
         self._spool = spool
         self._store = store
         self._ledger = ledger
@@ -109,6 +116,41 @@ class Uploader:
     def backoff(self, project_id: str) -> dict[str, Backoff]:
         """Region -> backoff state of a project's failing deliveries (for status pages)."""
         return {r: b for (p, r), b in self._backoff.items() if p == project_id and b.failures}
+
+    def retry_now(self, project_id: str) -> int:
+        """End the backoff of the project's failing deliveries; returns how many regions."""
+        woken = 0
+        for (p, _r), state in self._backoff.items():
+            if p == project_id and state.failures:
+                state.until = 0.0
+                woken += 1
+        self._wake.set()
+        return woken
+
+    def current_spec(self, spec: SegmentSpec) -> SegmentSpec:
+        """`spec` pointed at the project's current container, prefix and write mode (a
+        destination changed after the segment was spooled); unchanged when the trail
+        names no usable destination."""
+        if self._destination is None:
+            return spec
+        trail = self._destination(spec.project_id)
+        if trail is None or not trail.archive.enabled:
+            return spec
+        archive = trail.archive
+        if (archive.container, archive.prefix, archive.write_mode) == (
+            spec.container,
+            spec.prefix,
+            spec.write_mode,
+        ):
+            return spec
+        moved = replace(
+            spec, container=archive.container, prefix=archive.prefix, write_mode=archive.write_mode
+        )
+        try:
+            check_spec(moved)
+        except InvalidName:
+            return spec
+        return moved
 
     # --- the background loop
 
@@ -178,7 +220,7 @@ class Uploader:
 
     async def _deliver(self, seg: Segment, region: str) -> DeliveredObject | None:
         """Deliver one segment to one region; None when its retention has already passed."""
-        spec = seg.spec
+        spec = self.current_spec(seg.spec)
         bucket = Bucket(spec.project_id, region, spec.container, spec.write_mode)
         key = object_key(spec, region, seg.stamp, self._worker, seg.name)
         expires = self._delete_at(spec)

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import typer
 
 from stacktrail.config import Settings, SettingsError, load_settings
 from stacktrail.telemetry.logging import setup_logging
 
 
-def settings_or_exit() -> Settings:
+def settings_or_exit(**overrides: Any) -> Settings:
     """Validated settings with logging set up; invalid settings end the command (exit 2)."""
     try:
-        settings = load_settings()
+        settings = load_settings(**overrides)
     except SettingsError as exc:
         typer.echo(f"stacktrail: {exc}", err=True)
         raise typer.Exit(2) from None

@@ -4,7 +4,7 @@ Exit codes: 0 done (an empty time frame included: nothing is written and a messa
 says so), 1 failed while running (search or store unreachable; an export then resumes
 when the same command is run again), 2 unusable arguments or settings (inverted frame,
 a project with no index, neither or both of --out and --to-swift), 130 interrupted
-(resumable like 1).
+(Ctrl-C or SIGTERM; resumable like 1).
 """
 
 from __future__ import annotations
@@ -13,11 +13,12 @@ import asyncio
 import hashlib
 import logging
 import os
-from collections.abc import Callable
+import signal
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import orjson
 import typer
@@ -47,6 +48,7 @@ from stacktrail.search.retention import (
 )
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 CHECKPOINT_PREFIX = ".stacktrail-export-"
 
@@ -270,6 +272,36 @@ async def export(
         await dest.store.aclose()
 
 
+def run_interruptible(job: Coroutine[Any, Any, T]) -> T:
+    """Run `job`; SIGINT (Ctrl-C) or SIGTERM cancels it, so its `finally` blocks close
+    clients and keep the checkpoint, and then raise KeyboardInterrupt (exit 130)."""
+
+    async def main() -> T:
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        assert task is not None
+        interrupted = False
+
+        def interrupt() -> None:
+            nonlocal interrupted
+            interrupted = True
+            task.cancel()
+
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, interrupt)
+        try:
+            return await job
+        except asyncio.CancelledError:
+            if interrupted:
+                raise KeyboardInterrupt from None
+            raise
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
+
+    return asyncio.run(main())
+
+
 def _summary(project: str, frame: Timeframe, where: str, result: ExportResult) -> str:
     cp = result.checkpoint
     span = f"{iso(frame.start)} .. {iso(frame.end)}"
@@ -334,7 +366,7 @@ def export_command(
     """
     settings = settings_or_exit()
     try:
-        result = asyncio.run(
+        result = run_interruptible(
             export(
                 settings,
                 project=project,

@@ -43,6 +43,14 @@ def run(
             help="Run only these parts (repeatable): pipeline, api, scheduler. Default: all.",
         ),
     ] = None,
+    local: Annotated[
+        bool,
+        typer.Option(
+            "--local",
+            help="Local mode: serve the web UI without sign-in (every visitor is a cloud "
+            "admin; same as STACKTRAIL_AUTH_MODE=noauth), on a loopback address only.",
+        ),
+    ] = False,
 ) -> None:
     """Run the service until SIGTERM or Ctrl-C.
 
@@ -56,7 +64,7 @@ def run(
     from stacktrail.app import Role
     from stacktrail.app import run as run_app
 
-    settings = settings_or_exit()
+    settings = settings_or_exit(auth_mode="noauth") if local else settings_or_exit()
     try:
         roles = {Role(part) for part in only} if only else set(Role)
     except ValueError:
@@ -125,13 +133,11 @@ def archive_flush(
 @app.command("settings")
 def showsettings_or_exit() -> None:
     """Print the effective settings (secrets hidden) and exit; exit 2 if they are invalid."""
+    from stacktrail.config import display_value
+
     settings = settings_or_exit()
     for name, value in settings.model_dump(mode="json").items():
-        if any(word in name for word in ("password", "secret")) and value:
-            value = "***"
-        elif isinstance(value, list):
-            value = ",".join(value)  # the form the environment variable takes
-        typer.echo(f"STACKTRAIL_{name.upper()}={value}")
+        typer.echo(f"STACKTRAIL_{name.upper()}={display_value(name, value)}")
 
 
 @policy_app.command("sample")

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from stacktrail.db import tables as t
@@ -305,6 +305,22 @@ class SqlLedger:
             DailyCount(day, counts.get(day, 0))
             for day in (first + timedelta(days=n) for n in range(days))
         ]
+
+    async def failing_projects(self, limit: int = 10_000) -> list[str]:
+        """Projects whose last delivery in some region failed, ordered by id."""
+        c = t.delivery_status.c
+        query = (
+            select(c.project_id)
+            .where(
+                c.last_error_at.is_not(None),
+                or_(c.last_success_at.is_(None), c.last_error_at > c.last_success_at),
+            )
+            .distinct()
+            .order_by(c.project_id)
+            .limit(limit)
+        )
+        async with self._engine.connect() as conn:
+            return [row.project_id for row in (await conn.execute(query)).all()]
 
     async def status(self, project_id: str) -> list[RegionStatus]:
         query = (

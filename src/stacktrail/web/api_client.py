@@ -109,6 +109,9 @@ class Api:
     async def get(self, path: str, params: dict[str, Any] | None = None) -> ApiResponse:
         return await self._call("GET", path, params=params)
 
+    async def post(self, path: str, body: dict[str, Any]) -> ApiResponse:
+        return await self._call("POST", path, body=body)
+
     async def patch(self, path: str, body: dict[str, Any], if_match: int | None) -> ApiResponse:
         return await self._call(
             "PATCH", path, body=body, if_match=if_match, content_type=MERGE_PATCH

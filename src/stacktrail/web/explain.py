@@ -137,7 +137,25 @@ def ago(moment: datetime | None, now: datetime | None = None) -> str:
     return "just now"  # pragma: no cover
 
 
+def until(moment: datetime | None, now: datetime | None = None) -> str:
+    """`in 4 minutes`, or `now` when the moment has come."""
+    if moment is None:
+        return ""
+    seconds = (moment - (now or datetime.now(UTC))).total_seconds()
+    if seconds < 60:
+        return "within a minute"
+    for size, unit in ((86400, "day"), (3600, "hour"), (60, "minute")):
+        if seconds >= size:
+            return f"in {plural(int(seconds // size), unit)}"
+    return "within a minute"  # pragma: no cover
+
+
 _ERRORS: list[tuple[re.Pattern[str], str]] = [
+    (
+        re.compile(r"HTTP 404|no such directory|NoSuchBucket", re.I),
+        "The container does not exist (the store answered 404). Create it and grant "
+        "stacktrail's writer write access to it, or let stacktrail manage the container.",
+    ),
     (
         re.compile(r"does not grant write", re.I),
         "The container does not let stacktrail write into it. Create the container and grant "
@@ -201,7 +219,8 @@ def role_words(roles: Iterable[str], cloud_admin: bool) -> str:
 def write_mode_words(mode: str) -> str:
     if mode == "acl":
         return (
-            "You own the container and have granted stacktrail's service user write access to it."
+            "Your project owns the container; stacktrail writes only where your project "
+            "grants its writer write access."
         )
     return "stacktrail creates the container in your project if needed and writes into it."
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -197,6 +198,13 @@ async def render_admin(
     query.page = min(query.page, pages)
     start = (query.page - 1) * query.per_page
     shown = [_row(t) for t in trails[start : start + query.per_page]]
+    async with Api(request.app, session, request) as api:
+        names = await asyncio.gather(
+            *(api.get(f"/v1/projects/{row['project_id']}") for row in shown)
+        )
+    for row, name in zip(shown, names, strict=True):
+        row["project_name"] = name.body.get("name") if name.ok else None
+        row["unknown_project"] = name.status == 404
     bounds = defaults.body if defaults.ok else {}
     context = {
         "title": "All audit trails",

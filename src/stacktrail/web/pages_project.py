@@ -90,16 +90,27 @@ async def render_project(
 ) -> Response:
     path = trail_path(project_id)
     async with Api(request.app, session, request) as api:
-        trail, status, defaults, changes, digests = await asyncio.gather(
+        trail, status, defaults, changes, digests, delivery, project = await asyncio.gather(
             api.get(path),
             api.get(path + "/status"),
             api.get("/v1/defaults"),
             api.get(path + "/changes", {"limit": 10}),
             api.get("/v1/digest-keys"),
+            api.get(path + "/delivery"),
+            api.get(f"/v1/projects/{project_id}"),
         )
     if trail.status == 403:
         return _refused(request, session, project_id, trail)
-    if trail.status in (404, 422):
+    if trail.status == 404:
+        return message_page(
+            request,
+            "No such project",
+            trail.detail,
+            status_code=404,
+            session=session,
+            link=("/", "Back"),
+        )
+    if trail.status == 422:
         return _not_found(request, session, project_id)
     if not trail.ok:
         return _unavailable(request, session, trail)
@@ -120,6 +131,7 @@ async def render_project(
     status_body: dict[str, Any] | None = status.body if status.ok else None
     days = chart.days_from_status(status_body) if status_body else []
     own = who.project_id == project_id
+    keystone_name = project.body.get("name") if project.ok else None
     errors = errors or {}
     advanced = [
         "archive.prefix",
@@ -131,10 +143,10 @@ async def render_project(
     context = {
         "title": "Audit trail of events without a project"
         if project_id == UNSCOPED
-        else f"Audit trail of {(session.project_name if own else None) or project_id}",
+        else f"Audit trail of {(session.project_name if own else keystone_name) or project_id}",
         "nav": "own" if own else None,
         "project_id": project_id,
-        "project_name": session.project_name if own else None,
+        "project_name": session.project_name if own else keystone_name,
         "own": own,
         "can_write": policy_of(request).allows(who, policy.TRAIL_UPDATE, project_id),
         "trail": current,
@@ -186,8 +198,23 @@ async def render_project(
         "errors": errors,
         "open_advanced": any(name in errors for name in advanced),
         "notice": notice,
+        "delivery": delivery_view(delivery.body) if delivery.ok else None,
+        "can_retry": policy_of(request).allows(who, policy.DELIVERY_RETRY, project_id),
     }
     return page(request, "project.html", context, session=session, status_code=status_code)
+
+
+def delivery_view(body: dict[str, Any]) -> dict[str, Any] | None:
+    """The failing regions with what fixes them, for the "Fix delivery" panel."""
+    failing = [r for r in body.get("regions", []) if r.get("failing") and r.get("problem")]
+    if not failing:
+        return None
+    for region in failing:
+        when = explain.parse_time(region.get("next_retry_at"))
+        region["next_retry_words"] = (
+            f"{explain.time_words(when)} ({explain.until(when)})" if when is not None else None
+        )
+    return {**body, "failing": failing}
 
 
 def _seconds(interval: str) -> float:

@@ -30,7 +30,7 @@ from stacktrail.api.schemas import (
     TrailView,
 )
 from stacktrail.db.ledger import EventTypeEntry
-from stacktrail.db.trail_store import PreconditionFailed, defaults_document
+from stacktrail.db.trail_store import PreconditionFailed, TrailPage, defaults_document
 from stacktrail.domain.audit import ACTION_UPDATE_DEFAULTS, config_change_event
 from stacktrail.domain.document import DefaultsInput
 from stacktrail.domain.validation import PROJECT_ID_PART_PATTERN, PROJECT_ID_PATTERN
@@ -51,7 +51,7 @@ _AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
     response_model=TrailList,
     responses=_AUTH_ERRORS,
     tags=["trails"],
-    summary="Configured trails, ordered by project id (cloud admins)",
+    summary="Configured trails, and failing projects on the defaults, by project id (cloud admins)",
 )
 async def list_trails(
     ctx: Context,
@@ -79,15 +79,37 @@ async def list_trails(
         search=search,
         in_error=in_error,
     )
-    return TrailList(
-        trails=[
-            TrailListEntry(
-                **TrailView.of(stored).model_dump(), in_error=stored.project_id in page.in_error
-            )
-            for stored in page.trails
-        ],
-        next_marker=page.next_marker,
-    )
+    entries = [
+        TrailListEntry(
+            **TrailView.of(stored).model_dump(), in_error=stored.project_id in page.in_error
+        )
+        for stored in page.trails
+    ]
+    if offset == 0 and in_error is not False:
+        entries += await _failing_on_defaults(ctx, page, marker, search, enabled)
+        entries.sort(key=lambda entry: entry.project_id)
+    return TrailList(trails=entries, next_marker=page.next_marker)
+
+
+async def _failing_on_defaults(
+    ctx: Context, page: TrailPage, marker: str | None, search: str | None, enabled: bool | None
+) -> list[TrailListEntry]:
+    """Failing projects whose trail was never changed (they follow the defaults), in the
+    page's span of ids, so every project with a delivery problem is listed once."""
+    listed = {stored.project_id for stored in page.trails}
+    found = []
+    for project_id in await ctx.ledger.failing_projects():
+        if project_id in listed or (marker is not None and project_id <= marker):
+            continue
+        if page.next_marker is not None and project_id > page.next_marker:
+            break
+        if search and search.lower() not in project_id.lower():
+            continue
+        stored = await ctx.store.get_trail(project_id)
+        if stored.configured or (enabled is not None and stored.spec.enabled != enabled):
+            continue
+        found.append(TrailListEntry(**TrailView.of(stored).model_dump(), in_error=True))
+    return found
 
 
 @router.get(

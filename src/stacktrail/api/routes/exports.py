@@ -15,7 +15,15 @@ from fastapi import APIRouter, HTTPException, Path, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from stacktrail.api import policy
-from stacktrail.api.deps import Caller, Context, ProjectId, require_read, require_write
+from stacktrail.api.deps import (
+    UNKNOWN_PROJECT,
+    Caller,
+    Context,
+    KnownProject,
+    ProjectId,
+    require_read,
+    require_write,
+)
 from stacktrail.api.schemas import ErrorBody
 from stacktrail.db.export_jobs import DONE, ExportConflict, ExportJob, ExportJobs
 from stacktrail.domain.timeframe import Timeframe, TimeframeError
@@ -148,9 +156,11 @@ def _jobs(ctx: Context) -> ExportJobs:
     responses={
         **_ERRORS,
         409: {"model": ErrorBody, "description": "An export of the project is unfinished."},
+        **UNKNOWN_PROJECT,
         422: {"description": "Unusable time frame or body."},
     },
     summary="Export the project's events of a time frame into its archive container",
+    dependencies=[KnownProject],
 )
 async def start_export(
     project_id: ProjectId, body: ExportRequest, response: Response, ctx: Context, who: Caller
@@ -184,8 +194,9 @@ async def start_export(
     "/v1/projects/{project_id}/exports",
     response_model=ExportJobList,
     response_model_by_alias=True,
-    responses=_ERRORS,
+    responses={**_ERRORS, **UNKNOWN_PROJECT},
     summary="The project's exports, newest first",
+    dependencies=[KnownProject],
 )
 async def list_exports(
     project_id: ProjectId,

@@ -15,9 +15,11 @@ from stacktrail.api import policy
 from stacktrail.api.conditional import etag, parse_if_match
 from stacktrail.api.context import ApiContext
 from stacktrail.api.deps import (
+    UNKNOWN_PROJECT,
     VALIDATION_ERROR,
     Caller,
     Context,
+    KnownProject,
     ProjectId,
     actor_of,
     raise_validation,
@@ -55,7 +57,8 @@ from stacktrail.domain.document import (
 router = APIRouter(
     prefix="/v1/projects/{project_id}/trail",
     tags=["trails"],
-    dependencies=[Depends(refuse_unknown_query)],
+    dependencies=[Depends(refuse_unknown_query), KnownProject],
+    responses=UNKNOWN_PROJECT,
 )
 
 IfMatch = Annotated[

@@ -67,3 +67,11 @@
     focusFirstError();
   });
 })();
+
+// A running job's page (data-poll="ms") reloads itself until the job is over.
+(function () {
+  var poll = document.querySelector("[data-poll]");
+  if (poll) {
+    window.setTimeout(function () { window.location.reload(); }, Number(poll.dataset.poll) || 2000);
+  }
+})();
