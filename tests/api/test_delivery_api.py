@@ -19,7 +19,6 @@ from stacktrail.archive.sink import ArchiveSink
 from stacktrail.archive.stores.localdir import LocalDirStore
 from stacktrail.db.ledger import SqlLedger
 from stacktrail.db.trail_store import TrailStore
-from stacktrail.domain.document import to_trail
 from stacktrail.domain.trail import Trail
 from tests.support.api import client_for
 from tests.support.config_store import make_settings
@@ -37,7 +36,7 @@ class StoredTrails:
 
     async def refresh(self, project_id: str) -> Trail:
         stored = await self.store.get_trail(project_id)
-        trail = to_trail(project_id, stored.spec, await self.store.get_defaults(), stored.version)
+        trail = stored.effective.to_trail(project_id, stored.version)
         self.current[project_id] = trail
         return trail
 

@@ -20,7 +20,6 @@ from stacktrail.archive.stores.localdir import LocalDirStore
 from stacktrail.config import Settings
 from stacktrail.db.ledger import SqlLedger
 from stacktrail.db.trail_store import TrailStore
-from stacktrail.domain.document import to_trail
 from stacktrail.domain.trail import Trail
 from tests.support.sinks import BEFORE_MIDNIGHT, Acks, make_event, sink_settings
 from tests.support.web import PHONE, assert_accessible, seed_history, shot, sign_in, token_of
@@ -35,7 +34,7 @@ class LiveTrails:
 
     async def refresh(self, store: TrailStore, project_id: str) -> Trail:
         stored = await store.get_trail(project_id)
-        trail = to_trail(project_id, stored.spec, await store.get_defaults(), stored.version)
+        trail = stored.effective.to_trail(project_id, stored.version)
         self.current[project_id] = trail
         return trail
 
