@@ -244,7 +244,12 @@ async def run_pipeline(
     if stats is not None:
         with contextlib.suppress(Exception):
             await pipeline.flush_stats(stats)
-    log.info("pipeline stopped (%d messages left unacked for redelivery)", pipeline.in_flight)
+    # Messages whose records resolved RETRY (search down at the stop) are finished for
+    # the pipeline but not acked: the source counts what really goes back to the queue.
+    log.info(
+        "pipeline stopped (%d messages left unacked for redelivery)",
+        source.left_unacked,
+    )
 
 
 def _readiness(services: Services) -> dict[str, Callable[[], Awaitable[bool]]]:

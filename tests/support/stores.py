@@ -16,7 +16,7 @@ import pytest
 from keystoneauth1 import session as ks_session
 from keystoneauth1.identity import v3
 
-from stacktrail.archive.stores.base import open_store
+from stacktrail.archive.stores import open_store
 from stacktrail.archive.stores.s3 import S3Store
 from stacktrail.archive.stores.swift import SwiftStore
 from stacktrail.config import Settings
