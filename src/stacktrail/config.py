@@ -195,6 +195,11 @@ class Settings(BaseSettings):
     )
     archive_upload_concurrency: int = Field(4, ge=1, le=64)
     archive_retry_max: Duration = Field(timedelta(minutes=5))
+    archive_probe_interval: Duration = Field(
+        timedelta(seconds=1),
+        description="While deliveries wait after the store was unreachable, one cheap "
+        "request per region probes it this often; an answer ends their delays.",
+    )
     shutdown_grace: Duration = Field(
         timedelta(seconds=20), description="Time SIGTERM allows to finish deliveries."
     )

@@ -72,6 +72,7 @@ def _uploader(
         worker=worker_name(settings),
         concurrency=settings.archive_upload_concurrency,
         retry_max=settings.archive_retry_max.total_seconds(),
+        probe_interval=settings.archive_probe_interval.total_seconds(),
         delete_at=delete_at,
         on_deleted=on_deleted.set if on_deleted is not None else lambda: None,
         on_failed=on_deleted.set if on_deleted is not None else lambda: None,

@@ -12,7 +12,7 @@ import logging
 import time
 
 from stacktrail.config import Settings
-from stacktrail.domain.backoff import Backoff
+from stacktrail.domain.backoff import Backoff, Recovery
 from stacktrail.domain.delivery import Outcome, Record
 from stacktrail.domain.errors import PermanentError, TransientError
 from stacktrail.search.client import SearchClient
@@ -22,6 +22,8 @@ from stacktrail.telemetry import metrics
 log = logging.getLogger(__name__)
 
 Entry = tuple[bytes, Record]
+
+RECOVERY_PROBE_INTERVAL = 0.5  # seconds between pings while batches wait to retry
 
 
 class SearchSink:
@@ -41,6 +43,10 @@ class SearchSink:
         self._tasks: set[asyncio.Task[None]] = set()
         self._flusher: asyncio.Task[None] | None = None
         self._stopped = asyncio.Event()
+        # Shared by every batch in retry: the first bulk that goes through (or a ping while
+        # they wait) ends all their delays, so indexing resumes right after an outage.
+        self._recovery = Recovery(client.ping, RECOVERY_PROBE_INTERVAL)
+        self._unreachable = False
 
     def wants(self, record: Record) -> bool:
         return record.trail.search_enabled
@@ -101,9 +107,14 @@ class SearchSink:
         backoff = Backoff()
         try:
             while pending:
+                before = len(pending)
+                self._unreachable = False
                 pending = await self._attempt(pending)
+                if len(pending) < before:
+                    backoff.reset()  # search took some: the next retry is a short one
                 if pending:
-                    await asyncio.sleep(backoff.next_delay())
+                    # Probe only an unreachable search; one that throttles answers pings.
+                    await self._recovery.wait(backoff.next_delay(), probe=self._unreachable)
         except asyncio.CancelledError:
             for _, record in pending:
                 record.resolve(Outcome.RETRY, "shutdown before search confirmed")
@@ -127,6 +138,7 @@ class SearchSink:
             items = await self._client.bulk(body, len(pending))
         except TransientError as exc:
             metrics.SEARCH_RETRIES.inc()
+            self._unreachable = True
             log.warning("bulk of %d documents failed, will retry: %s", len(pending), exc)
             return pending
         except PermanentError as exc:
@@ -149,6 +161,8 @@ class SearchSink:
                 retry.append(entry)
             else:
                 refused.append((entry[1], f"search rejected the document: {item.error}"))
+        if done or refused:
+            self._recovery.succeeded()  # search took documents: waiting batches retry now
         for _, record in done:
             record.resolve(Outcome.DELIVERED)
         for record, reason in refused:
