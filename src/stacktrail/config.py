@@ -175,6 +175,12 @@ class Settings(BaseSettings):
         "its new events are dead-lettered with the reason, so one broken destination "
         "cannot fill the spool for everyone (keep it well below the spool bound).",
     )
+    spool_seen_ids: int = Field(
+        100_000,
+        ge=2,
+        description="Ids of recently spooled records kept (in the spool directory) so a "
+        "redelivered message already durable in the spool is not archived twice.",
+    )
     archive_enabled: bool = True
     archive_store: ArchiveStore = Field(
         ArchiveStore.FILE, description="Where archives go: file, swift or s3."

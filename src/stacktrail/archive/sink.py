@@ -30,7 +30,7 @@ from datetime import date
 import orjson
 
 from stacktrail.archive.layout import InvalidName, check_spec, spec_delete_at, worker_name
-from stacktrail.archive.spool import SegmentSpec, Spool
+from stacktrail.archive.spool import SeenIds, Segment, SegmentSpec, Spool
 from stacktrail.archive.spool.framing import FRAME_OVERHEAD
 from stacktrail.archive.stores.base import ObjectStore
 from stacktrail.archive.uploader import Backoff, DeleteAt, FlushSummary, Uploader
@@ -38,6 +38,7 @@ from stacktrail.config import Settings
 from stacktrail.domain.delivery import Outcome, Record
 from stacktrail.domain.ledger import DeliveryLedger
 from stacktrail.domain.trail import ArchiveSource, Trail
+from stacktrail.telemetry import metrics
 
 __all__ = ["ArchiveSink", "FlushSummary", "flush_spool"]
 
@@ -95,6 +96,7 @@ class ArchiveSink:
     ) -> None:
         self._default_regions = tuple(settings.archive_regions)
         self._spool = _spool(settings)
+        self._seen = SeenIds(settings.spool_dir, settings.spool_seen_ids)
         self._project_max_bytes = settings.spool_project_max_bytes
         self._space_freed = asyncio.Event()
         self._uploader = _uploader(
@@ -115,6 +117,7 @@ class ArchiveSink:
 
     async def start(self) -> None:
         report = await asyncio.to_thread(self._spool.open)
+        await asyncio.to_thread(self._seen.open)
         if report.recovered or report.sealed or report.corrupt:
             log.info(
                 "archive spool: %d segment(s) recovered (%d cut), %d sealed waiting, %d set aside",
@@ -139,6 +142,11 @@ class ArchiveSink:
     async def put(self, record: Record) -> None:
         if self._stopping:
             record.resolve(Outcome.RETRY, "archive sink is stopping")
+            return
+        if record.ticket.redelivered and (record.project_id, record.event.id) in self._seen:
+            # Durable in the spool (or delivered) before its message went back to the queue.
+            metrics.ARCHIVE_REDELIVERED_SKIPPED.inc()
+            record.resolve(Outcome.DELIVERED)
             return
         spec, problem = self._spec(record)
         if problem:
@@ -194,6 +202,7 @@ class ArchiveSink:
             )
         finally:
             await self._uploader.aclose()
+            self._seen.close()
             await asyncio.to_thread(self._spool.close)
 
     # --- operations
@@ -289,9 +298,7 @@ class ArchiveSink:
                 continue
             self._writing = True
             try:
-                sealed = await asyncio.to_thread(
-                    self._spool.write, [(spec, payload) for _r, spec, payload in batch]
-                )
+                sealed = await asyncio.to_thread(self._write, batch)
             except asyncio.CancelledError:  # stop ran out of time: these resolve RETRY
                 self._queue[:0] = batch
                 raise
@@ -321,6 +328,15 @@ class ArchiveSink:
                 self._uploader.poke()
             if self._queue:
                 self._wake_writer.set()
+
+    def _write(self, batch: list[tuple[Record, SegmentSpec, bytes]]) -> list[Segment]:
+        """Spool a batch durably, then note its ids (see spool/seen.py); in a thread."""
+        sealed = self._spool.write([(spec, payload) for _r, spec, payload in batch])
+        try:
+            self._seen.add((r.project_id, r.event.id) for r, _s, _p in batch)
+        except OSError as exc:  # the records are durable; only de-duplication suffers
+            log.warning("archive spool: could not note spooled ids: %s", exc)
+        return sealed
 
     def _take_batch(self) -> list[tuple[Record, SegmentSpec, bytes]]:
         total = 0

@@ -160,10 +160,12 @@ class Uploader:
         interval; returns when the next probe is due."""
         due: float | None = None
         waiting: dict[str, Bucket] = {}
-        for (_project, region), state in self._backoff.items():
-            if state.failures and state.transient and state.bucket is not None:
-                if state.until - now > self._probe_interval and not self._active[(_project, region)]:
-                    waiting.setdefault(region, state.bucket)
+        for (project, region), state in self._backoff.items():
+            bucket = state.bucket
+            long_wait = state.until - now > self._probe_interval
+            idle = not self._active[(project, region)]
+            if state.failures and state.transient and bucket is not None and long_wait and idle:
+                waiting.setdefault(region, bucket)
         for region, bucket in waiting.items():
             if region in self._probes:
                 continue
@@ -179,7 +181,8 @@ class Uploader:
     async def _probe(self, region: str, bucket: Bucket) -> None:
         self.probes += 1
         try:
-            await asyncio.wait_for(self._store.head(bucket, PROBE_KEY), self._probe_interval)
+            async with asyncio.timeout(self._probe_interval):
+                await self._store.head(bucket, PROBE_KEY)
         except NoSuchObject:
             self._answered(region)
         except (TransientError, TimeoutError, OSError):
@@ -298,9 +301,7 @@ class Uploader:
         else:
             delay = self._retry_max
         state.transient = transient
-        state.bucket = Bucket(
-            seg.spec.project_id, region, seg.spec.container, seg.spec.write_mode
-        )
+        state.bucket = Bucket(seg.spec.project_id, region, seg.spec.container, seg.spec.write_mode)
         state.until = time.monotonic() + delay
         if isinstance(exc, ClientError | InvalidName):
             message = str(exc)

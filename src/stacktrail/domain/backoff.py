@@ -81,13 +81,16 @@ class Recovery:
         deadline = loop.time() + delay
         answered = self._answered
         while (left := deadline - loop.time()) > 0:
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow the task's own
+            # cancellation when the inner await finishes at the same moment (a stop hangs).
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(answered.wait(), min(self._interval, left))
+                async with asyncio.timeout(min(self._interval, left)):
+                    await answered.wait()
             if answered.is_set():
                 return True
-            if probe and self._probe is not None and not self._probing and left > self._interval:
-                if await self._probe_once():
-                    return True
+            may_probe = probe and self._probe is not None and not self._probing
+            if may_probe and left > self._interval and await self._probe_once():
+                return True
         return answered.is_set()
 
     async def _probe_once(self) -> bool:
@@ -95,7 +98,8 @@ class Recovery:
         self._probing = True
         self.probes += 1
         try:
-            await asyncio.wait_for(self._probe(), self._interval)
+            async with asyncio.timeout(self._interval):
+                await self._probe()
         except Exception:  # still down (refused, timed out, error answer)
             return False
         finally:

@@ -274,7 +274,9 @@ class AmqpSource:
     def unacked(self) -> int:
         """Deliveries of the current connection not acked (yet): the broker redelivers
         them if the connection closes now."""
-        return len(self._received) - sum(1 for tag, _t in self._received if self._tracker.acked(tag))
+        return len(self._received) - sum(
+            1 for tag, _t in self._received if self._tracker.acked(tag)
+        )
 
     async def stop_consuming(self) -> None:
         """Stop taking new messages; in-flight ones can still be settled."""

@@ -97,7 +97,7 @@ class Pipeline:
 
     async def dispatch(self, delivery: Delivery) -> None:
         self._in_flight += 1
-        ticket = Ticket(delivery, self._finished)
+        ticket = Ticket(delivery, self._finished, redelivered=delivery.redelivered)
         now, hour = self._clock()
         try:
             event = decode_message(delivery.body, limits=self._limits, now=now)

@@ -84,8 +84,13 @@ class SearchSink:
     async def _dispatch(self) -> None:
         if not self._batch:
             return
-        batch, self._batch, self._batch_bytes = self._batch, [], 0
+        # The slot first: while every slot retries (search down), the batch stays here,
+        # where `stop` can still resolve it.
         await self._slots.acquire()
+        batch, self._batch, self._batch_bytes = self._batch, [], 0
+        if not batch:
+            self._slots.release()
+            return
         task = asyncio.create_task(self._send(batch), name="search-bulk")
         self._tasks.add(task)
         task.add_done_callback(self._finished)
@@ -180,7 +185,13 @@ class SearchSink:
         """Send what is batched and wait up to `grace` s; the rest resolves RETRY."""
         if self._flusher is not None:
             self._flusher.cancel()
-        await self._dispatch()
+        try:
+            async with asyncio.timeout(grace):
+                await self._dispatch()
+        except TimeoutError:  # every slot busy retrying: no room for the last batch
+            batch, self._batch, self._batch_bytes = self._batch, [], 0
+            for _, record in batch:
+                record.resolve(Outcome.RETRY, "shutdown before search confirmed")
         if self._tasks:
             _, still = await asyncio.wait(set(self._tasks), timeout=grace)
             for task in still:

@@ -17,3 +17,7 @@ AMQP_CONNECTED = Gauge("stacktrail_amqp_connected", "1 while connected to Rabbit
 OLDEST_UNACKED_AGE = Gauge(
     "stacktrail_oldest_unacked_seconds", "Age of the oldest consumed, not yet acked message"
 )
+ARCHIVE_REDELIVERED_SKIPPED = Counter(
+    "stacktrail_archive_redelivered_skipped",
+    "Redelivered records not spooled again: the spool already held them durably",
+)
