@@ -13,6 +13,9 @@ from stacktrail.domain.delivery import Record
 INGESTED_FIELD = "@ingested_at"  # when stacktrail took the event; search-sourced export windows
 PROJECT_FIELD = "@project_id"  # the trail the copy belongs to (an event can be in two)
 TEMPLATE_NAME = "stacktrail-audit"
+# A reduced copy (see `reduced_lines`) keeps the whole event here, as a JSON string that is
+# not indexed; readers give back this event, not the reduced document.
+ORIGINAL_FIELD = "@original"
 
 _PLACEHOLDER = re.compile(r"\{([a-zA-Z_.]+)\}")
 _DATE_PARTS = {
@@ -158,6 +161,65 @@ def index_template_body(template: str) -> dict[str, Any]:
                     INGESTED_FIELD: {"type": "date"},
                     PROJECT_FIELD: _keyword(),
                 },
+                **unmapped_fields_rule(),
             },
         },
     }
+
+
+# --- fields nobody queries, and documents search refuses anyway
+
+
+def unmapped_fields_rule() -> dict[str, Any]:
+    """Only the fields mapped explicitly above are indexed (`dynamic: false`).
+
+    Everything else (attachments' content, tags, vendor extras such as `initiator.host`
+    given as a string) stays in the stored document, returned as it came, but is not
+    indexed and, above all, cannot add a mapping: otherwise the first odd event of a
+    project's month would fix a field's type and search would refuse every normal event
+    after it. Not indexed rather than indexed as the text of its JSON, so the stored
+    document stays exactly the event (the reader and exports return it unchanged).
+    """
+    return {"dynamic": False}
+
+
+_CORE_FIELDS = ("id", "typeURI", "eventType", "action", "outcome", "requestPath")
+_RESOURCE_FIELDS = ("id", "typeURI", "name", "project_id", "domain_id", "domain")
+_REASON_FIELDS = ("reasonCode", "reasonType")
+
+
+def _strings(value: Any, names: tuple[str, ...]) -> dict[str, str]:
+    if not isinstance(value, dict):
+        return {}
+    return {n: value[n] for n in names if isinstance(value.get(n), str)}
+
+
+def reduced_document(body: dict[str, Any]) -> dict[str, Any]:
+    """The queryable CADF core of an event search refused, plus the event as a string.
+
+    Only string values of keyword fields and the event time (checked by the decoder)
+    are copied, so the copy fits the template's mapping whatever the event held.
+    """
+    doc: dict[str, Any] = _strings(body, _CORE_FIELDS)
+    if isinstance(body.get("eventTime"), str):
+        doc["eventTime"] = body["eventTime"]
+    for name in ("initiator", "target", "observer"):
+        part = _strings(body.get(name), _RESOURCE_FIELDS)
+        if part:
+            doc[name] = part
+    reason = _strings(body.get("reason"), _REASON_FIELDS)
+    if reason:
+        doc["reason"] = reason
+    doc[ORIGINAL_FIELD] = orjson.dumps(body).decode()
+    return doc
+
+
+def reduced_lines(record: Record, template: str) -> bytes:
+    """The bulk lines of a record's reduced copy (same index and `_id` as the full one)."""
+    event = record.event
+    doc = reduced_document(event.body)
+    doc[INGESTED_FIELD] = record.ingested_at.isoformat()
+    doc[PROJECT_FIELD] = record.project_id
+    action = {"create": {"_index": index_name(template, record.project_id, event.time)}}
+    action["create"]["_id"] = event.id
+    return orjson.dumps(action) + b"\n" + orjson.dumps(doc) + b"\n"

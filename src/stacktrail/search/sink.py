@@ -16,7 +16,12 @@ from stacktrail.domain.backoff import Backoff, Recovery
 from stacktrail.domain.delivery import Outcome, Record
 from stacktrail.domain.errors import PermanentError, TransientError
 from stacktrail.search.client import SearchClient
-from stacktrail.search.documents import TEMPLATE_NAME, BulkEncoder, index_template_body
+from stacktrail.search.documents import (
+    TEMPLATE_NAME,
+    BulkEncoder,
+    index_template_body,
+    reduced_lines,
+)
 from stacktrail.telemetry import metrics
 
 log = logging.getLogger(__name__)
@@ -170,15 +175,56 @@ class SearchSink:
             self._recovery.succeeded()  # search took documents: waiting batches retry now
         for _, record in done:
             record.resolve(Outcome.DELIVERED)
-        for record, reason in refused:
-            record.resolve(Outcome.REJECTED, reason)
         metrics.SEARCH_INDEXED.inc(len(done))
-        metrics.SEARCH_REJECTED.inc(len(refused))
+        if refused:
+            retry += await self._index_reduced(refused)
         if retry:
             metrics.SEARCH_RETRIES.inc()
             log.warning(
                 "%d of %d documents throttled or failed, will retry", len(retry), len(pending)
             )
+        return retry
+
+    async def _index_reduced(self, refused: list[tuple[Record, str]]) -> list[Entry]:
+        """Index reduced copies of refused documents (the CADF core plus the event as a
+        string, see `reduced_document`): one odd field does not make an event a poison
+        message while the archive keeps it whole. Returns the copies to retry."""
+        entries: list[Entry] = []
+        reasons: dict[int, str] = {}
+        for record, reason in refused:
+            try:
+                entries.append((reduced_lines(record, self._template), record))
+                reasons[id(record)] = reason
+            except Exception as exc:  # an event the encoder took cannot fail here
+                metrics.SEARCH_REJECTED.inc()
+                record.resolve(Outcome.REJECTED, f"{reason}; reduced copy: {exc!r}"[:2000])
+        if not entries:
+            return []
+        try:
+            items = await self._client.bulk(b"".join(line for line, _ in entries), len(entries))
+        except TransientError:
+            return entries  # retried as reduced copies with the batch
+        except Exception as exc:  # refused (or an odd answer): these are dead-lettered
+            items = None
+            failure = str(exc)
+        retry: list[Entry] = []
+        for n, (line, record) in enumerate(entries):
+            item = items[n] if items is not None else None
+            if item is not None and item.delivered:
+                metrics.SEARCH_INDEXED.inc()
+                metrics.SEARCH_REDUCED.inc()
+                log.info(
+                    "event %s indexed as a reduced copy: %s", record.event.id, reasons[id(record)]
+                )
+                record.resolve(Outcome.DELIVERED)
+            elif item is not None and item.transient:
+                retry.append((line, record))
+            else:
+                why = item.error if item is not None else failure
+                metrics.SEARCH_REJECTED.inc()
+                record.resolve(
+                    Outcome.REJECTED, f"{reasons[id(record)]}; the reduced copy too: {why}"[:2000]
+                )
         return retry
 
     async def stop(self, grace: float) -> None:

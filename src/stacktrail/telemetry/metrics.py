@@ -21,3 +21,7 @@ ARCHIVE_REDELIVERED_SKIPPED = Counter(
     "stacktrail_archive_redelivered_skipped",
     "Redelivered records not spooled again: the spool already held them durably",
 )
+SEARCH_REDUCED = Counter(
+    "stacktrail_search_documents_reduced",
+    "Documents search refused whole and took as a reduced copy (CADF core + event as text)",
+)
