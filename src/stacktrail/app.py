@@ -275,6 +275,19 @@ def _readiness(services: Services) -> dict[str, Callable[[], Awaitable[bool]]]:
         return True
 
     checks["acks"] = acks
+
+    async def archive() -> bool:
+        """Not ready while the spool is full (consumption paused) or deliveries have
+        failed longer than STACKTRAIL_ARCHIVE_UNREADY_AFTER."""
+        sink = services.archive
+        if sink is None:
+            return True
+        problem = sink.health(settings.archive_unready_after.total_seconds())
+        if problem:
+            raise RuntimeError(problem)
+        return True
+
+    checks["archive"] = archive
     if settings.search_enabled:
 
         async def search() -> bool:

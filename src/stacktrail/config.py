@@ -201,6 +201,11 @@ class Settings(BaseSettings):
     )
     archive_upload_concurrency: int = Field(4, ge=1, le=64)
     archive_retry_max: Duration = Field(timedelta(minutes=5))
+    archive_unready_after: Duration = Field(
+        timedelta(minutes=5),
+        description="/readyz fails (check `archive`) once archive deliveries have failed "
+        "without a success for this long, or while the spool is full.",
+    )
     archive_probe_interval: Duration = Field(
         timedelta(seconds=1),
         description="While deliveries wait after the store was unreachable, one cheap "

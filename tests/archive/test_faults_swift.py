@@ -8,6 +8,8 @@ from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from prometheus_client import REGISTRY
+
 from stacktrail.archive.sink import ArchiveSink
 from stacktrail.archive.stores.base import Bucket
 from stacktrail.archive.stores.swift import SwiftStore
@@ -26,6 +28,9 @@ from tests.support.sinks import (
 )
 from tests.support.stores import ProjectAdmin
 from tests.support.tcpproxy import TcpProxy
+
+FAILED = {"outcome": "failed"}
+DELIVERED = {"outcome": "delivered"}
 
 
 async def test_uploads_resume_within_two_seconds_of_swift_returning(
@@ -61,6 +66,9 @@ async def test_uploads_resume_within_two_seconds_of_swift_returning(
                 break
             assert time.monotonic() < deadline, "the delivery never backed off"
             await asyncio.sleep(0.1)
+        assert "archive deliveries have failed for" in sink.health(failing_for=1)
+        assert (REGISTRY.get_sample_value("stacktrail_archive_uploads_total", FAILED) or 0) > 0
+        delivered = REGISTRY.get_sample_value("stacktrail_archive_uploads_total", DELIVERED) or 0
         await proxy.start()  # Swift is back
         back = time.monotonic()
         while sink.pending_bytes(project):
@@ -68,6 +76,9 @@ async def test_uploads_resume_within_two_seconds_of_swift_returning(
             await asyncio.sleep(0.05)
         resumed = time.monotonic() - back
         assert resumed <= 2.0, f"uploads resumed {resumed:.1f} s after Swift came back"
+        assert sink.health(failing_for=1) == ""
+        after = REGISTRY.get_sample_value("stacktrail_archive_uploads_total", DELIVERED) or 0
+        assert after > delivered
     finally:
         await sink.stop(1)
         await proxy.stop()

@@ -39,6 +39,7 @@ from stacktrail.domain.delivery import Outcome, Record
 from stacktrail.domain.ledger import DeliveryLedger
 from stacktrail.domain.trail import ArchiveSource, Trail
 from stacktrail.telemetry import metrics
+from stacktrail.telemetry.repeats import Repeats
 
 __all__ = ["ArchiveSink", "FlushSummary", "flush_spool"]
 
@@ -48,6 +49,7 @@ BATCH_WINDOW = 0.002  # seconds the writer waits so concurrent puts share one fs
 BATCH_MAX_BYTES = 8 << 20
 SEAL_CHECK_INTERVAL = 0.5
 WRITE_RETRY = 1.0
+PAUSE_GRACE = 2.0  # a put may wait this long for room before /readyz calls the spool full
 
 
 def _spool(settings: Settings) -> Spool:
@@ -112,6 +114,11 @@ class ArchiveSink:
         self._stopping = False
         self._tasks: list[asyncio.Task[None]] = []
         self._specs: dict[tuple[int, str, date], tuple[Trail, SegmentSpec, str]] = {}
+        self._write_errors = Repeats(log, "archive spool: write failed, retrying every second")
+        self._seal_errors = Repeats(log, "archive spool: sealing failed, retrying")
+        self._paused_since: float | None = None  # a put waits for room in the spool
+        metrics.SPOOL_BYTES.set_function(lambda: self._spool.used_bytes)
+        metrics.SPOOL_OLDEST_AGE.set_function(self.oldest_undelivered_age)
 
     # --- Sink protocol
 
@@ -224,6 +231,26 @@ class ArchiveSink:
         """Bytes of a project's events that are spooled or queued but not yet delivered."""
         return self._spool.pending_bytes(project_id) + self._queued_by_project.get(project_id, 0)
 
+    def oldest_undelivered_age(self) -> float:
+        """Seconds the oldest spooled, undelivered record has waited (0: none)."""
+        segments = self._spool.segments()
+        return max(time.time() - segments[0].created, 0.0) if segments else 0.0
+
+    def health(self, failing_for: float) -> str:
+        """Why the archive is not ready ("" when it is): spool writes fail (a full disk),
+        the spool is full (consumption paused) or deliveries have failed for longer than
+        `failing_for` seconds."""
+        now = time.monotonic()
+        if self._write_errors.failing_for > PAUSE_GRACE:
+            return f"spool writes fail: {self._write_errors.last_message}"
+        paused = self._paused_since
+        if paused is not None and not self._stopping and now - paused > PAUSE_GRACE:
+            return f"spool full: consumption paused for {now - paused:.0f}s"
+        since = self._uploader.failing_since()
+        if since is not None and now - since > failing_for:
+            return f"archive deliveries have failed for {now - since:.0f}s (limit {failing_for:g}s)"
+        return ""
+
     def delivery_backoff(self, project_id: str) -> dict[str, Backoff]:
         """Region -> failures, next attempt and last error of a project's failing deliveries."""
         return self._uploader.backoff(project_id)
@@ -283,9 +310,13 @@ class ArchiveSink:
                     f"share of {self._project_max_bytes} bytes (STACKTRAIL_SPOOL_PROJECT_MAX_BYTES)"
                 )
             if not over and self._fits(size):
+                self._paused_since = None
                 return ""
             self._seal_now = True  # open segments can only drain once sealed
+            if self._paused_since is None:
+                self._paused_since = time.monotonic()
             await self._space_freed.wait()
+        self._paused_since = None
         return ""
 
     async def _writer(self) -> None:
@@ -302,14 +333,16 @@ class ArchiveSink:
             except asyncio.CancelledError:  # stop ran out of time: these resolve RETRY
                 self._queue[:0] = batch
                 raise
-            except Exception:
-                log.exception("archive spool: write failed; retrying in %.0f s", WRITE_RETRY)
+            except Exception as exc:
+                # ENOSPC and the like fail every retry: logged once per state change.
+                self._write_errors.failed(f"{type(exc).__name__}: {exc}", exc_info=exc)
                 self._queue[:0] = batch
                 self._writing = False
                 await asyncio.sleep(WRITE_RETRY)
                 self._wake_writer.set()
                 continue
             self._writing = False
+            self._write_errors.recovered()
             self._idle.set()
             for record, _spec, payload in batch:
                 size = len(payload) + FRAME_OVERHEAD
@@ -359,9 +392,10 @@ class ArchiveSink:
                     sealed = await asyncio.to_thread(self._spool.seal_all)
                 else:
                     sealed = await asyncio.to_thread(self._spool.seal_due)
-            except OSError:
-                log.exception("archive spool: sealing failed; retrying")
+            except OSError as exc:
+                self._seal_errors.failed(f"{type(exc).__name__}: {exc}", exc_info=exc)
                 continue
+            self._seal_errors.recovered()
             if sealed:
                 self._uploader.poke()
 

@@ -38,6 +38,8 @@ from stacktrail.archive.stores.base import Bucket, NoSuchObject, ObjectStore
 from stacktrail.domain.backoff import exponential, jittered
 from stacktrail.domain.errors import ClientError, TransientError
 from stacktrail.domain.ledger import DeliveredObject, DeliveryError, DeliveryLedger
+from stacktrail.telemetry import metrics
+from stacktrail.telemetry.repeats import Repeats
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +69,7 @@ class Backoff:
     transient: bool = False  # the last failure was the store being away (probe-able)
     bucket: Bucket | None = None  # where the probe looks
     since: float = 0.0  # monotonic time of the first failure in this run
+    log: Repeats | None = None  # its failures, logged once per change plus a summary
 
 
 class Uploader:
@@ -223,7 +226,13 @@ class Uploader:
         except Exception as exc:
             await self._failed(seg, region, exc)
         else:
-            if self._backoff.pop(key, None) is not None:
+            metrics.ARCHIVE_UPLOADS.labels(
+                outcome="expired" if delivered is None else "delivered"
+            ).inc()
+            state = self._backoff.pop(key, None)
+            if state is not None:
+                if state.log is not None:
+                    state.log.recovered()
                 self._answered(region)  # the first success ends the region's other delays
             for summary in self._summaries:
                 if delivered is None:
@@ -309,14 +318,12 @@ class Uploader:
             message = f"{type(exc).__name__}: {exc}"
             log.exception("archive: unexpected error delivering segment %s", seg.name)
         state.last_error = message
-        log.warning(
-            "archive: project %s region %s: segment %s not delivered (%s); retry in %.0f s",
-            seg.spec.project_id,
-            region,
-            seg.name,
-            message,
-            delay,
-        )
+        metrics.ARCHIVE_UPLOADS.labels(outcome="failed").inc()
+        if state.log is None:
+            state.log = Repeats(
+                log, f"archive: project {seg.spec.project_id} region {region}: not delivered"
+            )
+        state.log.failed(f"{message} (retries back off up to {self._retry_max:.0f} s)")
         error = DeliveryError(
             project_id=seg.spec.project_id, region=region, message=message, at=datetime.now(UTC)
         )

@@ -23,6 +23,7 @@ from stacktrail.search.documents import (
     reduced_lines,
 )
 from stacktrail.telemetry import metrics
+from stacktrail.telemetry.repeats import Repeats
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +53,7 @@ class SearchSink:
         # they wait) ends all their delays, so indexing resumes right after an outage.
         self._recovery = Recovery(client.ping, RECOVERY_PROBE_INTERVAL)
         self._unreachable = False
+        self._unreachable_log = Repeats(log, "search: bulk requests fail, retrying")
 
     def wants(self, record: Record) -> bool:
         return record.trail.search_enabled
@@ -149,7 +151,7 @@ class SearchSink:
         except TransientError as exc:
             metrics.SEARCH_RETRIES.inc()
             self._unreachable = True
-            log.warning("bulk of %d documents failed, will retry: %s", len(pending), exc)
+            self._unreachable_log.failed(str(exc))
             return pending
         except PermanentError as exc:
             if exc.status == 413 and len(pending) > 1:
@@ -171,6 +173,7 @@ class SearchSink:
                 retry.append(entry)
             else:
                 refused.append((entry[1], f"search rejected the document: {item.error}"))
+        self._unreachable_log.recovered()
         if done or refused:
             self._recovery.succeeded()  # search took documents: waiting batches retry now
         for _, record in done:

@@ -25,3 +25,13 @@ SEARCH_REDUCED = Counter(
     "stacktrail_search_documents_reduced",
     "Documents search refused whole and took as a reduced copy (CADF core + event as text)",
 )
+SPOOL_BYTES = Gauge("stacktrail_spool_bytes", "Bytes in the archive spool (records not delivered)")
+SPOOL_OLDEST_AGE = Gauge(
+    "stacktrail_spool_oldest_undelivered_seconds",
+    "Age of the oldest spooled segment not yet delivered to every region",
+)
+ARCHIVE_UPLOADS = Counter(
+    "stacktrail_archive_uploads",
+    "Archive deliveries of one segment to one region, by outcome",
+    ["outcome"],
+)
