@@ -53,3 +53,38 @@ async def test_indexing_resumes_within_two_seconds_of_search_returning(
         await proxy.stop()
     index = index_name(index_template, project, BEFORE_MIDNIGHT)
     assert await search.wait_for_count(search_url, index, len(events)) == len(events)
+
+
+async def test_a_start_while_search_is_down_does_not_block_the_process(
+    search_url: str, index_template: str
+) -> None:
+    """Before: start retried the index template for ever, so a process restarted while
+    search was down consumed nothing (the archive neither) and ignored SIGTERM."""
+    target = urlsplit(search_url)
+    proxy = TcpProxy(target.hostname or "127.0.0.1", target.port or 80)  # not started
+    settings = Settings(
+        search_url=f"http://{proxy.address}",
+        search_index_template=index_template,
+        search_flush_interval="50ms",
+    )
+    sink = SearchSink(SearchClient.from_settings(settings), settings)
+    started = time.monotonic()
+    await asyncio.wait_for(sink.start(), 15)
+    assert time.monotonic() - started < 8
+    project = uuid.uuid4().hex
+    trail = make_trail(project, "unused")
+    events = [make_event(project, BEFORE_MIDNIGHT, i) for i in range(10)]
+    acks = Acks()
+    try:
+        for event in events:
+            await sink.put(acks.record(trail, event))
+        await asyncio.sleep(1)
+        assert not acks.outcomes  # they wait for the template, nothing is refused
+        await proxy.start()
+        await acks.wait(len(events))
+        assert set(acks.outcomes.values()) == {Outcome.DELIVERED}
+    finally:
+        await sink.stop(5)
+        await proxy.stop()
+    index = index_name(index_template, project, BEFORE_MIDNIGHT)
+    assert await search.wait_for_count(search_url, index, len(events)) == len(events)

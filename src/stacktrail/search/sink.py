@@ -8,6 +8,7 @@ the unacked messages reach the prefetch limit and the broker stops delivering.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 
@@ -30,6 +31,7 @@ log = logging.getLogger(__name__)
 Entry = tuple[bytes, Record]
 
 RECOVERY_PROBE_INTERVAL = 0.5  # seconds between pings while batches wait to retry
+TEMPLATE_FIRST_WAIT = 5.0  # seconds start waits for the template before going on
 
 
 class SearchSink:
@@ -48,6 +50,9 @@ class SearchSink:
         self._batch_started = 0.0
         self._tasks: set[asyncio.Task[None]] = set()
         self._flusher: asyncio.Task[None] | None = None
+        self._installer: asyncio.Task[None] | None = None
+        self._template_ready = asyncio.Event()  # unset only while `start` installs it
+        self._template_ready.set()
         self._stopped = asyncio.Event()
         # Shared by every batch in retry: the first bulk that goes through (or a ping while
         # they wait) ends all their delays, so indexing resumes right after an outage.
@@ -59,19 +64,30 @@ class SearchSink:
         return record.trail.search_enabled
 
     async def start(self) -> None:
-        """Install the index template, waiting for the cluster if it is not up yet."""
+        """Install the index template; if search is not up yet, keep trying in the
+        background: bulk requests wait for it, while the process consumes (the archive
+        takes its copies) and still answers SIGTERM."""
+        self._template_ready = asyncio.Event()
+        self._installer = asyncio.create_task(self._install_template(), name="search-template")
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(TEMPLATE_FIRST_WAIT):
+                await self._template_ready.wait()
+        self._flusher = asyncio.create_task(self._flush_loop(), name="search-flush")
+
+    async def _install_template(self) -> None:
         backoff = Backoff(cap=10.0)
         body = index_template_body(self._template)
+        errors = Repeats(log, "search not ready: the index template is not installed yet")
         while True:
             try:
                 await self._client.put_index_template(TEMPLATE_NAME, body)
                 break
             except TransientError as exc:
-                delay = backoff.next_delay()
-                log.warning("search not ready (%s); retrying in %.1f s", exc, delay)
-                await asyncio.sleep(delay)
+                errors.failed(str(exc))
+                await self._recovery.wait(backoff.next_delay())
+        errors.recovered()
         log.info("search sink ready: index template %r installed", TEMPLATE_NAME)
-        self._flusher = asyncio.create_task(self._flush_loop(), name="search-flush")
+        self._template_ready.set()
 
     async def put(self, record: Record) -> None:
         try:
@@ -118,6 +134,7 @@ class SearchSink:
         pending = batch
         backoff = Backoff()
         try:
+            await self._template_ready.wait()  # no document before its mapping
             while pending:
                 before = len(pending)
                 self._unreachable = False
@@ -234,6 +251,8 @@ class SearchSink:
         """Send what is batched and wait up to `grace` s; the rest resolves RETRY."""
         if self._flusher is not None:
             self._flusher.cancel()
+        if self._installer is not None:
+            self._installer.cancel()
         try:
             async with asyncio.timeout(grace):
                 await self._dispatch()
