@@ -46,7 +46,7 @@ from stacktrail.search.documents import index_name  # noqa: E402
 # A pipeline in its own process (kill -9 needs one): both sinks, the file store.
 CHILD = textwrap.dedent(
     """
-    import asyncio, json, signal, sys
+    import asyncio, json, logging, signal, sys
     from stacktrail.app import run_pipeline
     from stacktrail.archive.sink import ArchiveSink
     from stacktrail.archive.stores import open_store
@@ -57,6 +57,7 @@ CHILD = textwrap.dedent(
     from stacktrail.search.sink import SearchSink
 
     async def main():
+        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s %(message)s")
         settings = Settings(**json.loads(sys.argv[1]))
         stop = asyncio.Event()
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
@@ -124,17 +125,25 @@ class Stack:
             "search_url": f"http://{self.search.address}",
         }
 
-    async def spawn(self) -> None:
+    async def spawn(self, worker: str = "") -> asyncio.subprocess.Process:
+        """A pipeline process; `worker` names a second one with its own spool."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("STACKTRAIL_")}
-        self.child = await asyncio.create_subprocess_exec(
+        values = self.settings()
+        if worker:
+            values["spool_dir"] = str(self.work / f"spool-{worker}")
+            values["archive_worker"] = worker
+        child = await asyncio.create_subprocess_exec(
             sys.executable,
             "-c",
             CHILD,
-            json.dumps(self.settings()),
+            json.dumps(values),
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=_append(self.work / "child.log"),
         )
+        if not worker:
+            self.child = child
+        return child
 
     async def kill(self, sig: int = signal.SIGKILL) -> None:
         if self.child is not None and self.child.returncode is None:
@@ -263,6 +272,28 @@ async def kill9(stack: Stack, count: int, kills: int) -> Row:
     return await stack.count(row, ids, lambda: _drain_archive(stack))
 
 
+async def two_consumers(stack: Stack, count: int, kills: int) -> Row:
+    """Two workers on one queue, each with its own spool; one is killed -9 again and again.
+    The survivor gets the dead one's unacked window and cannot know its spooled ids."""
+    ids, bodies = stack.events(count, "two")
+    other = await stack.spawn("second")
+    await stack.spawn()
+    await stack.consuming()
+    publisher = asyncio.create_task(publish(stack.amqp_url, bodies))
+    for _ in range(kills):
+        await asyncio.sleep(0.6)
+        await stack.kill()
+        await stack.spawn()
+    await publisher
+    await stack.settled(count)
+    await stack.kill(signal.SIGTERM)
+    other.send_signal(signal.SIGTERM)
+    await asyncio.wait_for(other.wait(), 60)
+    row = Row(f"two consumers, kill -9 x {kills}", count)
+    row.other = f"window: prefetch {stack.values['amqp_prefetch']} per worker"
+    return await stack.count(row, ids, lambda: _drain_archive(stack))
+
+
 async def broker_cuts(stack: Stack, count: int, cuts: int) -> Row:
     ids, bodies = stack.events(count, "cut")
     await stack.spawn()
@@ -379,6 +410,7 @@ async def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="stacktrail-faults-"))
     scenarios: dict[str, Callable[[Stack], Awaitable[Row]]] = {
         "kill9": lambda s: kill9(s, args.count, args.kills),
+        "two": lambda s: two_consumers(s, args.count, args.kills),
         "broker": lambda s: broker_cuts(s, args.count, args.cuts),
         "sigterm": lambda s: sigterm_search_down(s, args.count, args.stops),
         "search-back": lambda s: search_back(s, args.count, args.outage),
