@@ -299,7 +299,12 @@ async def run_pipeline(
     if stats is not None:
         with contextlib.suppress(Exception):
             await pipeline.flush_stats(stats)
-    log.info("pipeline stopped (%d messages left unacked for redelivery)", pipeline.in_flight)
+    # Messages whose records resolved RETRY (search down at the stop) are finished for
+    # the pipeline but not acked: the source counts what really goes back to the queue.
+    log.info(
+        "pipeline stopped (%d messages left unacked for redelivery)",
+        source.left_unacked,
+    )
 
 
 def _readiness(services: Services) -> dict[str, Callable[[], Awaitable[bool]]]:
@@ -334,9 +339,21 @@ def _readiness(services: Services) -> dict[str, Callable[[], Awaitable[bool]]]:
             return True
 
         checks["keystone"] = service_credentials
-    archive = _archive_probe(settings, keystone)
-    if archive is not None:
-        checks["archive"] = archive
+    store_probe = _archive_probe(settings, keystone)
+
+    async def archive() -> bool:
+        """The store answers (see `_archive_probe`), and the archive sink is not stuck:
+        not ready while the spool is full (consumption paused) or deliveries have failed
+        longer than STACKTRAIL_ARCHIVE_UNREADY_AFTER."""
+        if store_probe is not None:
+            await store_probe()
+        sink = services.archive
+        problem = sink.health(settings.archive_unready_after.total_seconds()) if sink else ""
+        if problem:
+            raise RuntimeError(problem)
+        return True
+
+    checks["archive"] = archive
     if settings.search_enabled:
 
         async def search() -> bool:

@@ -274,6 +274,12 @@ class Settings(BaseSettings):
         "its new events are dead-lettered with the reason, so one broken destination "
         "cannot fill the spool for everyone (keep it well below the spool bound).",
     )
+    spool_seen_ids: int = Field(
+        100_000,
+        ge=2,
+        description="Ids of recently spooled records kept (in the spool directory) so a "
+        "redelivered message already durable in the spool is not archived twice.",
+    )
     archive_enabled: bool = True
     archive_store: ArchiveStore = Field(
         ArchiveStore.FILE, description="Where archives go: file, swift or s3."
@@ -309,6 +315,16 @@ class Settings(BaseSettings):
         timedelta(minutes=1),
         description="At most one INFO line per this interval sums up the archive "
         "deliveries (objects, events, projects, failures).",
+    )
+    archive_unready_after: Duration = Field(
+        timedelta(minutes=5),
+        description="/readyz fails (check `archive`) once archive deliveries have failed "
+        "without a success for this long, or while the spool is full.",
+    )
+    archive_probe_interval: Duration = Field(
+        timedelta(seconds=1),
+        description="While deliveries wait after the store was unreachable, one cheap "
+        "request per region probes it this often; an answer ends their delays.",
     )
     shutdown_grace: Duration = Field(
         timedelta(seconds=20), description="Time SIGTERM allows to finish deliveries."

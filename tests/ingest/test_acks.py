@@ -46,3 +46,57 @@ def test_every_finished_tag_is_acked_once_and_open_ones_never(
     acked.extend(tracker.take_rest())
     assert sorted(acked) == sorted(t for t in order if t != never)
     assert never not in acked
+
+
+def test_a_round_acks_finished_tags_beyond_an_open_one() -> None:
+    """One message in retry does not hold the ones after it: they are acked singly."""
+    tracker = AckTracker()
+    for tag in (2, 3, 5):
+        tracker.done(tag)
+    first = tracker.take_round()
+    assert (first.upto, first.singles, first.count) == (None, [2, 3, 5], 3)
+    assert tracker.take_round().count == 0  # nothing acked twice
+    tracker.done(1)
+    tracker.done(4)
+    # 1 closes the gap; the frame names 4 (the highest unacked tag of the run), never an
+    # already acked one such as 5 (RabbitMQ refuses an unknown tag), and counts only 1 and 4.
+    second = tracker.take_round()
+    assert (second.upto, second.singles, second.count) == (4, [], 2)
+    assert tracker.acked_upto == 5
+    tracker.done(6)
+    assert tracker.take_round().upto == 6
+
+
+@given(
+    st.permutations(list(range(1, 60))),
+    st.sets(st.integers(min_value=1, max_value=59), max_size=5),
+    st.integers(min_value=1, max_value=7),
+)
+def test_rounds_ack_each_finished_tag_exactly_once(
+    order: list[int], never: set[int], every: int
+) -> None:
+    """Whatever the order and however often rounds run: every finished tag is settled
+    once, an open tag never; a multiple frame never names a tag acked before."""
+    tracker = AckTracker()
+    acked: set[int] = set()
+    settled = 0
+
+    def round_() -> None:
+        nonlocal settled
+        done = tracker.take_round()
+        if done.upto is not None:
+            assert done.upto not in acked
+            acked.update(t for t in range(1, done.upto + 1) if t not in never)
+        for tag in done.singles:
+            assert tag not in acked
+            acked.add(tag)
+        settled += done.count
+
+    for i, tag in enumerate(order):
+        if tag not in never:
+            tracker.done(tag)
+        if i % every == 0:
+            round_()
+    round_()
+    assert acked == set(order) - never
+    assert settled == len(acked)

@@ -77,11 +77,13 @@ async def test_a_sink_raising_after_the_record_was_counted_dead_letters_the_mess
     pipeline = Pipeline(source, Router(DefaultTrails(Settings())), sinks)  # type: ignore[arg-type]
     await pipeline.dispatch(delivery(1, make_notification(initiator_project=PROJECT)))
     await pipeline.dispatch(delivery(2, b"not json"))
+    # The dead letter says another sink kept the event (a replay must not duplicate it).
     assert source.outcomes[1] == (
         Outcome.REJECTED,
-        "internal error: breaks sink: KeyError('a bug')",
+        "internal error: breaks sink: KeyError('a bug') [1 other sink copies were delivered]",
     )
     assert source.outcomes[2][0] is Outcome.REJECTED
+    assert "other sink copies" not in source.outcomes[2][1]  # nothing was kept
     assert pipeline.in_flight == 0  # nothing waits for a record that never resolves
 
 

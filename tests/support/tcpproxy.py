@@ -1,7 +1,10 @@
-"""A TCP relay in front of a real server, to cut and restore the connection in tests.
+"""A TCP relay in front of a real server, to cut, black-hole or delay it in tests.
 
-Not a fake: every byte goes to the real server; `stop()` makes it unreachable (refuses
-new connections and drops open ones) and `start()` brings it back on the same port.
+Not a fake: every byte goes to the real server. `stop()` cuts it (refuses new
+connections and drops open ones) and `start()` brings it back on the same port;
+`black_hole()` keeps connections open but forwards nothing either way (a peer that
+vanished without a reset: only timeouts notice); `delay(s)` adds latency to every chunk;
+`clear()` ends both. Only the relay changes: the server behind it (shared) is untouched.
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ class TcpProxy:
         self.port = free_port()
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
+        self._black_hole = False
+        self._delay = 0.0
 
     @property
     def address(self) -> str:
@@ -31,6 +36,16 @@ class TcpProxy:
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._handle, "127.0.0.1", self.port)
+
+    def black_hole(self) -> None:
+        self._black_hole = True
+
+    def delay(self, seconds: float) -> None:
+        self._delay = seconds
+
+    def clear(self) -> None:
+        self._black_hole = False
+        self._delay = 0.0
 
     async def stop(self) -> None:
         if self._server is not None:
@@ -51,6 +66,10 @@ class TcpProxy:
         async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
             with contextlib.suppress(OSError, asyncio.CancelledError):
                 while data := await src.read(65536):
+                    if self._black_hole:
+                        continue  # swallowed: the other side waits for ever
+                    if self._delay:
+                        await asyncio.sleep(self._delay)
                     dst.write(data)
                     await dst.drain()
             dst.transport.abort()

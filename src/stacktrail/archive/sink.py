@@ -30,7 +30,7 @@ from datetime import date
 import orjson
 
 from stacktrail.archive.layout import InvalidName, check_spec, spec_delete_at, worker_name
-from stacktrail.archive.spool import SegmentSpec, Spool
+from stacktrail.archive.spool import SeenIds, Segment, SegmentSpec, Spool
 from stacktrail.archive.spool.framing import FRAME_OVERHEAD
 from stacktrail.archive.stores.base import ObjectStore
 from stacktrail.archive.uploader import Backoff, DeleteAt, Destination, FlushSummary, Uploader
@@ -40,6 +40,7 @@ from stacktrail.domain.directory import TrailDirectory
 from stacktrail.domain.ledger import DeliveryLedger
 from stacktrail.domain.trail import ArchiveSource, Trail
 from stacktrail.telemetry import metrics
+from stacktrail.telemetry.repeats import Repeats
 
 __all__ = ["ArchiveSink", "FlushSummary", "flush_spool"]
 
@@ -49,6 +50,7 @@ BATCH_WINDOW = 0.002  # seconds the writer waits so concurrent puts share one fs
 BATCH_MAX_BYTES = 8 << 20
 SEAL_CHECK_INTERVAL = 0.5
 WRITE_RETRY = 1.0
+PAUSE_GRACE = 2.0  # a put may wait this long for room before /readyz calls the spool full
 
 
 def _spool(settings: Settings) -> Spool:
@@ -75,6 +77,7 @@ def _uploader(
         worker=worker_name(settings),
         concurrency=settings.archive_upload_concurrency,
         retry_max=settings.archive_retry_max.total_seconds(),
+        probe_interval=settings.archive_probe_interval.total_seconds(),
         delete_at=delete_at,
         on_deleted=on_deleted.set if on_deleted is not None else lambda: None,
         on_failed=on_deleted.set if on_deleted is not None else lambda: None,
@@ -101,6 +104,7 @@ class ArchiveSink:
         """`directory`: the live trails, so spooled data follows a changed destination."""
         self._default_regions = tuple(settings.archive_regions)
         self._spool = _spool(settings)
+        self._seen = SeenIds(settings.spool_dir, settings.spool_seen_ids)
         self._project_max_bytes = settings.spool_project_max_bytes
         self._space_freed = asyncio.Event()
         self._uploader = _uploader(
@@ -122,18 +126,17 @@ class ArchiveSink:
         self._stopping = False
         self._tasks: list[asyncio.Task[None]] = []
         self._specs: dict[tuple[int, str, date], tuple[Trail, SegmentSpec, str]] = {}
+        self._write_errors = Repeats(log, "archive spool: write failed, retrying every second")
+        self._seal_errors = Repeats(log, "archive spool: sealing failed, retrying")
+        self._paused_since: float | None = None  # a put waits for room in the spool
         metrics.SPOOL_BYTES.set_function(lambda: self._spool.used_bytes)
-        metrics.OLDEST_UNDELIVERED_AGE.set_function(self._oldest_undelivered_age)
-
-    def _oldest_undelivered_age(self) -> float:
-        """Seconds since the oldest spooled segment was started (0: the spool is empty)."""
-        segments = self._spool.segments()
-        return max(0.0, time.time() - segments[0].created) if segments else 0.0
+        metrics.SPOOL_OLDEST_AGE.set_function(self.oldest_undelivered_age)
 
     # --- Sink protocol
 
     async def start(self) -> None:
         report = await asyncio.to_thread(self._spool.open)
+        await asyncio.to_thread(self._seen.open)
         if report.recovered or report.sealed or report.corrupt:
             log.info(
                 "archive spool: %d segment(s) recovered (%d cut), %d sealed waiting, %d set aside",
@@ -158,6 +161,11 @@ class ArchiveSink:
     async def put(self, record: Record) -> None:
         if self._stopping:
             record.resolve(Outcome.RETRY, "archive sink is stopping")
+            return
+        if record.ticket.redelivered and (record.project_id, record.event.id) in self._seen:
+            # Durable in the spool (or delivered) before its message went back to the queue.
+            metrics.ARCHIVE_REDELIVERED_SKIPPED.inc()
+            record.resolve(Outcome.DELIVERED)
             return
         spec, problem = self._spec(record)
         if problem:
@@ -213,6 +221,7 @@ class ArchiveSink:
             )
         finally:
             await self._uploader.aclose()
+            self._seen.close()
             await asyncio.to_thread(self._spool.close)
 
     # --- operations
@@ -237,6 +246,26 @@ class ArchiveSink:
     def retry_now(self, project_id: str) -> int:
         """Deliver the project's waiting segments now (ends their backoff)."""
         return self._uploader.retry_now(project_id)
+
+    def oldest_undelivered_age(self) -> float:
+        """Seconds the oldest spooled, undelivered record has waited (0: none)."""
+        segments = self._spool.segments()
+        return max(time.time() - segments[0].created, 0.0) if segments else 0.0
+
+    def health(self, failing_for: float) -> str:
+        """Why the archive is not ready ("" when it is): spool writes fail (a full disk),
+        the spool is full (consumption paused) or deliveries have failed for longer than
+        `failing_for` seconds."""
+        now = time.monotonic()
+        if self._write_errors.failing_for > PAUSE_GRACE:
+            return f"spool writes fail: {self._write_errors.last_message}"
+        paused = self._paused_since
+        if paused is not None and not self._stopping and now - paused > PAUSE_GRACE:
+            return f"spool full: consumption paused for {now - paused:.0f}s"
+        since = self._uploader.failing_since()
+        if since is not None and now - since > failing_for:
+            return f"archive deliveries have failed for {now - since:.0f}s (limit {failing_for:g}s)"
+        return ""
 
     def delivery_backoff(self, project_id: str) -> dict[str, Backoff]:
         """Region -> failures, next attempt and last error of a project's failing deliveries."""
@@ -297,9 +326,13 @@ class ArchiveSink:
                     f"share of {self._project_max_bytes} bytes (STACKTRAIL_SPOOL_PROJECT_MAX_BYTES)"
                 )
             if not over and self._fits(size):
+                self._paused_since = None
                 return ""
             self._seal_now = True  # open segments can only drain once sealed
+            if self._paused_since is None:
+                self._paused_since = time.monotonic()
             await self._space_freed.wait()
+        self._paused_since = None
         return ""
 
     async def _writer(self) -> None:
@@ -312,20 +345,20 @@ class ArchiveSink:
                 continue
             self._writing = True
             try:
-                sealed = await asyncio.to_thread(
-                    self._spool.write, [(spec, payload) for _r, spec, payload in batch]
-                )
+                sealed = await asyncio.to_thread(self._write, batch)
             except asyncio.CancelledError:  # stop ran out of time: these resolve RETRY
                 self._queue[:0] = batch
                 raise
-            except Exception:
-                log.exception("archive spool: write failed; retrying in %.0f s", WRITE_RETRY)
+            except Exception as exc:
+                # ENOSPC and the like fail every retry: logged once per state change.
+                self._write_errors.failed(f"{type(exc).__name__}: {exc}", exc_info=exc)
                 self._queue[:0] = batch
                 self._writing = False
                 await asyncio.sleep(WRITE_RETRY)
                 self._wake_writer.set()
                 continue
             self._writing = False
+            self._write_errors.recovered()
             self._idle.set()
             for record, _spec, payload in batch:
                 size = len(payload) + FRAME_OVERHEAD
@@ -344,6 +377,15 @@ class ArchiveSink:
                 self._uploader.poke()
             if self._queue:
                 self._wake_writer.set()
+
+    def _write(self, batch: list[tuple[Record, SegmentSpec, bytes]]) -> list[Segment]:
+        """Spool a batch durably, then note its ids (see spool/seen.py); in a thread."""
+        sealed = self._spool.write([(spec, payload) for _r, spec, payload in batch])
+        try:
+            self._seen.add((r.project_id, r.event.id) for r, _s, _p in batch)
+        except OSError as exc:  # the records are durable; only de-duplication suffers
+            log.warning("archive spool: could not note spooled ids: %s", exc)
+        return sealed
 
     def _take_batch(self) -> list[tuple[Record, SegmentSpec, bytes]]:
         total = 0
@@ -366,9 +408,10 @@ class ArchiveSink:
                     sealed = await asyncio.to_thread(self._spool.seal_all)
                 else:
                     sealed = await asyncio.to_thread(self._spool.seal_due)
-            except OSError:
-                log.exception("archive spool: sealing failed; retrying")
+            except OSError as exc:
+                self._seal_errors.failed(f"{type(exc).__name__}: {exc}", exc_info=exc)
                 continue
+            self._seal_errors.recovered()
             if sealed:
                 self._uploader.poke()
 

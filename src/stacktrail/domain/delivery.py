@@ -31,10 +31,25 @@ class Outcome(IntEnum):
 class Ticket:
     """Tracks the records one source message produced until all are resolved."""
 
-    __slots__ = ("_on_done", "_pending", "_sealed", "outcome", "reason", "tag")
+    __slots__ = (
+        "_on_done",
+        "_pending",
+        "_sealed",
+        "delivered",
+        "outcome",
+        "reason",
+        "redelivered",
+        "tag",
+    )
 
-    def __init__(self, tag: object, on_done: Callable[[Ticket], None]) -> None:
+    def __init__(
+        self, tag: object, on_done: Callable[[Ticket], None], *, redelivered: bool = False
+    ) -> None:
         self.tag = tag
+        # The source delivered this message before (it went back to the queue unacked):
+        # a sink that already made its record durable skips it.
+        self.redelivered = redelivered
+        self.delivered = 0  # records resolved DELIVERED: a dead letter says they were kept
         self._on_done = on_done
         self._pending = 0
         self._sealed = False
@@ -59,6 +74,8 @@ class Ticket:
     def resolve(self, outcome: Outcome, reason: str = "") -> None:
         if self._pending <= 0:
             raise RuntimeError("ticket resolved more often than records were added")
+        if outcome is Outcome.DELIVERED:
+            self.delivered += 1
         if outcome > self.outcome:
             self.outcome = outcome
             self.reason = reason

@@ -1,45 +1,85 @@
 """Which delivery tags can be acked, and how cheaply (pure logic).
 
-Messages finish out of order (a small message may be indexed before a large one). Tags
-on one channel are consecutive, so the longest finished prefix is acked with one
-`basic.ack(multiple=True)` frame instead of one frame per message.
+Messages finish out of order (a small message may be indexed before a large one, a batch
+in retry holds a few old ones). Tags on one channel are consecutive, so the longest
+finished prefix is acked with one `basic.ack(multiple=True)` frame; finished tags beyond
+a gap are acked one by one in the same round, so a message that waits never holds the
+ones after it unacked (a full prefetch window would stop the broker delivering).
 """
 
 from __future__ import annotations
 
 import heapq
+from dataclasses import dataclass, field
+
+
+@dataclass(slots=True)
+class AckRound:
+    """What to ack now: `upto` with multiple=True (None: no such frame), then each single.
+
+    `count` is how many messages the round settles (for the acked metric)."""
+
+    upto: int | None = None
+    singles: list[int] = field(default_factory=list)
+    count: int = 0
 
 
 class AckTracker:
     def __init__(self) -> None:
         self._acked_upto = 0  # every tag <= this has been acked
-        self._done: list[int] = []  # finished tags above the prefix (min-heap)
+        self._done: list[int] = []  # finished, not yet acked tags above the prefix (min-heap)
         self._done_set: set[int] = set()
+        self._singles: set[int] = set()  # acked one by one above the prefix
 
     @property
     def acked_upto(self) -> int:
         return self._acked_upto
 
+    def acked(self, tag: int) -> bool:
+        return tag <= self._acked_upto or tag in self._singles
+
     def done(self, tag: int) -> None:
-        if tag <= self._acked_upto or tag in self._done_set:
+        if self.acked(tag) or tag in self._done_set:
             raise ValueError(f"delivery tag {tag} finished twice")
         heapq.heappush(self._done, tag)
         self._done_set.add(tag)
 
-    def take_prefix(self) -> int | None:
-        """The highest tag to ack with multiple=True, or None when the prefix did not grow."""
+    def _advance(self) -> tuple[int | None, int]:
+        """Move the prefix over finished and singly acked tags.
+
+        Returns the tag for the multiple=True frame and how many tags it settles. The
+        frame names the highest *unacked* finished tag of the run: RabbitMQ refuses a
+        multiple ack whose own tag it no longer knows (precondition failed)."""
         upto = self._acked_upto
-        while self._done and self._done[0] == upto + 1:
-            upto = heapq.heappop(self._done)
-            self._done_set.discard(upto)
-        if upto == self._acked_upto:
-            return None
+        frame: int | None = None
+        count = 0
+        while True:
+            if self._done and self._done[0] == upto + 1:
+                upto = frame = heapq.heappop(self._done)
+                self._done_set.discard(upto)
+                count += 1
+            elif upto + 1 in self._singles:
+                upto += 1
+                self._singles.discard(upto)
+            else:
+                break
         self._acked_upto = upto
-        return upto
+        return frame, count
+
+    def take_prefix(self) -> int | None:
+        """The tag to ack with multiple=True, or None when no finished tag joined the prefix."""
+        return self._advance()[0]
 
     def take_rest(self) -> list[int]:
         """Finished tags beyond a gap (a message left unfinished); acked one by one."""
         rest = sorted(self._done)
         self._done.clear()
         self._done_set.clear()
+        self._singles.update(rest)
         return rest
+
+    def take_round(self) -> AckRound:
+        """Everything finished: the prefix as one frame, the tags beyond a gap singly."""
+        upto, count = self._advance()
+        singles = self.take_rest()
+        return AckRound(upto=upto, singles=singles, count=count + len(singles))

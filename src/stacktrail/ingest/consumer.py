@@ -49,6 +49,7 @@ class Delivery:
     # known once decoded, for the log lines about this message
     event_id: str | None = None
     project_id: str | None = None
+    redelivered: bool = False  # the broker delivered it before (to us or another consumer)
 
 
 def redact(url: str) -> str:
@@ -71,13 +72,14 @@ class AmqpSource:
         self._publisher: AmqpChannel | None = None
         self._consumer_tag: str | None = None
         self._tracker = AckTracker()
-        # Receive times of the unacked deliveries, oldest first: tags on a channel are
-        # consecutive from 1, so the head is the delivery the ack prefix waits for.
-        self._received: deque[float] = deque()
+        # (tag, receive time) of the unacked deliveries, oldest first; acked ones leave
+        # from the head after each ack round, so the head is the oldest one still waiting.
+        self._received: deque[tuple[int, float]] = deque()
         self._pending_dead: set[asyncio.Task[None]] = set()
         self._connected = asyncio.Event()
         self._consuming = True
         self._consumed = 0  # counted here, added to the metric once per ack round
+        self.left_unacked = 0  # at close: deliveries the broker gets back for redelivery
         self.on_delivery: Callable[[Delivery], None] = lambda d: None
         metrics.OLDEST_UNACKED_AGE.set_function(self.oldest_unacked_age)
 
@@ -88,7 +90,7 @@ class AmqpSource:
         signal that acks stalled (readiness).
         """
         received = self._received
-        return monotonic() - received[0] if received else 0.0
+        return monotonic() - received[0][1] if received else 0.0
 
     @property
     def connected(self) -> bool:
@@ -186,7 +188,7 @@ class AmqpSource:
             _channel: object, method: Basic.Deliver, properties: pika.BasicProperties, body: bytes
         ) -> None:
             self._consumed += 1
-            received.append(monotonic())
+            received.append((method.delivery_tag, monotonic()))
             deliver(
                 Delivery(
                     body=body,
@@ -195,6 +197,7 @@ class AmqpSource:
                     exchange=method.exchange or "",
                     routing_key=method.routing_key or "",
                     headers=properties.headers or {},
+                    redelivered=bool(method.redelivered),
                 )
             )
 
@@ -293,17 +296,29 @@ class AmqpSource:
         channel = self._channel
         if channel is None or not channel.is_open:
             return
-        before = self._tracker.acked_upto
-        upto = self._tracker.take_prefix()
-        if upto is not None:
-            channel.raw.basic_ack(upto, multiple=True)
-            metrics.ACKED.inc(upto - before)
-            for _ in range(min(upto - before, len(self._received))):
-                self._received.popleft()
-        if everything:
-            for tag in self._tracker.take_rest():
-                channel.raw.basic_ack(tag)
-                metrics.ACKED.inc()
+        # Every round acks everything finished: the prefix as one multiple=True frame,
+        # finished tags beyond an unfinished one singly, so one message in retry never
+        # holds the prefetch window full (`everything` is kept for callers; always so).
+        del everything
+        tracker = self._tracker
+        done = tracker.take_round()
+        if done.upto is not None:
+            channel.raw.basic_ack(done.upto, multiple=True)
+        for tag in done.singles:
+            channel.raw.basic_ack(tag)
+        if done.count:
+            metrics.ACKED.inc(done.count)
+            received = self._received
+            while received and tracker.acked(received[0][0]):
+                received.popleft()
+
+    @property
+    def unacked(self) -> int:
+        """Deliveries of the current connection not acked (yet): the broker redelivers
+        them if the connection closes now."""
+        return len(self._received) - sum(
+            1 for tag, _t in self._received if self._tracker.acked(tag)
+        )
 
     async def stop_consuming(self) -> None:
         """Stop taking new messages; in-flight ones can still be settled."""
@@ -320,6 +335,7 @@ class AmqpSource:
         if self._pending_dead:
             await asyncio.wait(set(self._pending_dead), timeout=10)
         await self.flush_acks(everything=True)
+        self.left_unacked = self.unacked if self._channel is not None else 0
         if self._connection is not None:
             await self._connection.close()
         self._connection = None

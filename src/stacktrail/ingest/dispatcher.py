@@ -87,7 +87,12 @@ class Pipeline:
         self._in_flight -= 1
         delivery = ticket.tag
         assert isinstance(delivery, Delivery)
-        self._source.settle(delivery, ticket.outcome, ticket.reason)
+        reason = ticket.reason
+        if ticket.outcome is Outcome.REJECTED and ticket.delivered:
+            # Another sink (the archive, or search for another trail) kept a copy: the
+            # dead letter says so, so a replay does not archive the event twice.
+            reason = f"{reason} [{ticket.delivered} other sink copies were delivered]"
+        self._source.settle(delivery, ticket.outcome, reason)
 
     async def run(self) -> None:
         """Dispatch deliveries until cancelled."""
@@ -102,7 +107,7 @@ class Pipeline:
 
     async def dispatch(self, delivery: Delivery) -> None:
         self._in_flight += 1
-        ticket = Ticket(delivery, self._finished)
+        ticket = Ticket(delivery, self._finished, redelivered=delivery.redelivered)
         now, hour = self._clock()
         try:
             event = decode_message(delivery.body, limits=self._limits, now=now)

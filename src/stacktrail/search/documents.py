@@ -39,6 +39,9 @@ TIMESTAMP_FIELD = "@timestamp"  # shared layout: the event time (data streams ne
 PENDING = "pending"  # pycadf's outcome of a request whose response is still to come
 TEMPLATE_PREFIX = "stacktrail-"
 DEFAULT_MAX_RESULT_WINDOW = 20000  # Hermes pages up to 20000 hits
+# A reduced copy (see `reduced_lines`) keeps the whole event here, as a JSON string that is
+# not indexed; readers give back this event, not the reduced document.
+ORIGINAL_FIELD = "@original"
 
 _PLACEHOLDER = re.compile(r"\{([a-zA-Z_.]+)\}")
 _DATE_PARTS = {
@@ -225,6 +228,29 @@ class BulkEncoder:
             )
         )
 
+    def reduced_lines(self, record: Record) -> bytes:
+        """The bulk lines of a record's reduced copy (see `reduced_document`): the same
+        index, `_id` and stamps as `lines`, so it answers every query the full one would
+        on the CADF core."""
+        event = record.event
+        doc = reduced_document(hermes_view(event.body))
+        doc[INGESTED_FIELD] = record.ingested_at.isoformat()
+        doc[PROJECT_FIELD] = record.project_id
+        if self.layout.shared:
+            doc[TENANTS_FIELD] = list(record.tenants or (record.project_id,))
+            doc[TIMESTAMP_FIELD] = event.time.isoformat()
+        return b"".join(
+            (
+                b'{"create":{"_index":',
+                self._index(record.project_id, event.time),
+                b',"_id":',
+                orjson.dumps(event.id),
+                b"}}\n",
+                orjson.dumps(doc),
+                b"\n",
+            )
+        )
+
 
 def bulk_lines(record: Record, template: str | SearchLayout) -> bytes:
     """The two NDJSON lines of one record (see BulkEncoder)."""
@@ -294,10 +320,8 @@ def index_template_body(template: str | SearchLayout) -> dict[str, Any]:
         "template": {
             "settings": {"index": {"max_result_window": layout.max_result_window}},
             "mappings": {
-                "dynamic_templates": [
-                    {"strings": {"match_mapping_type": "string", "mapping": _string()}}
-                ],
                 "properties": properties,
+                **unmapped_fields_rule(),
             },
         },
     }
@@ -309,3 +333,50 @@ def index_template_body(template: str | SearchLayout) -> dict[str, Any]:
         if layout.data_stream:
             body["data_stream"] = {}
     return body
+
+
+# --- fields nobody queries, and documents search refuses anyway
+
+
+def unmapped_fields_rule() -> dict[str, Any]:
+    """Only the fields mapped explicitly above are indexed (`dynamic: false`).
+
+    Everything else (attachments' content, tags, vendor extras such as `initiator.host`
+    given as a string) stays in the stored document, returned as it came, but is not
+    indexed and, above all, cannot add a mapping: otherwise the first odd event of a
+    project's month would fix a field's type and search would refuse every normal event
+    after it. Not indexed rather than indexed as the text of its JSON, so the stored
+    document stays exactly the event (the reader and exports return it unchanged).
+    """
+    return {"dynamic": False}
+
+
+_CORE_FIELDS = ("id", "typeURI", "eventType", "action", "outcome", "requestPath")
+_RESOURCE_FIELDS = ("id", "typeURI", "name", "project_id", "domain_id", "domain")
+_REASON_FIELDS = ("reasonCode", "reasonType")
+
+
+def _strings(value: Any, names: tuple[str, ...]) -> dict[str, str]:
+    if not isinstance(value, dict):
+        return {}
+    return {n: value[n] for n in names if isinstance(value.get(n), str)}
+
+
+def reduced_document(body: dict[str, Any]) -> dict[str, Any]:
+    """The queryable CADF core of an event search refused, plus the event as a string.
+
+    Only string values of keyword fields and the event time (checked by the decoder)
+    are copied, so the copy fits the template's mapping whatever the event held.
+    """
+    doc: dict[str, Any] = _strings(body, _CORE_FIELDS)
+    if isinstance(body.get("eventTime"), str):
+        doc["eventTime"] = body["eventTime"]
+    for name in ("initiator", "target", "observer"):
+        part = _strings(body.get(name), _RESOURCE_FIELDS)
+        if part:
+            doc[name] = part
+    reason = _strings(body.get("reason"), _REASON_FIELDS)
+    if reason:
+        doc["reason"] = reason
+    doc[ORIGINAL_FIELD] = orjson.dumps(body).decode()
+    return doc

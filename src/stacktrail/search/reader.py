@@ -36,6 +36,7 @@ from stacktrail.domain.timeframe import Timeframe, iso
 from stacktrail.search.client import PointInTime, SearchClient
 from stacktrail.search.documents import (
     INGESTED_FIELD,
+    ORIGINAL_FIELD,
     PROJECT_FIELD,
     TENANTS_FIELD,
     TIMESTAMP_FIELD,
@@ -311,6 +312,9 @@ def to_hit(raw: dict[str, Any]) -> Hit:
     source: dict[str, Any] = raw.get("_source") or {}
     for name in STAMP_FIELDS:
         source.pop(name, None)
+    original = source.get(ORIGINAL_FIELD)
+    if isinstance(original, str):  # a reduced copy: the event is kept whole as a string
+        source = orjson.loads(original)
     return Hit(orjson.dumps(source), source, list(raw.get("sort") or []))
 
 

@@ -8,20 +8,25 @@ the unacked messages reach the prefetch limit and the broker stops delivering.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 
 from stacktrail.config import Settings
-from stacktrail.domain.backoff import Backoff
+from stacktrail.domain.backoff import Backoff, Recovery
 from stacktrail.domain.delivery import Outcome, Record
 from stacktrail.domain.errors import PermanentError, TransientError
 from stacktrail.search.client import SearchClient
 from stacktrail.search.documents import PENDING, BulkEncoder, SearchLayout, index_template_body
 from stacktrail.telemetry import metrics
+from stacktrail.telemetry.repeats import Repeats
 
 log = logging.getLogger(__name__)
 
 Entry = tuple[bytes, Record]
+
+RECOVERY_PROBE_INTERVAL = 0.5  # seconds between pings while batches wait to retry
+TEMPLATE_FIRST_WAIT = 5.0  # seconds start waits for the template before going on
 
 
 class SearchSink:
@@ -40,25 +45,45 @@ class SearchSink:
         self._batch_started = 0.0
         self._tasks: set[asyncio.Task[None]] = set()
         self._flusher: asyncio.Task[None] | None = None
+        self._installer: asyncio.Task[None] | None = None
+        self._template_ready = asyncio.Event()  # unset only while `start` installs it
+        self._template_ready.set()
+        self._stopped = asyncio.Event()
+        # Shared by every batch in retry: the first bulk that goes through (or a ping while
+        # they wait) ends all their delays, so indexing resumes right after an outage.
+        self._recovery = Recovery(client.ping, RECOVERY_PROBE_INTERVAL)
+        self._unreachable = False
+        self._unreachable_log = Repeats(log, "search: bulk requests fail, retrying")
 
     def wants(self, record: Record) -> bool:
         return record.trail.search_enabled
 
     async def start(self) -> None:
-        """Install the index template, waiting for the cluster if it is not up yet."""
+        """Install the index template; if search is not up yet, keep trying in the
+        background: bulk requests wait for it, while the process consumes (the archive
+        takes its copies) and still answers SIGTERM."""
+        self._template_ready = asyncio.Event()
+        self._installer = asyncio.create_task(self._install_template(), name="search-template")
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(TEMPLATE_FIRST_WAIT):
+                await self._template_ready.wait()
+        self._flusher = asyncio.create_task(self._flush_loop(), name="search-flush")
+
+    async def _install_template(self) -> None:
         backoff = Backoff(cap=10.0)
         body = index_template_body(self._layout)
         name = self._layout.template_name
+        errors = Repeats(log, "search not ready: the index template is not installed yet")
         while True:
             try:
                 await self._client.put_index_template(name, body)
                 break
             except TransientError as exc:
-                delay = backoff.next_delay()
-                log.warning("search not ready (%s); retrying in %.1f s", exc, delay)
-                await asyncio.sleep(delay)
+                errors.failed(str(exc))
+                await self._recovery.wait(backoff.next_delay())
+        errors.recovered()
         log.info("search sink ready: index template %r installed", name)
-        self._flusher = asyncio.create_task(self._flush_loop(), name="search-flush")
+        self._template_ready.set()
 
     async def put(self, record: Record) -> None:
         if self._layout.shared and record.tenants and record.project_id != record.tenants[0]:
@@ -82,8 +107,13 @@ class SearchSink:
     async def _dispatch(self) -> None:
         if not self._batch:
             return
-        batch, self._batch, self._batch_bytes = self._batch, [], 0
+        # The slot first: while every slot retries (search down), the batch stays here,
+        # where `stop` can still resolve it.
         await self._slots.acquire()
+        batch, self._batch, self._batch_bytes = self._batch, [], 0
+        if not batch:
+            self._slots.release()
+            return
         task = asyncio.create_task(self._send(batch), name="search-bulk")
         self._tasks.add(task)
         task.add_done_callback(self._finished)
@@ -104,10 +134,16 @@ class SearchSink:
         pending = batch
         backoff = Backoff()
         try:
+            await self._template_ready.wait()  # no document before its mapping
             while pending:
+                before = len(pending)
+                self._unreachable = False
                 pending = await self._attempt(pending)
+                if len(pending) < before:
+                    backoff.reset()  # search took some: the next retry is a short one
                 if pending:
-                    await asyncio.sleep(backoff.next_delay())
+                    # Probe only an unreachable search; one that throttles answers pings.
+                    await self._recovery.wait(backoff.next_delay(), probe=self._unreachable)
         except asyncio.CancelledError:
             for _, record in pending:
                 record.resolve(Outcome.RETRY, "shutdown before search confirmed")
@@ -133,7 +169,8 @@ class SearchSink:
         except TransientError as exc:
             metrics.SEARCH_BULK_ERRORS.inc()
             metrics.SEARCH_RETRIES.inc()
-            log.warning("bulk of %d documents failed, will retry: %s", len(pending), exc)
+            self._unreachable = True
+            self._unreachable_log.failed(str(exc))
             return pending
         except PermanentError as exc:
             metrics.SEARCH_BULK_ERRORS.inc()
@@ -161,12 +198,14 @@ class SearchSink:
                 refused.append((entry[1], f"search rejected the document: {item.error}"))
         for entry, index in conflicts:
             (retry if await self._delete_pending(entry[1], index) else done).append(entry)
+        self._unreachable_log.recovered()
+        if done or refused:
+            self._recovery.succeeded()  # search took documents: waiting batches retry now
         for _, record in done:
             record.resolve(Outcome.DELIVERED)
-        for record, reason in refused:
-            record.resolve(Outcome.REJECTED, reason)
         metrics.SEARCH_INDEXED.inc(len(done))
-        metrics.SEARCH_REJECTED.inc(len(refused))
+        if refused:
+            retry += await self._index_reduced(refused)
         if retry:
             metrics.SEARCH_RETRIES.inc()
             log.warning(
@@ -191,11 +230,61 @@ class SearchSink:
             log.warning("cannot replace the pending event %s yet: %s", doc_id, exc)
         return True
 
+    async def _index_reduced(self, refused: list[tuple[Record, str]]) -> list[Entry]:
+        """Index reduced copies of refused documents (the CADF core plus the event as a
+        string, see `reduced_document`): one odd field does not make an event a poison
+        message while the archive keeps it whole. Returns the copies to retry."""
+        entries: list[Entry] = []
+        reasons: dict[int, str] = {}
+        for record, reason in refused:
+            try:
+                entries.append((self._encoder.reduced_lines(record), record))
+                reasons[id(record)] = reason
+            except Exception as exc:  # an event the encoder took cannot fail here
+                metrics.SEARCH_REJECTED.inc()
+                record.resolve(Outcome.REJECTED, f"{reason}; reduced copy: {exc!r}"[:2000])
+        if not entries:
+            return []
+        try:
+            items = await self._client.bulk(b"".join(line for line, _ in entries), len(entries))
+        except TransientError:
+            return entries  # retried as reduced copies with the batch
+        except Exception as exc:  # refused (or an odd answer): these are dead-lettered
+            items = None
+            failure = str(exc)
+        retry: list[Entry] = []
+        for n, (line, record) in enumerate(entries):
+            item = items[n] if items is not None else None
+            if item is not None and item.delivered:
+                metrics.SEARCH_INDEXED.inc()
+                metrics.SEARCH_REDUCED.inc()
+                log.info(
+                    "event %s indexed as a reduced copy: %s", record.event.id, reasons[id(record)]
+                )
+                record.resolve(Outcome.DELIVERED)
+            elif item is not None and item.transient:
+                retry.append((line, record))
+            else:
+                why = item.error if item is not None else failure
+                metrics.SEARCH_REJECTED.inc()
+                record.resolve(
+                    Outcome.REJECTED, f"{reasons[id(record)]}; the reduced copy too: {why}"[:2000]
+                )
+        return retry
+
     async def stop(self, grace: float) -> None:
         """Send what is batched and wait up to `grace` s; the rest resolves RETRY."""
         if self._flusher is not None:
             self._flusher.cancel()
-        await self._dispatch()
+        if self._installer is not None:
+            self._installer.cancel()
+        try:
+            async with asyncio.timeout(grace):
+                await self._dispatch()
+        except TimeoutError:  # every slot busy retrying: no room for the last batch
+            batch, self._batch, self._batch_bytes = self._batch, [], 0
+            for _, record in batch:
+                record.resolve(Outcome.RETRY, "shutdown before search confirmed")
         if self._tasks:
             _, still = await asyncio.wait(set(self._tasks), timeout=grace)
             for task in still:

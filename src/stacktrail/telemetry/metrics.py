@@ -71,3 +71,19 @@ def count_ignored(event_type: str) -> None:
         else:
             _ignored_types.add(label)
     IGNORED.labels(event_type=label).inc()
+
+
+ARCHIVE_REDELIVERED_SKIPPED = Counter(
+    "stacktrail_archive_redelivered_skipped",
+    "Redelivered records not spooled again: the spool already held them durably",
+)
+SEARCH_REDUCED = Counter(
+    "stacktrail_search_documents_reduced",
+    "Documents search refused whole and took as a reduced copy (CADF core + event as text)",
+)
+SPOOL_OLDEST_AGE = OLDEST_UNDELIVERED_AGE  # one gauge, two names in the code
+ARCHIVE_UPLOADS = Counter(
+    "stacktrail_archive_uploads",
+    "Archive deliveries of one segment to one region, by outcome",
+    ["outcome"],
+)

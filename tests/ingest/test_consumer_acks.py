@@ -1,0 +1,63 @@
+"""The source against the real broker: one message that never finishes stalls nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+
+from stacktrail.config import Settings
+from stacktrail.domain.delivery import Outcome
+from stacktrail.ingest.consumer import AmqpSource, Delivery
+from tests.support.broker import publish, queue_depth
+from tests.support.cadf_factory import make_notification
+
+
+async def test_finished_messages_are_acked_while_an_older_one_waits(amqp_url: str) -> None:
+    queue = f"st-{uuid.uuid4().hex[:8]}"
+    settings = Settings(
+        amqp_url=amqp_url,
+        amqp_queue=queue,
+        amqp_dead_letter_exchange=f"{queue}.dead",
+        amqp_bindings=["nova:notifications.#"],
+        amqp_prefetch=20,
+        amqp_ack_interval="20ms",
+    )
+    source = AmqpSource(settings)
+    held: list[Delivery] = []
+    seen = 0
+
+    def deliver(delivery: Delivery) -> None:
+        nonlocal seen
+        seen += 1
+        if not held:
+            held.append(delivery)  # in retry for the whole test: never settled
+        else:
+            source.settle(delivery, Outcome.DELIVERED)
+
+    source.on_delivery = deliver
+    stop = asyncio.Event()
+    task = asyncio.create_task(source.run(stop))
+    try:
+        for _ in range(100):
+            if source.connected:
+                break
+            await asyncio.sleep(0.1)
+        await publish(amqp_url, [make_notification(event_id=f"hol-{i}") for i in range(300)])
+        for _ in range(100):  # prefix-only acks stop at the prefetch window (20)
+            if seen >= 300:
+                break
+            await asyncio.sleep(0.1)
+        assert seen == 300
+        assert await queue_depth(amqp_url, queue) == 0
+        await asyncio.sleep(0.2)
+        assert source.unacked == 1
+        assert source.oldest_unacked_age() > 0
+        stop.set()
+        await task
+        await source.close()
+        assert source.left_unacked == 1  # the shutdown log counts what goes back
+    finally:
+        stop.set()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(task, 5)
