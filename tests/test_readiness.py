@@ -18,8 +18,8 @@ from tests.support.config_store import make_settings
 def services_of(**overrides: Any) -> Services:
     settings = make_settings(search_url="", **overrides)
     keystone = KeystoneClient(settings) if settings.keystone_url else None
-    # _readiness reads only these three
-    return cast(Services, _Fake(settings=settings, keystone=keystone, source=None))
+    # _readiness reads only these
+    return cast(Services, _Fake(settings=settings, keystone=keystone, source=None, archive=None))
 
 
 class _Fake:

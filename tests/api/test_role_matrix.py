@@ -73,6 +73,7 @@ ROUTES = [
     Route("defaults:get", "GET", "/v1/defaults", EVERYBODY, 200),
     Route("defaults:put", "PUT", "/v1/defaults", CLOUD, 412, body=DEFAULTS, headers=STALE),
     Route("event-types", "GET", "/v1/event-types", EVERYBODY, 200),
+    Route("digest-keys", "GET", "/v1/digest-keys", EVERYBODY, 200),  # public, no token needed
     Route("project:get", "GET", "/v1/projects/{a}", READERS, 200),
     # no search server here: allowed callers get as far as the 503
     Route("events:list", "GET", "/v1/projects/{a}/events", READERS, 503),

@@ -139,7 +139,7 @@ def test_a_signal_ends_the_wait_for_search_within_a_second(
     env = first_run_env | {"STACKTRAIL_SEARCH_URL": f"http://127.0.0.1:{free_port()}"}
     service = Process(["run", "--only", "pipeline", "--only", "scheduler"], env, tmp_path)
     processes.append(service)
-    service.wait_for(r"search not ready .* retrying")
+    service.wait_for(r"search not ready: the index template is not installed yet")
     code, took = service.signal_and_time(sig)
     assert code == 0
     assert took < 1.0, f"took {took:.2f}s"

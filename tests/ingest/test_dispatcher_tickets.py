@@ -200,7 +200,7 @@ async def test_readiness_fails_while_one_message_waits_for_its_ack(
     source_settings: Settings,
 ) -> None:
     source = AmqpSource(source_settings)
-    services = SimpleNamespace(settings=source_settings, source=source)
+    services = SimpleNamespace(settings=source_settings, source=source, keystone=None, archive=None)
     received: list[Delivery] = []
     source.on_delivery = received.append
     stop = asyncio.Event()
