@@ -11,8 +11,6 @@ import asyncio
 import subprocess
 import time
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
@@ -21,7 +19,6 @@ from urllib.parse import urlsplit
 import orjson
 import pytest
 
-from stacktrail.app import run_pipeline
 from stacktrail.config import Settings
 from stacktrail.domain.directory import DefaultTrails
 from stacktrail.domain.trail import UNSCOPED
@@ -29,9 +26,7 @@ from stacktrail.ingest import dispatcher as pipeline_module
 from stacktrail.ingest.consumer import REASON_HEADER
 from stacktrail.ingest.dispatcher import Pipeline
 from stacktrail.ingest.route import Router
-from stacktrail.search.client import SearchClient
 from stacktrail.search.documents import index_name
-from stacktrail.search.sink import SearchSink
 from tests.support import search
 from tests.support.broker import publish, queue_depth, take_all, wait_for_consumer
 from tests.support.cadf_factory import (
@@ -43,6 +38,7 @@ from tests.support.cadf_factory import (
     wrap_v1,
     wrap_v2,
 )
+from tests.support.pipeline import running, until_consuming
 from tests.support.polling import eventually
 from tests.support.tcpproxy import TcpProxy
 
@@ -72,32 +68,6 @@ def settings(amqp_url: str, search_url: str, index_template: str) -> Settings:
     )
 
 
-@asynccontextmanager
-async def running(settings: Settings) -> AsyncIterator[None]:
-    stop = asyncio.Event()
-    sinks = [SearchSink(SearchClient.from_settings(settings), settings)]
-    task = asyncio.create_task(run_pipeline(settings, stop, DefaultTrails(settings), sinks))
-    await asyncio.sleep(0)
-    try:
-        yield
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, timeout=30)
-
-
-async def start_consuming(settings: Settings) -> None:
-    """Wait until the queue exists (the pipeline declared it) so publishes are routed."""
-
-    async def declared() -> bool:
-        try:
-            await queue_depth(settings.amqp_url, settings.amqp_queue)
-            return True
-        except Exception:
-            return False
-
-    await eventually(declared, every=0.2)
-
-
 def index_of(settings: Settings, project: str, when: Any = DEFAULT_EVENT_TIME) -> str:
     return index_name(settings.search_index_template, project, when)
 
@@ -111,7 +81,7 @@ async def test_samples_in_v1_and_v2_land_in_their_project_indices(settings: Sett
         bodies += [encode(notification), encode(wrap_v2(notification))]
         expected[name] = notification["payload"]
     async with running(settings):
-        await start_consuming(settings)
+        await until_consuming(settings)
         await publish(settings.amqp_url, bodies, exchange="keystone")
         neutron = expected["02"]
         idx = index_name(
@@ -165,7 +135,7 @@ async def test_cross_project_event_lands_in_both_projects(settings: Settings) ->
         event_id="cross-1", initiator_project=PROJECT_A, target_project=PROJECT_B
     )
     async with running(settings):
-        await start_consuming(settings)
+        await until_consuming(settings)
         await publish(settings.amqp_url, [body])
         for project in (PROJECT_A, PROJECT_B):
             idx = index_of(settings, project)
@@ -207,7 +177,7 @@ async def test_bad_input_is_dead_lettered_with_its_reason(settings: Settings) ->
     odd = make_cadf(event_id="host-string", initiator_project=PROJECT_B)
     odd["initiator"]["credential"] = "token"
     async with running(settings):
-        await start_consuming(settings)
+        await until_consuming(settings)
         await publish(settings.amqp_url, [good_before, host_object])
         assert await search.wait_for_count(settings.search_url, index_of(settings, PROJECT_B), 1)
         await publish(settings.amqp_url, [*bad.values(), encode(wrap_v1(odd)), good_after])
@@ -243,7 +213,7 @@ async def test_search_down_backs_up_the_queue_and_loses_nothing(
     ]
     index = index_of(settings, PROJECT_A)
     async with running(settings):
-        await start_consuming(settings)
+        await until_consuming(settings)
         await proxy.stop()
         await publish(settings.amqp_url, bodies)
         # Nothing is acked while search is down: the queue keeps all but the prefetch window.
@@ -265,7 +235,7 @@ async def test_broker_restart_mid_stream_resumes_and_loses_nothing(settings: Set
     ]
     index = index_of(settings, PROJECT_A)
     async with running(settings):
-        await start_consuming(settings)
+        await until_consuming(settings)
         await publish(settings.amqp_url, first)
         await search.wait_for_count(settings.search_url, index, 200)
         subprocess.run(["rabbitmqctl", "-q", "stop_app"], check=True, timeout=120)
@@ -323,7 +293,7 @@ async def test_deep_and_far_future_events_are_dead_lettered_and_acking_goes_on(
     bodies += good[20:]
     index = index_of(settings, PROJECT_A)
     async with running(settings):
-        await start_consuming(settings)
+        await until_consuming(settings)
         await publish(settings.amqp_url, bodies)
         assert await search.wait_for_count(settings.search_url, index, 30) == 30
         dead = await take_all(settings.amqp_url, settings.amqp_dead_letter_exchange, len(bad))

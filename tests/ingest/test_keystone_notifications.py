@@ -6,54 +6,19 @@ pipeline into search: bootstrap (no initiator: the unscoped trail), a project's 
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from stacktrail.app import run_pipeline
 from stacktrail.config import Settings
-from stacktrail.domain.directory import DefaultTrails
 from stacktrail.domain.trail import UNSCOPED
-from stacktrail.search.client import SearchClient
 from stacktrail.search.documents import SearchLayout
-from stacktrail.search.sink import SearchSink
-from tests.support.broker import queue_depth
 from tests.support.hermes_queries import LEGACY, Generation, hits, struct_problems
 from tests.support.keystone_notifier import ADMIN_PASSWORD, notifying_keystone
-
-
-async def wait_until(check: Callable[[], Awaitable[bool]], timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not await check():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.3)
-
-
-@asynccontextmanager
-async def running(settings: Settings) -> AsyncIterator[None]:
-    stop = asyncio.Event()
-    sinks = [SearchSink(SearchClient.from_settings(settings), settings)]
-    task = asyncio.create_task(run_pipeline(settings, stop, DefaultTrails(settings), sinks))
-
-    async def declared() -> bool:
-        try:
-            await queue_depth(settings.amqp_url, settings.amqp_queue)
-            return True
-        except Exception:
-            return False
-
-    try:
-        await wait_until(declared, 30)
-        yield
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, timeout=30)
+from tests.support.pipeline import running
+from tests.support.polling import eventually
 
 
 def _token(url: str, user: str, password: str, project: str | None = "admin") -> httpx.Response:
@@ -130,7 +95,7 @@ async def test_keystone_notifications_reach_their_trails(
                         for d in unscoped
                     )
 
-                await wait_until(arrived, 90)
+                await eventually(arrived, within=90, every=0.3)
             mine = await events(project)
             for doc in mine:
                 assert struct_problems(doc) == []

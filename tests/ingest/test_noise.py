@@ -22,7 +22,8 @@ from tests.support import search
 from tests.support.broker import publish, queue_depth, take_all, wait_for_consumer
 from tests.support.cadf_factory import DEFAULT_EVENT_TIME, make_cadf
 from tests.support.oslo_producer import notify
-from tests.support.pipeline import running, sample, wait_until
+from tests.support.pipeline import running, sample
+from tests.support.polling import eventually
 
 PROJECT = "cccc0000cccc0000cccc0000cccc0000"
 NOISE_TYPE = "compute.instance.create.end"
@@ -67,12 +68,12 @@ async def test_noise_is_counted_and_acked_not_dead_lettered(settings: Settings) 
         await wait_for_consumer(settings.amqp_url, settings.amqp_queue)
         await notify(settings.amqp_url, "nova", notifications)
         assert await search.wait_for_count(settings.search_url, index, 1000, timeout=60) == 1000
-        await wait_until(lambda: _drained(settings))
+        await eventually(lambda: _drained(settings), every=0.2)
 
         async def counted() -> bool:
             return sample(*ignored) - before == 1000
 
-        await wait_until(counted)
+        await eventually(counted, every=0.2)
     assert await queue_depth(settings.amqp_url, settings.amqp_dead_letter_exchange) == 0
     assert await queue_depth(settings.amqp_url, settings.amqp_queue) == 0
     expected = {f"noise-{i}" for i in range(1000)}
@@ -115,12 +116,12 @@ async def test_a_dead_letter_flood_keeps_the_newest_within_the_bound(
     async with running(settings):
         await wait_for_consumer(settings.amqp_url, settings.amqp_queue)
         await publish(settings.amqp_url, bodies)
-        await wait_until(lambda: _drained(settings))
+        await eventually(lambda: _drained(settings), every=0.2)
 
         async def reported() -> bool:
             return sample(*dropped) - before == 80 - kept
 
-        await wait_until(reported)
+        await eventually(reported, every=0.2)
         dead = await take_all(settings.amqp_url, settings.amqp_dead_letter_exchange, 80, 3)
     assert sorted(m.body for m in dead) == bodies[80 - kept :]
     assert all(m.headers[REASON_HEADER].startswith("undecodable: ") for m in dead)
@@ -138,7 +139,7 @@ async def test_expired_dead_letters_are_dropped_and_counted(settings: Settings) 
         async def counted() -> bool:
             return sample(*expired) - before == 5
 
-        await wait_until(counted)
+        await eventually(counted, every=0.2)
     assert await queue_depth(settings.amqp_url, settings.amqp_dead_letter_exchange) == 0
 
 

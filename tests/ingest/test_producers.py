@@ -12,11 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import sys
-import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -28,14 +25,11 @@ import webob.dec
 from keystonemiddleware import audit
 from oslo_config import cfg
 
-from stacktrail.app import run_pipeline
 from stacktrail.config import SearchLayoutKind, Settings
-from stacktrail.domain.directory import DefaultTrails
-from stacktrail.search.client import SearchClient
 from stacktrail.search.documents import SearchLayout
-from stacktrail.search.sink import SearchSink
-from tests.support.broker import queue_depth
 from tests.support.hermes_queries import CURRENT, LEGACY, Generation, buckets, hits
+from tests.support.pipeline import running
+from tests.support.polling import eventually
 
 AUDIT_MAP = Path(sys.prefix) / "etc" / "pycadf" / "nova_api_audit_map.conf"
 ENDPOINT = "http://compute.test:8774"
@@ -48,36 +42,6 @@ CATALOG = [
         ],
     }
 ]
-
-
-async def wait_until(check: Callable[[], Awaitable[bool]], timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not await check():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.2)
-
-
-@asynccontextmanager
-async def running(settings: Settings) -> AsyncIterator[None]:
-    """The pipeline with a search sink, consuming once its queue is declared."""
-    stop = asyncio.Event()
-    sinks = [SearchSink(SearchClient.from_settings(settings), settings)]
-    task = asyncio.create_task(run_pipeline(settings, stop, DefaultTrails(settings), sinks))
-
-    async def declared() -> bool:
-        try:
-            await queue_depth(settings.amqp_url, settings.amqp_queue)
-            return True
-        except Exception:
-            return False
-
-    try:
-        await wait_until(declared, 30)
-        yield
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, timeout=30)
 
 
 async def search(http: httpx.AsyncClient, query: tuple[str, dict[str, Any]]) -> dict[str, Any]:
@@ -191,7 +155,7 @@ async def test_audit_middleware_calls_end_with_their_final_outcome_in_search(
                             return False
                     return True
 
-                await wait_until(all_final)
+                await eventually(all_final)
             for project in projects:
                 found = hits(await search(http, reader.list_events(project, size=100)))
                 outcomes = Counter((d["outcome"], d["reason"]["reasonCode"]) for d in found)

@@ -21,7 +21,8 @@ from tests.support.broker import (
 )
 from tests.support.cadf_factory import DEFAULT_EVENT_TIME, encode, make_cadf
 from tests.support.oslo_producer import notify
-from tests.support.pipeline import running, wait_until
+from tests.support.pipeline import running
+from tests.support.polling import eventually
 
 PROJECT = "dddd0000dddd0000dddd0000dddd0000"
 
@@ -100,7 +101,7 @@ async def test_a_producer_declared_non_durable_queue_is_consumed_as_it_is(
             }
             return not await search.missing(settings.search_url, _index(settings), expected)
 
-        await wait_until(arrived)
+        await eventually(arrived, every=0.2)
     kept = {f"kept-{mode}-{i}" for i in range(30)}
     assert await search.missing(settings.search_url, _index(settings), kept) == set()
     assert not queue_durable(settings.amqp_url, queue)  # never redeclared durable

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
 from prometheus_client import REGISTRY
@@ -15,6 +15,8 @@ from stacktrail.domain.directory import DefaultTrails, TrailDirectory
 from stacktrail.ingest.owners import Owners
 from stacktrail.search.client import SearchClient
 from stacktrail.search.sink import SearchSink
+from tests.support.broker import queue_depth
+from tests.support.polling import eventually
 
 
 @asynccontextmanager
@@ -40,14 +42,17 @@ async def running(
         await asyncio.wait_for(task, timeout=30)
 
 
-async def wait_until(check: Callable[[], Awaitable[bool]], timeout: float = 30.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while loop.time() < deadline:
-        if await check():
-            return
-        await asyncio.sleep(0.2)
-    raise AssertionError("condition not reached in time")
+async def until_consuming(settings: Settings, within: float = 30.0) -> None:
+    """Wait until the pipeline declared its queue, so what is published now is routed."""
+
+    async def declared() -> bool:
+        try:
+            await queue_depth(settings.amqp_url, settings.amqp_queue)
+            return True
+        except Exception:
+            return False
+
+    await eventually(declared, within=within, every=0.2)
 
 
 def sample(name: str, labels: dict[str, str] | None = None) -> float:
