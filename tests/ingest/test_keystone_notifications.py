@@ -17,7 +17,7 @@ from stacktrail.domain.trail import UNSCOPED
 from stacktrail.search.documents import SearchLayout
 from tests.support.hermes_queries import LEGACY, Generation, hits, struct_problems
 from tests.support.keystone_notifier import ADMIN_PASSWORD, notifying_keystone
-from tests.support.pipeline import running
+from tests.support.pipeline import running, until_consuming
 from tests.support.polling import eventually
 
 
@@ -81,6 +81,7 @@ async def test_keystone_notifications_reach_their_trails(
 
         try:
             async with running(settings):
+                await until_consuming(settings)
                 with notifying_keystone(tmp_path, amqp_url) as url:
                     ids = await asyncio.to_thread(keystone_changes, url)
 

@@ -28,7 +28,7 @@ from oslo_config import cfg
 from stacktrail.config import SearchLayoutKind, Settings
 from stacktrail.search.documents import SearchLayout
 from tests.support.hermes_queries import CURRENT, LEGACY, Generation, buckets, hits
-from tests.support.pipeline import running
+from tests.support.pipeline import running, until_consuming
 from tests.support.polling import eventually
 
 AUDIT_MAP = Path(sys.prefix) / "etc" / "pycadf" / "nova_api_audit_map.conf"
@@ -140,6 +140,7 @@ async def test_audit_middleware_calls_end_with_their_final_outcome_in_search(
     async with httpx.AsyncClient(base_url=search_url, timeout=60) as http:
         try:
             async with running(settings):
+                await until_consuming(settings)
                 for project in projects:
                     for method, path, expected in CALLS:
                         status = await asyncio.to_thread(call, app, project, method, path)
@@ -155,7 +156,7 @@ async def test_audit_middleware_calls_end_with_their_final_outcome_in_search(
                             return False
                     return True
 
-                await eventually(all_final)
+                await eventually(all_final, within=60, every=0.2)
             for project in projects:
                 found = hits(await search(http, reader.list_events(project, size=100)))
                 outcomes = Counter((d["outcome"], d["reason"]["reasonCode"]) for d in found)

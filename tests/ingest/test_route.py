@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from stacktrail.config import Settings
 from stacktrail.domain.directory import DefaultTrails
 from stacktrail.domain.event import AuditEvent
-from stacktrail.domain.names import is_valid_project_id
+from stacktrail.domain.names import is_valid_project_id, owner_id
 from stacktrail.domain.trail import UNSCOPED, EventFilter, Trail, default_trail
 from stacktrail.ingest.decode import decode_message
 from stacktrail.ingest.route import Router, owner_projects
@@ -268,7 +268,7 @@ def test_default_directory_always_routes_to_valid_projects(
     assert all(is_valid_project_id(t.project_id) for t in routed)
     assert all(is_valid_project_id(p) for p in directory.asked)
     assert len(set(projects(routed))) == len(routed)
-    valid = [p for p in (initiator, target, domain) if is_valid_project_id(p)]
+    valid = [p for p in (initiator, target, domain) if owner_id(p) is not None]
     assert routed[0].project_id == (valid[0] if valid else UNSCOPED)
 
 

@@ -21,3 +21,16 @@ _PROJECT_ID: Final = re.compile(PROJECT_ID_PATTERN.strip("^$"))
 def is_valid_project_id(value: object) -> TypeGuard[str]:
     """True for 1 to 64 lower-case ASCII letters, digits and `-`, not starting with `-`."""
     return type(value) is str and _PROJECT_ID.fullmatch(value) is not None
+
+
+# pycadf's stand-in for an unknown id (`cadf.UNKNOWN`) and its kin: placeholders that
+# look like ids but name no project
+PLACEHOLDERS: Final = frozenset({"unknown", "None", "null"})
+
+
+def owner_id(value: object) -> str | None:
+    """`value` as the id of an owning project or domain; None for absent values,
+    placeholders and anything that is not a project id."""
+    if not is_valid_project_id(value) or value in PLACEHOLDERS:
+        return None
+    return value

@@ -15,17 +15,12 @@ from fnmatch import fnmatchcase
 
 from stacktrail.domain.directory import TrailDirectory
 from stacktrail.domain.event import AuditEvent
-from stacktrail.domain.names import is_valid_project_id
+from stacktrail.domain.names import is_valid_project_id, owner_id
 from stacktrail.domain.trail import UNSCOPED, Trail
-
-# pycadf's stand-in for an unknown id (`cadf.UNKNOWN`): a placeholder, not a project
-PLACEHOLDERS = frozenset({"unknown", "None", "null"})
 
 
 def _scope(value: str | None) -> str | None:
-    if value is None or value in PLACEHOLDERS or not is_valid_project_id(value):
-        return None
-    return value
+    return owner_id(value)
 
 
 def owner_projects(event: AuditEvent, unscoped_project: str = UNSCOPED) -> list[str]:
