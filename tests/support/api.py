@@ -17,6 +17,7 @@ from stacktrail.keystone import KeystoneClient
 from tests.api.keystone_users import KeystoneUsers
 from tests.support.config_store import (
     db_dir,
+    keystone_auth,
     ledger,
     make_settings,
     own_store,
@@ -67,14 +68,7 @@ def users(devstack: dict[str, str]) -> KeystoneUsers:
 @pytest.fixture(scope="session")
 def keystone_settings(devstack: dict[str, str]) -> Settings:
     return make_settings(
-        auth_mode="keystone",
-        keystone_url=devstack["STACKTRAIL_KEYSTONE_URL"],
-        keystone_username=devstack["STACKTRAIL_KEYSTONE_USERNAME"],
-        keystone_password=devstack["STACKTRAIL_KEYSTONE_PASSWORD"],
-        keystone_project_name=devstack["STACKTRAIL_KEYSTONE_PROJECT_NAME"],
-        keystone_user_domain_name=devstack["STACKTRAIL_KEYSTONE_USER_DOMAIN_NAME"],
-        keystone_project_domain_name=devstack["STACKTRAIL_KEYSTONE_PROJECT_DOMAIN_NAME"],
-        keystone_cloud_admin_project=devstack["DEVSTACK_CLOUD_ADMIN_PROJECT"],
+        **keystone_auth(devstack),
         token_cache_ttl=TOKEN_CACHE_TTL,
     )
 

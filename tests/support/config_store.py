@@ -47,6 +47,20 @@ def make_settings(**overrides: Any) -> Settings:
     return Settings(**values)
 
 
+def keystone_auth(devstack: dict[str, str]) -> dict[str, Any]:
+    """Settings for Keystone auth with the dev stack's service identity (for make_settings)."""
+    return {
+        "auth_mode": "keystone",
+        "keystone_url": devstack["STACKTRAIL_KEYSTONE_URL"],
+        "keystone_username": devstack["STACKTRAIL_KEYSTONE_USERNAME"],
+        "keystone_password": devstack["STACKTRAIL_KEYSTONE_PASSWORD"],
+        "keystone_project_name": devstack["STACKTRAIL_KEYSTONE_PROJECT_NAME"],
+        "keystone_user_domain_name": devstack["STACKTRAIL_KEYSTONE_USER_DOMAIN_NAME"],
+        "keystone_project_domain_name": devstack["STACKTRAIL_KEYSTONE_PROJECT_DOMAIN_NAME"],
+        "keystone_cloud_admin_project": devstack["DEVSTACK_CLOUD_ADMIN_PROJECT"],
+    }
+
+
 async def create_postgres_database() -> str:
     """A new empty PostgreSQL database; returns its SQLAlchemy URL."""
     name = f"stacktrail_test_{uuid.uuid4().hex[:12]}"

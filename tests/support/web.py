@@ -17,7 +17,7 @@ from stacktrail.config import Settings
 from stacktrail.db.ledger import SqlLedger
 from stacktrail.domain.ledger import DeliveredObject, DeliveryError
 from tests.api.keystone_users import _USERS
-from tests.support.config_store import make_settings
+from tests.support.config_store import keystone_auth, make_settings
 from tests.support.devstack import ROOT
 from tests.web.live import UiServer
 
@@ -96,14 +96,7 @@ async def seed_history(ledger: SqlLedger, a: str, b: str) -> None:
 @pytest.fixture(scope="session")
 def ui_settings(devstack: dict[str, str]) -> Settings:
     return make_settings(
-        auth_mode="keystone",
-        keystone_url=devstack["STACKTRAIL_KEYSTONE_URL"],
-        keystone_username=devstack["STACKTRAIL_KEYSTONE_USERNAME"],
-        keystone_password=devstack["STACKTRAIL_KEYSTONE_PASSWORD"],
-        keystone_project_name=devstack["STACKTRAIL_KEYSTONE_PROJECT_NAME"],
-        keystone_user_domain_name=devstack["STACKTRAIL_KEYSTONE_USER_DOMAIN_NAME"],
-        keystone_project_domain_name=devstack["STACKTRAIL_KEYSTONE_PROJECT_DOMAIN_NAME"],
-        keystone_cloud_admin_project=devstack["DEVSTACK_CLOUD_ADMIN_PROJECT"],
+        **keystone_auth(devstack),
         token_cache_ttl=timedelta(seconds=1),
     )
 
