@@ -184,9 +184,12 @@ async def test_only_pipeline_serves_probes_and_metrics_that_move(
         assert await search.wait_for_count(env["STACKTRAIL_SEARCH_URL"], index, 200) == 200
         delivered = 'stacktrail_archive_objects_total{result="delivered"}'
         after = before
-        for _ in range(150):
+        for _ in range(150):  # the events may arrive in more than one delivered object
             after = (await http.get("/metrics")).text
-            if _metric(after, delivered) > 0:
+            if (
+                _metric(after, "stacktrail_archive_events_delivered_total") >= 200
+                and _metric(after, "stacktrail_messages_acked_total") >= 200
+            ):
                 break
             await asyncio.sleep(0.2)
     assert _metric(after, "stacktrail_messages_consumed_total") >= 200
