@@ -11,6 +11,7 @@ from stacktrail.config import Settings
 from stacktrail.db.ledger import EventTypeEntry
 from stacktrail.db.trail_store import OutOfBounds, StoredTrail, TrailChange
 from stacktrail.domain.defaults import MAX_INTERVAL, Editor, OperatorDefaults
+from stacktrail.domain.document import EventRuleSpec
 from stacktrail.domain.durations import format_duration
 from stacktrail.domain.trail import ArchiveFormat, ArchiveSource, WriteMode
 
@@ -31,8 +32,19 @@ class EditorView(BaseModel):
 
 
 class EventsView(BaseModel):
-    include: list[str]
-    exclude: list[str]
+    """Which events the trail records (see `EventRuleSpec` for the rules' meaning)."""
+
+    include: list[str] = Field(
+        description="Globs on event type, CADF action or target typeURI: with any include "
+        "(pattern or rule), only the events an include matches are recorded."
+    )
+    exclude: list[str] = Field(
+        description="Globs on event type, CADF action or target typeURI: events they match "
+        "are never recorded (exclusion wins)."
+    )
+    rules: list[EventRuleSpec] = Field(
+        description="Rules on service, action, outcome, target type and event type."
+    )
 
 
 class ArchiveView(BaseModel):
@@ -100,7 +112,11 @@ class TrailView(BaseModel):
             project_id=stored.project_id,
             enabled=spec.enabled,
             retention_days=spec.retention_days,
-            events=EventsView(include=list(spec.events.include), exclude=list(spec.events.exclude)),
+            events=EventsView(
+                include=list(spec.events.include),
+                exclude=list(spec.events.exclude),
+                rules=list(spec.events.rules),
+            ),
             archive=ArchiveView(**spec.archive.model_dump()),
             search=SearchView(enabled=spec.search.enabled),
             version=stored.version,

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -24,10 +24,12 @@ from pydantic import (
     StrictInt,
     StringConstraints,
     ValidationError,
+    model_validator,
 )
 
 from stacktrail.domain.defaults import MAX_INTERVAL, RETENTION_LIMIT_DAYS, OperatorDefaults
 from stacktrail.domain.durations import format_duration, parse_duration
+from stacktrail.domain.event_rules import OUTCOMES, READ_ONLY_ACTIONS, Effect, EventRule
 from stacktrail.domain.store_names import s3_owner_problem
 from stacktrail.domain.trail import (
     ArchiveConfig,
@@ -44,6 +46,7 @@ from stacktrail.domain.validation import (
     MAX_PATTERN_LENGTH,
     MAX_PATTERNS,
     MAX_PREFIX_LENGTH,
+    MAX_RULES,
     REGION_PATTERN,
     check_container,
     check_interval,
@@ -81,17 +84,113 @@ Interval = Annotated[
 ]
 Region = Annotated[str, StringConstraints(pattern=REGION_PATTERN)]
 RetentionDays = Annotated[StrictInt, Field(ge=1, le=RETENTION_LIMIT_DAYS)]
+Glob = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=MAX_PATTERN_LENGTH),
+    AfterValidator(check_pattern),
+]
+Outcome = Literal["success", "failure", "pending", "unknown"]
+assert set(OUTCOMES) == set(Outcome.__args__)  # type: ignore[attr-defined]
 
 _FORBID = ConfigDict(extra="forbid")
+_INCLUDE_DOC = (
+    "Globs on the event type, the CADF action or the target typeURI (any of them), e.g. "
+    "`identity.*`. With no include pattern and no include rule, every event is included."
+)
+_EXCLUDE_DOC = (
+    "Globs on the event type, the CADF action or the target typeURI (any of them); an "
+    "event an exclude pattern or rule matches is never recorded (exclusion wins)."
+)
+
+
+def _conditions(description: str, example: list[str]) -> Any:
+    return Field(
+        default_factory=list, max_length=MAX_PATTERNS, description=description, examples=[example]
+    )
+
+
+class EventRuleSpec(BaseModel):
+    """A rule on named fields of an event, like CloudTrail's advanced event selectors:
+    every condition given must hold, and a condition holds when one of its globs matches.
+    stacktrail's own change events (`stacktrail.trail.updated`, ...) are always recorded."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"effect": "exclude", "service": ["compute"], "action": list(READ_ONLY_ACTIONS)},
+                {"effect": "include", "outcome": ["failure"]},
+            ]
+        },
+    )
+    effect: Effect = Field(
+        description="`include`: record the events the rule matches (and, once anything "
+        "includes, only those); `exclude`: never record them. Exclusion wins."
+    )
+    event_type: list[Glob] = _conditions(
+        "Globs on the oslo event type (`audit.http.response` for API calls).",
+        ["identity.project.*"],
+    )
+    service: list[Glob] = _conditions(
+        "Globs on the reporting service, the observer typeURI; `compute` also matches "
+        "`service/compute`.",
+        ["compute", "service/network"],
+    )
+    action: list[Glob] = _conditions(
+        "Globs on the CADF action; the read-only actions are "
+        + ", ".join(f"`{a}`" for a in READ_ONLY_ACTIONS)
+        + ".",
+        list(READ_ONLY_ACTIONS),
+    )
+    outcome: list[Outcome] = Field(
+        default_factory=list,
+        max_length=len(OUTCOMES),
+        description="CADF outcomes, any of " + ", ".join(f"`{o}`" for o in OUTCOMES) + ".",
+        examples=[["failure"]],
+    )
+    target_type: list[Glob] = _conditions(
+        "Globs on the target typeURI.", ["compute/server", "data/security/*"]
+    )
+
+    @model_validator(mode="after")
+    def _some_condition(self) -> EventRuleSpec:
+        if not (self.event_type or self.service or self.action or self.outcome or self.target_type):
+            raise ValueError(
+                "a rule needs at least one condition: event_type, service, action, outcome "
+                "or target_type"
+            )
+        return self
+
+    def to_rule(self) -> EventRule:
+        return EventRule(
+            effect=self.effect,
+            event_type=tuple(self.event_type),
+            service=tuple(self.service),
+            action=tuple(self.action),
+            outcome=tuple(self.outcome),
+            target_type=tuple(self.target_type),
+        )
 
 
 # --- complete documents (stored, returned)
 
 
 class EventsSpec(BaseModel):
+    """Which events the trail records: patterns and rules, each `include` or `exclude`."""
+
     model_config = _FORBID
-    include: list[Pattern] = Field(default_factory=list, max_length=MAX_PATTERNS)
-    exclude: list[Pattern] = Field(default_factory=list, max_length=MAX_PATTERNS)
+    include: list[Pattern] = Field(
+        default_factory=list, max_length=MAX_PATTERNS, description=_INCLUDE_DOC
+    )
+    exclude: list[Pattern] = Field(
+        default_factory=list, max_length=MAX_PATTERNS, description=_EXCLUDE_DOC
+    )
+    rules: list[EventRuleSpec] = Field(
+        default_factory=list,
+        max_length=MAX_RULES,
+        description="Rules on named fields (service, action, outcome, target type, event "
+        "type), each `include` or `exclude`, together with the patterns.",
+    )
 
 
 class ArchiveSpec(BaseModel):
@@ -128,9 +227,17 @@ READ_ONLY_FIELDS = ("project_id", "version", "configured", "updated_at", "update
 
 
 class EventsInput(BaseModel):
+    """Which events the trail records; a member left out (or null) follows the default."""
+
     model_config = _FORBID
-    include: list[Pattern] | None = Field(None, max_length=MAX_PATTERNS)
-    exclude: list[Pattern] | None = Field(None, max_length=MAX_PATTERNS)
+    include: list[Pattern] | None = Field(None, max_length=MAX_PATTERNS, description=_INCLUDE_DOC)
+    exclude: list[Pattern] | None = Field(None, max_length=MAX_PATTERNS, description=_EXCLUDE_DOC)
+    rules: list[EventRuleSpec] | None = Field(
+        None,
+        max_length=MAX_RULES,
+        description="Rules on named fields (service, action, outcome, target type, event "
+        "type), each `include` or `exclude`, together with the patterns.",
+    )
 
 
 class ArchiveInput(BaseModel):
@@ -164,6 +271,9 @@ class TrailOverrides(BaseModel):
     def document(self) -> dict[str, Any]:
         """As stored: only the members set, no empty sections."""
         doc = self.model_dump(mode="json", exclude_none=True)
+        for rule in (doc.get("events") or {}).get("rules") or ():
+            for name in [name for name, value in rule.items() if value == []]:
+                del rule[name]  # a condition not given is stored as absent
         return {name: value for name, value in doc.items() if value != {}}
 
     def fields(self) -> frozenset[str]:
@@ -177,6 +287,7 @@ FIELDS = (
     "retention_days",
     "events.include",
     "events.exclude",
+    "events.rules",
     *(f"archive.{name}" for name in ArchiveInput.model_fields),
     "search.enabled",
 )
@@ -221,7 +332,7 @@ def default_spec(defaults: OperatorDefaults, settings: TrailSettings) -> TrailSp
     return TrailSpec.model_construct(
         enabled=True,
         retention_days=defaults.default_retention_days,
-        events=EventsSpec.model_construct(include=[], exclude=[]),
+        events=EventsSpec.model_construct(include=[], exclude=[], rules=[]),
         archive=ArchiveSpec.model_construct(
             enabled=settings.archive_enabled,
             container=defaults.default_container,
@@ -242,7 +353,7 @@ def requested_spec(
     """The overrides over the operator defaults, as asked (no bound applied: for
     `check_bounds` on a write; what the pipeline reads comes from `resolve`)."""
     base = default_spec(defaults, settings)
-    events = overrides.events.model_dump(exclude_none=True) if overrides.events else {}
+    events = {k: v for k, v in overrides.events if v is not None} if overrides.events else {}
     archive = overrides.archive.model_dump(exclude_none=True) if overrides.archive else {}
     search = overrides.search.model_dump(exclude_none=True) if overrides.search else {}
     return TrailSpec.model_construct(
@@ -292,7 +403,9 @@ class EffectiveTrail:
             retention_days=spec.retention_days,
             search_enabled=spec.search.enabled,
             events=EventFilter(
-                include=tuple(spec.events.include), exclude=tuple(spec.events.exclude)
+                include=tuple(spec.events.include),
+                exclude=tuple(spec.events.exclude),
+                rules=tuple(rule.to_rule() for rule in spec.events.rules),
             ),
             archive=ArchiveConfig(
                 enabled=spec.archive.enabled,

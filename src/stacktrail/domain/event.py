@@ -27,6 +27,7 @@ class AuditEvent:
     target_project_id: str | None
     initiator_domain_id: str | None
     body: JsonDict
+    observer_type: str = ""  # observer.typeURI: the service that reported it
 
     @property
     def day(self) -> str:

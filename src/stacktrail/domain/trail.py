@@ -6,8 +6,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from enum import StrEnum
-from fnmatch import fnmatchcase
 from typing import Protocol
+
+from stacktrail.domain.event_rules import EventSelection
 
 
 class ArchiveStore(StrEnum):
@@ -60,25 +61,7 @@ class ArchiveSource(StrEnum):
     SEARCH = "search"  # exported from search on a schedule
 
 
-@dataclass(frozen=True, slots=True)
-class EventFilter:
-    """Glob patterns matched against the event type, the CADF action and the target typeURI.
-
-    No include pattern means every event is included; an exclude match always wins.
-    """
-
-    include: tuple[str, ...] = ()
-    exclude: tuple[str, ...] = ()
-
-    def matches(self, event_type: str, action: str, target_type: str) -> bool:
-        if not self.exclude and not self.include:
-            return True  # the common case, on the hot path
-        fields = (event_type, action, target_type)
-        if any(fnmatchcase(f, p) for p in self.exclude for f in fields if f):
-            return False
-        if not self.include:
-            return True
-        return any(fnmatchcase(f, p) for p in self.include for f in fields if f)
+EventFilter = EventSelection  # a trail's event selection (event_rules); the older name
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,6 +20,7 @@ from stacktrail.domain.store_names import s3_bucket_problem as s3_bucket_problem
 REGION_PATTERN = r"^[A-Za-z0-9._-]{1,64}$"
 MAX_PATTERN_LENGTH = 256
 MAX_PATTERNS = 100
+MAX_RULES = 50  # field rules per trail
 
 _PATTERN_CHARS = re.compile(r"^[A-Za-z0-9._/:\-*?\[\]]+$")
 

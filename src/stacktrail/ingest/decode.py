@@ -254,7 +254,13 @@ def _event(cadf: JsonDict, event_type: str, check: _Checks) -> AuditEvent:
         target_project_id=target_project_id,
         initiator_domain_id=initiator_domain_id,
         body=cadf,
+        observer_type=_observer_type(observer),
     )
+
+
+def _observer_type(observer: JsonDict) -> str:
+    value = observer.get("typeURI")
+    return value if type(value) is str else ""
 
 
 def _invalid(cadf: JsonDict) -> DecodeError:

@@ -154,9 +154,7 @@ class Owners:
 
     def _unscoped_trail(self, event: AuditEvent) -> Trail | None:
         trail = self._directory.get(self._unscoped)
-        if trail.enabled and trail.events.matches(
-            event.event_type, event.action, event.target_type
-        ):
+        if trail.enabled and trail.events.keeps(event):
             return trail
         return None
 

@@ -11,10 +11,10 @@ reaches an index name or an object key.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from fnmatch import fnmatchcase
 
 from stacktrail.domain.directory import TrailDirectory
 from stacktrail.domain.event import AuditEvent
+from stacktrail.domain.event_rules import EventSelection
 from stacktrail.domain.names import is_valid_project_id, owner_id
 from stacktrail.domain.trail import UNSCOPED, Trail
 
@@ -42,17 +42,13 @@ def owner_projects(event: AuditEvent, unscoped_project: str = UNSCOPED) -> list[
     return [owner]
 
 
-def _names(patterns: Sequence[str], event: AuditEvent) -> bool:
-    fields = (event.event_type, event.action, event.target_type)
-    return any(fnmatchcase(f, p) for p in patterns for f in fields if f)
-
-
 class Router:
     """Finds the trails an event goes to; pure code, the directory does the lookups.
 
     `default_exclude`: the operator's default event rule (`STACKTRAIL_EVENTS_DEFAULT_EXCLUDE`,
     Hermes' Logstash dropped `read/list` and `read/get`): events it matches go to no trail
-    unless the trail's own `include` patterns name them (`read/*`, or `*` for all).
+    unless the trail's own includes (a pattern such as `read/*`, or `*` for all, or an
+    include rule) name them.
     """
 
     def __init__(
@@ -65,7 +61,8 @@ class Router:
             raise ValueError(f"unscoped project {unscoped_project!r} is not a valid project id")
         self._directory = directory
         self._unscoped = unscoped_project
-        self._default_exclude = tuple(default_exclude)
+        # compiled once: matched as includes are (a pattern on type, action or target type)
+        self._default_exclude = EventSelection(include=tuple(default_exclude))
 
     @property
     def unscoped_project(self) -> str:
@@ -74,13 +71,9 @@ class Router:
     def route(self, event: AuditEvent) -> list[Trail]:
         """Enabled trails of the event's projects whose event filter matches it."""
         trails = []
-        excluded = bool(self._default_exclude) and _names(self._default_exclude, event)
+        excluded = self._default_exclude.includes(event)
         for project_id in owner_projects(event, self._unscoped):
             trail = self._directory.get(project_id)
-            if (
-                trail.enabled
-                and trail.events.matches(event.event_type, event.action, event.target_type)
-                and not (excluded and not _names(trail.events.include, event))
-            ):
+            if trail.enabled and trail.events.keeps(event, default_excluded=excluded):
                 trails.append(trail)
         return trails

@@ -1,0 +1,198 @@
+"""Which events a trail keeps: glob patterns and field rules, compiled once per trail.
+
+A trail's selection has two kinds of entries, both `include` or `exclude`:
+
+- patterns (`events.include` / `events.exclude`): globs matched against the event type,
+  the CADF action and the target typeURI (any of the three);
+- rules (`events.rules`): conditions on named fields, like CloudTrail's advanced event
+  selectors: `event_type`, `service` (observer typeURI), `action`, `outcome`,
+  `target_type` (target typeURI). Each condition is a list of globs of which one must
+  match; every condition of a rule must hold.
+
+An event is kept when nothing includes (no include pattern or rule) or something includes
+it, and nothing excludes it: an exclusion always wins. stacktrail's own change events
+(`stacktrail.trail.updated`, ...) are kept whatever the selection says, so a trail's
+history can never be switched off by the trail itself.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from fnmatch import translate
+from typing import Protocol
+
+from stacktrail.domain.audit import NOTIFICATION_EVENT_TYPES
+
+# the one-click group "read-only actions" (CADF taxonomy; Hermes' Logstash dropped the last two)
+READ_ONLY_ACTIONS = ("read", "read/list", "read/get")
+# the outcomes CADF defines
+OUTCOMES = ("success", "failure", "pending", "unknown")
+# stacktrail's own change events: never dropped by a selection
+ALWAYS_KEPT_EVENT_TYPES = frozenset(NOTIFICATION_EVENT_TYPES.values())
+SERVICE_PREFIX = "service/"  # `compute` also matches the observer typeURI `service/compute`
+RULE_FIELDS = ("event_type", "service", "action", "outcome", "target_type")
+
+
+class SelectableEvent(Protocol):
+    """The fields a selection looks at (`SelectableEvent` has them, extracted once at decode)."""
+
+    @property
+    def event_type(self) -> str: ...
+    @property
+    def action(self) -> str: ...
+    @property
+    def outcome(self) -> str: ...
+    @property
+    def target_type(self) -> str: ...
+    @property
+    def observer_type(self) -> str: ...
+
+
+@dataclass(frozen=True, slots=True)
+class EventFields:
+    """A `SelectableEvent` of plain values (for callers without a decoded event)."""
+
+    event_type: str = ""
+    action: str = ""
+    outcome: str = ""
+    target_type: str = ""
+    observer_type: str = ""
+
+
+class Effect(StrEnum):
+    INCLUDE = "include"
+    EXCLUDE = "exclude"
+
+
+@dataclass(frozen=True, slots=True)
+class EventRule:
+    """One field rule; an empty condition matches anything."""
+
+    effect: Effect
+    event_type: tuple[str, ...] = ()
+    service: tuple[str, ...] = ()
+    action: tuple[str, ...] = ()
+    outcome: tuple[str, ...] = ()
+    target_type: tuple[str, ...] = ()
+
+
+def _compile(patterns: Iterable[str]) -> re.Pattern[str] | None:
+    """One regex for a list of globs (any of them), None for no list."""
+    globs = list(dict.fromkeys(patterns))
+    if not globs:
+        return None
+    return re.compile("|".join(f"(?:{translate(glob)})" for glob in globs))
+
+
+def _service_globs(patterns: Sequence[str]) -> list[str]:
+    globs = list(patterns)
+    globs += [SERVICE_PREFIX + p for p in patterns if not p.startswith(SERVICE_PREFIX)]
+    return globs
+
+
+@dataclass(frozen=True, slots=True)
+class _CompiledRule:
+    conditions: tuple[tuple[str, re.Pattern[str]], ...]  # (SelectableEvent attribute, regex)
+
+    def matches(self, event: SelectableEvent) -> bool:
+        return all(regex.match(getattr(event, name)) for name, regex in self.conditions)
+
+
+def _compiled_rule(rule: EventRule) -> _CompiledRule:
+    conditions: list[tuple[str, re.Pattern[str]]] = []
+    for attribute, globs in (
+        ("event_type", list(rule.event_type)),
+        ("observer_type", _service_globs(rule.service)),
+        ("action", list(rule.action)),
+        ("outcome", list(rule.outcome)),
+        ("target_type", list(rule.target_type)),
+    ):
+        regex = _compile(globs)
+        if regex is not None:
+            conditions.append((attribute, regex))
+    return _CompiledRule(tuple(conditions))
+
+
+@dataclass(frozen=True, slots=True)
+class _Side:
+    """The include (or exclude) entries of a selection, compiled."""
+
+    patterns: re.Pattern[str] | None
+    rules: tuple[_CompiledRule, ...]
+
+    @property
+    def empty(self) -> bool:
+        return self.patterns is None and not self.rules
+
+    def matches(self, event: SelectableEvent) -> bool:
+        regex = self.patterns
+        if regex is not None and (
+            (event.event_type and regex.match(event.event_type))
+            or (event.action and regex.match(event.action))
+            or (event.target_type and regex.match(event.target_type))
+        ):
+            return True
+        return any(rule.matches(event) for rule in self.rules)
+
+
+def _side(patterns: Sequence[str], rules: Iterable[EventRule], effect: Effect) -> _Side:
+    return _Side(
+        _compile(patterns), tuple(_compiled_rule(rule) for rule in rules if rule.effect == effect)
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class EventSelection:
+    """A trail's selection as plain data, with its matcher compiled at construction."""
+
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    rules: tuple[EventRule, ...] = ()
+    _include: _Side = field(init=False, repr=False, compare=False)
+    _exclude: _Side = field(init=False, repr=False, compare=False)
+    _everything: bool = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        included = _side(self.include, self.rules, Effect.INCLUDE)
+        excluded = _side(self.exclude, self.rules, Effect.EXCLUDE)
+        object.__setattr__(self, "_include", included)
+        object.__setattr__(self, "_exclude", excluded)
+        object.__setattr__(self, "_everything", included.empty and excluded.empty)
+
+    @property
+    def everything(self) -> bool:
+        """No pattern and no rule: every event is kept."""
+        return self._everything
+
+    def includes(self, event: SelectableEvent) -> bool:
+        """Whether an include pattern or rule names the event (this beats the operator's
+        default exclusion)."""
+        return not self._include.empty and self._include.matches(event)
+
+    def keeps(self, event: SelectableEvent, *, default_excluded: bool = False) -> bool:
+        """Whether the trail records the event. `default_excluded`: the operator's default
+        exclusion matched it, so only an include of the trail's own keeps it."""
+        if event.event_type in ALWAYS_KEPT_EVENT_TYPES:
+            return True
+        if self._everything:
+            return not default_excluded
+        if not self._exclude.empty and self._exclude.matches(event):
+            return False
+        if self._include.empty:
+            return not default_excluded
+        return self._include.matches(event)
+
+    def matches(
+        self,
+        event_type: str,
+        action: str,
+        target_type: str,
+        *,
+        observer_type: str = "",
+        outcome: str = "",
+    ) -> bool:
+        """`keeps` for plain values."""
+        return self.keeps(EventFields(event_type, action, outcome, target_type, observer_type))
