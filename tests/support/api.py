@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
@@ -89,3 +90,48 @@ def keystone_app(
 async def keystone_client(keystone_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     async with client_for(keystone_app) as http:
         yield http
+
+
+def _loc(error: dict[str, Any]) -> tuple[Any, ...]:
+    """A problem error's place as FastAPI's `loc`: `in` then the field path's parts."""
+    parts: list[Any] = [error["in"]]
+    for name, index in re.findall(r"([^.\[\]]+)|\[([0-9]+)\]", error["field"]):
+        parts.append(int(index) if index else name)
+    return tuple(parts)
+
+
+def refusals(response: httpx.Response) -> list[tuple[tuple[Any, ...], str]]:
+    """A 422's refused values as (loc, message), after checking it is a problem document
+    (RFC 9457) whose errors carry a field path, a pointer into the body and a code."""
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"] == "application/problem+json", response.headers
+    body = response.json()
+    assert body["type"] == "about:blank"
+    assert body["title"] == "Unprocessable Content"
+    assert body["status"] == 422
+    assert body["instance"] == response.request.url.path
+    assert isinstance(body["detail"], str)
+    assert body["detail"]
+    result = []
+    for error in body["errors"]:
+        assert set(error) <= {"field", "in", "pointer", "detail", "code", "context"}, error
+        assert error["code"]
+        assert error["detail"]
+        loc = _loc(error)
+        if error["in"] == "body":
+            assert error["pointer"] == "#" + "".join(f"/{part}" for part in loc[1:]), error
+        result.append((loc, error["detail"]))
+    return result
+
+
+def problem_detail(response: httpx.Response, status: int) -> str:
+    """The `detail` of an error answer, after checking it is a problem document."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json", response.headers
+    body = response.json()
+    assert body["status"] == status
+    assert body["title"]
+    assert body["type"] == "about:blank"
+    assert body["instance"] == response.request.url.path
+    assert isinstance(body["detail"], str)
+    return str(body["detail"])

@@ -1,5 +1,5 @@
 """The API reference works offline (Swagger UI and ReDoc served by stacktrail itself), and
-a browser asking for an unknown address gets a page, the API its JSON."""
+a browser asking for an unknown address gets a page, the API its problem document."""
 
 from __future__ import annotations
 
@@ -49,6 +49,7 @@ async def test_browsers_get_a_page_and_the_api_json(http: httpx.AsyncClient) -> 
     assert "There is no page at /no/such/page" in page.text
     api = await http.get("/v1/no/such/thing", headers=HTML)
     assert api.status_code == 404
-    assert api.headers["content-type"].startswith("application/json")
+    assert api.headers["content-type"] == "application/problem+json"
     plain = await http.get("/no/such/page")
-    assert plain.headers["content-type"].startswith("application/json")
+    assert plain.headers["content-type"] == "application/problem+json"
+    assert plain.json()["detail"] == "There is nothing at /no/such/page."

@@ -189,7 +189,7 @@ async def test_a_long_event_catalogue_fits_in_one_form(http: httpx.AsyncClient) 
     )
     assert saved.status_code == 303, saved.text
     events = (await http.get("/v1/projects/p2/trail")).json()["events"]
-    assert events == {"include": [], "exclude": ["service0007.thing.done"]}
+    assert events == {"include": [], "exclude": ["service0007.thing.done"], "rules": []}
 
 
 SVG = "http://www.w3.org/2000/svg"

@@ -121,19 +121,17 @@ def test_event_toggles_and_patterns_become_lists() -> None:
 def test_validation_errors_by_field() -> None:
     errors = forms.errors_by_field(
         [
-            {"type": "int_parsing", "loc": ["body", "retention_days"], "msg": "..."},
-            {"type": "too_short", "loc": ["body", "archive", "regions"], "msg": "..."},
+            {"code": "int_parsing", "field": "retention_days", "detail": "..."},
+            {"code": "too_short", "field": "archive.regions", "detail": "..."},
+            {"code": "value_error", "field": "archive.regions[1]", "detail": "unknown region 'X'"},
             {
-                "type": "value_error",
-                "loc": ["body", "archive", "regions", 1],
-                "msg": "unknown region 'X'",
+                "code": "value_error",
+                "field": "default_retention_days",
+                "detail": "default_retention_days 5 is above max_retention_days 3",
             },
-            {
-                "type": "value_error",
-                "loc": ["body", "default_retention_days"],
-                "msg": "default_retention_days 5 is above max_retention_days 3",
-            },
-            {"type": "json_invalid", "loc": ["body"], "msg": "invalid JSON"},
+            {"code": "json_invalid", "field": "", "detail": "invalid JSON"},
+            {"code": "value_error", "field": "events.include[0]", "detail": "pattern 'a[': x"},
+            {"code": "value_error", "field": "events.include[2]", "detail": "pattern 'b]': y"},
         ]
     )
     assert errors == {
@@ -141,6 +139,7 @@ def test_validation_errors_by_field() -> None:
         "archive.regions": ["Choose at least one.", "Unknown region 'X'"],
         "default_retention_days": ["The default retention 5 is above the longest retention 3"],
         "": ["Invalid JSON"],
+        "events.include": ["Pattern 'a[': x", "Pattern 'b]': y"],
     }
 
 

@@ -6,7 +6,7 @@ import logging
 from collections.abc import Mapping
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import Response
 from fastapi_offline import FastAPIOffline
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -24,6 +24,8 @@ from stacktrail.api.context import (
 )
 from stacktrail.api.limits import RequestLimits
 from stacktrail.api.policy import Policy
+from stacktrail.api.problems import install as install_problems
+from stacktrail.api.problems import problem_response
 from stacktrail.api.routes import admin as routes_admin
 from stacktrail.api.routes import delivery as routes_delivery
 from stacktrail.api.routes import digests as routes_digests
@@ -88,9 +90,9 @@ class _NoStore:
         await self.app(scope, receive, send_marked)
 
 
-async def _store_unavailable(request: Request, exc: Exception) -> JSONResponse:
+async def _store_unavailable(request: Request, exc: Exception) -> Response:
     log.error("config store unavailable during %s %s: %s", request.method, request.url.path, exc)
-    return JSONResponse({"detail": "the config store is unavailable"}, status_code=503)
+    return problem_response(request, 503, "the config store is unavailable")
 
 
 def create_app(
@@ -153,6 +155,7 @@ def create_app(
     app.include_router(routes_delivery.router)
     app.include_router(routes_projects.router)
     app.include_router(routes_files.router)
+    install_problems(app)
     for error in (
         StoreError,
         OperationalError,

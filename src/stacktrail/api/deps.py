@@ -217,7 +217,7 @@ VALIDATION_ERROR: dict[int | str, dict[str, Any]] = {
     422: {
         "description": "Validation Error",
         "content": {
-            "application/json": {"schema": {"$ref": "#/components/schemas/HTTPValidationError"}}
+            "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}
         },
     }
 }

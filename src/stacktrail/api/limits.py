@@ -15,6 +15,8 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from stacktrail.api.problems import PROBLEM_MEDIA_TYPE, problem_body, problem_error
+
 # JSON strings (with escapes), removed before counting brackets
 _JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
 _NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
@@ -55,8 +57,16 @@ def _is_json(content_type: bytes | None) -> bool:
     )
 
 
-async def _respond(send: Send, status: int, body: dict[str, Any], close: bool) -> None:
-    headers = [(b"content-type", b"application/json"), (b"cache-control", b"no-store")]
+async def _respond(
+    scope: Scope,
+    send: Send,
+    status: int,
+    detail: str,
+    close: bool,
+    errors: list[dict[str, Any]] | None = None,
+) -> None:
+    body = problem_body(status, detail, scope.get("path", ""), errors)
+    headers = [(b"content-type", PROBLEM_MEDIA_TYPE.encode()), (b"cache-control", b"no-store")]
     if close:  # the rest of the body is never read: the connection cannot be reused
         headers.append((b"connection", b"close"))
     await send({"type": "http.response.start", "status": status, "headers": headers})
@@ -78,16 +88,16 @@ class RequestLimits:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        too_large = {
-            "detail": f"the request body is larger than {self.max_body_bytes} bytes "
+        too_large = (
+            f"the request body is larger than {self.max_body_bytes} bytes "
             "(STACKTRAIL_API_MAX_BODY_BYTES)"
-        }
+        )
         length = _header(scope, b"content-length")
         if length is not None and (not length.isdigit() or int(length) > self.max_body_bytes):
             if not length.isdigit():
-                await _respond(send, 400, {"detail": "invalid Content-Length"}, close=True)
+                await _respond(scope, send, 400, "invalid Content-Length", close=True)
             else:
-                await _respond(send, 413, too_large, close=True)
+                await _respond(scope, send, 413, too_large, close=True)
             return
         chunked = b"chunked" in (_header(scope, b"transfer-encoding") or b"").lower()
         if length in (None, b"0") and not chunked:
@@ -97,24 +107,27 @@ class RequestLimits:
             async with asyncio.timeout(self.body_timeout):
                 body, disconnected = await self._read(receive)
         except BodyTooLarge:
-            await _respond(send, 413, too_large, close=True)
+            await _respond(scope, send, 413, too_large, close=True)
             return
         except TimeoutError:
             detail = f"the request body did not arrive within {self.body_timeout:g}s"
-            await _respond(send, 408, {"detail": detail}, close=True)
+            await _respond(scope, send, 408, detail, close=True)
             return
         if disconnected:
             return
         if _is_json(_header(scope, b"content-type")):
             depth = json_depth(body)
             if depth > self.max_json_depth:
-                error = {
-                    "type": "json_invalid",
-                    "loc": ["body"],
-                    "msg": f"JSON nested {depth} levels deep; at most "
-                    f"{self.max_json_depth} are accepted",
-                }
-                await _respond(send, 422, {"detail": [error]}, close=False)
+                error = problem_error(
+                    {
+                        "type": "json_invalid",
+                        "loc": ["body"],
+                        "msg": f"JSON nested {depth} levels deep; at most "
+                        f"{self.max_json_depth} are accepted",
+                    }
+                )
+                detail = f"The request is not accepted: {error['detail']}"
+                await _respond(scope, send, 422, detail, close=False, errors=[error])
                 return
         await self.app(scope, _replay(body, receive), send)
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from stacktrail.api.problems import Problem
 from stacktrail.config import Settings
 from stacktrail.db.ledger import EventTypeEntry
 from stacktrail.db.trail_store import OutOfBounds, StoredTrail, TrailChange
@@ -18,8 +19,7 @@ from stacktrail.domain.trail import ArchiveFormat, ArchiveSource, WriteMode
 EVENTS_PER_DAY = 30  # days in a trail status's `events_per_day`
 
 
-class ErrorBody(BaseModel):
-    detail: str
+ErrorBody = Problem  # every error answer (RFC 9457)
 
 
 class EditorView(BaseModel):

@@ -38,17 +38,17 @@ class ApiResponse:
 
     @property
     def detail(self) -> str:
-        """The API's error message (`detail` as a string), or a generic one."""
+        """The API's error message (the problem document's `detail`), or a generic one."""
         if isinstance(self.body, dict) and isinstance(self.body.get("detail"), str):
             return str(self.body["detail"])
         return f"the server answered with HTTP {self.status}"
 
     @property
     def validation_errors(self) -> list[dict[str, Any]]:
-        """A 422's error list (FastAPI's shape), empty otherwise."""
+        """A 422 problem document's `errors` (`field`, `in`, `detail`, `code`), else empty."""
         if self.status != 422 or not isinstance(self.body, dict):
             return []
-        errors = self.body.get("detail")
+        errors = self.body.get("errors")
         return [e for e in errors if isinstance(e, dict)] if isinstance(errors, list) else []
 
 

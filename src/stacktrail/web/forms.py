@@ -1,4 +1,4 @@
-"""HTML form fields <-> API documents, and the API's 422 errors as messages per field.
+"""HTML form fields <-> API documents, and the API's refusals (422) as messages per field.
 
 The UI converts only shapes (checkbox -> boolean, one pattern per line -> list); every
 rule on the values is the API's. A value that is not even of the right type (a
@@ -217,25 +217,23 @@ def event_selection(
     return selection
 
 
-# --- 422 errors
+# --- 422 errors (problem documents: `errors` entries with `field`, `code`, `detail`)
 
 
-def field_of(loc: Iterable[Any]) -> str:
-    """`["body", "archive", "regions", 0]` -> `archive.regions`; `""` for the whole body."""
-    parts = [str(part) for part in loc if not isinstance(part, int)]
-    if parts and parts[0] in ("body", "query", "path", "header"):
-        parts = parts[1:]
-    return ".".join(parts)
+def field_of(path: str) -> str:
+    """`archive.regions[0]` -> `archive.regions` (the form field showing it); `""` for the
+    whole body."""
+    return re.sub(r"\[[0-9]+\]", "", path).split("[", 1)[0]
 
 
 def _bound(error: Mapping[str, Any], key: str) -> str:
-    ctx = error.get("ctx")
+    ctx = error.get("context")
     return str(ctx.get(key, "")) if isinstance(ctx, Mapping) else ""
 
 
 def message_of(error: Mapping[str, Any]) -> str:
-    kind = str(error.get("type", ""))
-    msg = str(error.get("msg", "")).removeprefix("Value error, ")
+    kind = str(error.get("code", ""))
+    msg = str(error.get("detail", ""))
     if kind in ("int_parsing", "int_type", "int_from_float"):
         return "Enter a whole number."
     if kind == "greater_than_equal":
@@ -250,7 +248,7 @@ def message_of(error: Mapping[str, Any]) -> str:
         return "This must not be empty."
     if kind == "string_too_long":
         return f"This is too long (at most {_bound(error, 'max_length')} characters)."
-    if kind == "enum":
+    if kind in ("enum", "literal_error"):
         return f"Choose one of the offered options ({_bound(error, 'expected')})."
     if kind == "string_pattern_mismatch":
         return "Use only letters, digits, `-` and `_`."
@@ -259,9 +257,10 @@ def message_of(error: Mapping[str, Any]) -> str:
 
 
 def errors_by_field(errors: Iterable[Mapping[str, Any]]) -> dict[str, list[str]]:
+    """Messages per form field, each once and each its own entry (shown one per line)."""
     result: dict[str, list[str]] = {}
     for error in errors:
-        messages = result.setdefault(field_of(error.get("loc") or ()), [])
+        messages = result.setdefault(field_of(str(error.get("field") or "")), [])
         message = message_of(error)
         if message not in messages:
             messages.append(message)

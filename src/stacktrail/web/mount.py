@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from fastapi import FastAPI, Request
-from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from stacktrail.api.problems import http_problem
 from stacktrail.config import Settings
 from stacktrail.web import pages_admin, pages_auth, pages_events, pages_project
 from stacktrail.web.api_client import SignedOut
@@ -37,7 +37,8 @@ def mount_ui(app: FastAPI, settings: Settings) -> None:
 
 
 async def browser_not_found(request: Request, exc: Exception) -> Response:
-    """A page for a browser asking for an unknown address; the API's JSON for the rest."""
+    """A page for a browser asking for an unknown address; the API's problem document
+    for the rest."""
     assert isinstance(exc, StarletteHTTPException)
     wants_html = "text/html" in request.headers.get("accept", "")
     if exc.status_code == 404 and wants_html and not request.url.path.startswith("/v1/"):
@@ -49,4 +50,4 @@ async def browser_not_found(request: Request, exc: Exception) -> Response:
             session=current_session(request),
             link=("/", "Go to the start page"),
         )
-    return await http_exception_handler(request, exc)
+    return await http_problem(request, exc)

@@ -127,10 +127,7 @@ async def events_page(request: Request, project_id: str) -> Response:
         error = (
             answer.detail
             if not answer.validation_errors
-            else "; ".join(
-                f"{'.'.join(str(p) for p in e.get('loc', [])[1:])}: {e.get('msg')}"
-                for e in answer.validation_errors
-            )
+            else "; ".join(f"{e.get('field')}: {e.get('detail')}" for e in answer.validation_errors)
         )
     elif not answer.ok:
         return _answer_page(request, session, project_id, answer)
