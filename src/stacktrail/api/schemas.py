@@ -23,8 +23,8 @@ ErrorBody = Problem  # every error answer (RFC 9457)
 
 
 class EditorView(BaseModel):
-    user_id: str
-    user_name: str
+    user_id: str = Field(description="The Keystone user id.")
+    user_name: str = Field(description="The Keystone user name.")
 
     @classmethod
     def of(cls, editor: Editor | None) -> EditorView | None:
@@ -48,25 +48,33 @@ class EventsView(BaseModel):
 
 
 class ArchiveView(BaseModel):
-    enabled: bool
-    container: str
-    prefix: str
-    format: ArchiveFormat
-    interval: str
-    regions: list[str]
-    write_mode: WriteMode
-    source: ArchiveSource
+    enabled: bool = Field(description="Whether events are delivered to the container at all.")
+    container: str = Field(description="The Swift container (or S3 bucket) the files go to.")
+    prefix: str = Field(description="Folder (key prefix) inside the container; empty: the top.")
+    format: ArchiveFormat = Field(
+        description="File format: `json`, `ndjson` or `csv`, each gzip-compressed.",
+    )
+    interval: str = Field(description="How often new events are delivered, e.g. `15m`.")
+    regions: list[str] = Field(description="The regions that each receive a copy of every file.")
+    write_mode: WriteMode = Field(
+        description="`reseller`: stacktrail writes into the project's account; `acl`: into "
+        "a container the project created and granted stacktrail's writer.",
+    )
+    source: ArchiveSource = Field(
+        description="`ingest`: delivered as events arrive; `search`: exported from search "
+        "on a schedule.",
+    )
 
 
 class SearchView(BaseModel):
-    enabled: bool
+    enabled: bool = Field(description="Whether events are indexed into the audit search.")
 
 
 class BoundNoteView(BaseModel):
     field: str = Field(description="The overridden member, dotted (`archive.interval`).")
     stored: Any = Field(description="The project's override as stored.")
     effective: Any = Field(description="What applies instead (null: the cloud default).")
-    message: str
+    message: str = Field(description="What the bound is and what applies, in words.")
 
 
 class TrailView(BaseModel):
@@ -77,16 +85,16 @@ class TrailView(BaseModel):
     when they change later. A merge patch member set to null clears that override.
     """
 
-    project_id: str
-    enabled: bool
-    retention_days: int
-    events: EventsView
-    archive: ArchiveView
-    search: SearchView
+    project_id: str = Field(description="The Keystone project id (or `unscoped`).")
+    enabled: bool = Field(description="Whether the trail records events at all.")
+    retention_days: int = Field(description="Days events are kept in search and the container.")
+    events: EventsView = Field(description="Which events are recorded.")
+    archive: ArchiveView = Field(description="Delivery to object storage.")
+    search: SearchView = Field(description="Indexing into the audit search.")
     version: int = Field(description="Bumped by every change; the ETag. 0: never configured.")
     configured: bool = Field(description="False: the operator defaults apply.")
-    updated_at: datetime | None
-    updated_by: EditorView | None
+    updated_at: datetime | None = Field(description="When the trail was last changed; null: never.")
+    updated_by: EditorView | None = Field(description="Who last changed it; null: nobody.")
     overrides: dict[str, Any] = Field(
         description="The members the project set, in the shape of the trail (e.g. "
         '`{"retention_days": 30, "archive": {"interval": "1h"}}`); all others follow the '
@@ -142,18 +150,20 @@ class TrailListEntry(TrailView):
 
 
 class TrailList(BaseModel):
-    trails: list[TrailListEntry]
+    trails: list[TrailListEntry] = Field(description="The trails of this page.")
     next_marker: str | None = Field(description="Pass as `marker` for the next page.")
 
 
 class TrailChangeView(BaseModel):
-    id: int
-    action: str
-    version: int
-    changed_at: datetime
-    user_id: str
-    user_name: str
-    user_project_id: str | None
+    id: int = Field(description="The change's id, increasing.")
+    action: str = Field(description="`update/trail` or `delete/trail` (a reset to the defaults).")
+    version: int = Field(description="The trail's version after the change.")
+    changed_at: datetime = Field(description="When the change was made.")
+    user_id: str = Field(description="The Keystone user id of who made it.")
+    user_name: str = Field(description="The Keystone user name of who made it.")
+    user_project_id: str | None = Field(
+        description="The project the user's token was scoped to; null: none.",
+    )
     old: dict[str, Any] | None = Field(
         description="The overrides before (null: nothing stored, the operator defaults "
         "applied). Changes recorded before overrides were stored hold complete documents."
@@ -178,27 +188,31 @@ class TrailChangeView(BaseModel):
 
 
 class TrailChangeList(BaseModel):
-    changes: list[TrailChangeView]
+    changes: list[TrailChangeView] = Field(description="The changes, newest first.")
 
 
 class LastDelivery(BaseModel):
-    container: str | None
-    key: str
-    day: str | None
-    at: datetime
+    container: str | None = Field(description="The container the file went to; null: not recorded.")
+    key: str = Field(description="The object key of the file delivered.")
+    day: str | None = Field(
+        description="The UTC event day of the file (YYYY-MM-DD); null: not recorded.",
+    )
+    at: datetime = Field(description="When it was delivered.")
 
 
 class LastError(BaseModel):
-    message: str
-    at: datetime
-    consecutive: int
+    message: str = Field(description="The store's answer, as recorded.")
+    at: datetime = Field(description="When the delivery last failed.")
+    consecutive: int = Field(description="Failed attempts in a row.")
 
 
 class RegionStatusView(BaseModel):
-    region: str
-    last_delivery: LastDelivery | None
-    last_error: LastError | None
-    in_error: bool
+    region: str = Field(description="The region.")
+    last_delivery: LastDelivery | None = Field(
+        description="The latest successful delivery; null: none yet.",
+    )
+    last_error: LastError | None = Field(description="The latest failed delivery; null: none.")
+    in_error: bool = Field(description="The last delivery attempt in this region failed.")
     pending_spool_bytes: int | None = Field(
         description="Bytes of the project's events waiting in this server's local spool. The "
         "spool holds one copy per project and delivers it to each region, so every region "
@@ -209,8 +223,10 @@ class RegionStatusView(BaseModel):
 class EventCountsView(BaseModel):
     last_hour: int = Field(description="Events ingested in this and the previous clock hour.")
     last_day: int = Field(description="Events ingested in this and the previous 24 clock hours.")
-    since_hour: datetime
-    since_day: datetime
+    since_hour: datetime = Field(
+        description="Start of the previous clock hour (what `last_hour` counts from).",
+    )
+    since_day: datetime = Field(description="Start of the 24 clock hours `last_day` counts.")
 
 
 class DayCountView(BaseModel):
@@ -221,22 +237,24 @@ class DayCountView(BaseModel):
 class RetentionUpdateView(BaseModel):
     """Progress of re-dating the project's archived objects after a retention change."""
 
-    retention_days: int
+    retention_days: int = Field(description="The retention the objects are being re-dated to.")
     status: str = Field(description="pending, running, done or failed")
-    objects_seen: int
-    objects_updated: int
+    objects_seen: int = Field(description="Objects looked at so far.")
+    objects_updated: int = Field(description="Objects given the new expiry date.")
     objects_deleted: int = Field(description="objects already past the new retention")
-    error: str | None
-    requested_at: datetime
-    finished_at: datetime | None
+    error: str | None = Field(description="Why the update failed; null: it did not.")
+    requested_at: datetime = Field(description="When the retention change asked for it.")
+    finished_at: datetime | None = Field(
+        description="When it finished; null: still pending or running.",
+    )
 
 
 class TrailStatusView(BaseModel):
-    project_id: str
-    enabled: bool
-    version: int
-    regions: list[RegionStatusView]
-    events: EventCountsView
+    project_id: str = Field(description="The Keystone project id (or `unscoped`).")
+    enabled: bool = Field(description="Whether the trail records events at all.")
+    version: int = Field(description="The trail's version.")
+    regions: list[RegionStatusView] = Field(description="Delivery per region.")
+    events: EventCountsView = Field(description="Events ingested recently.")
     events_per_day: list[DayCountView] = Field(
         description=f"Events ingested per UTC day for the last {EVENTS_PER_DAY} days, oldest "
         "first, ending with today; days without events count 0.",
@@ -255,10 +273,10 @@ class TrailStatusView(BaseModel):
 
 
 class EventTypeView(BaseModel):
-    event_type: str
-    first_seen: datetime
-    last_seen: datetime
-    count: int
+    event_type: str = Field(description="The oslo event type.")
+    first_seen: datetime = Field(description="When it was first seen in this cloud.")
+    last_seen: datetime = Field(description="When it was last seen.")
+    count: int = Field(description="Events of this type seen in the whole cloud.")
 
     @classmethod
     def of(cls, entry: EventTypeEntry) -> EventTypeView:
@@ -271,11 +289,11 @@ class EventTypeView(BaseModel):
 
 
 class EventTypeList(BaseModel):
-    event_types: list[EventTypeView]
+    event_types: list[EventTypeView] = Field(description="The event types seen in this cloud.")
 
 
 class OutOfBoundsEntry(BoundNoteView):
-    project_id: str
+    project_id: str = Field(description="The project whose override is clamped.")
 
 
 class OutOfBoundsView(BaseModel):
@@ -300,17 +318,19 @@ class OutOfBoundsView(BaseModel):
 
 
 class DefaultsView(BaseModel):
-    default_retention_days: int
-    max_retention_days: int
-    default_interval: str
-    min_interval: str
+    default_retention_days: int = Field(description="Retention of a trail that sets none, in days.")
+    max_retention_days: int = Field(description="The longest retention a trail may set, in days.")
+    default_interval: str = Field(description="Delivery interval of a trail that sets none.")
+    min_interval: str = Field(description="The shortest delivery interval a trail may set.")
     max_interval: str = Field(description="Read-only: the longest interval anybody may set.")
-    default_container: str
-    default_format: ArchiveFormat
+    default_container: str = Field(description="Container of a trail that sets none.")
+    default_format: ArchiveFormat = Field(description="File format of a trail that sets none.")
     regions: list[str] = Field(description="Read-only: the regions trails may archive into.")
     version: int = Field(description="0: never stored, taken from the settings.")
-    updated_at: datetime | None
-    updated_by: EditorView | None
+    updated_at: datetime | None = Field(
+        description="When the defaults were last changed; null: never.",
+    )
+    updated_by: EditorView | None = Field(description="Who last changed them; null: nobody.")
     event_types: list[EventTypeView] = Field(description="The catalogue of seen event types.")
     out_of_bounds: OutOfBoundsView | None = Field(
         None,
@@ -339,7 +359,7 @@ class DefaultsView(BaseModel):
 
 
 class Health(BaseModel):
-    status: str
+    status: str = Field(description="`ok` while the process runs.")
 
 
 class Readiness(BaseModel):

@@ -242,19 +242,58 @@ class EventsInput(BaseModel):
 
 class ArchiveInput(BaseModel):
     model_config = _FORBID
-    enabled: StrictBool | None = None
-    container: ContainerName | None = None
-    prefix: Prefix | None = None
-    format: ArchiveFormat | None = None
-    interval: Interval | None = None
-    regions: list[Region] | None = Field(None, min_length=1, max_length=64)
-    write_mode: WriteMode | None = None
-    source: ArchiveSource | None = None
+    enabled: StrictBool | None = Field(
+        None,
+        description="Whether events are delivered to the container at all. Null or left "
+        "out: the cloud default.",
+    )
+    container: ContainerName | None = Field(
+        None,
+        description="The Swift container (or S3 bucket) the files go to. Null or left out: "
+        "the cloud default.",
+    )
+    prefix: Prefix | None = Field(
+        None,
+        description="Folder (key prefix) inside the container; empty: the top. Null or left"
+        " out: the cloud default.",
+    )
+    format: ArchiveFormat | None = Field(
+        None,
+        description="File format: `json`, `ndjson` or `csv`, each gzip-compressed. Null or "
+        "left out: the cloud default.",
+    )
+    interval: Interval | None = Field(
+        None,
+        description="How often new events are delivered, e.g. `15m`. Null or left out: the "
+        "cloud default.",
+    )
+    regions: list[Region] | None = Field(
+        None,
+        min_length=1,
+        max_length=64,
+        description="The regions that each receive a copy of every file. Null or left out: "
+        "the cloud default.",
+    )
+    write_mode: WriteMode | None = Field(
+        None,
+        description="`reseller`: stacktrail writes into the project's account; `acl`: into "
+        "a container the project created and granted stacktrail's writer. Null "
+        "or left out: the cloud default.",
+    )
+    source: ArchiveSource | None = Field(
+        None,
+        description="`ingest`: delivered as events arrive; `search`: exported from search "
+        "on a schedule. Null or left out: the cloud default.",
+    )
 
 
 class SearchInput(BaseModel):
     model_config = _FORBID
-    enabled: StrictBool | None = None
+    enabled: StrictBool | None = Field(
+        None,
+        description="Whether events are indexed into the audit search. Null or left out: "
+        "the cloud default.",
+    )
 
 
 class TrailOverrides(BaseModel):
@@ -262,11 +301,27 @@ class TrailOverrides(BaseModel):
     out follows the operator's defaults, now and after they change."""
 
     model_config = _FORBID
-    enabled: StrictBool | None = None
-    retention_days: RetentionDays | None = None
-    events: EventsInput | None = None
-    archive: ArchiveInput | None = None
-    search: SearchInput | None = None
+    enabled: StrictBool | None = Field(
+        None,
+        description="Whether the trail records events at all. Null or left out: the cloud default.",
+    )
+    retention_days: RetentionDays | None = Field(
+        None,
+        description="Days events are kept in search and the container, at most the "
+        "operator's maximum. Null or left out: the cloud default.",
+    )
+    events: EventsInput | None = Field(
+        None,
+        description="Which events are recorded. Null or left out: the cloud default.",
+    )
+    archive: ArchiveInput | None = Field(
+        None,
+        description="Delivery to object storage. Null or left out: the cloud default.",
+    )
+    search: SearchInput | None = Field(
+        None,
+        description="Indexing into the audit search. Null or left out: the cloud default.",
+    )
 
     def document(self) -> dict[str, Any]:
         """As stored: only the members set, no empty sections."""
@@ -600,12 +655,16 @@ class DefaultsInput(BaseModel):
     """The operator's defaults and bounds; read-only members are accepted and ignored."""
 
     model_config = _FORBID
-    default_retention_days: RetentionDays
-    max_retention_days: RetentionDays
+    default_retention_days: RetentionDays = Field(
+        description="Retention of a trail that sets none, in days (at most max_retention_days).",
+    )
+    max_retention_days: RetentionDays = Field(
+        description="The longest retention a trail may set, in days.",
+    )
     default_interval: Interval
     min_interval: Interval
     default_container: ContainerName
-    default_format: ArchiveFormat
+    default_format: ArchiveFormat = Field(description="File format of a trail that sets none.")
     max_interval: str | None = Field(None, description="Read-only, ignored.")
     regions: list[str] | None = Field(None, description="Read-only, ignored.")
     version: int | None = Field(None, description="Read-only, ignored (use If-Match).")

@@ -19,14 +19,14 @@ router = APIRouter(tags=["digests"])
 
 class DigestKey(BaseModel):
     fingerprint: str = Field(description="Named by every digest it signed (`key_fingerprint`).")
-    algorithm: str = "Ed25519"
+    algorithm: str = Field("Ed25519", description="The signature algorithm (`Ed25519`).")
     public_key: str = Field(description="PEM (SubjectPublicKeyInfo), as in digests/keys/.")
 
 
 class DigestKeys(BaseModel):
     enabled: bool = Field(description="Whether digests are written (a signing key is set).")
     interval: str = Field(description="The period one digest covers.")
-    keys: list[DigestKey]
+    keys: list[DigestKey] = Field(description="The public keys the digests are signed with.")
 
 
 @lru_cache(maxsize=4)
