@@ -102,7 +102,7 @@ async def test_body_refusals_name_every_field_path(
         f"/v1/projects/{a}/trail",
         headers=token,
         json={
-            "retention_days": 40000,
+            "retention_days": 0,
             "events": {
                 "include": ["ok.*", "a["],
                 "rules": [
@@ -122,12 +122,36 @@ async def test_body_refusals_name_every_field_path(
     assert errors[2]["field"] == "events.rules[1].action[1]"
     assert errors[2]["pointer"] == "#/events/rules/1/action/1"
     assert errors[2]["detail"] == "pattern 'b]': `]` without a matching `[`"
-    assert errors[0]["code"] == "less_than_equal"
+    assert errors[0]["code"] == "greater_than_equal"
+    assert errors[0]["context"] == {"ge": "1"}
     assert answer.json()["detail"].startswith("4 values are not accepted: retention_days: ")
-    bounds = await http.put(f"/v1/projects/{a}/trail", headers=token, json={"retention_days": 9999})
-    ((where, message),) = refusals(bounds)
-    assert where == ("body", "retention_days")
-    assert "above the operator's maximum of 3650 days" in message
+
+
+async def test_one_maximum_per_bound(http: httpx.AsyncClient, users: KeystoneUsers) -> None:
+    """A trail's retention has one maximum, the operator's (also far above the limit of
+    the operator's bounds); the operator's maximum has the limit the defaults show."""
+    a = users.project_id("a")
+    token = {"X-Auth-Token": await users.token("a_admin")}
+    for days in (3651, 40000, 10**30):
+        answer = await http.put(
+            f"/v1/projects/{a}/trail", headers=token, json={"retention_days": days}
+        )
+        assert refusals(answer) == [
+            (
+                ("body", "retention_days"),
+                f"retention_days {days} is above the operator's maximum of 3650 days",
+            )
+        ]
+    admin = {"X-Auth-Token": await users.token("cloud_admin")}
+    defaults = (await http.get("/v1/defaults", headers=admin)).json()
+    assert defaults["max_retention_days"] == 3650
+    assert defaults["retention_limit_days"] == 36500
+    too_long = await http.put(
+        "/v1/defaults", headers=admin, json={**defaults, "max_retention_days": 36501}
+    )
+    assert refusals(too_long) == [
+        (("body", "max_retention_days"), "Input should be less than or equal to 36500")
+    ]
 
 
 async def test_preconditions_media_types_and_limits(

@@ -11,7 +11,12 @@ from stacktrail.api.problems import Problem
 from stacktrail.config import Settings
 from stacktrail.db.ledger import EventTypeEntry
 from stacktrail.db.trail_store import OutOfBounds, StoredTrail, TrailChange
-from stacktrail.domain.defaults import MAX_INTERVAL, Editor, OperatorDefaults
+from stacktrail.domain.defaults import (
+    MAX_INTERVAL,
+    RETENTION_LIMIT_DAYS,
+    Editor,
+    OperatorDefaults,
+)
 from stacktrail.domain.document import EventRuleSpec
 from stacktrail.domain.durations import format_duration
 from stacktrail.domain.trail import ArchiveFormat, ArchiveSource, WriteMode
@@ -323,6 +328,9 @@ class DefaultsView(BaseModel):
     default_interval: str = Field(description="Delivery interval of a trail that sets none.")
     min_interval: str = Field(description="The shortest delivery interval a trail may set.")
     max_interval: str = Field(description="Read-only: the longest interval anybody may set.")
+    retention_limit_days: int = Field(
+        description="Read-only: the most days `max_retention_days` may be."
+    )
     default_container: str = Field(description="Container of a trail that sets none.")
     default_format: ArchiveFormat = Field(description="File format of a trail that sets none.")
     regions: list[str] = Field(description="Read-only: the regions trails may archive into.")
@@ -348,6 +356,7 @@ class DefaultsView(BaseModel):
             default_interval=format_duration(defaults.default_interval),
             min_interval=format_duration(defaults.min_interval),
             max_interval=format_duration(MAX_INTERVAL),
+            retention_limit_days=RETENTION_LIMIT_DAYS,
             default_container=defaults.default_container,
             default_format=defaults.default_format,
             regions=list(settings.archive_regions),

@@ -83,7 +83,11 @@ Interval = Annotated[
     Field(description="Delivery interval, e.g. `15m`, `1h`.", examples=["15m"]),
 ]
 Region = Annotated[str, StringConstraints(pattern=REGION_PATTERN)]
-RetentionDays = Annotated[StrictInt, Field(ge=1, le=RETENTION_LIMIT_DAYS)]
+# A trail's retention has one upper bound, the operator's maximum (check_bounds, clamped in
+# resolve), so a person never sees two different maximums; the operator's bounds themselves
+# are at most RETENTION_LIMIT_DAYS.
+RetentionDays = Annotated[StrictInt, Field(ge=1)]
+BoundDays = Annotated[StrictInt, Field(ge=1, le=RETENTION_LIMIT_DAYS)]
 Glob = Annotated[
     str,
     StringConstraints(min_length=1, max_length=MAX_PATTERN_LENGTH),
@@ -655,10 +659,10 @@ class DefaultsInput(BaseModel):
     """The operator's defaults and bounds; read-only members are accepted and ignored."""
 
     model_config = _FORBID
-    default_retention_days: RetentionDays = Field(
+    default_retention_days: BoundDays = Field(
         description="Retention of a trail that sets none, in days (at most max_retention_days).",
     )
-    max_retention_days: RetentionDays = Field(
+    max_retention_days: BoundDays = Field(
         description="The longest retention a trail may set, in days.",
     )
     default_interval: Interval
@@ -666,6 +670,7 @@ class DefaultsInput(BaseModel):
     default_container: ContainerName
     default_format: ArchiveFormat = Field(description="File format of a trail that sets none.")
     max_interval: str | None = Field(None, description="Read-only, ignored.")
+    retention_limit_days: int | None = Field(None, description="Read-only, ignored.")
     regions: list[str] | None = Field(None, description="Read-only, ignored.")
     version: int | None = Field(None, description="Read-only, ignored (use If-Match).")
     updated_at: str | None = Field(None, description="Read-only, ignored.")

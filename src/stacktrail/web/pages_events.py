@@ -14,6 +14,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from stacktrail.api import policy
+from stacktrail.domain.event_browse import FILTER_MAX_CHARS, PAGE_SIZE_DEFAULT
+from stacktrail.domain.event_rules import OUTCOMES as CADF_OUTCOMES
 from stacktrail.domain.validation import PROJECT_ID_PATTERN
 from stacktrail.web.api_client import Api, ApiResponse
 from stacktrail.web.pages_auth import checked_form, require_session
@@ -31,8 +33,8 @@ FRAMES = [
     ("-7d", "Last 7 days"),
     ("-30d", "Last 30 days"),
 ]
-OUTCOMES = ["success", "failure", "pending", "unknown"]
-PAGE_SIZE = 50
+OUTCOMES = list(CADF_OUTCOMES)
+PAGE_SIZE = PAGE_SIZE_DEFAULT
 
 
 def base(project_id: str) -> str:
@@ -151,6 +153,7 @@ async def events_page(request: Request, project_id: str) -> Response:
             "frame": {"from": frame_from, "to": frame_to},
             "frames": FRAMES,
             "outcomes": OUTCOMES,
+            "filter_max_chars": FILTER_MAX_CHARS,
             "chosen": chosen,
             "error": error,
             "next_url": next_url,
