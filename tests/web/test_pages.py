@@ -178,15 +178,28 @@ async def test_unknown_pages_and_bad_ids(http: httpx.AsyncClient) -> None:
 async def test_a_long_event_catalogue_fits_in_one_form(http: httpx.AsyncClient) -> None:
     await sign_in(http)
     page = await http.get("/projects/p2")
-    assert page.text.count('value="exclude"') == MANY
+    assert page.text.count('value="exclude"><span>Exclude') == MANY
     form = [(f"event:service{n:04d}.thing.done", "") for n in range(MANY)]
     form[7] = (form[7][0], "exclude")
     form += [("csrf_token", csrf_of(page.text)), ("version", "0")]
-    saved = await http.post(
-        "/projects/p2/events",
-        content=urlencode(form),
-        headers={"Content-Type": "application/x-www-form-urlencoded"},
+
+    async def post(fields: list[tuple[str, str]]) -> httpx.Response:
+        return await http.post(
+            "/projects/p2/events",
+            content=urlencode(fields),
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )
+
+    review = await post([*form, ("step", "review")])
+    assert review.status_code == 200, review.text
+    assert "Keep every event except events matching service0007.thing.done." in review.text
+    assert "<code>service0007.thing.done</code>: every event → <strong>no event</strong>" in (
+        review.text
     )
+    assert (await http.get("/v1/projects/p2/trail")).json()["version"] == 0  # not yet saved
+    token = re.search(r'name="reviewed" value="([0-9a-f]+)"', review.text)
+    assert token
+    saved = await post([*form, ("step", "save"), ("reviewed", token.group(1))])
     assert saved.status_code == 303, saved.text
     events = (await http.get("/v1/projects/p2/trail")).json()["events"]
     assert events == {"include": [], "exclude": ["service0007.thing.done"], "rules": []}

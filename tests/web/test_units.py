@@ -42,9 +42,9 @@ def test_sentences() -> None:
         explain.delivery_sentence(archive)
         == "Every 15 minutes, new events are delivered to container audit-trail in RegionOne."
     )
-    assert explain.filter_sentence([], []) == "Every event of this project is recorded."
-    assert explain.filter_sentence([], ["identity.*"]) == (
-        "Every event is recorded, except those matching identity.*."
+    assert explain.selection_sentence({"include": [], "exclude": []}) == "Keep every event."
+    assert explain.selection_sentence({"exclude": ["identity.*"]}) == (
+        "Keep every event except events matching identity.*."
     )
     assert explain.size_words(48_213) == "48.2 KB"
     assert explain.size_words(None) == "not known to this server"
@@ -106,13 +106,14 @@ def test_event_toggles_and_patterns_become_lists() -> None:
         ]
     )
     assert forms.events_patch(form) == {
-        "events": {"include": ["a.b", "x.*", "y.*"], "exclude": ["c.d"]}
+        "events": {"include": ["a.b", "x.*", "y.*"], "exclude": ["c.d"], "rules": []}
     }
     catalogue = [{"event_type": "a.b", "count": 3}, {"event_type": "c.d", "count": 1}]
-    selection = forms.event_selection(catalogue, ["a.b", "x.*"], ["c.d"], explain.recorded)
+    now = explain.coverage_of({"include": ["a.b", "x.*"], "exclude": ["c.d"]})
+    selection = forms.event_selection(catalogue, ["a.b", "x.*"], ["c.d"], now)
     assert [(row.name, row.choice, row.recorded) for row in selection.rows] == [
-        ("a.b", "include", True),
-        ("c.d", "exclude", False),
+        ("a.b", "include", "all"),
+        ("c.d", "exclude", "none"),
     ]
     assert selection.other_include == ["x.*"]
     assert selection.other_exclude == []
@@ -356,3 +357,105 @@ def test_admin_list_query_ignores_odd_paging() -> None:
     }
     query = Query.of(Request(scope))
     assert (query.page, query.per_page) == (1, 50)
+
+
+READS_OF_COMPUTE = {
+    "effect": "exclude",
+    "service": ["compute"],
+    "action": ["read", "read/list", "read/get"],
+}
+
+
+@pytest.mark.parametrize(
+    ("events", "words"),
+    [
+        ({"rules": [READS_OF_COMPUTE]}, "Keep every event except reads of compute."),
+        ({"rules": [{"effect": "include", "outcome": ["failure"]}]}, "Keep only failures."),
+        (
+            {
+                "include": ["identity.*"],
+                "rules": [
+                    {"effect": "include", "service": ["service/network"], "action": ["delete"]},
+                    {"effect": "exclude", "outcome": ["failure"], "action": ["read"]},
+                    {
+                        "effect": "exclude",
+                        "target_type": ["compute/server"],
+                        "outcome": ["pending"],
+                    },
+                ],
+            },
+            "Keep only events matching identity.* or delete actions of network, except failed "
+            "read actions and events with outcome pending on compute/server.",
+        ),
+        (
+            {"exclude": ["a.*", "b.*"], "rules": [{"effect": "exclude", "event_type": ["c.d"]}]},
+            "Keep every event except events matching a.* or b.* and events of type c.d.",
+        ),
+    ],
+)
+def test_selections_in_words(events: dict[str, object], words: str) -> None:
+    assert explain.selection_sentence(events) == words
+
+
+def test_coverage_per_event_type() -> None:
+    coverage = explain.coverage_of(
+        {
+            "include": ["identity.*"],
+            "rules": [
+                READS_OF_COMPUTE,
+                {
+                    "effect": "include",
+                    "event_type": ["audit.http.response"],
+                    "outcome": ["failure"],
+                },
+                {"effect": "exclude", "event_type": ["identity.user.*"]},
+            ],
+        }
+    )
+    assert coverage("identity.project.created") == "some"  # reads of compute are dropped
+    assert coverage("identity.user.created") == "none"
+    assert coverage("audit.http.response") == "some"
+    assert coverage("port.create.end") == "none"
+    assert coverage("stacktrail.trail.updated") == "all"
+    assert explain.coverage_of({"include": ["a["]})("a.b") == "none"  # refused: nothing
+
+
+def test_the_rules_editor_rows_and_what_they_send() -> None:
+    form = FormData(
+        [
+            ("rule.0.existing", "1"),
+            ("rule.0.effect", "exclude"),
+            ("rule.0.service", "compute"),
+            ("rule.0.read_only", "on"),
+            ("rule.0.action", "delete\r\nread"),
+            ("rule.1.existing", "1"),
+            ("rule.1.effect", "include"),
+            ("rule.1.outcome", "failure"),
+            ("rule.1.remove", "on"),
+            ("rule.2.effect", "exclude"),  # the empty row for a new rule
+            ("rule.3.existing", "1"),
+            ("rule.3.effect", "include"),  # emptied: sent, so the API says what is missing
+            ("rule.9999.effect", "include"),
+        ]
+    )
+    assert forms.events_patch(form)["events"]["rules"] == [
+        {
+            "effect": "exclude",
+            "service": ["compute"],
+            "action": ["read", "read/list", "read/get", "delete"],
+        },
+        {"effect": "include"},
+    ]
+    rows = forms.rule_rows([READS_OF_COMPUTE], explain.rule_words)
+    assert [(r.index, r.effect, r.read_only, r.lists["action"], r.new) for r in rows] == [
+        (0, "exclude", True, "", False),
+        (1, "exclude", False, "", True),
+    ]
+    assert rows[0].words == "reads of compute"
+
+
+def test_refusals_of_rules_stay_with_their_row() -> None:
+    assert forms.field_of("events.rules[1].action[0]") == "events.rules[1].action"
+    assert forms.field_of("events.rules[1]") == "events.rules[1]"
+    assert forms.field_of("events.include[3]") == "events.include"
+    assert forms.field_of("archive.regions[0]") == "archive.regions"

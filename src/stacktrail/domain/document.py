@@ -196,6 +196,22 @@ class EventsSpec(BaseModel):
         "type), each `include` or `exclude`, together with the patterns.",
     )
 
+    def selection(self) -> EventFilter:
+        """The compiled selection the pipeline (and the UI's preview) applies."""
+        return EventFilter(
+            include=tuple(self.include),
+            exclude=tuple(self.exclude),
+            rules=tuple(rule.to_rule() for rule in self.rules),
+        )
+
+
+def event_selection(events: Mapping[str, Any]) -> EventFilter:
+    """The selection of an `events` document as the API returns it (ValidationError if it
+    is not a valid one)."""
+    return EventsSpec.model_validate(
+        {name: events.get(name) or [] for name in ("include", "exclude", "rules")}
+    ).selection()
+
 
 class ArchiveSpec(BaseModel):
     model_config = _FORBID
@@ -461,11 +477,7 @@ class EffectiveTrail:
             enabled=spec.enabled,
             retention_days=spec.retention_days,
             search_enabled=spec.search.enabled,
-            events=EventFilter(
-                include=tuple(spec.events.include),
-                exclude=tuple(spec.events.exclude),
-                rules=tuple(rule.to_rule() for rule in spec.events.rules),
-            ),
+            events=spec.events.selection(),
             archive=ArchiveConfig(
                 enabled=spec.archive.enabled,
                 container=spec.archive.container,

@@ -127,6 +127,24 @@ class _Side:
     def empty(self) -> bool:
         return self.patterns is None and not self.rules
 
+    def coverage(self, event_type: str) -> tuple[bool, bool]:
+        """(every event of the type matches, some may): patterns judged on the type."""
+        if self.patterns is not None and self.patterns.match(event_type):
+            return True, True
+        some = False
+        for rule in self.rules:
+            applies = True
+            others = False
+            for attribute, regex in rule.conditions:
+                if attribute != "event_type":
+                    others = True
+                elif not regex.match(event_type):
+                    applies = False
+            if applies and not others:
+                return True, True
+            some = some or applies
+        return False, some
+
     def matches(self, event: SelectableEvent) -> bool:
         regex = self.patterns
         if regex is not None and (
@@ -184,6 +202,21 @@ class EventSelection:
         if self._include.empty:
             return not default_excluded
         return self._include.matches(event)
+
+    def coverage(self, event_type: str) -> str:
+        """How much of an event type the trail records: `all`, `some` (a rule on other
+        fields decides per event) or `none`. Patterns are judged on the event type."""
+        if event_type in ALWAYS_KEPT_EVENT_TYPES or self._everything:
+            return "all"
+        all_out, some_out = self._exclude.coverage(event_type)
+        if all_out:
+            return "none"
+        if self._include.empty:
+            kept = "all"
+        else:
+            all_in, some_in = self._include.coverage(event_type)
+            kept = "all" if all_in else "some" if some_in else "none"
+        return "some" if kept == "all" and some_out else kept
 
     def matches(
         self,

@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from fnmatch import fnmatchcase
 from typing import Any
 
+from pydantic import ValidationError
+
+from stacktrail.domain.document import event_selection
 from stacktrail.domain.durations import parse_duration
+from stacktrail.domain.event_rules import (
+    ALWAYS_KEPT_EVENT_TYPES,
+    READ_ONLY_ACTIONS,
+    SERVICE_PREFIX,
+)
 
 FORMATS = {
     "json": "compressed JSON files (.json.gz), one list of events per file",
@@ -77,25 +84,73 @@ def delivery_sentence(archive: dict[str, Any]) -> str:
     )
 
 
-def filter_sentence(include: Sequence[str], exclude: Sequence[str]) -> str:
+def _service_name(pattern: str) -> str:
+    return pattern.removeprefix(SERVICE_PREFIX)
+
+
+def rule_words(rule: Mapping[str, Any]) -> str:
+    """One rule's events in words: `reads of compute`, `failures`, `create actions on
+    compute/server`."""
+    actions = [str(a) for a in rule.get("action") or []]
+    outcomes = [str(o) for o in rule.get("outcome") or []]
+    read_only = set(READ_ONLY_ACTIONS) <= set(actions)
+    others = [a for a in actions if a not in READ_ONLY_ACTIONS] if read_only else actions
+    subjects = (["reads"] if read_only else []) + (
+        [f"{join_words(others, 'or')} actions"] if others else []
+    )
+    subject = join_words(subjects, "or") if subjects else "events"
+    if outcomes == ["failure"]:
+        subject = "failures" if subject == "events" else f"failed {subject}"
+    elif outcomes == ["success"]:
+        subject = "successes" if subject == "events" else f"successful {subject}"
+    elif outcomes:
+        subject += f" with outcome {join_words(outcomes, 'or')}"
+    words = [subject]
+    if rule.get("service"):
+        words.append("of " + join_words([_service_name(s) for s in rule["service"]], "or"))
+    if rule.get("target_type"):
+        words.append("on " + join_words(list(rule["target_type"]), "or"))
+    if rule.get("event_type"):
+        words.append("of type " + join_words(list(rule["event_type"]), "or"))
+    return " ".join(words)
+
+
+def _matching(patterns: Sequence[str]) -> list[str]:
+    return [f"events matching {join_words(list(patterns), 'or')}"] if patterns else []
+
+
+def selection_sentence(events: Mapping[str, Any]) -> str:
+    """What a selection keeps, in words: `Keep every event except reads of compute.`,
+    `Keep only failures.`, `Keep only events matching identity.*, except failures.`"""
+    rules = [r for r in events.get("rules") or [] if isinstance(r, Mapping)]
+    include = _matching(events.get("include") or [])
+    exclude = _matching(events.get("exclude") or [])
+    include += [rule_words(r) for r in rules if r.get("effect") == "include"]
+    exclude += [rule_words(r) for r in rules if r.get("effect") == "exclude"]
     if not include and not exclude:
-        return "Every event of this project is recorded."
-    parts = []
-    if include:
-        parts.append(f"Only events matching {join_words(list(include), 'or')} are recorded")
-    else:
-        parts.append("Every event is recorded")
-    if exclude:
-        parts.append(f"except those matching {join_words(list(exclude), 'or')}")
-    return ", ".join(parts) + "."
+        return "Keep every event."
+    if not include:
+        return f"Keep every event except {join_words(exclude)}."
+    if not exclude:
+        return f"Keep only {join_words(include, 'or')}."
+    return f"Keep only {join_words(include, 'or')}, except {join_words(exclude)}."
 
 
-def recorded(event_type: str, include: Iterable[str], exclude: Iterable[str]) -> bool:
-    """Whether an event of this type passes the selection (judged on the event type)."""
-    if any(fnmatchcase(event_type, p) for p in exclude):
-        return False
-    include = list(include)
-    return not include or any(fnmatchcase(event_type, p) for p in include)
+ALWAYS_KEPT_WORDS = (
+    "The trail's own change events ("
+    + ", ".join(sorted(ALWAYS_KEPT_EVENT_TYPES))
+    + ") are always kept, whatever the rules say."
+)
+
+
+def coverage_of(events: Mapping[str, Any]) -> Callable[[str], str]:
+    """Per event type: `all`, `some` or `none` of its events kept (none for a selection
+    the API would refuse)."""
+    try:
+        selection = event_selection(events)
+    except ValidationError:
+        return lambda _name: "none"
+    return selection.coverage
 
 
 def size_words(size: int | None) -> str:

@@ -14,7 +14,11 @@ from typing import Any
 
 from starlette.datastructures import FormData
 
+from stacktrail.domain.event_rules import READ_ONLY_ACTIONS
+from stacktrail.domain.validation import MAX_RULES
+
 MAX_EVENT_ROWS = 5000
+MAX_RULE_ROWS = MAX_RULES
 EVENT_FIELD = "event:"  # one radio group per catalogued event type, named by the type
 MAX_FORM_FIELDS = MAX_EVENT_ROWS + 100
 
@@ -142,11 +146,45 @@ def without_nulls(patch: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+RULE_FIELD = "rule."  # `rule.<n>.<member>`: one row of the rules editor per rule
+RULE_LISTS = ("service", "action", "target_type", "event_type")
+
+
+def _rule_of(form: FormData, index: int) -> dict[str, Any] | None:
+    """Row `index` of the rules editor as a rule document; None for a row not sent, a
+    removed one, or the empty "add a rule" row."""
+    prefix = f"{RULE_FIELD}{index}."
+    effect = text(form, prefix + "effect")
+    if not effect or checked(form, prefix + "remove"):
+        return None
+    rule: dict[str, Any] = {"effect": effect}
+    for name in RULE_LISTS:
+        values = lines(text(form, prefix + name))
+        if name == "action" and checked(form, prefix + "read_only"):
+            values = list(dict.fromkeys([*READ_ONLY_ACTIONS, *values]))
+        if values:
+            rule[name] = values
+    outcomes = [v for v in form.getlist(prefix + "outcome") if isinstance(v, str) and v]
+    if outcomes:
+        rule["outcome"] = list(dict.fromkeys(outcomes))
+    if len(rule) == 1 and not checked(form, prefix + "existing"):
+        return None  # the empty row for a new rule
+    return rule
+
+
 def events_patch(form: FormData) -> dict[str, Any]:
-    """The toggles (`event:<type>` = include/exclude/empty) and the typed patterns."""
+    """The toggles (`event:<type>` = include/exclude/empty), the typed patterns and the
+    rules editor's rows."""
     include: list[str] = []
     exclude: list[str] = []
+    rows: set[int] = set()
     for key, value in form.multi_items():
+        if key.startswith(RULE_FIELD):
+            number = key[len(RULE_FIELD) :].split(".", 1)[0]
+            index = small_int(number, 3)
+            if index is not None and index <= MAX_RULE_ROWS:
+                rows.add(index)
+            continue
         if not key.startswith(EVENT_FIELD) or not isinstance(value, str):
             continue
         name = key[len(EVENT_FIELD) :]
@@ -156,9 +194,52 @@ def events_patch(form: FormData) -> dict[str, Any]:
             exclude.append(name)
     include.extend(lines(text(form, "events.include_other")))
     exclude.extend(lines(text(form, "events.exclude_other")))
+    rules = [rule for index in sorted(rows) if (rule := _rule_of(form, index)) is not None]
     return {
-        "events": {"include": list(dict.fromkeys(include)), "exclude": list(dict.fromkeys(exclude))}
+        "events": {
+            "include": list(dict.fromkeys(include)),
+            "exclude": list(dict.fromkeys(exclude)),
+            "rules": rules,
+        }
     }
+
+
+@dataclass(frozen=True, slots=True)
+class RuleRow:
+    """One row of the rules editor (the last one, `new`, adds a rule)."""
+
+    index: int
+    effect: str
+    read_only: bool
+    lists: dict[str, str]  # member -> the globs, one per line
+    outcomes: tuple[str, ...]
+    words: str
+    new: bool = False
+
+
+def rule_rows(rules: Sequence[Mapping[str, Any]], words: Any) -> list[RuleRow]:
+    rows = []
+    for index, rule in enumerate(rules):
+        actions = [str(a) for a in rule.get("action") or []]
+        read_only = set(READ_ONLY_ACTIONS) <= set(actions)
+        if read_only:
+            actions = [a for a in actions if a not in READ_ONLY_ACTIONS]
+        lists = {name: "\n".join(str(v) for v in rule.get(name) or []) for name in RULE_LISTS}
+        lists["action"] = "\n".join(actions)
+        rows.append(
+            RuleRow(
+                index=index,
+                effect=str(rule.get("effect") or ""),
+                read_only=read_only,
+                lists=lists,
+                outcomes=tuple(str(o) for o in rule.get("outcome") or ()),
+                words=str(words(rule)),
+            )
+        )
+    if len(rows) < MAX_RULE_ROWS:
+        blank = {name: "" for name in RULE_LISTS}
+        rows.append(RuleRow(len(rows), "exclude", False, blank, (), "", new=True))
+    return rows
 
 
 def defaults_body(form: FormData) -> dict[str, Any]:
@@ -179,7 +260,8 @@ class EventRow:
     count: int
     last_seen: str
     choice: str  # "", "include" or "exclude"
-    recorded: bool
+    recorded: str  # now: "all", "some" or "none" of its events
+    after: str = ""  # after saving the draft under review, else ""
 
 
 @dataclass(slots=True)
@@ -188,14 +270,21 @@ class EventSelection:
     other_include: list[str] = field(default_factory=list)
     other_exclude: list[str] = field(default_factory=list)
 
+    def changed(self) -> list[EventRow]:
+        """The rows whose recording the draft under review changes."""
+        return [row for row in self.rows if row.after and row.after != row.recorded]
+
 
 def event_selection(
     catalogue: Sequence[Mapping[str, Any]],
     include: Sequence[str],
     exclude: Sequence[str],
     recorded: Any,
+    after: Any = None,
 ) -> EventSelection:
-    """The catalogue as rows with their toggle; patterns naming no catalogued type apart."""
+    """The catalogue as rows with their toggle and how much of each type is recorded
+    (`recorded(name)` now, `after(name)` with the draft); patterns naming no catalogued
+    type apart."""
     names = [str(entry["event_type"]) for entry in catalogue][:MAX_EVENT_ROWS]
     known = set(names)
     selection = EventSelection()
@@ -209,7 +298,8 @@ def event_selection(
                 count=int(entry.get("count") or 0),
                 last_seen=str(entry.get("last_seen") or ""),
                 choice=choice,
-                recorded=bool(recorded(name, include, exclude)),
+                recorded=str(recorded(name)),
+                after=str(after(name)) if after is not None else "",
             )
         )
     selection.other_include = [p for p in include if p not in known or p in exclude]
@@ -220,10 +310,17 @@ def event_selection(
 # --- 422 errors (problem documents: `errors` entries with `field`, `code`, `detail`)
 
 
+_RULE_PATH = re.compile(r"^(events\.rules\[[0-9]+\](?:\.[a-z_]+)?)")
+
+
 def field_of(path: str) -> str:
-    """`archive.regions[0]` -> `archive.regions` (the form field showing it); `""` for the
-    whole body."""
-    return re.sub(r"\[[0-9]+\]", "", path).split("[", 1)[0]
+    """The form field showing a refused value: `archive.regions[0]` -> `archive.regions`,
+    `events.rules[1].action[0]` -> `events.rules[1].action` (each rule is its own row);
+    `""` for the whole body."""
+    rule = _RULE_PATH.match(path)
+    if rule:
+        return rule.group(1)
+    return re.sub(r"\[[0-9]+\]", "", path)
 
 
 def _bound(error: Mapping[str, Any], key: str) -> str:

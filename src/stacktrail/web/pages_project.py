@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import re
 from typing import Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
+from pydantic import ValidationError
 
 from stacktrail.api import policy
 from stacktrail.api.merge_patch import merge_patch
+from stacktrail.api.problems import problem_error
+from stacktrail.domain.document import EventsInput
 from stacktrail.domain.durations import parse_duration
+from stacktrail.domain.event_rules import OUTCOMES, READ_ONLY_ACTIONS
 from stacktrail.domain.trail import UNSCOPED
 from stacktrail.domain.validation import PROJECT_ID_PATTERN
 from stacktrail.web import chart, explain, forms
@@ -87,7 +93,11 @@ async def render_project(
     errors: dict[str, list[str]] | None = None,
     notice: str | None = None,
     status_code: int = 200,
+    review: str | None = None,
 ) -> Response:
+    """The project page; with `draft`, the forms show it instead of the stored trail, and
+    with `review` (the draft's token) the event selection's draft is explained before it
+    is saved."""
     path = trail_path(project_id)
     async with Api(request.app, session, request) as api:
         trail, status, defaults, changes, digests, delivery, project = await asyncio.gather(
@@ -162,9 +172,7 @@ async def render_project(
             "format": explain.FORMATS.get(str(current["archive"]["format"]), ""),
             "write_mode": explain.write_mode_words(str(current["archive"]["write_mode"])),
             "source": explain.source_words(str(current["archive"]["source"])),
-            "filter": explain.filter_sentence(
-                current["events"]["include"], current["events"]["exclude"]
-            ),
+            "filter": explain.selection_sentence(current["events"]),
         },
         "inherited": inherited_members(current),
         "bound_notes": bound_note_rows(current),
@@ -188,7 +196,20 @@ async def render_project(
         ],
         "offer_search": ctx.settings.search_enabled,
         "offer_source": ctx.settings.search_enabled,
-        "selection": forms.event_selection(catalogue, include, exclude, explain.recorded),
+        "selection": forms.event_selection(
+            catalogue,
+            include,
+            exclude,
+            explain.coverage_of(current["events"]),
+            explain.coverage_of(events) if review else None,
+        ),
+        "rule_rows": forms.rule_rows(events.get("rules") or [], explain.rule_words),
+        "review": {"token": review, "sentence": explain.selection_sentence(events)}
+        if review
+        else None,
+        "always_kept": explain.ALWAYS_KEPT_WORDS,
+        "outcome_choices": OUTCOMES,
+        "read_only_actions": READ_ONLY_ACTIONS,
         "changes": change_rows(
             changes.body.get("changes", []) if changes.ok else [],
             defaults_baseline(
@@ -263,10 +284,14 @@ async def _change(request: Request, project_id: str, kind: str) -> Response:
                 members = SETTINGS_MEMBERS
             else:
                 patch = forms.events_patch(form)
-                members = ("events.include", "events.exclude")
+                members = ("events.include", "events.exclude", "events.rules")
             shown = await api.get(path)  # which members follow the cloud's defaults
             if shown.ok:
                 patch = forms.with_inheritance(patch, form, shown.body, members)
+            if kind == "events" and shown.ok:
+                token = review_token(patch)
+                if forms.text(form, "step") != "save" or forms.text(form, "reviewed") != token:
+                    return await _review_events(request, session, project_id, shown, patch)
             answer = await api.patch(path, patch, version)
         current = await api.get(path) if answer.status in (412, 422) else None
     if answer.ok:
@@ -308,6 +333,46 @@ async def _change(request: Request, project_id: str, kind: str) -> Response:
             status_code=422,
         )
     return _unavailable(request, session, answer)
+
+
+def review_token(patch: dict[str, Any]) -> str:
+    """Names the draft a person reviewed, so a changed draft is explained again."""
+    canonical = json.dumps(patch, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+async def _review_events(
+    request: Request,
+    session: Session,
+    project_id: str,
+    current: ApiResponse,
+    patch: dict[str, Any],
+) -> Response:
+    """The event selection's draft, in words and per event type, before it is saved; or
+    its refused values, before anything is sent."""
+    base = current.body
+    draft = merge_patch(base, forms.without_nulls(patch))
+    draft["version"] = base.get("version", 0)
+    events = patch.get("events") or {}
+    try:
+        EventsInput.model_validate(events)
+    except ValidationError as exc:
+        errors = [
+            problem_error({**e, "loc": ("events", *e["loc"])})
+            for e in exc.errors(include_url=False)
+        ]
+        return await render_project(
+            request,
+            session,
+            project_id,
+            draft=draft,
+            errors=forms.errors_by_field(errors),
+            notice="Nothing was saved: please correct the fields marked below.",
+            status_code=422,
+        )
+    return await render_project(
+        request, session, project_id, draft=draft, review=review_token(patch)
+    )
 
 
 @router.post("/projects/{project_id}/settings")
