@@ -8,7 +8,15 @@ import time
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.support.web import PHONE, api, assert_fields_labelled, shot, sign_in, token_of
+from tests.support.web import (
+    PHONE,
+    api,
+    assert_accessible,
+    assert_fields_labelled,
+    shot,
+    sign_in,
+    token_of,
+)
 from tests.web.live import UiServer
 
 
@@ -125,17 +133,38 @@ def test_event_selection_from_the_catalogue(
     page.locator('tr[data-name="compute.instance.delete.end"]').get_by_label("Include").check()
     page.get_by_text("Patterns (advanced)").click()
     page.get_by_label("Also include").fill("network.*")
-    page.get_by_role("button", name="Save event selection").click()
+    version = trail_of(ui, devstack, a)["version"]
+    page.get_by_role("button", name="Review changes").click()
+
+    # nothing is saved before the selection is shown in words and per type
+    review = page.locator("#review")
+    expect(review).to_contain_text(
+        "After saving: Keep only events matching compute.instance.create.end, "
+        "compute.instance.delete.end or network.*, except events matching "
+        "identity.authenticate."
+    )
+    # including two types visibly leaves every other type out: nothing silently turns to no
+    expect(review).to_contain_text("port.create.end: every event → no event")
+    expect(review).to_contain_text("This changes what is recorded of 7 event types")
+    after = page.locator('tr[data-name="port.create.end"] .badge')
+    expect(after).to_have_text(["yes", "no"])
+    assert (
+        "rules" not in trail_of(ui, devstack, a)["events"]
+        or not trail_of(ui, devstack, a)["events"]["include"]
+    )
+    shot(page, "06-project-events-review")
+    review.get_by_role("button", name="Save event selection").click()
 
     expect(page.locator(".flash-success")).to_contain_text("Your event selection is saved")
     events = trail_of(ui, devstack, a)["events"]
     assert events == {
         "include": ["compute.instance.create.end", "compute.instance.delete.end", "network.*"],
         "exclude": ["identity.authenticate"],
+        "rules": [],
     }
     expect(page.locator("#summary")).to_contain_text(
-        "Only events matching compute.instance.create.end, compute.instance.delete.end or "
-        "network.* are recorded, except those matching identity.authenticate."
+        "Keep only events matching compute.instance.create.end, compute.instance.delete.end "
+        "or network.*, except events matching identity.authenticate."
     )
     recorded = page.locator('tr[data-name="port.create.end"] .badge')
     expect(recorded).to_have_text("no")
@@ -143,9 +172,105 @@ def test_event_selection_from_the_catalogue(
     shot(page, "06-project-events")
 
     expect(page.get_by_label("Also include")).to_have_value("network.*")  # open: it has one
-    page.get_by_label("Also exclude").fill("bad pattern!")
-    page.get_by_role("button", name="Save event selection").click()
-    expect(page.locator("#e-events-exclude")).to_contain_text("may contain only letters")
+    page.get_by_label("Also exclude").fill("bad pattern!\nworse[")
+    page.get_by_role("button", name="Review changes").click()
+    errors = page.locator("#e-events-exclude li")
+    expect(errors).to_have_count(2)  # one line each, never run together
+    expect(errors.nth(0)).to_contain_text("may contain only letters")
+    expect(errors.nth(1)).to_contain_text("`[` without a matching `]`")
+    expect(page.locator("#review")).to_have_count(0)
+
+
+def test_event_rules_editor(page: Page, ui: UiServer, devstack: dict[str, str]) -> None:
+    a = devstack["DEVSTACK_PROJECT_A_ID"]
+    sign_in(page, ui.url, devstack, "a_admin")
+    before = trail_of(ui, devstack, a)
+    if before["configured"]:  # start from the cloud's defaults
+        api(ui, "DELETE", f"/v1/projects/{a}/trail", token_of(devstack, "a_admin"))
+        page.reload()
+    new = page.get_by_role("group", name="Add a rule")
+    new.get_by_label("This rule").select_option("exclude")
+    new.get_by_label("Service").fill("compute")
+    new.get_by_label(re.compile("Read-only actions")).check()
+    page.get_by_role("button", name="Review changes").click()
+
+    review = page.locator("#review")
+    expect(review).to_contain_text("After saving: Keep every event except reads of compute.")
+    expect(review).to_contain_text("compute.instance.update: every event → some events")
+    expect(page.locator("#events")).to_contain_text(
+        "The trail's own change events (stacktrail.defaults.updated, stacktrail.trail.deleted, "
+        "stacktrail.trail.updated) are always kept"
+    )
+    assert trail_of(ui, devstack, a)["version"] == 0  # nothing saved yet
+    assert_accessible(page)
+    shot(page, "08-event-rules-review")
+
+    # a changed draft is explained again before it is saved
+    # the draft's rule is rule 1 now, and a new empty row is offered
+    draft = page.get_by_role("group", name=re.compile("^Rule 1"))
+    draft.get_by_label("Target type").fill("compute/*")
+    review.get_by_role("button", name="Save event selection").click()
+    expect(page.locator("#review")).to_contain_text(
+        "Keep every event except reads of compute on compute/*."
+    )
+    assert trail_of(ui, devstack, a)["version"] == 0
+    draft.get_by_label("Target type").fill("")
+    page.get_by_role("button", name="Review changes").click()
+    page.locator("#review").get_by_role("button", name="Save event selection").click()
+
+    expect(page.locator(".flash-success")).to_contain_text("Your event selection is saved")
+    assert trail_of(ui, devstack, a)["events"] == {
+        "include": [],
+        "exclude": [],
+        "rules": [
+            {
+                "effect": "exclude",
+                "event_type": [],
+                "service": ["compute"],
+                "action": ["read", "read/list", "read/get"],
+                "outcome": [],
+                "target_type": [],
+            }
+        ],
+    }
+    expect(page.locator("#summary")).to_contain_text("Keep every event except reads of compute.")
+    rule = page.get_by_role("group", name=re.compile("^Rule 1"))
+    expect(rule).to_contain_text("reads of compute")
+    expect(rule.get_by_label(re.compile("Read-only actions"))).to_be_checked()
+
+    # a second rule: only failures, besides the first
+    new = page.get_by_role("group", name="Add a rule")
+    new.get_by_label("This rule").select_option("include")
+    new.get_by_label("failure").check()
+    page.get_by_role("button", name="Review changes").click()
+    expect(page.locator("#review")).to_contain_text(
+        "After saving: Keep only failures, except reads of compute."
+    )
+    page.locator("#review").get_by_role("button", name="Save event selection").click()
+    expect(page.locator("#summary")).to_contain_text("Keep only failures, except reads of compute.")
+
+    # refusals stay with their rule and their field, one per line
+    rule = page.get_by_role("group", name=re.compile("^Rule 1"))
+    rule.get_by_label("Action", exact=True).fill("a[\nb]")
+    page.get_by_role("group", name=re.compile("^Rule 2")).get_by_label("failure").uncheck()
+    page.get_by_role("button", name="Review changes").click()
+    errors = page.locator('[id="e-events-rules[0]-action"] li')
+    expect(errors).to_have_count(2)
+    expect(errors.nth(0)).to_contain_text("Pattern 'a[': `[` without a matching `]`")
+    expect(errors.nth(1)).to_contain_text("Pattern 'b]': `]` without a matching `[`")
+    expect(page.locator('[id="e-events-rules[1]"]')).to_contain_text(
+        "A rule needs at least one condition"
+    )
+    expect(rule.get_by_label("Action", exact=True)).to_have_attribute("aria-invalid", "true")
+    assert_accessible(page)
+    shot(page, "09-event-rules-errors")
+    page.get_by_role("group", name=re.compile("^Rule 2")).get_by_label("Remove this rule").check()
+    page.get_by_role("group", name=re.compile("^Rule 1")).get_by_label("Action", exact=True).fill("")
+    page.get_by_role("button", name="Review changes").click()
+    page.locator("#review").get_by_role("button", name="Save event selection").click()
+    expect(page.locator("#summary")).to_contain_text("Keep every event except reads of compute.")
+    page.set_viewport_size(PHONE)
+    shot(page, "10-event-rules-phone")
 
 
 @pytest.mark.parametrize("who", ["a_reader", "a_member"])
