@@ -85,11 +85,14 @@ def test_conditions_of_a_rule_all_hold_and_one_glob_of_each_suffices() -> None:
     assert rules.keeps(api_call("update"))
 
 
-def test_service_matches_the_observer_type_with_or_without_its_prefix() -> None:
+def test_service_matches_the_observer_type_and_what_is_under_it() -> None:
     for service in ("compute", "service/compute", "service/comp*", "comp*"):
         rules = EventSelection(rules=(EventRule(Effect.EXCLUDE, service=(service,)),))
         assert not rules.keeps(api_call("create")), service
+        assert not rules.keeps(api_call("create", service="service/compute/servers")), service
         assert rules.keeps(api_call("create", service="service/network")), service
+        if "*" not in service:
+            assert rules.keeps(api_call("create", service="service/computer")), service
 
 
 def test_exclusion_wins_over_inclusion() -> None:
@@ -203,17 +206,31 @@ _event = st.builds(
     action=_word,
     outcome=st.sampled_from(OUTCOMES),
     target_type=_word,
-    observer_type=st.sampled_from(["service/compute", "service/network", "compute", ""]),
+    observer_type=st.sampled_from(
+        ["service/compute", "service/compute/servers", "service/network", "compute", ""]
+    ),
 )
 
 
+def _plain_service(globs: tuple[str, ...], value: str) -> bool:
+    """A glob names a service typeURI (`service/` optional) and everything under it."""
+    parts = value.split("/")
+    heads = ["/".join(parts[:n]) for n in range(1, len(parts) + 1)]
+    return any(
+        fnmatchcase(head, glob)
+        or (not glob.startswith("service/") and fnmatchcase(head, "service/" + glob))
+        for glob in globs
+        for head in heads
+    )
+
+
 def _plain_rule(rule: EventRule, event: EventFields) -> bool:
-    services = [*rule.service, *("service/" + s for s in rule.service)]
+    if rule.service and not _plain_service(rule.service, event.observer_type):
+        return False
     return all(
         not globs or any(fnmatchcase(value, glob) for glob in globs)
         for globs, value in (
             (rule.event_type, event.event_type),
-            (services, event.observer_type),
             (rule.action, event.action),
             (rule.outcome, event.outcome),
             (rule.target_type, event.target_type),

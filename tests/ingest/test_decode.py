@@ -862,3 +862,14 @@ def test_an_initiator_that_is_no_object_is_still_refused() -> None:
     payload["initiator"] = "alice"
     with pytest.raises(DecodeError, match="initiator is a string, not an object"):
         decode_message(encode(wrap_v1(payload)))
+
+
+def test_the_reporting_service_is_the_observer_or_the_target_it_names() -> None:
+    """keystonemiddleware's audit says `observer: {id: target}`: the target reported it."""
+    middleware = decode_message(make_notification(target_type="service/compute/servers"))
+    assert middleware.observer_type == "service/compute/servers"
+    cadf = make_cadf(target_type="data/security/project")
+    cadf["observer"] = {"id": "openstack:3b1c", "typeURI": "service/security"}
+    assert decode_message(make_notification(cadf)).observer_type == "service/security"
+    cadf["observer"] = {"id": "openstack:3b1c"}
+    assert decode_message(make_notification(cadf)).observer_type == ""

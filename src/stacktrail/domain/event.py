@@ -27,7 +27,9 @@ class AuditEvent:
     target_project_id: str | None
     initiator_domain_id: str | None
     body: JsonDict
-    observer_type: str = ""  # observer.typeURI: the service that reported it
+    # the reporting service: observer.typeURI, or target.typeURI when the observer is the
+    # target (keystonemiddleware's audit: `observer: {"id": "target"}`)
+    observer_type: str = ""
 
     @property
     def day(self) -> str:

@@ -5,9 +5,11 @@ A trail's selection has two kinds of entries, both `include` or `exclude`:
 - patterns (`events.include` / `events.exclude`): globs matched against the event type,
   the CADF action and the target typeURI (any of the three);
 - rules (`events.rules`): conditions on named fields, like CloudTrail's advanced event
-  selectors: `event_type`, `service` (observer typeURI), `action`, `outcome`,
-  `target_type` (target typeURI). Each condition is a list of globs of which one must
-  match; every condition of a rule must hold.
+  selectors: `event_type`, `service` (the observer typeURI, or the target's where the
+  observer is the target, as keystonemiddleware reports), `action`, `outcome`,
+  `target_type` (target typeURI). A service glob also matches what is under it:
+  `compute` matches `service/compute` and `service/compute/servers`. Each condition is a
+  list of globs of which one must match; every condition of a rule must hold.
 
 An event is kept when nothing includes (no include pattern or rule) or something includes
 it, and nothing excludes it: an exclusion always wins. stacktrail's own change events
@@ -32,7 +34,7 @@ READ_ONLY_ACTIONS = ("read", "read/list", "read/get")
 OUTCOMES = ("success", "failure", "pending", "unknown")
 # stacktrail's own change events: never dropped by a selection
 ALWAYS_KEPT_EVENT_TYPES = frozenset(NOTIFICATION_EVENT_TYPES.values())
-SERVICE_PREFIX = "service/"  # `compute` also matches the observer typeURI `service/compute`
+SERVICE_PREFIX = "service/"  # `compute` also matches `service/compute` and what is under it
 RULE_FIELDS = ("event_type", "service", "action", "outcome", "target_type")
 
 
@@ -87,10 +89,18 @@ def _compile(patterns: Iterable[str]) -> re.Pattern[str] | None:
     return re.compile("|".join(f"(?:{translate(glob)})" for glob in globs))
 
 
-def _service_globs(patterns: Sequence[str]) -> list[str]:
-    globs = list(patterns)
-    globs += [SERVICE_PREFIX + p for p in patterns if not p.startswith(SERVICE_PREFIX)]
-    return globs
+def _service_regex(patterns: Sequence[str]) -> re.Pattern[str] | None:
+    """A service glob names a typeURI and everything under it, `service/` optional:
+    `compute` matches `service/compute` and `service/compute/servers`."""
+    if not patterns:
+        return None
+    optional = re.escape(SERVICE_PREFIX)
+    alternatives = []
+    for glob in dict.fromkeys(patterns):
+        body = translate(glob).removesuffix(r"\Z")
+        prefix = "" if glob.startswith(SERVICE_PREFIX) else f"(?:{optional})?"
+        alternatives.append(f"(?:{prefix}{body}(?:/.*)?\\Z)")
+    return re.compile("|".join(alternatives), re.DOTALL)
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,14 +113,13 @@ class _CompiledRule:
 
 def _compiled_rule(rule: EventRule) -> _CompiledRule:
     conditions: list[tuple[str, re.Pattern[str]]] = []
-    for attribute, globs in (
-        ("event_type", list(rule.event_type)),
-        ("observer_type", _service_globs(rule.service)),
-        ("action", list(rule.action)),
-        ("outcome", list(rule.outcome)),
-        ("target_type", list(rule.target_type)),
+    for attribute, regex in (
+        ("event_type", _compile(rule.event_type)),
+        ("observer_type", _service_regex(rule.service)),
+        ("action", _compile(rule.action)),
+        ("outcome", _compile(rule.outcome)),
+        ("target_type", _compile(rule.target_type)),
     ):
-        regex = _compile(globs)
         if regex is not None:
             conditions.append((attribute, regex))
     return _CompiledRule(tuple(conditions))

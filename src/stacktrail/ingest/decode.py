@@ -254,11 +254,15 @@ def _event(cadf: JsonDict, event_type: str, check: _Checks) -> AuditEvent:
         target_project_id=target_project_id,
         initiator_domain_id=initiator_domain_id,
         body=cadf,
-        observer_type=_observer_type(observer),
+        observer_type=_service(observer, target_type),
     )
 
 
-def _observer_type(observer: JsonDict) -> str:
+def _service(observer: JsonDict, target_type: str) -> str:
+    """The reporting service: the observer's typeURI, or the target's where the observer is
+    the target (keystonemiddleware's audit says `observer: {id: target}`)."""
+    if observer.get("id") == "target":
+        return target_type
     value = observer.get("typeURI")
     return value if type(value) is str else ""
 
