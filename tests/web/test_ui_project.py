@@ -185,6 +185,7 @@ def test_event_rules_editor(page: Page, ui: UiServer, devstack: dict[str, str]) 
     if before["configured"]:  # start from the cloud's defaults
         api(ui, "DELETE", f"/v1/projects/{a}/trail", token_of(devstack, "a_admin"))
         page.reload()
+    start = trail_of(ui, devstack, a)["version"]
     new = page.get_by_role("group", name="Add a rule")
     new.get_by_label("This rule").select_option("exclude")
     new.get_by_label("Service").fill("compute")
@@ -198,7 +199,7 @@ def test_event_rules_editor(page: Page, ui: UiServer, devstack: dict[str, str]) 
         "The trail's own change events (stacktrail.defaults.updated, stacktrail.trail.deleted, "
         "stacktrail.trail.updated) are always kept"
     )
-    assert trail_of(ui, devstack, a)["version"] == 0  # nothing saved yet
+    assert trail_of(ui, devstack, a)["version"] == start  # nothing saved yet
     assert_accessible(page)
     shot(page, "08-event-rules-review")
 
@@ -210,7 +211,7 @@ def test_event_rules_editor(page: Page, ui: UiServer, devstack: dict[str, str]) 
     expect(page.locator("#review")).to_contain_text(
         "Keep every event except reads of compute on compute/*."
     )
-    assert trail_of(ui, devstack, a)["version"] == 0
+    assert trail_of(ui, devstack, a)["version"] == start
     draft.get_by_label("Target type").fill("")
     page.get_by_role("button", name="Review changes").click()
     page.locator("#review").get_by_role("button", name="Save event selection").click()
