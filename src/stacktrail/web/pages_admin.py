@@ -137,13 +137,8 @@ def _row(trail: dict[str, Any]) -> dict[str, Any]:
     archive = trail["archive"]
     events = trail["events"]
     updated = explain.parse_time(trail.get("updated_at"))
-    selection = "all events"
-    if events["include"] or events["exclude"]:
-        selection = (
-            f"{len(events['include'])} included, {len(events['exclude'])} excluded"
-            if events["include"]
-            else f"all but {len(events['exclude'])} excluded"
-        )
+    # "every event", "every event except reads of compute", "only failures"
+    selection = explain.selection_sentence(events).removeprefix("Keep ").removesuffix(".")
     return {
         **trail,
         "url": project_url(trail["project_id"]),

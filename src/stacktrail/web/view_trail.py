@@ -13,6 +13,7 @@ LABELS = {
     "retention_days": "Retention (days)",
     "events.include": "Events included",
     "events.exclude": "Events excluded",
+    "events.rules": "Event rules",
     "archive.enabled": "Delivery to container",
     "archive.container": "Container",
     "archive.prefix": "Folder",
@@ -184,6 +185,9 @@ def _value(value: Any) -> str:
         return "(cloud default)"
     if isinstance(value, bool):
         return "yes" if value else "no"
+    if isinstance(value, list) and all(isinstance(v, dict) for v in value):
+        rules = [f"{v.get('effect', '')} {explain.rule_words(v)}" for v in value]
+        return "; ".join(rules) or "(none)"
     if isinstance(value, list):
         return ", ".join(str(v) for v in value) or "(none)"
     return str(value)
@@ -200,6 +204,7 @@ def defaults_baseline(
         "retention_days": defaults.get("default_retention_days"),
         "events.include": [],
         "events.exclude": [],
+        "events.rules": [],
         "archive.enabled": archive_enabled,
         "archive.container": defaults.get("default_container"),
         "archive.prefix": prefix,
