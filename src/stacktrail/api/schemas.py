@@ -178,11 +178,24 @@ class LastError(BaseModel):
     consecutive: int
 
 
+class LastDigest(BaseModel):
+    """The newest signed digest of the project in a region (see `GET /v1/digest-keys`)."""
+
+    key: str = Field(description="The digest object's key in the container.")
+    period_start: datetime | None = Field(description="Start of the period it covers (UTC).")
+    period_end: datetime = Field(description="End of the period it covers (exclusive).")
+    key_fingerprint: str | None = Field(description="The signing key's fingerprint.")
+    delivered_at: datetime | None = Field(description="When it was stored.")
+
+
 class RegionStatusView(BaseModel):
     region: str
     last_delivery: LastDelivery | None
     last_error: LastError | None
     in_error: bool
+    last_digest: LastDigest | None = Field(
+        None, description="The newest digest written for the region; null: none yet."
+    )
     pending_spool_bytes: int | None = Field(
         description="Bytes of the project's events waiting in this server's local spool. The "
         "spool holds one copy per project and delivers it to each region, so every region "
