@@ -151,6 +151,8 @@ async def test_validate_command_reads_the_configured_swift_store(
         "STACKTRAIL_KEYSTONE_PROJECT_NAME": service_settings.keystone_project_name,
     }.items():
         monkeypatch.setenv(name, value)
+    for name in ("OS_CLOUD", "OS_AUTH_URL"):  # the customer's credentials would be used
+        monkeypatch.delenv(name, raising=False)
     end = d.iso(day_start() + 24 * HOUR)  # the chain ends with the day
     args = ["validate", "--project", project, "--container", container, "--to", end]
     result = CliRunner().invoke(app, args)

@@ -11,11 +11,12 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
 from stacktrail.cli.common import settings_or_exit
-from stacktrail.cli.sources import StoreSource, open_source
+from stacktrail.cli.sources import OsCloud, close_source, open_source
 from stacktrail.cli.timeargs import parse_time
 from stacktrail.domain.durations import parse_duration
 from stacktrail_reader import digest as d
-from stacktrail_reader.sources import SourceError
+from stacktrail_reader.clouds import CloudConfigError
+from stacktrail_reader.sources import Source, SourceError
 from stacktrail_reader.validate import Report, load_keys, validate
 
 
@@ -67,6 +68,7 @@ def validate_command(
             "the chain (e.g. 15m, 1h); later it is a broken chain.",
         ),
     ] = "15m",
+    os_cloud: OsCloud = None,
 ) -> None:
     """Check every digest of a project and region and the objects it lists.
 
@@ -84,10 +86,11 @@ def validate_command(
     settings = settings_or_exit()
     region = region or settings.archive_regions[0]
     prefix = settings.archive_prefix if prefix is None else prefix
-    source = open_source(
-        settings, directory, project, region, container or settings.archive_container
-    )
+    source: Source | None = None
     try:
+        source = open_source(
+            settings, directory, project, region, container or settings.archive_container, os_cloud
+        )
         if public_key:
             keys = {}
             for path in public_key:
@@ -120,12 +123,12 @@ def validate_command(
                 write_delay=delay,
                 on_progress=lambda done, total: bar.update(task, completed=done, total=total),
             )
-    except SourceError as exc:
+    except (SourceError, CloudConfigError) as exc:
         typer.echo(f"stacktrail: {exc}", err=True)
         raise typer.Exit(2) from None
     finally:
-        if isinstance(source, StoreSource):
-            source.close()
+        if source is not None:
+            close_source(source)
     _print(report)
     if not report.periods:
         typer.echo("no digest found", err=True)
