@@ -240,6 +240,9 @@ async def test_validate_command_fails_when_the_newest_digests_are_missing(
     assert result.exit_code == 1
     assert "broken chain" in result.output
     assert f"none after {d.iso(day.start + 20 * HOUR)}" in result.output
+    result = CliRunner().invoke(app, [*args, "--write-delay", "soon"])
+    assert result.exit_code == 2
+    assert "--write-delay: invalid duration 'soon'" in result.output
 
 
 def test_keys_generate_writes_both_files_and_never_overwrites(tmp_path: Path) -> None:

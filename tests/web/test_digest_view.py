@@ -27,11 +27,15 @@ def test_each_region_says_when_its_last_digest_was_delivered_or_that_none_was() 
             {"region": "RegionTwo", "last_digest": None},
         ]
     }
-    assert digest_lines(status, NOW) == [
+    assert digest_lines(status, now=NOW) == [
         f"Last digest delivered 11 minutes ago, covering 10:00{DASH}11:00 UTC, RegionOne.",
         "No digest delivered yet for RegionTwo.",
     ]
-    assert digest_lines(None, NOW) == []
+    assert digest_lines(None, now=NOW) == []
+    # a trail that delivers to no container gets no digests
+    assert digest_lines(status, delivering=False, now=NOW)[1] == (
+        "No digest for RegionTwo: digests are written while events are delivered to a container."
+    )
 
 
 def test_a_period_names_its_day_unless_it_is_today() -> None:

@@ -27,9 +27,12 @@ def period_words(start: datetime | None, end: datetime, now: datetime) -> str:
     return f"{day}{start:%H:%M}{DASH}{until} UTC"
 
 
-def digest_lines(status: dict[str, Any] | None, now: datetime | None = None) -> list[str]:
+def digest_lines(
+    status: dict[str, Any] | None, delivering: bool = True, now: datetime | None = None
+) -> list[str]:
     """One sentence per region of the status, e.g. `Last digest delivered 12 minutes
-    ago, covering 10:00-11:00 UTC, RegionOne.`"""
+    ago, covering 10:00-11:00 UTC, RegionOne.`; `delivering`: whether the trail delivers
+    to a container (digests are written only then)."""
     now = now or datetime.now(UTC)
     lines = []
     for region in (status or {}).get("regions") or []:
@@ -37,7 +40,12 @@ def digest_lines(status: dict[str, Any] | None, now: datetime | None = None) -> 
         last = region.get("last_digest") or {}
         end = parse_time(last.get("period_end"))
         if end is None:
-            lines.append(f"No digest delivered yet for {name}.")
+            lines.append(
+                f"No digest delivered yet for {name}."
+                if delivering
+                else f"No digest for {name}: digests are written while events are delivered "
+                "to a container."
+            )
             continue
         delivered = parse_time(last.get("delivered_at"))
         when = f"delivered {ago(delivered, now)}" if delivered else "delivered"

@@ -174,7 +174,9 @@ async def render_project(
         "spool": spool_waiting(status_body),
         "retention_update": retention_update_words(status_body),
         "digests": digests.body if digests.ok else None,
-        "digest_lines": digest_lines(status_body),
+        "digest_lines": digest_lines(
+            status_body, bool(current["enabled"]) and bool(current["archive"]["enabled"])
+        ),
         "status": status_body,
         "status_error": None if status.ok else status.detail,
         "chart": chart.render(days, f"Events recorded per day, last {len(days)} days")
