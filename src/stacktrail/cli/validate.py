@@ -77,6 +77,10 @@ def validate_command(
     broken chain once their period ended more than --write-delay ago, unless --to
     ends before them. Exit 0 only when everything checks, 1 when something does not,
     2 on bad arguments or an unreadable source.
+
+    Without --dir it reads Swift with your own credentials: the clouds.yaml entry
+    --os-cloud (or OS_CLOUD), else the OS_* variables (when OS_AUTH_URL is set), else
+    the store stacktrail's settings configure.
     """
     try:
         delay = parse_duration(write_delay)
