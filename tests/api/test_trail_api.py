@@ -246,6 +246,7 @@ async def test_status(client: httpx.AsyncClient, ledger: SqlLedger, project_id: 
         "last_delivery": None,
         "last_error": None,
         "in_error": False,
+        "last_digest": None,
         "pending_spool_bytes": 4096,
     }
     assert empty["regions"][1]["pending_spool_bytes"] is None

@@ -32,12 +32,15 @@ class Day:
         self.projects = projects
         self.key = key
         self.start = day_start()
+        self.end = self.start + 24 * HOUR
         self.folder = root / container
 
     def report(self, project: str | None = None, **kwargs: object) -> Report:
         project = project or self.projects[0]
         source = FolderSource(self.folder)
         keys = kwargs.pop("keys", None) or load_keys(source)
+        # as of just after the day: the chain ends there (later its digests would be due)
+        kwargs.setdefault("now", self.end + timedelta(minutes=5))
         return validate(source, project, REGION, keys, **kwargs)  # type: ignore[arg-type]
 
     def digest_path(self, hour: int, project: str | None = None) -> Path:
@@ -204,6 +207,8 @@ async def test_validate_command_exits_by_the_result(
         str(day.folder),
         "--public-key",
         str(pub),
+        "--to",  # the chain ends with the day: the digests since are due
+        d.iso(day.end),
     ]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
@@ -212,6 +217,32 @@ async def test_validate_command_exits_by_the_result(
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 1
     assert "broken chain" in result.output
+
+
+async def test_validate_command_fails_when_the_newest_digests_are_missing(
+    day: Day, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("STACKTRAIL_ARCHIVE_REGIONS", REGION)
+    project = day.projects[0]
+    for hour in range(20, 24):
+        day.digest_path(hour).unlink()
+    args = ["validate", "--project", project, "--dir", str(day.folder)]
+    result = CliRunner().invoke(app, [*args, "--to", d.iso(day.start + 20 * HOUR)])
+    assert result.exit_code == 0, result.output  # --to ends before them
+    assert result.output.count(" valid ") == 20
+    result = CliRunner().invoke(app, [*args, "--to", d.iso(day.start + 21 * HOUR)])
+    assert result.exit_code == 1
+    first = d.digest_key(project, REGION, day.start + 20 * HOUR)
+    assert f"{d.iso(day.start + 20 * HOUR)}  broken chain  {first}: 1 digest(s) missing" in (
+        result.output
+    )
+    result = CliRunner().invoke(app, args)  # up to now: the day's last 4 hours and today's
+    assert result.exit_code == 1
+    assert "broken chain" in result.output
+    assert f"none after {d.iso(day.start + 20 * HOUR)}" in result.output
+    result = CliRunner().invoke(app, [*args, "--write-delay", "soon"])
+    assert result.exit_code == 2
+    assert "--write-delay: invalid duration 'soon'" in result.output
 
 
 def test_keys_generate_writes_both_files_and_never_overwrites(tmp_path: Path) -> None:
@@ -315,9 +346,26 @@ async def test_the_reader_verifies_on_the_way_and_skips_what_no_digest_vouches_f
     assert len(records) == 2 * 21 + 1  # 22 objects of two events and a late one, less hour 9
 
 
-async def test_deleted_newest_digests_leave_a_note_of_silence(day: Day) -> None:
+async def test_deleted_newest_digests_fail_once_they_are_due(day: Day) -> None:
     assert day.report(now=day.start + 24 * HOUR + timedelta(minutes=5)).silent_since is None
     for hour in (22, 23):
         day.digest_path(hour).unlink()
     report = day.report(now=day.start + 24 * HOUR + timedelta(minutes=5))
     assert report.silent_since == day.start + 22 * HOUR
+    assert not report.valid
+    # hour 22 ended more than the write delay (15 minutes) ago, hour 23 not yet
+    assert problems(report) == [
+        (22, Problem.BROKEN_CHAIN, d.digest_key(day.projects[0], REGION, day.start + 22 * HOUR))
+    ]
+    assert "1 digest(s) missing at the end of the chain" in report.findings[0].detail
+    later = day.report(now=day.start + 24 * HOUR + timedelta(minutes=16))
+    assert problems(later) == [(22, Problem.BROKEN_CHAIN, problems(report)[0][2])]
+    assert "2 digest(s) missing" in later.findings[0].detail
+    assert later.periods[-1].end == day.start + 24 * HOUR
+    # a shorter write delay, and a time frame that ends before them
+    assert "2 digest(s)" in day.report(write_delay=timedelta(minutes=1)).findings[0].detail
+    assert day.report(end=day.start + 22 * HOUR, now=day.start + 48 * HOUR).valid
+    # digests that stopped long ago are all due, and counted, not listed one by one
+    report = day.report(now=day.start + 24 * HOUR * 365)
+    assert len(report.periods) == 22 + 1
+    assert f"{365 * 24 - 22 - 1} digest(s) missing" in report.findings[0].detail

@@ -31,6 +31,7 @@ from tests.support.digests import REGION, Deliverer, a_day, configure_trail, day
 from tests.support.stores import ProjectAdmin, unique, user_session
 
 HOUR = timedelta(hours=1)
+DAY_AFTER = timedelta(hours=24, minutes=5)  # just after the day: the chain ends there
 
 
 @pytest.fixture
@@ -78,7 +79,7 @@ async def test_swift_day_validates_with_the_customers_credentials_only(
             session, container, account_url=f"{devstack['DEVSTACK_SWIFT_URL']}/v1/AUTH_{project}"
         )
         assert load_keys(source) == {key.fingerprint: load_keys(source)[key.fingerprint]}
-        report = validate(source, project, REGION, public)
+        report = validate(source, project, REGION, public, now=start + DAY_AFTER)
         assert report.valid, report.findings
         assert len(report.periods) == 24
         assert report.periods[3].objects == 0
@@ -114,6 +115,7 @@ async def test_swift_day_validates_with_the_customers_credentials_only(
         admin_a.project_id,
         REGION,
         public,
+        now=start + DAY_AFTER,
     )
     assert [(f.problem, f.key) for f in report.findings] == [(Problem.MISSING_OBJECT, gone)]
 
@@ -149,7 +151,10 @@ async def test_validate_command_reads_the_configured_swift_store(
         "STACKTRAIL_KEYSTONE_PROJECT_NAME": service_settings.keystone_project_name,
     }.items():
         monkeypatch.setenv(name, value)
-    args = ["validate", "--project", project, "--container", container]
+    for name in ("OS_CLOUD", "OS_AUTH_URL"):  # the customer's credentials would be used
+        monkeypatch.delenv(name, raising=False)
+    end = d.iso(day_start() + 24 * HOUR)  # the chain ends with the day
+    args = ["validate", "--project", project, "--container", container, "--to", end]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     assert result.output.count(" valid ") == 24
@@ -182,7 +187,8 @@ async def test_s3_day_validates_and_a_changed_object_does_not(
             region_name=REGION,
         )
         source = S3Source(bucket, client)
-        report = validate(source, project, REGION, load_keys(source))
+        now = day_start() + DAY_AFTER
+        report = validate(source, project, REGION, load_keys(source), now=now)
         assert report.valid, report.findings
         assert len(report.periods) == 24
         changed = deliverer.keys[project][2]
@@ -190,7 +196,7 @@ async def test_s3_day_validates_and_a_changed_object_does_not(
         data[-1] ^= 0xFF
         target = Bucket(project, REGION, bucket)
         await objects.put(target, changed, bytes(data), {"Content-Type": "application/gzip"})
-        report = validate(source, project, REGION, load_keys(source))
+        report = validate(source, project, REGION, load_keys(source), now=now)
         assert [(f.problem, f.key) for f in report.findings] == [(Problem.CHANGED_OBJECT, changed)]
     finally:
         await objects.aclose()

@@ -8,12 +8,15 @@ folder source maps them to files below its root, the same tree `swift download` 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import ssl
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import quote
 
 import httpx
+
+from stacktrail_reader.clouds import load_cloud
 
 
 class MissingObject(LookupError):
@@ -69,7 +72,9 @@ class FolderSource:
 class SwiftSource:
     """A Swift container, read with a Keystone session (the customer's own credentials).
 
-    `account_url` defaults to the object-store endpoint of the session's project.
+    The account is `account_url`, else the object-store endpoint of the session's
+    project in `region` (through `interface`), pointed at `project_id`'s account when
+    that is another project (Swift refuses it unless these credentials may read there).
     """
 
     PAGE = 10_000
@@ -81,21 +86,24 @@ class SwiftSource:
         *,
         account_url: str | None = None,
         region: str | None = None,
+        project_id: str | None = None,
+        interface: str = "public",
+        verify: ssl.SSLContext | bool = True,
         timeout: float = 60.0,
     ) -> None:
         self._session = session
         self._container = container
-        self._url = account_url or session.get_endpoint(
-            service_type="object-store", interface="public", region_name=region
-        )
-        self._client = httpx.Client(timeout=timeout)
+        self._url = account_url or _account_url(session, region, interface, project_id)
+        self._client = httpx.Client(timeout=timeout, verify=verify)
 
     @classmethod
-    def from_environment(cls, container: str) -> SwiftSource:
+    def from_environment(cls, container: str, *, project_id: str | None = None) -> SwiftSource:
         """Credentials from OS_* variables (password or application credential)."""
         from keystoneauth1 import loading, session
 
         env = os.environ
+        if not env.get("OS_AUTH_URL"):
+            raise SourceError("OS_AUTH_URL is not set (source your openrc, or use a cloud)")
         if env.get("OS_APPLICATION_CREDENTIAL_ID"):
             loader: Any = loading.get_plugin_loader("v3applicationcredential")
             auth = loader.load_from_options(
@@ -114,15 +122,47 @@ class SwiftSource:
                 user_domain_name=env.get("OS_USER_DOMAIN_NAME", "Default"),
                 project_domain_name=env.get("OS_PROJECT_DOMAIN_NAME", "Default"),
             )
-        return cls(session.Session(auth=auth), container, region=env.get("OS_REGION_NAME"))
+        return cls(
+            session.Session(auth=auth),
+            container,
+            region=env.get("OS_REGION_NAME"),
+            project_id=project_id,
+            interface=env.get("OS_INTERFACE", "public"),
+        )
+
+    @classmethod
+    def from_cloud(
+        cls,
+        name: str,
+        container: str,
+        *,
+        project_id: str | None = None,
+        directories: Sequence[Path] | None = None,
+    ) -> SwiftSource:
+        """Credentials, region and TLS settings of a clouds.yaml entry (`clouds.load_cloud`)."""
+        cloud = load_cloud(name, directories)
+        return cls(
+            cloud.session(),
+            container,
+            region=cloud.region_name,
+            project_id=project_id,
+            interface=cloud.interface,
+            verify=cloud.ssl_context(),
+        )
 
     def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        headers = {"X-Auth-Token": self._session.get_token()}
+        headers = {"X-Auth-Token": _token(self._session)}
         url = f"{self._url}/{quote(self._container)}{path}"
         try:
             return self._client.request(method, url, headers=headers, **kwargs)
         except httpx.HTTPError as exc:
             raise SourceError(f"swift: {exc}") from exc
+
+    def _refused(self, what: str, status: int) -> SourceError:
+        hint = ""
+        if status in {401, 403}:
+            hint = f" (these credentials may not read container {self._container!r} at {self._url})"
+        return SourceError(f"swift: {what}: HTTP {status}{hint}")
 
     def list(self, prefix: str) -> Iterator[str]:
         marker = ""
@@ -132,7 +172,7 @@ class SwiftSource:
             if response.status_code == 404:
                 return
             if response.status_code >= 300:
-                raise SourceError(f"swift: listing {prefix!r}: HTTP {response.status_code}")
+                raise self._refused(f"listing {prefix!r}", response.status_code)
             names = [item["name"] for item in response.json()]
             yield from names
             if len(names) < self.PAGE:
@@ -144,8 +184,41 @@ class SwiftSource:
         if response.status_code == 404:
             raise MissingObject(key)
         if response.status_code >= 300:
-            raise SourceError(f"swift: reading {key!r}: HTTP {response.status_code}")
+            raise self._refused(f"reading {key!r}", response.status_code)
         return response.content
+
+
+def _token(session: Any) -> str:
+    from keystoneauth1 import exceptions
+
+    try:
+        return str(session.get_token())
+    except exceptions.ClientException as exc:
+        raise SourceError(f"keystone: {exc}") from exc
+
+
+def _account_url(session: Any, region: str | None, interface: str, project_id: str | None) -> str:
+    """The object-store endpoint of the session's project, or of `project_id`'s account."""
+    from keystoneauth1 import exceptions
+
+    try:
+        endpoint = session.get_endpoint(
+            service_type="object-store", interface=interface, region_name=region
+        )
+        own = session.get_project_id()
+    except exceptions.ClientException as exc:
+        raise SourceError(f"keystone: {exc}") from exc
+    if not endpoint:
+        where = f" in region {region}" if region else ""
+        raise SourceError(f"keystone: no {interface} object-store endpoint{where} in the catalog")
+    endpoint = str(endpoint).rstrip("/")
+    if project_id is None or project_id == own:
+        return endpoint
+    if own and endpoint.endswith(own):  # .../v1/AUTH_<project id>
+        return endpoint[: -len(own)] + project_id
+    raise SourceError(
+        f"swift: cannot tell the account of project {project_id} from endpoint {endpoint}"
+    )
 
 
 class S3Source:

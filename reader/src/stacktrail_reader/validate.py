@@ -3,7 +3,8 @@
 Walks the digests of one project and region in period order and reports, per period:
 a missing or changed object, an object in the data tree that no digest lists, a digest
 whose signature does not verify, and breaks in the chain (a missing digest, a link to
-the wrong digest or hash, a period that does not follow the one before).
+the wrong digest or hash, a period that does not follow the one before, and digests
+missing after the newest one although their period ended more than `write_delay` ago).
 """
 
 from __future__ import annotations
@@ -22,6 +23,9 @@ from stacktrail_reader import digest as d
 from stacktrail_reader.sources import MissingObject, Source
 
 _DATA_STAMP = re.compile(r"_(\d{8}T\d{4})Z_")
+# How long after its period ends a digest may still be on its way: stacktrail writes it
+# within a minute or so; this leaves room for a busy or failed-over scheduler.
+WRITE_DELAY = timedelta(minutes=15)
 
 
 class Problem(StrEnum):
@@ -57,8 +61,9 @@ class Report:
     periods: list[PeriodReport] = field(default_factory=list)
     pending: list[str] = field(default_factory=list)  # newer than the newest digest
     expired: int = 0  # listed objects past their delete_at (gone on purpose)
-    # The newest digest's end when more than two periods have passed since (digests
-    # stopped, or the newest ones were deleted: nothing after them can tell which).
+    # The newest digest's end when digests that should exist by now are missing after it
+    # (digests stopped, or the newest ones were deleted: nothing after them can tell
+    # which); the report then has a broken-chain period for them.
     silent_since: datetime | None = None
 
     @property
@@ -106,9 +111,14 @@ def validate(
     start: datetime | None = None,
     end: datetime | None = None,
     now: datetime | None = None,
+    write_delay: timedelta = WRITE_DELAY,
     on_progress: Progress | None = None,
 ) -> Report:
-    """Check every digest whose period overlaps [start, end) and the objects they list."""
+    """Check every digest whose period overlaps [start, end) and the objects they list.
+
+    Digests missing after the newest one are a broken chain once their period ended
+    more than `write_delay` before `now` (and starts before `end`).
+    """
     now = now or datetime.now(UTC)
     base = d.base_prefix(project_id, region, prefix)
     digest_keys = [k for k in source.list(f"{base}{d.DIGESTS}/") if d.stamp_of(k)]
@@ -157,9 +167,54 @@ def validate(
             pass
         previous = (key, data, document)
     _foreign(report, data_keys, covered, last_end, interval, start, end)
-    if last_end is not None and end is None and now - last_end > 2 * _slack(interval):
-        report.silent_since = last_end
+    if last_end is not None and interval is not None:
+        missing = _missing_at_end(last_end, interval, start, end, now - write_delay)
+        if missing is not None:
+            first, count = missing
+            report.silent_since = last_end
+            period = PeriodReport(start=first, end=first + count * interval, digest_key=None)
+            period.findings.append(
+                Finding(
+                    Problem.BROKEN_CHAIN,
+                    d.digest_key(project_id, region, first, prefix),
+                    f"{count} digest(s) missing at the end of the chain, up to "
+                    f"{d.iso(first + count * interval)}: none after {d.iso(last_end)}, though "
+                    f"their periods ended more than {_words(write_delay)} ago (digests were turned "
+                    "off, or the newest ones were deleted)",
+                )
+            )
+            report.periods.append(period)
     return report
+
+
+def _words(delay: timedelta) -> str:
+    seconds = int(delay.total_seconds())
+    for size, unit in ((3600, "hour"), (60, "minute")):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds // size} {unit}{'s' if seconds != size else ''}"
+    return f"{seconds} seconds"
+
+
+def _missing_at_end(
+    last_end: datetime,
+    step: timedelta,
+    start: datetime | None,
+    end: datetime | None,
+    due_by: datetime,
+) -> tuple[datetime, int] | None:
+    """(first start, count) of the periods after `last_end` that overlap [start, end) and
+    ended by `due_by`: their digests should exist."""
+    if step <= timedelta(0):
+        return None
+    first = 0
+    if start is not None and start > last_end:
+        first = (start - last_end) // step  # the period `start` falls in
+    ended = (due_by - last_end) // step  # periods [last_end + k*step, ...) ended by due_by
+    if end is not None:
+        ended = min(ended, -((last_end - end) // step))  # those starting before `end`
+    if ended <= first:
+        return None
+    return last_end + first * step, ended - first
 
 
 def _gap(before: str, after: dict[str, Any], key: str) -> list[PeriodReport]:

@@ -211,6 +211,16 @@ class LastError(BaseModel):
     consecutive: int = Field(description="Failed attempts in a row.")
 
 
+class LastDigest(BaseModel):
+    """The newest signed digest of the project in a region (see `GET /v1/digest-keys`)."""
+
+    key: str = Field(description="The digest object's key in the container.")
+    period_start: datetime | None = Field(description="Start of the period it covers (UTC).")
+    period_end: datetime = Field(description="End of the period it covers (exclusive).")
+    key_fingerprint: str | None = Field(description="The signing key's fingerprint.")
+    delivered_at: datetime | None = Field(description="When it was stored.")
+
+
 class RegionStatusView(BaseModel):
     region: str = Field(description="The region.")
     last_delivery: LastDelivery | None = Field(
@@ -218,6 +228,9 @@ class RegionStatusView(BaseModel):
     )
     last_error: LastError | None = Field(description="The latest failed delivery; null: none.")
     in_error: bool = Field(description="The last delivery attempt in this region failed.")
+    last_digest: LastDigest | None = Field(
+        None, description="The newest digest written for the region; null: none yet."
+    )
     pending_spool_bytes: int | None = Field(
         description="Bytes of the project's events waiting in this server's local spool. The "
         "spool holds one copy per project and delivers it to each region, so every region "

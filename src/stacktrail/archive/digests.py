@@ -10,26 +10,26 @@ folder is. Search-sourced deliveries go through the same ledger and so the same 
 export jobs asked for through the API write into the data tree too and are listed as
 well (their objects are recorded as they are written).
 
-The chain head per (project, region) is kept in `scheduler_state`
-(`digest:<project>:<region>`), so another leader continues it. A period is digested
+The chain head per (project, region) is kept in `scheduler_state` (db/digest_chain.py),
+so another leader continues it and the status pages say when the last digest was
+delivered. A period is digested
 `SETTLE` after its end, so deliveries confirmed just before the end are in the ledger.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from stacktrail.archive.layout import delete_at, normalise_prefix
-from stacktrail.archive.retention import get_state, set_state
+from stacktrail.archive.retention import set_state
 from stacktrail.archive.stores.base import Bucket, ObjectStore
 from stacktrail.db import tables as t
+from stacktrail.db.digest_chain import ChainHead, chain_head, state_name
 from stacktrail.db.trail_store import TrailStore
 from stacktrail.domain.trail import Trail
 from stacktrail.signing import SigningKey
@@ -47,40 +47,6 @@ def period_start(moment: datetime, interval: timedelta) -> datetime:
     step = int(interval.total_seconds())
     epoch = int(moment.timestamp())
     return datetime.fromtimestamp(epoch - epoch % step, UTC)
-
-
-@dataclass(frozen=True, slots=True)
-class ChainHead:
-    end: datetime  # the next digest covers [end, end + interval)
-    key: str | None  # the last digest written (None: the chain has not started)
-    sha256: str | None
-    signature: str | None
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "end": d.iso(self.end),
-            "key": self.key,
-            "sha256": self.sha256,
-            "signature": self.signature,
-        }
-
-    @classmethod
-    def from_json(cls, value: dict[str, Any]) -> ChainHead:
-        return cls(
-            d.parse_time(value["end"]),
-            value.get("key"),
-            value.get("sha256"),
-            value.get("signature"),
-        )
-
-
-def state_name(project_id: str, region: str) -> str:
-    return f"digest:{project_id}:{region}"
-
-
-async def chain_head(engine: AsyncEngine, project_id: str, region: str) -> ChainHead | None:
-    value = await get_state(engine, state_name(project_id, region))
-    return ChainHead.from_json(value) if isinstance(value, dict) else None
 
 
 def build_digest(
@@ -174,7 +140,15 @@ class DigestWriter:
             }
             await self._objects.put(bucket, key, body, headers)
             signature = str(orjson.loads(body)["signature"])
-            head = ChainHead(end, key, d.sha256_hex(body), signature)
+            head = ChainHead(
+                end,
+                key,
+                d.sha256_hex(body),
+                signature,
+                start=start,
+                fingerprint=self._key.fingerprint,
+                delivered_at=datetime.now(UTC),
+            )
             await set_state(engine, state_name(project, region), head.to_json())
             count += 1
         return count

@@ -36,7 +36,7 @@ from stacktrail.archive.layout import InvalidName
 from stacktrail.archive.stores.base import ObjectStore
 from stacktrail.db import job_tables as jt
 from stacktrail.db.trail_store import TrailStore
-from stacktrail.domain.errors import ClientError
+from stacktrail.domain.errors import ClientError, TransientError
 from stacktrail.domain.export import ExportCheckpoint
 from stacktrail.domain.ledger import DeliveredObject, DeliveryError, DeliveryLedger
 from stacktrail.domain.timeframe import Timeframe, epoch_ms, from_epoch_ms
@@ -233,12 +233,18 @@ class SearchDelivery:
         return result.checkpoint.events
 
     async def _to_ledger(self, delivered: DeliveredObject) -> None:
+        """Part of the delivery: a failure stops the window before its checkpoint, so the
+        next round writes the object again and records it (the digests list only what
+        the ledger holds)."""
         if self._ledger is None:
             return
         try:
             await self._ledger.record_delivery(delivered)
-        except Exception:
-            log.exception("search delivery: the ledger failed; the delivery stands")
+        except Exception as exc:
+            raise TransientError(
+                f"{delivered.key} is stored, but the delivery ledger did not record it "
+                f"({type(exc).__name__}: {exc}); the window is delivered again"
+            ) from exc
 
     async def _create(self, project_id: str, start: datetime, now: datetime) -> DeliveryState:
         async with self._engine.begin() as conn:

@@ -9,9 +9,12 @@ answers again: a success in a region makes that region's transiently failing pai
 once, and while some wait, one cheap probe per region (a HEAD) runs every
 `probe_interval`, so uploads resume within about a second of the store's return instead
 of after the longest backoff. A region is confirmed only when the
-store's ETag equals the MD5 of the bytes sent; then the spool records it, and deletes the
-segment once all its regions confirmed. Every success and every failure goes to the
-delivery ledger.
+store's ETag equals the MD5 of the bytes sent and the delivery ledger recorded the object
+(the digests list what the ledger holds, so an unrecorded object would be missing from
+them): then the spool records it, and deletes the segment once all its regions confirmed.
+A stored object whose ledger write failed is not uploaded again: its record is retried
+(backing off up to `LEDGER_RETRY_MAX`, not woken by store probes). Every failure goes to
+the ledger too, as far as it answers.
 """
 
 from __future__ import annotations
@@ -50,6 +53,11 @@ DeleteAt = Callable[[SegmentSpec], int]
 Destination = Callable[[str], Trail | None]  # project id -> its current trail
 
 PROBE_KEY = "stacktrail-probe"  # a HEAD of a name no delivery uses: any answer means "up"
+LEDGER_RETRY_MAX = 30.0  # seconds: the ledger is the config database, back soon after an outage
+
+
+class LedgerUnavailable(TransientError):
+    """The object is stored, but the delivery ledger did not record it (yet)."""
 
 
 @dataclass(slots=True)
@@ -71,6 +79,7 @@ class Backoff:
     until: float = 0.0  # monotonic time of the next attempt
     last_error: str = ""
     transient: bool = False  # the last failure was the store being away (probe-able)
+    ledger: bool = False  # the last failure was the ledger's (a store probe says nothing)
     bucket: Bucket | None = None  # where the probe looks
     since: float = 0.0  # monotonic time of the first failure in this run
     log: Repeats | None = None  # its failures, logged once per change plus a summary
@@ -109,6 +118,8 @@ class Uploader:
         self._inflight: dict[tuple[int, str], asyncio.Task[None]] = {}
         self._active: Counter[tuple[str, str]] = Counter()
         self._backoff: dict[tuple[str, str], Backoff] = {}
+        # (segment id, region) -> the object stored there whose ledger write failed
+        self._unrecorded: dict[tuple[int, str], DeliveredObject] = {}
         self._wake = asyncio.Event()
         self._summaries: list[FlushSummary] = []  # rounds in progress (flush, stop)
         self.report = DeliveryReport(report_interval)
@@ -216,7 +227,8 @@ class Uploader:
             bucket = state.bucket
             long_wait = state.until - now > self._probe_interval
             idle = not self._active[(project, region)]
-            if state.failures and state.transient and bucket is not None and long_wait and idle:
+            probe_able = state.transient and not state.ledger
+            if state.failures and probe_able and bucket is not None and long_wait and idle:
                 waiting.setdefault(region, bucket)
         for region, bucket in waiting.items():
             if region in self._probes:
@@ -236,24 +248,30 @@ class Uploader:
             async with asyncio.timeout(self._probe_interval):
                 await self._store.head(bucket, PROBE_KEY)
         except NoSuchObject:
-            self._answered(region)
+            self._answered(region, ledger=False)
         except (TransientError, TimeoutError, OSError):
             pass  # still away
         except ClientError:
-            self._answered(region)  # it answers (a refusal is the job's business)
+            self._answered(region, ledger=False)  # it answers (a refusal is the job's business)
         except Exception:
             log.debug("archive: probe of region %s failed", region, exc_info=True)
         else:
-            self._answered(region)
+            self._answered(region, ledger=False)
         finally:
             self._probes.pop(region, None)
             self._wake.set()
 
-    def _answered(self, region: str) -> None:
-        """The store of `region` answers again: its transient failures retry now."""
+    def _answered(self, region: str, *, ledger: bool) -> None:
+        """The store of `region` answers again (and the ledger, when `ledger`): its
+        transient failures retry now."""
         now = time.monotonic()
         for (_project, r), state in self._backoff.items():
-            if r == region and state.transient and state.until > now:
+            if (
+                r == region
+                and state.transient
+                and state.until > now
+                and (ledger or not state.ledger)
+            ):
                 state.until = now
         self._wake.set()
 
@@ -282,7 +300,8 @@ class Uploader:
             if state is not None:
                 if state.log is not None:
                     state.log.recovered()
-                self._answered(region)  # the first success ends the region's other delays
+                # the first success ends the region's other delays
+                self._answered(region, ledger=True)
             if delivered is not None:
                 self.report.delivered(key[0], delivered.records, delivered.bytes)
             for summary in self._summaries:
@@ -301,6 +320,29 @@ class Uploader:
 
     async def _deliver(self, seg: Segment, region: str) -> DeliveredObject | None:
         """Deliver one segment to one region; None when its retention has already passed."""
+        unrecorded = self._unrecorded.pop((seg.id, region), None)
+        if unrecorded is not None:  # stored already: only the ledger is missing it
+            delivered = replace(unrecorded, delivered_at=datetime.now(UTC))
+        else:
+            stored = await self._store_segment(seg, region)
+            if stored is None:
+                return None
+            delivered = stored
+        try:
+            # delivered_at is when it is recorded: an earlier period's digest may be written
+            await self._ledger.record_delivery(delivered)
+        except Exception as exc:
+            self._unrecorded[(seg.id, region)] = delivered
+            raise LedgerUnavailable(
+                f"{delivered.key} is stored, but the delivery ledger did not record it "
+                f"({type(exc).__name__}: {exc}); the segment is delivered once it does"
+            ) from exc
+        if await asyncio.to_thread(self._spool.confirm, seg, region):
+            self._on_deleted()
+        return delivered
+
+    async def _store_segment(self, seg: Segment, region: str) -> DeliveredObject | None:
+        """Upload one segment to one region; None when its retention has already passed."""
         spec = self.current_spec(seg.spec)
         bucket = Bucket(spec.project_id, region, spec.container, spec.write_mode)
         key = object_key(spec, region, seg.stamp, self._worker, seg.name)
@@ -316,7 +358,7 @@ class Uploader:
             raise TransientError(
                 f"store answered ETag {etag!r} for {key}, expected {body.md5}: not confirmed"
             )
-        delivered = DeliveredObject(
+        return DeliveredObject(
             project_id=spec.project_id,
             region=region,
             container=spec.container,
@@ -330,10 +372,6 @@ class Uploader:
             last_event_time=body.last_event_time,
             delivered_at=datetime.now(UTC),
         )
-        if await asyncio.to_thread(self._spool.confirm, seg, region):
-            self._on_deleted()
-        await self._to_ledger(self._ledger.record_delivery(delivered))
-        return delivered
 
     async def _past_retention(self, seg: Segment, region: str) -> None:
         """Late events whose retention is over: the store would refuse (or at once delete)
@@ -359,8 +397,10 @@ class Uploader:
             state.since = time.monotonic()
         state.failures += 1
         transient = isinstance(exc, ClientError) and exc.transient
+        state.ledger = isinstance(exc, LedgerUnavailable)
         if transient:
-            delay = jittered(exponential(state.failures, first=1.0, cap=self._retry_max))
+            cap = min(self._retry_max, LEDGER_RETRY_MAX) if state.ledger else self._retry_max
+            delay = jittered(exponential(state.failures, first=1.0, cap=cap))
         else:
             delay = self._retry_max
         state.transient = transient
@@ -398,7 +438,7 @@ class Uploader:
         try:
             await call
         except Exception:
-            log.exception("archive: the delivery ledger failed; delivery itself is unaffected")
+            log.exception("archive: the delivery ledger failed to record an error")
 
     # --- one round of everything (flush, shutdown)
 

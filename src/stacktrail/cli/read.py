@@ -12,8 +12,9 @@ import orjson
 import typer
 
 from stacktrail.cli.common import settings_or_exit
-from stacktrail.cli.sources import StoreSource, open_source
+from stacktrail.cli.sources import OsCloud, close_source, open_source
 from stacktrail.cli.timeargs import parse_time
+from stacktrail_reader.clouds import CloudConfigError
 from stacktrail_reader.records import ArchiveReader, Filters
 from stacktrail_reader.sources import SourceError
 
@@ -60,10 +61,14 @@ def read_command(
         str | None, typer.Option(help="Default: STACKTRAIL_ARCHIVE_CONTAINER.")
     ] = None,
     prefix: Annotated[str | None, typer.Option(help="Default: STACKTRAIL_ARCHIVE_PREFIX.")] = None,
+    os_cloud: OsCloud = None,
 ) -> None:
     """Stream the records with --from <= eventTime < --to, each once (by CADF id).
 
     Objects that cannot be read are reported on stderr and skipped (exit 1 at the end).
+    Without --dir it reads Swift with your own credentials: the clouds.yaml entry
+    --os-cloud (or OS_CLOUD), else the OS_* variables (when OS_AUTH_URL is set), else
+    the store stacktrail's settings configure.
     """
     settings = settings_or_exit()
     region = region or settings.archive_regions[0]
@@ -83,9 +88,13 @@ def read_command(
         errors += 1
         typer.echo(f"stacktrail: skipped {key}: {exc}", err=True)
 
-    source = open_source(
-        settings, directory, project, region, container or settings.archive_container
-    )
+    try:
+        source = open_source(
+            settings, directory, project, region, container or settings.archive_container, os_cloud
+        )
+    except (SourceError, CloudConfigError) as exc:
+        typer.echo(f"stacktrail: {exc}", err=True)
+        raise typer.Exit(2) from None
     reader = ArchiveReader(source, project, region, prefix=prefix, on_error=on_error)
     out = sys.stdout.buffer
     writer = None
@@ -104,8 +113,7 @@ def read_command(
     finally:
         sys.stdout.flush()
         out.flush()
-        if isinstance(source, StoreSource):
-            source.close()
+        close_source(source)
     raise typer.Exit(1 if errors else 0)
 
 

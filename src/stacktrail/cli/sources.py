@@ -1,12 +1,17 @@
-"""Where `stacktrail validate` and `stacktrail read` read: a folder or the configured store."""
+"""Where `stacktrail validate` and `stacktrail read` read: a downloaded folder, Swift with
+the customer's own credentials (a clouds.yaml entry, or OS_* variables), or the store
+stacktrail's settings configure."""
 
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 from collections.abc import Coroutine, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
+
+import typer
 
 from stacktrail.archive.stores import open_store
 from stacktrail.archive.stores.base import Bucket, NoSuchObject, ObjectStore
@@ -14,9 +19,26 @@ from stacktrail.config import Settings
 from stacktrail.domain.errors import ClientError
 from stacktrail.domain.trail import ArchiveStore
 from stacktrail.keystone import KeystoneClient
-from stacktrail_reader.sources import FolderSource, MissingObject, Source, SourceError
+from stacktrail_reader.sources import (
+    FolderSource,
+    MissingObject,
+    Source,
+    SourceError,
+    SwiftSource,
+)
 
 T = TypeVar("T")
+
+OsCloud = Annotated[
+    str | None,
+    typer.Option(
+        "--os-cloud",
+        envvar="OS_CLOUD",
+        help="Read Swift with the credentials of this clouds.yaml entry (searched in "
+        "./clouds.yaml, ~/.config/openstack/clouds.yaml, /etc/openstack/clouds.yaml).",
+        show_default=False,
+    ),
+]
 
 
 class StoreSource:
@@ -55,10 +77,27 @@ class StoreSource:
 
 
 def open_source(
-    settings: Settings, directory: Path | None, project_id: str, region: str, container: str
+    settings: Settings,
+    directory: Path | None,
+    project_id: str,
+    region: str,
+    container: str,
+    os_cloud: str | None = None,
 ) -> Source:
+    """The folder `directory`; else Swift as the clouds.yaml entry `os_cloud`, else as
+    the OS_* variables when OS_AUTH_URL is set; else the configured store. Raises
+    `SourceError` or `CloudConfigError` (a ValueError) when it cannot be opened."""
     if directory is not None:
         return FolderSource(directory)
+    if os_cloud:
+        return SwiftSource.from_cloud(os_cloud, container, project_id=project_id)
+    if os.environ.get("OS_AUTH_URL"):
+        return SwiftSource.from_environment(container, project_id=project_id)
     keystone = KeystoneClient(settings) if settings.archive_store is ArchiveStore.SWIFT else None
     store = open_store(settings, keystone)
     return StoreSource(store, Bucket(project_id, region, container))
+
+
+def close_source(source: Source) -> None:
+    if isinstance(source, StoreSource):
+        source.close()

@@ -11,10 +11,12 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
 from stacktrail.cli.common import settings_or_exit
-from stacktrail.cli.sources import StoreSource, open_source
+from stacktrail.cli.sources import OsCloud, close_source, open_source
 from stacktrail.cli.timeargs import parse_time
+from stacktrail.domain.durations import parse_duration
 from stacktrail_reader import digest as d
-from stacktrail_reader.sources import SourceError
+from stacktrail_reader.clouds import CloudConfigError
+from stacktrail_reader.sources import Source, SourceError
 from stacktrail_reader.validate import Report, load_keys, validate
 
 
@@ -28,11 +30,6 @@ def _print(report: Report) -> None:
             typer.echo(f"{start}  {finding.problem.value}  {finding.key}: {finding.detail}")
     for key in report.pending:
         typer.echo(f"pending  {key}: delivered after the newest digest")
-    if report.silent_since is not None:
-        typer.echo(
-            f"note: the newest digest ends at {d.iso(report.silent_since)}; none since "
-            "(digests were turned off, or the newest ones were deleted)"
-        )
     invalid = sum(not p.valid for p in report.periods)
     typer.echo(
         f"{len(report.periods)} period(s), {invalid} with problems, "
@@ -63,20 +60,41 @@ def validate_command(
         str | None, typer.Option(help="Default: STACKTRAIL_ARCHIVE_CONTAINER.")
     ] = None,
     prefix: Annotated[str | None, typer.Option(help="Default: STACKTRAIL_ARCHIVE_PREFIX.")] = None,
+    write_delay: Annotated[
+        str,
+        typer.Option(
+            "--write-delay",
+            help="How long after its period a digest may still be missing at the end of "
+            "the chain (e.g. 15m, 1h); later it is a broken chain.",
+        ),
+    ] = "15m",
+    os_cloud: OsCloud = None,
 ) -> None:
     """Check every digest of a project and region and the objects it lists.
 
     Reports per period: valid, missing object, changed object, object not in any
-    digest, broken chain, bad signature. Exit 0 only when everything checks, 1 when
-    something does not, 2 on bad arguments or an unreadable source.
+    digest, broken chain, bad signature. Digests missing after the newest one are a
+    broken chain once their period ended more than --write-delay ago, unless --to
+    ends before them. Exit 0 only when everything checks, 1 when something does not,
+    2 on bad arguments or an unreadable source.
+
+    Without --dir it reads Swift with your own credentials: the clouds.yaml entry
+    --os-cloud (or OS_CLOUD), else the OS_* variables (when OS_AUTH_URL is set), else
+    the store stacktrail's settings configure.
     """
+    try:
+        delay = parse_duration(write_delay)
+    except ValueError as exc:
+        typer.echo(f"stacktrail: --write-delay: {exc}", err=True)
+        raise typer.Exit(2) from None
     settings = settings_or_exit()
     region = region or settings.archive_regions[0]
     prefix = settings.archive_prefix if prefix is None else prefix
-    source = open_source(
-        settings, directory, project, region, container or settings.archive_container
-    )
+    source: Source | None = None
     try:
+        source = open_source(
+            settings, directory, project, region, container or settings.archive_container, os_cloud
+        )
         if public_key:
             keys = {}
             for path in public_key:
@@ -106,14 +124,15 @@ def validate_command(
                 prefix=prefix,
                 start=parse_time(start, "--from"),
                 end=parse_time(end, "--to"),
+                write_delay=delay,
                 on_progress=lambda done, total: bar.update(task, completed=done, total=total),
             )
-    except SourceError as exc:
+    except (SourceError, CloudConfigError) as exc:
         typer.echo(f"stacktrail: {exc}", err=True)
         raise typer.Exit(2) from None
     finally:
-        if isinstance(source, StoreSource):
-            source.close()
+        if source is not None:
+            close_source(source)
     _print(report)
     if not report.periods:
         typer.echo("no digest found", err=True)

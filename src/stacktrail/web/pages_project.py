@@ -23,6 +23,7 @@ from stacktrail.domain.trail import UNSCOPED
 from stacktrail.domain.validation import PROJECT_ID_PATTERN
 from stacktrail.web import chart, explain, forms
 from stacktrail.web.api_client import Api, ApiResponse, trail_path
+from stacktrail.web.digest_view import digest_lines
 from stacktrail.web.pages_auth import checked_form, require_session
 from stacktrail.web.render import message_page, page, policy_of, redirect, web
 from stacktrail.web.sessions import Session
@@ -181,6 +182,9 @@ async def render_project(
         "spool": spool_waiting(status_body),
         "retention_update": retention_update_words(status_body),
         "digests": digests.body if digests.ok else None,
+        "digest_lines": digest_lines(
+            status_body, bool(current["enabled"]) and bool(current["archive"]["enabled"])
+        ),
         "status": status_body,
         "status_error": None if status.ok else status.detail,
         "chart": chart.render(days, f"Events recorded per day, last {len(days)} days")

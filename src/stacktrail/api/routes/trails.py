@@ -35,6 +35,7 @@ from stacktrail.api.schemas import (
     ErrorBody,
     EventCountsView,
     LastDelivery,
+    LastDigest,
     LastError,
     RegionStatusView,
     RetentionUpdateView,
@@ -43,6 +44,7 @@ from stacktrail.api.schemas import (
     TrailStatusView,
     TrailView,
 )
+from stacktrail.db.digest_chain import chain_heads
 from stacktrail.db.retention_updates import retention_update_status
 from stacktrail.db.trail_store import PreconditionFailed, StoredTrail
 from stacktrail.domain.audit import ACTION_DELETE_TRAIL, ACTION_UPDATE_TRAIL, config_change_event
@@ -299,10 +301,20 @@ async def trail_status(project_id: ProjectId, ctx: Context, who: Caller) -> Trai
     stored = await ctx.store.get_trail(project_id)
     by_region = {status.region: status for status in await ctx.ledger.status(project_id)}
     regions = list(dict.fromkeys([*stored.spec.archive.regions, *sorted(by_region)]))
+    heads = await chain_heads(ctx.store.engine, project_id)
     views = []
     for region in regions:
         status = by_region.get(region)
-        last_delivery = last_error = None
+        head = heads.get(region)
+        last_delivery = last_error = last_digest = None
+        if head is not None and head.key:
+            last_digest = LastDigest(
+                key=head.key,
+                period_start=head.start,
+                period_end=head.end,
+                key_fingerprint=head.fingerprint,
+                delivered_at=head.delivered_at,
+            )
         if status is not None and status.last_key and status.last_success_at:
             last_delivery = LastDelivery(
                 container=status.last_container,
@@ -322,6 +334,7 @@ async def trail_status(project_id: ProjectId, ctx: Context, who: Caller) -> Trai
                 last_delivery=last_delivery,
                 last_error=last_error,
                 in_error=status.in_error if status is not None else False,
+                last_digest=last_digest,
                 pending_spool_bytes=await ctx.spool_bytes(project_id, region),
             )
         )
