@@ -307,7 +307,9 @@ class Settings(BaseSettings):
     archive_format: ArchiveFormat = ArchiveFormat.JSON
     archive_regions: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["RegionOne"])
     archive_worker: str = Field(
-        "", description="Worker name in object keys (default: host name, sanitised)."
+        "",
+        description="Worker name in object keys; unique per worker on one queue (default: "
+        "host name and a hash of the spool directory, stable across restarts).",
     )
     archive_upload_concurrency: int = Field(4, ge=1, le=64)
     archive_retry_max: Duration = Field(timedelta(minutes=5))
