@@ -25,7 +25,7 @@ import time
 import tracemalloc
 import uuid
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -179,6 +179,136 @@ async def directory(args: argparse.Namespace) -> None:
     )
 
 
+async def delivery(args: argparse.Namespace) -> None:
+    """Objects/s from the spool into the dev stack's Swift, per upload concurrency."""
+    from tests.support.cadf_factory import make_notification
+    from tests.support.config_store import create_postgres_database, drop_postgres_database
+    from tests.support.devstack import read_env_file
+
+    from stacktrail.db.ledger import SqlLedger
+    from stacktrail.ingest.decode import decode_message
+
+    stack = read_env_file(ROOT / "var/dev-stack/env")
+    url = await create_postgres_database()
+    work = Path(tempfile.mkdtemp(prefix="stacktrail-delivery-"))
+    values: dict[str, Any] = {
+        k.removeprefix("STACKTRAIL_").lower(): v
+        for k, v in stack.items()
+        if k.startswith("STACKTRAIL_KEYSTONE_")
+    } | {
+        "database_url": url,
+        "archive_store": "swift",
+        "archive_container": f"bench-{uuid.uuid4().hex[:6]}",
+    }
+    now = datetime.now(UTC)
+    events = [
+        decode_message(
+            make_notification(event_id=str(uuid.uuid4()), initiator_project=p, event_time=now)
+        )
+        for p in [uuid.uuid4().hex for _ in range(args.projects)]
+        for _ in range(args.events)
+    ]
+    from stacktrail.archive.stores import open_store
+    from stacktrail.keystone import KeystoneClient
+
+    levels = [int(c) for c in args.concurrency.split(",")]
+    # one store for every round, as a running service keeps it (containers it created
+    # are known; its connection pool fits the largest level)
+    first = Settings(**values, archive_upload_concurrency=max(levels))
+    store = open_store(first, KeystoneClient(first))
+    try:
+        await db.upgrade(url)
+        engine = db.create_engine(url)
+        print(
+            f"{args.projects} projects x 1 object ({args.events} events each) into the dev "
+            "stack's Swift, ledger in PostgreSQL; the warm-up round creates the containers"
+        )
+        for round_, concurrency in enumerate([max(levels), *levels]):
+            settings = Settings(
+                **values,
+                archive_upload_concurrency=concurrency,
+                spool_dir=work / f"spool-{round_}",
+            )
+            objects, elapsed = await deliver_once(settings, store, SqlLedger(engine), events)
+            label = "warm-up       " if round_ == 0 else f"concurrency {concurrency:2d}"
+            print(f"  {label}: {objects} objects in {elapsed:5.1f} s = {objects / elapsed:6.1f}/s")
+        # what Swift takes without stacktrail's spool and ledger: the same PUTs straight
+        for concurrency in (max(levels),):
+            objects, elapsed = await raw_puts(store, first, args.projects, concurrency)
+            print(
+                f"  raw PUTs, {concurrency:2d} in flight: {objects} objects in {elapsed:5.1f} s = "
+                f"{objects / elapsed:6.1f}/s (the store alone)"
+            )
+        await engine.dispose()
+    finally:
+        await store.aclose()
+        await drop_postgres_database(url)
+
+
+async def raw_puts(
+    store: Any, settings: Settings, count: int, concurrency: int
+) -> tuple[int, float]:
+    """`count` PUTs of a small gzip body into one project's container, `concurrency` at once."""
+    import gzip
+
+    from stacktrail.archive.stores.base import Bucket
+
+    bucket = Bucket(uuid.uuid4().hex, "RegionOne", settings.archive_container)
+    await store.ensure_container(bucket)
+    body = gzip.compress(b'{"Records": []}' * 200)
+    slots = asyncio.Semaphore(concurrency)
+
+    async def one(i: int) -> None:
+        async with slots:
+            await store.put(bucket, f"raw/{i}.json.gz", body, {})
+
+    started = time.perf_counter()
+    await asyncio.gather(*(one(i) for i in range(count)))
+    return count, time.perf_counter() - started
+
+
+async def deliver_once(
+    settings: Settings, store: Any, ledger: Any, events: list[Any]
+) -> tuple[int, float]:
+    """Spool the events (one segment per project), then time one flush into the store."""
+    from stacktrail.archive.sink import ArchiveSink
+    from stacktrail.domain.delivery import Record, Ticket
+    from stacktrail.domain.trail import ArchiveConfig, ArchiveFormat, Trail
+
+    sink = ArchiveSink(settings, store, ledger)
+    await sink.start()
+    spooled = asyncio.Event()
+    left = len(events)
+
+    def finished(_ticket: Ticket) -> None:
+        nonlocal left
+        left -= 1
+        if not left:
+            spooled.set()
+
+    archive = ArchiveConfig(
+        enabled=True,
+        container=settings.archive_container,
+        prefix="",
+        format=ArchiveFormat.JSON,
+        interval=timedelta(hours=1),
+        regions=("RegionOne",),
+    )
+    for event in events:
+        project_id = str(event.initiator_project_id)
+        trail = Trail(project_id=project_id, enabled=True, retention_days=7, archive=archive)
+        ticket = Ticket(event.id, finished)
+        ticket.add()
+        ticket.seal()
+        await sink.put(Record(project_id, event, trail, datetime.now(UTC), ticket))
+    await spooled.wait()
+    started = time.perf_counter()
+    summary = await sink.flush()
+    elapsed = time.perf_counter() - started
+    await sink.stop(1.0)  # the store stays open (the sink does not own it)
+    return summary.objects, elapsed
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -187,9 +317,15 @@ def main() -> None:
     d.add_argument("--active", type=int, default=5_000)
     d.add_argument("--database-url", default="", help="default: SQLite in a temp dir")
     d.add_argument("--distinct", action="store_true", help="no two overrides documents equal")
+    u = commands.add_parser("delivery", help="objects/s into the dev stack's Swift")
+    u.add_argument("--projects", type=int, default=400, help="one object each per round")
+    u.add_argument("--events", type=int, default=5, help="events per object")
+    u.add_argument("--concurrency", default="1,4,8,16,32", help="upload concurrency levels")
     args = parser.parse_args()
     if args.command == "directory":
         asyncio.run(directory(args))
+    else:
+        asyncio.run(delivery(args))
 
 
 if __name__ == "__main__":
