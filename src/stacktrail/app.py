@@ -26,6 +26,7 @@ from prometheus_client import make_asgi_app
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from stacktrail.archive.after_others import AfterOtherSinks
 from stacktrail.archive.sink import ArchiveSink
 from stacktrail.archive.stores import ObjectStore, open_store
 from stacktrail.archive.uploader import FlushSummary
@@ -249,6 +250,8 @@ async def run_pipeline(
     owners: Owners | None = None,
 ) -> None:
     """Consume until `stop`, then shut down in order (see the module docstring)."""
+    # the archive's writes are not idempotent: it takes a message's records last
+    sinks = [AfterOtherSinks(s) if isinstance(s, ArchiveSink) else s for s in sinks]
     started: list[Sink] = []
     for sink in sinks:
         if not await until_stopped(stop, sink.start()):

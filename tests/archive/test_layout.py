@@ -5,8 +5,10 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import socket
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 import orjson
 import pytest
@@ -189,3 +191,10 @@ def test_the_day_of_a_key_is_read_back_from_the_key_it_built(
     key = object_key(spec, "RegionOne", "20240517T2355Z", "worker-1", "0000000001")
     assert day_of_key(key) == day.isoformat()
     assert day_of_key("digests/keys/abc.pub") is None
+
+
+def test_default_worker_names_differ_per_spool_and_stay_across_restarts(tmp_path: Path) -> None:
+    one = worker_name(Settings(spool_dir=tmp_path / "a"))
+    assert one == worker_name(Settings(spool_dir=tmp_path / "a"))  # a restart: the same
+    assert one != worker_name(Settings(spool_dir=tmp_path / "b"))  # a second worker
+    assert one.startswith(worker_name(Settings(archive_worker=socket.gethostname())))

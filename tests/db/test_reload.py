@@ -1,8 +1,13 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+import gc
+import tracemalloc
+from datetime import UTC, datetime, timedelta
 
+from sqlalchemy import insert, update
+
+from stacktrail.db import tables as t
 from stacktrail.db.reload import StoreTrails
 from stacktrail.db.trail_store import TrailStore
 from stacktrail.domain.audit import Actor
@@ -99,3 +104,70 @@ async def test_reload_survives_a_failing_database(store: TrailStore) -> None:
     assert trails.get("p").retention_days == 90  # the settings' defaults still serve
     task.cancel()
     await broken.close()
+
+
+async def test_many_trails_share_their_parts_and_stay_small(own_store: TrailStore) -> None:
+    """Trails resolved from equal overrides share one ArchiveConfig and EventFilter; a
+    snapshot of thousands of trails costs a few hundred bytes each (bench/scale.py
+    measures 10,000)."""
+    store = own_store
+    count = 2000
+    ids = [f"many-{i:05d}" for i in range(count)]
+    await insert_trails(store, {p: {"retention_days": 30 + i % 3} for i, p in enumerate(ids)})
+    tracemalloc.start()
+    try:
+        gc.collect()
+        before = tracemalloc.get_traced_memory()[0]
+        trails = StoreTrails(store, store.settings)
+        await trails.load()
+        gc.collect()
+        per_trail = (tracemalloc.get_traced_memory()[0] - before) / count
+    finally:
+        tracemalloc.stop()
+    assert per_trail < 600, f"{per_trail:.0f} bytes per trail"
+    first, second, fourth = trails.get(ids[0]), trails.get(ids[1]), trails.get(ids[3])
+    assert (first.retention_days, second.retention_days, fourth.retention_days) == (30, 31, 30)
+    assert first.archive is second.archive is fourth.archive
+    assert first.events is fourth.events
+    assert first.project_id == ids[0]
+    assert first.version == 1
+
+    # one change reaches its trail only, and leaves the others as they were
+    await put(store, ids[0], retention_days=5, archive={"container": "own"})
+    assert await trails.refresh()
+    assert trails.get(ids[0]).retention_days == 5
+    assert trails.get(ids[0]).archive.container == "own"
+    assert trails.get(ids[0]).version == 2
+    assert trails.get(ids[3]) is fourth
+    # a project nobody configured follows the defaults and shares the default parts
+    assert trails.get("unknown-a").archive is trails.get("unknown-b").archive
+    assert trails.get("unknown-a").archive.container == store.settings.archive_container
+
+
+async def insert_trails(store: TrailStore, documents: dict[str, dict[str, object]]) -> None:
+    """Configured trails written straight into the table (the API's path costs a
+    transaction and a history row each)."""
+    now = datetime.now(UTC)
+    async with store.engine.begin() as conn:
+        seq = int(
+            await conn.scalar(
+                update(t.config_version)
+                .values(version=t.config_version.c.version + 1)
+                .returning(t.config_version.c.version)
+            )
+            or 0
+        )
+        rows = [
+            {
+                "project_id": project_id,
+                "config": document,
+                "enabled": True,
+                "version": 1,
+                "seq": seq,
+                "updated_at": now,
+                "updated_by_id": ALICE.user_id,
+                "updated_by_name": ALICE.user_name,
+            }
+            for project_id, document in documents.items()
+        ]
+        await conn.execute(insert(t.trails), rows)

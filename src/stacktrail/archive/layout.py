@@ -46,6 +46,7 @@ import socket
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -153,8 +154,19 @@ def check_spec(spec: SegmentSpec) -> None:
 
 
 def worker_name(settings: Settings) -> str:
-    """`settings.archive_worker`, else the host name, reduced to [a-z0-9-]."""
-    raw = settings.archive_worker or socket.gethostname()
+    """The worker's name in object keys, reduced to [a-z0-9-]: `settings.archive_worker`,
+    else `<host name>-<6 hex digits of the spool directory's path>`.
+
+    Workers sharing a queue must write distinct keys. A spool directory belongs to one
+    process at a time (its lock), so the default differs for two workers on one host and
+    stays the same across restarts of one worker, whose spool, seen ids and deliveries it
+    takes over."""
+    if settings.archive_worker:
+        raw = settings.archive_worker
+    else:
+        spool = str(Path(settings.spool_dir).expanduser().resolve())
+        host = re.sub(r"[^a-z0-9-]+", "-", socket.gethostname().lower()).strip("-")[:56]
+        raw = f"{host}-{hashlib.sha256(spool.encode()).hexdigest()[:6]}"
     name = re.sub(r"[^a-z0-9-]+", "-", raw.lower()).strip("-")
     return name[:63] or "worker"
 

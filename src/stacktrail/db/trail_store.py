@@ -111,6 +111,17 @@ class ConfigDelta:
 
 
 @dataclass(frozen=True, slots=True)
+class ConfigRows:
+    """`ConfigDelta` with the changed trails as stored rows (`project_id`, `config`: the
+    overrides document or None, `version`)."""
+
+    version: int
+    defaults: OperatorDefaults
+    defaults_changed: bool
+    rows: Sequence[Row[Any]]
+
+
+@dataclass(frozen=True, slots=True)
 class TrailPage:
     trails: list[StoredTrail]
     in_error: frozenset[str]
@@ -421,6 +432,18 @@ class TrailStore:
 
     async def changed_since(self, seq: int | None) -> ConfigDelta:
         """Trails changed after config version `seq` (all of them for None), the defaults."""
+        rows = await self.changed_rows_since(seq)
+        defaults = rows.defaults
+        return ConfigDelta(
+            version=rows.version,
+            defaults=defaults,
+            defaults_changed=rows.defaults_changed,
+            trails=[self._trail_from_row(row.project_id, row, defaults) for row in rows.rows],
+        )
+
+    async def changed_rows_since(self, seq: int | None) -> ConfigRows:
+        """Like `changed_since`, with the trails as stored rows, not resolved: the
+        pipeline's snapshot resolves each distinct overrides document only once."""
         async with self._engine.connect() as conn:
             version = int(
                 await conn.scalar(
@@ -437,11 +460,11 @@ class TrailStore:
                 rows = (await conn.execute(select(t.trails))).all()
             elif version != seq:
                 rows = (await conn.execute(select(t.trails).where(t.trails.c.seq > seq))).all()
-        return ConfigDelta(
+        return ConfigRows(
             version=version,
             defaults=defaults,
             defaults_changed=seq is None or (defaults_row is not None and defaults_row.seq > seq),
-            trails=[self._trail_from_row(row.project_id, row, defaults) for row in rows],
+            rows=rows,
         )
 
     # --- helpers

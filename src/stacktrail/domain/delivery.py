@@ -32,6 +32,7 @@ class Ticket:
     """Tracks the records one source message produced until all are resolved."""
 
     __slots__ = (
+        "_held",
         "_on_done",
         "_pending",
         "_sealed",
@@ -53,6 +54,7 @@ class Ticket:
         self._on_done = on_done
         self._pending = 0
         self._sealed = False
+        self._held: list[Callable[[], None]] | None = None
         self.outcome = Outcome.DELIVERED
         self.reason = ""
 
@@ -65,9 +67,27 @@ class Ticket:
             raise RuntimeError("records added to a sealed ticket")
         self._pending += count
 
+    def hold(self, release: Callable[[], None]) -> None:
+        """A sink holds one of this ticket's records back: `release` is called once every
+        record but the held ones is resolved (and the ticket is sealed). The archive takes
+        its record only then, so a durable copy waits for nothing but the ack."""
+        if self._held is None:
+            self._held = []
+        self._held.append(release)
+
+    def _release_held(self) -> None:
+        held = self._held
+        if held is not None and self._sealed and self._pending == len(held):
+            self._held = None
+            for release in held:
+                release()
+
     def seal(self) -> None:
         """No more records will be added; a ticket with none pending finishes now."""
         self._sealed = True
+        if self._held is not None:
+            self._release_held()  # held records are pending: resolve() finishes the ticket
+            return
         if self._pending == 0:
             self._on_done(self)
 
@@ -80,7 +100,9 @@ class Ticket:
             self.outcome = outcome
             self.reason = reason
         self._pending -= 1
-        if self._pending == 0 and self._sealed:
+        if self._held is not None:
+            self._release_held()
+        elif self._pending == 0 and self._sealed:
             self._on_done(self)
 
 

@@ -1,0 +1,332 @@
+"""Scale: the trail directory's memory and hot reload with many trails.
+
+    .venv/bin/python bench/scale.py directory --trails 10000 --active 5000
+
+Builds a config store (SQLite in a temporary directory, or `--database-url`) holding
+`--trails` configured trails (a mix of the overrides projects set: retention, container,
+event filters, interval), loads the pipeline's snapshot (`StoreTrails`) and prints:
+
+- bytes per configured trail (tracemalloc, the snapshot at N trails minus at 0),
+- bytes per active project that follows the defaults (`get` for `--active` projects
+  nobody configured),
+- a full load's time and peak allocation, and an incremental reload after one change
+  (time, peak allocation), and how long a change takes to reach `get` with the reload
+  loop running at the default interval.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import sys
+import tempfile
+import time
+import tracemalloc
+import uuid
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from sqlalchemy import insert, update  # noqa: E402
+
+from stacktrail.config import Settings  # noqa: E402
+from stacktrail.db import engine as db  # noqa: E402
+from stacktrail.db import tables as t  # noqa: E402
+from stacktrail.db.reload import StoreTrails  # noqa: E402
+from stacktrail.db.trail_store import TrailStore  # noqa: E402
+from stacktrail.domain.audit import Actor  # noqa: E402
+from stacktrail.domain.document import TrailOverrides  # noqa: E402
+
+
+def project(i: int) -> str:
+    return uuid.UUID(int=i + 1).hex
+
+
+def overrides(i: int, distinct: bool = False) -> dict[str, Any]:
+    """What projects typically set: mostly one or two members (`distinct`: a container of
+    its own each, so no two documents are equal)."""
+    if distinct:
+        return {"archive": {"container": f"audit-{i}"}, "retention_days": 30 + i % 300}
+    kind = i % 5
+    if kind == 0:
+        return {"retention_days": 30 + i % 300}
+    if kind == 1:
+        return {"archive": {"container": f"audit-{i % 40}"}}
+    if kind == 2:
+        return {"events": {"exclude": ["read/*"]}, "retention_days": 180}
+    if kind == 3:
+        return {"archive": {"interval": "1h"}}
+    return {"enabled": True}
+
+
+async def fill(store: TrailStore, count: int, distinct: bool = False) -> None:
+    """Configured trails written straight into the table (the API's path costs a
+    transaction and a history row each, which is not what is measured here)."""
+    now = datetime.now(UTC)
+    rows = [
+        {
+            "project_id": project(i),
+            "config": TrailOverrides.model_validate(overrides(i, distinct)).document(),
+            "enabled": True,
+            "version": 1,
+            "seq": 1,
+            "updated_at": now,
+            "updated_by_id": "bench",
+            "updated_by_name": "bench",
+        }
+        for i in range(count)
+    ]
+    async with store.engine.begin() as conn:
+        for start in range(0, len(rows), 1000):
+            await conn.execute(insert(t.trails), rows[start : start + 1000])
+        await conn.execute(update(t.config_version).values(version=1))
+
+
+def allocated() -> int:
+    gc.collect()
+    return tracemalloc.get_traced_memory()[0]
+
+
+async def directory(args: argparse.Namespace) -> None:
+    work = Path(tempfile.mkdtemp(prefix="stacktrail-scale-"))
+    url = args.database_url or f"sqlite+aiosqlite:///{work}/config.db"
+    settings = Settings(database_url=url, archive_regions=["RegionOne", "RegionTwo"])
+    await db.upgrade(url, settings=settings)
+    store = TrailStore(db.create_engine(url), settings)
+    await fill(store, args.trails, args.distinct)
+    actor = Actor(user_id="bench", user_name="bench", project_id=None)
+
+    tracemalloc.start()
+    empty = StoreTrails(store, settings)
+    base = allocated()
+    del empty
+    base = allocated()
+    trails = StoreTrails(store, settings)
+    started = time.perf_counter()
+    tracemalloc.reset_peak()
+    await trails.load()
+    load_s = time.perf_counter() - started
+    load_peak = tracemalloc.get_traced_memory()[1] - base
+    loaded = allocated()
+    per_trail = (loaded - base) / max(args.trails, 1)
+    for i in range(args.trails, args.trails + args.active):
+        trails.get(project(i))
+    active = allocated()
+    per_active = (active - loaded) / max(args.active, 1)
+
+    # one change: what an incremental reload costs
+    changed = project(7)
+    await store.put_trail(changed, TrailOverrides.model_validate({"retention_days": 77}), actor)
+    before = allocated()
+    tracemalloc.reset_peak()
+    started = time.perf_counter()
+    await trails.refresh()
+    reload_s = time.perf_counter() - started
+    reload_peak = tracemalloc.get_traced_memory()[1] - before
+    assert trails.get(changed).retention_days == 77
+    # a change of the operator defaults: every trail is resolved again
+    await store.put_defaults(replace(await store.get_defaults(), default_retention_days=60), actor)
+    before = allocated()
+    tracemalloc.reset_peak()
+    started = time.perf_counter()
+    await trails.refresh()
+    defaults_s = time.perf_counter() - started
+    defaults_peak = tracemalloc.get_traced_memory()[1] - before
+    assert trails.get(project(args.trails + 1)).retention_days == 60
+    tracemalloc.stop()
+    # the same without tracemalloc's overhead
+    started = time.perf_counter()
+    await StoreTrails(store, settings).load()
+    plain_load_s = time.perf_counter() - started
+
+    # a change reaching the running pipeline with the reload loop at the default interval
+    arrived = asyncio.Event()
+    trails.add_listener(lambda _changed: arrived.set())
+    loop = asyncio.create_task(trails.run_reload())
+    await asyncio.sleep(0.2)
+    written = time.perf_counter()
+    await store.put_trail(changed, TrailOverrides.model_validate({"retention_days": 78}), actor)
+    while trails.get(changed).retention_days != 78:
+        await arrived.wait()
+        arrived.clear()
+    reached = time.perf_counter() - written
+    loop.cancel()
+    await store.close()
+
+    kind = "all distinct" if args.distinct else "typical overrides"
+    print(
+        f"{args.trails} configured trails ({kind}), {args.active} active default projects ({url})"
+    )
+    print(f"  bytes per configured trail:      {per_trail:8.0f}")
+    print(f"  bytes per active default project: {per_active:8.0f}")
+    print(
+        f"  snapshot total: {(active - base) / 1e6:.1f} MB; full load {load_s * 1000:.0f} ms, "
+        f"peak +{load_peak / 1e6:.1f} MB (under tracemalloc; {plain_load_s * 1000:.0f} ms without)"
+    )
+    print(
+        f"  reload after one change: {reload_s * 1000:.1f} ms, peak +{reload_peak / 1e3:.0f} kB;"
+        f" a change reached get() in {reached:.2f} s "
+        f"(reload interval {settings.reload_interval.total_seconds():g} s)"
+    )
+    print(
+        f"  reload after a change of the defaults: {defaults_s * 1000:.0f} ms, "
+        f"peak +{defaults_peak / 1e6:.1f} MB"
+    )
+
+
+async def delivery(args: argparse.Namespace) -> None:
+    """Objects/s from the spool into the dev stack's Swift, per upload concurrency."""
+    from tests.support.cadf_factory import make_notification
+    from tests.support.config_store import create_postgres_database, drop_postgres_database
+    from tests.support.devstack import read_env_file
+
+    from stacktrail.db.ledger import SqlLedger
+    from stacktrail.ingest.decode import decode_message
+
+    stack = read_env_file(ROOT / "var/dev-stack/env")
+    url = await create_postgres_database()
+    work = Path(tempfile.mkdtemp(prefix="stacktrail-delivery-"))
+    values: dict[str, Any] = {
+        k.removeprefix("STACKTRAIL_").lower(): v
+        for k, v in stack.items()
+        if k.startswith("STACKTRAIL_KEYSTONE_")
+    } | {
+        "database_url": url,
+        "archive_store": "swift",
+        "archive_container": f"bench-{uuid.uuid4().hex[:6]}",
+    }
+    now = datetime.now(UTC)
+    events = [
+        decode_message(
+            make_notification(event_id=str(uuid.uuid4()), initiator_project=p, event_time=now)
+        )
+        for p in [uuid.uuid4().hex for _ in range(args.projects)]
+        for _ in range(args.events)
+    ]
+    from stacktrail.archive.stores import open_store
+    from stacktrail.keystone import KeystoneClient
+
+    levels = [int(c) for c in args.concurrency.split(",")]
+    # one store for every round, as a running service keeps it (containers it created
+    # are known; its connection pool fits the largest level)
+    first = Settings(**values, archive_upload_concurrency=max(levels))
+    store = open_store(first, KeystoneClient(first))
+    try:
+        await db.upgrade(url)
+        engine = db.create_engine(url)
+        print(
+            f"{args.projects} projects x 1 object ({args.events} events each) into the dev "
+            "stack's Swift, ledger in PostgreSQL; the warm-up round creates the containers"
+        )
+        for round_, concurrency in enumerate([max(levels), *levels]):
+            settings = Settings(
+                **values,
+                archive_upload_concurrency=concurrency,
+                spool_dir=work / f"spool-{round_}",
+            )
+            objects, elapsed = await deliver_once(settings, store, SqlLedger(engine), events)
+            label = "warm-up       " if round_ == 0 else f"concurrency {concurrency:2d}"
+            print(f"  {label}: {objects} objects in {elapsed:5.1f} s = {objects / elapsed:6.1f}/s")
+        # what Swift takes without stacktrail's spool and ledger: the same PUTs straight
+        for concurrency in (max(levels),):
+            objects, elapsed = await raw_puts(store, first, args.projects, concurrency)
+            print(
+                f"  raw PUTs, {concurrency:2d} in flight: {objects} objects in {elapsed:5.1f} s = "
+                f"{objects / elapsed:6.1f}/s (the store alone)"
+            )
+        await engine.dispose()
+    finally:
+        await store.aclose()
+        await drop_postgres_database(url)
+
+
+async def raw_puts(
+    store: Any, settings: Settings, count: int, concurrency: int
+) -> tuple[int, float]:
+    """`count` PUTs of a small gzip body into one project's container, `concurrency` at once."""
+    import gzip
+
+    from stacktrail.archive.stores.base import Bucket
+
+    bucket = Bucket(uuid.uuid4().hex, "RegionOne", settings.archive_container)
+    await store.ensure_container(bucket)
+    body = gzip.compress(b'{"Records": []}' * 200)
+    slots = asyncio.Semaphore(concurrency)
+
+    async def one(i: int) -> None:
+        async with slots:
+            await store.put(bucket, f"raw/{i}.json.gz", body, {})
+
+    started = time.perf_counter()
+    await asyncio.gather(*(one(i) for i in range(count)))
+    return count, time.perf_counter() - started
+
+
+async def deliver_once(
+    settings: Settings, store: Any, ledger: Any, events: list[Any]
+) -> tuple[int, float]:
+    """Spool the events (one segment per project), then time one flush into the store."""
+    from stacktrail.archive.sink import ArchiveSink
+    from stacktrail.domain.delivery import Record, Ticket
+    from stacktrail.domain.trail import ArchiveConfig, ArchiveFormat, Trail
+
+    sink = ArchiveSink(settings, store, ledger)
+    await sink.start()
+    spooled = asyncio.Event()
+    left = len(events)
+
+    def finished(_ticket: Ticket) -> None:
+        nonlocal left
+        left -= 1
+        if not left:
+            spooled.set()
+
+    archive = ArchiveConfig(
+        enabled=True,
+        container=settings.archive_container,
+        prefix="",
+        format=ArchiveFormat.JSON,
+        interval=timedelta(hours=1),
+        regions=("RegionOne",),
+    )
+    for event in events:
+        project_id = str(event.initiator_project_id)
+        trail = Trail(project_id=project_id, enabled=True, retention_days=7, archive=archive)
+        ticket = Ticket(event.id, finished)
+        ticket.add()
+        ticket.seal()
+        await sink.put(Record(project_id, event, trail, datetime.now(UTC), ticket))
+    await spooled.wait()
+    started = time.perf_counter()
+    summary = await sink.flush()
+    elapsed = time.perf_counter() - started
+    await sink.stop(1.0)  # the store stays open (the sink does not own it)
+    return summary.objects, elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    d = commands.add_parser("directory", help="trail directory memory and hot reload")
+    d.add_argument("--trails", type=int, default=10_000)
+    d.add_argument("--active", type=int, default=5_000)
+    d.add_argument("--database-url", default="", help="default: SQLite in a temp dir")
+    d.add_argument("--distinct", action="store_true", help="no two overrides documents equal")
+    u = commands.add_parser("delivery", help="objects/s into the dev stack's Swift")
+    u.add_argument("--projects", type=int, default=400, help="one object each per round")
+    u.add_argument("--events", type=int, default=5, help="events per object")
+    u.add_argument("--concurrency", default="1,4,8,16,32", help="upload concurrency levels")
+    args = parser.parse_args()
+    if args.command == "directory":
+        asyncio.run(directory(args))
+    else:
+        asyncio.run(delivery(args))
+
+
+if __name__ == "__main__":
+    main()
