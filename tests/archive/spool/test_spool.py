@@ -72,7 +72,8 @@ def test_one_open_segment_per_project_and_day(tmp_path: Path) -> None:
         ("p2", "2024-05-17", 1),
         ("p1", "2024-05-18", 1),
     ]
-    assert all(name.endswith(".open") for name in files(tmp_path))
+    # one batch over three segments: one journal file, no file per segment yet
+    assert [name.endswith(".journal") for name in files(tmp_path)] == [True]
     on_disk = sum(os.path.getsize(tmp_path / n) for n in files(tmp_path))
     assert spool.used_bytes == on_disk
     assert spool.pending_bytes("p1") == segments[0].size + segments[2].size
@@ -161,26 +162,28 @@ def test_a_second_process_cannot_open_the_spool(tmp_path: Path) -> None:
         open_spool(tmp_path)
 
 
-def _open_file(tmp_path: Path) -> Path:
-    (name,) = [n for n in files(tmp_path) if n.endswith(".open")]
+def _journal(tmp_path: Path) -> Path:
+    (name,) = [n for n in files(tmp_path) if n.endswith(".journal")]
     return tmp_path / name
 
 
-@pytest.mark.parametrize(
-    ("tail", "problem"),
-    [
-        (frame(payload(99))[:5], "partial frame header"),
-        (frame(payload(99))[:-3], "partial frame"),
-        (b"\x04\x00\x00\x00\xde\xad\xbe\xefjunk", "CRC mismatch"),
-        (bytes(8192), "empty frame"),  # zeros a file system may show after power loss
-    ],
-)
-def test_recovery_cuts_a_damaged_tail_and_seals(tmp_path: Path, tail: bytes, problem: str) -> None:
+TAILS = [
+    (frame(payload(99))[:5], "partial frame header"),
+    (frame(payload(99))[:-3], "partial frame"),
+    (b"\x04\x00\x00\x00\xde\xad\xbe\xefjunk", "CRC mismatch"),
+    (bytes(8192), "empty frame"),  # zeros a file system may show after power loss
+]
+
+
+@pytest.mark.parametrize(("tail", "problem"), TAILS)
+def test_recovery_cuts_a_damaged_journal_tail_and_seals(
+    tmp_path: Path, tail: bytes, problem: str
+) -> None:
     spool = open_spool(tmp_path)
-    spool.write([(spec(), payload(i)) for i in range(3)])
+    spool.write([(spec(), payload(i)) for i in range(2)])
+    spool.write([(spec(), payload(2))])
     spool.close()
-    path = _open_file(tmp_path)
-    whole = path.stat().st_size
+    path = _journal(tmp_path)
     with path.open("ab") as fh:
         fh.write(tail)
 
@@ -192,7 +195,30 @@ def test_recovery_cuts_a_damaged_tail_and_seals(tmp_path: Path, tail: bytes, pro
     assert cut == len(tail)
     assert why.startswith(problem)
     (seg,) = again.sealed_segments()
-    assert seg.size == whole
+    whole = len(MAGIC + frame(spec().to_header())) + sum(len(frame(payload(i))) for i in range(3))
+    assert seg.size == whole == os.path.getsize(seg.path)
+    assert again.read(seg) == [payload(i) for i in range(3)]
+    assert files(tmp_path) == [seg.path.name]  # the journal is gone once rebuilt
+    assert again.used_bytes == whole
+
+
+@pytest.mark.parametrize(("tail", "problem"), TAILS)
+def test_recovery_cuts_a_damaged_tail_of_an_open_file_of_the_previous_format(
+    tmp_path: Path, tail: bytes, problem: str
+) -> None:
+    path = tmp_path / "1700000000000000.open"
+    whole = MAGIC + frame(spec().to_header()) + b"".join(frame(payload(i)) for i in range(3))
+    path.write_bytes(whole + tail)
+
+    again = Spool(tmp_path, segment_max_bytes=1 << 20, max_bytes=1 << 30)
+    report = again.open()
+    assert report.recovered == 1
+    ((name, cut, why),) = report.truncated
+    assert name == path.name
+    assert cut == len(tail)
+    assert why.startswith(problem)
+    (seg,) = again.sealed_segments()
+    assert seg.size == len(whole)
     assert again.read(seg) == [payload(i) for i in range(3)]
 
 

@@ -1,18 +1,27 @@
-"""The durable spool: append-only segment files, group commit, sealing and recovery.
+"""The durable spool: one journal with group commit, a file per segment built at sealing.
 
-One open segment per (project, UTC event day). `write` appends a whole batch of records
-and makes it durable before it returns: one fdatasync per touched segment, issued in
-parallel so the file system commits them together, plus one fsync of the directory when
-the batch created files. Only then may the caller report the records as delivered.
+One open segment per (project, UTC event day). `write` appends a whole batch of records,
+of every project at once, to the journal (journal.py) as one frame and makes it durable
+with one fdatasync before it returns, so a batch's commit costs one write and one
+fdatasync whatever the number of projects it touches. Only then may the caller report the
+records as delivered. An open segment is a list of ranges of the journal.
+
 A segment is sealed when it is older than its trail's interval, when the next record
 would make it bigger than `segment_max_bytes`, when its trail's archive configuration
-changed, or on request (`seal_all`). Sealing renames it to `<id>.<seal stamp>.sealed` and
-fsyncs the directory. A sealed segment is deleted once
-every region of its header confirmed it (`confirm`).
+changed, or on request (`seal_all`). Sealing builds the segment's own file from its
+journal ranges (`<id>.tmp`, fdatasync'ed, renamed to `<id>.<seal stamp>.sealed`, the
+directory fsync'ed), then notes the seal in the journal (an S entry, fdatasync'ed);
+journals whose every segment is sealed are deleted, oldest first. A sealed segment is
+deleted once every region of its header confirmed it (`confirm`).
 
-On `open`, segments left open by a previous process are recovered: the file is cut at its
-last whole frame (length and CRC checked), then sealed. A process lock (`flock` on
-`.lock`) keeps a second process off the same spool.
+On `open`, what a previous process left is recovered: every journal is read up to its
+last whole frame (a torn tail is cut), the segments it holds that were not sealed yet are
+built into sealed files, then the journals are deleted. Segment files left open by the
+format before the journal (`<id>.open`) are cut at their last whole frame and sealed. A
+process lock (`flock` on `.lock`) keeps a second process off the same spool.
+
+`fault` (tests) is called with the name of each on-disk step just after it (FAULT_POINTS),
+so a test can kill the process or fail the call right there.
 
 The class is synchronous and thread-safe; async callers run its methods in a worker
 thread (`asyncio.to_thread`) so fsync never blocks the event loop.
@@ -25,6 +34,7 @@ import logging
 import os
 import threading
 import time
+import zlib
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -32,10 +42,30 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from stacktrail.archive.durable_fs import fsync_dir
-from stacktrail.archive.spool.framing import FRAME_OVERHEAD, MAGIC, frame, scan
+from stacktrail.archive.spool.framing import (
+    FRAME_OVERHEAD,
+    MAGIC,
+    frame,
+    frame_header,
+    scan,
+    scan_spans,
+)
+from stacktrail.archive.spool.journal import (
+    ENTRY_OVERHEAD,
+    HEADER,
+    JOURNAL_MAGIC,
+    RECORDS,
+    SEALED,
+    count_frames,
+    entries,
+    entry_head,
+    journal_name,
+    parse_journal,
+)
 from stacktrail.archive.spool.segment import (
     CORRUPT_SUFFIX,
     DONE_SUFFIX,
+    TMP_SUFFIX,
     Segment,
     SegmentSpec,
     done_name,
@@ -44,15 +74,27 @@ from stacktrail.archive.spool.segment import (
     parse_open,
     parse_sealed,
     sealed_name,
+    tmp_name,
 )
 
 log = logging.getLogger(__name__)
 
 LOCK_NAME = ".lock"
-# fdatasyncs in flight per batch: a batch syncs every active (project, day) segment, and
-# with 500 active projects 64 gave 10-15% more events/s than 16 (alternating runs of the
-# both-sinks pipeline, as in `bench/ingest.py --archive --projects 500`).
+# fdatasyncs in flight when many segments are sealed at once (a full spool, shutdown).
 SYNC_THREADS = 64
+# A new journal is started past this size; the old one goes once its segments are sealed.
+JOURNAL_MAX_BYTES = 64 << 20
+FAULT_POINTS = (
+    "journal-created",  # a new journal file exists (magic written, directory synced)
+    "journal-written",  # a batch (or seal note) is written, not yet fdatasync'ed
+    "journal-synced",  # ... and fdatasync'ed
+    "seal-built",  # segment files built as <id>.tmp and fdatasync'ed
+    "seal-renamed",  # ... renamed to <id>.<stamp>.sealed, directory synced
+    "seal-noted",  # ... their S entries durable in the journal
+    "journal-removed",  # dead journals unlinked, directory not yet synced
+    "recovery-built",  # at start: the journals' segments built, journals not yet removed
+)
+Fault = Callable[[str], None]
 
 
 class SpoolLockedError(RuntimeError):
@@ -72,7 +114,7 @@ def lock_holder(directory: Path) -> int | None:
 class RecoveryReport:
     """What `Spool.open` found in the directory."""
 
-    recovered: int = 0  # segments left open, cut if needed, and sealed
+    recovered: int = 0  # segments left open (in a journal or a file), rebuilt and sealed
     sealed: int = 0  # segments already sealed, waiting for delivery
     removed_empty: int = 0  # open segments with no whole record
     truncated: list[tuple[str, int, str]] = field(default_factory=list)  # file, bytes cut, why
@@ -82,17 +124,48 @@ class RecoveryReport:
 _IOV_MAX = 1024
 
 
-def _write_all(fd: int, chunks: Sequence[bytes]) -> None:
-    """Write `chunks` in as few system calls as possible (writev), resuming short writes."""
+def _write_all(fd: int, chunks: Sequence[bytes], offset: int | None = None) -> None:
+    """Write `chunks` in as few system calls as possible (writev, or pwritev at `offset`),
+    resuming short writes."""
     pending = [memoryview(c) for c in chunks if c]
     while pending:
-        written = os.writev(fd, pending[:_IOV_MAX])
+        if offset is None:
+            written = os.writev(fd, pending[:_IOV_MAX])
+        else:
+            written = os.pwritev(fd, pending[:_IOV_MAX], offset)
+            offset += written
         while written:
             if written >= len(pending[0]):
                 written -= len(pending.pop(0))
             else:
                 pending[0] = pending[0][written:]
                 written = 0
+
+
+def _copy_range(src: int, dst: int, offset: int, length: int) -> None:
+    """Append `length` bytes of `src` from `offset` to `dst` (in the kernel when it can)."""
+    while length:
+        try:
+            copied = os.copy_file_range(src, dst, length, offset)
+        except OSError:
+            copied = 0
+        if not copied:  # not supported here (or a short file): copy through user space
+            data = os.pread(src, length, offset)
+            if not data:
+                raise OSError(f"journal range {offset}+{length} is beyond the file's end")
+            _write_all(dst, [data])
+            copied = len(data)
+        offset += copied
+        length -= copied
+
+
+@dataclass(eq=False, slots=True)
+class _Journal:
+    id: int
+    path: Path
+    fd: int  # open read-write while the journal exists
+    size: int  # bytes of whole, durable frames (and the magic)
+    live: set[int] = field(default_factory=set)  # segments with entries here, not sealed
 
 
 def _read_header(path: Path) -> SegmentSpec:
@@ -106,6 +179,11 @@ def _read_header(path: Path) -> SegmentSpec:
     return SegmentSpec.from_header(result.payloads[0])
 
 
+def _header_bytes(spec: SegmentSpec) -> bytes:
+    """What a segment's file starts with."""
+    return MAGIC + frame(spec.to_header())
+
+
 class Spool:
     def __init__(
         self,
@@ -114,17 +192,24 @@ class Spool:
         segment_max_bytes: int,
         max_bytes: int,
         clock: Callable[[], float] = time.time,
+        journal_max_bytes: int = JOURNAL_MAX_BYTES,
+        fault: Fault | None = None,
     ) -> None:
         self.directory = Path(directory)
         self.segment_max_bytes = segment_max_bytes
         self.max_bytes = max_bytes
+        self.journal_max_bytes = journal_max_bytes
         self._clock = clock
+        self._fault = fault
         self._lock = threading.RLock()
         self._segments: dict[int, Segment] = {}
         self._open: dict[tuple[str, str], Segment] = {}  # (project, day) -> appendable
         self._project_bytes: dict[str, int] = {}
-        self._used = 0
+        self._used = 0  # bytes on disk: journals and segment files
         self._last_id = 0
+        self._last_journal_id = 0
+        self._journals: dict[int, _Journal] = {}
+        self._current: _Journal | None = None  # the journal batches go to
         self._lock_fd: int | None = None
         self._sync_pool: ThreadPoolExecutor | None = None
 
@@ -132,9 +217,11 @@ class Spool:
 
     @property
     def used_bytes(self) -> int:
+        """Bytes the spool holds on disk (journals and segment files)."""
         return self._used
 
     def pending_bytes(self, project_id: str) -> int:
+        """Bytes of the project's undelivered segments (as their files are, or will be)."""
         return self._project_bytes.get(project_id, 0)
 
     def segments(self) -> list[Segment]:
@@ -146,14 +233,26 @@ class Spool:
     def sealed_segments(self) -> list[Segment]:
         return [s for s in self.segments() if s.sealed]
 
-    def _account(self, seg: Segment, delta: int) -> None:
-        self._used += delta
+    def journal_files(self) -> list[tuple[Path, int]]:
+        """Each journal and the bytes of it that are durable (tests, diagnostics)."""
+        return [(j.path, j.size) for j in sorted(list(self._journals.values()), key=lambda j: j.id)]
+
+    def _hit(self, point: str) -> None:
+        if self._fault is not None:
+            self._fault(point)
+
+    def _account_project(self, seg: Segment, delta: int) -> None:
         project = seg.spec.project_id
         remaining = self._project_bytes.get(project, 0) + delta
         if remaining:
             self._project_bytes[project] = remaining
         else:
             self._project_bytes.pop(project, None)
+
+    def _account(self, seg: Segment, delta: int) -> None:
+        """A segment file grew or went: on disk and in its project's share."""
+        self._used += delta
+        self._account_project(seg, delta)
 
     def _next_id(self) -> int:
         self._last_id = max(int(self._clock() * 1_000_000), self._last_id + 1)
@@ -188,6 +287,10 @@ class Spool:
 
     def close(self) -> None:
         with self._lock:
+            for journal in self._journals.values():
+                os.close(journal.fd)
+            self._journals.clear()
+            self._current = None
             if self._lock_fd is not None:
                 os.close(self._lock_fd)  # releases the flock
                 self._lock_fd = None
@@ -198,14 +301,21 @@ class Spool:
     def _recover(self) -> RecoveryReport:
         report = RecoveryReport()
         open_ids: list[int] = []
+        journal_ids: list[int] = []
         done_files: dict[int, Path] = {}
+        taken: set[int] = set()  # segment ids that have a file of their own
         for entry in sorted(os.listdir(self.directory)):
             path = self.directory / entry
             if (segment_id := parse_open(entry)) is not None:
                 open_ids.append(segment_id)
+            elif (journal_id := parse_journal(entry)) is not None:
+                journal_ids.append(journal_id)
+            elif entry.endswith(TMP_SUFFIX):
+                path.unlink()  # a segment file whose build a crash cut: built again below
             elif (parsed := parse_sealed(entry)) is not None:
                 segment_id, sealed_at = parsed
                 self._last_id = max(self._last_id, segment_id)
+                taken.add(segment_id)
                 try:
                     spec = _read_header(path)
                 except (OSError, ValueError, KeyError) as exc:
@@ -222,9 +332,13 @@ class Spool:
                 report.sealed += 1
             elif entry.endswith(DONE_SUFFIX) and entry[: -len(DONE_SUFFIX)].isdigit():
                 done_files[int(entry[: -len(DONE_SUFFIX)])] = path
+            elif entry.endswith(CORRUPT_SUFFIX) and entry[:16].isdigit():
+                taken.add(int(entry[:16]))
         for segment_id in open_ids:
             self._last_id = max(self._last_id, segment_id)
+            taken.add(segment_id)
             self._recover_open(segment_id, report)
+        self._replay(journal_ids, taken, report)
         for segment_id, path in done_files.items():
             found = self._segments.get(segment_id)
             if found is None:
@@ -236,6 +350,100 @@ class Spool:
             self._delete(done)
         fsync_dir(self.directory)
         return report
+
+    def _replay(self, journal_ids: list[int], taken: set[int], report: RecoveryReport) -> None:
+        """Build the segments the journals hold that were not sealed, then drop the journals."""
+        found: dict[int, Segment] = {}
+        sealed: set[int] = set()
+        for journal_id in sorted(journal_ids):
+            self._last_journal_id = max(self._last_journal_id, journal_id)
+            path = self.directory / journal_name(journal_id)
+            fd = os.open(path, os.O_RDWR)
+            journal = _Journal(journal_id, path, fd, os.fstat(fd).st_size)
+            self._journals[journal_id] = journal
+            self._used += journal.size
+            try:
+                self._replay_one(journal, found, sealed, report)
+            except ValueError as exc:  # whole frames this version cannot read: keep them
+                target = path.with_name(path.name + CORRUPT_SUFFIX)
+                log.error(
+                    "spool: journal %s is unreadable (%s); kept as %s", path.name, exc, target.name
+                )
+                os.replace(path, target)
+                report.corrupt.append(target.name)
+                journal.path = target
+        rebuild: list[Segment] = []
+        for segment_id, seg in sorted(found.items()):
+            self._last_id = max(self._last_id, segment_id)
+            if segment_id in sealed or segment_id in taken or not seg.extents:
+                continue  # sealed into its own file before the crash (or never had a record)
+            seg.durable_size = seg.size
+            for journal_id in seg.journals:
+                self._journals[journal_id].live.add(segment_id)
+            self._segments[segment_id] = seg
+            self._account_project(seg, seg.size)
+            rebuild.append(seg)
+        if rebuild:
+            self._seal(rebuild, note=False)
+            report.recovered += len(rebuild)
+        self._hit("recovery-built")
+        for journal in list(self._journals.values()):
+            journal.live.clear()  # every segment in it has its own file now
+            if journal.path.name.endswith(CORRUPT_SUFFIX):
+                os.close(journal.fd)
+                del self._journals[journal.id]
+                self._used -= journal.size
+        self._drop_dead_journals()
+
+    def _replay_one(
+        self,
+        journal: _Journal,
+        found: dict[int, Segment],
+        sealed: set[int],
+        report: RecoveryReport,
+    ) -> None:
+        data = os.pread(journal.fd, journal.size, 0)
+        view = memoryview(data)
+        spans, good_end, clean, problem = scan_spans(view, JOURNAL_MAGIC)
+        if not clean:
+            if good_end == 0 and len(data) > len(JOURNAL_MAGIC):
+                raise ValueError(problem)
+            cut = len(data) - good_end
+            log.warning(
+                "spool: %s: %s; cut %d bytes after the last whole batch",
+                journal.path.name,
+                problem,
+                cut,
+            )
+            report.truncated.append((journal.path.name, cut, problem))
+        for start, length in spans:
+            for entry in entries(data[start : start + length], start):
+                seg = found.get(entry.segment_id)
+                if entry.kind == HEADER:
+                    body = data[entry.offset : entry.offset + entry.length]
+                    try:
+                        spec = SegmentSpec.from_header(body)
+                    except (ValueError, KeyError, TypeError) as exc:
+                        raise ValueError(f"bad segment header: {exc}") from exc
+                    seg = Segment(
+                        entry.segment_id,
+                        spec,
+                        self.directory / open_name(entry.segment_id),
+                        size=len(_header_bytes(spec)),
+                        created=self._clock(),
+                    )
+                    seg.journals.add(journal.id)
+                    found[entry.segment_id] = seg
+                elif entry.kind == RECORDS:
+                    if seg is None:
+                        raise ValueError(f"records of unknown segment {entry.segment_id}")
+                    body_view = view[entry.offset : entry.offset + entry.length]
+                    seg.records += count_frames(body_view)
+                    seg.size += entry.length
+                    seg.extents.append((journal.id, entry.offset, entry.length))
+                    seg.journals.add(journal.id)
+                else:
+                    sealed.add(entry.segment_id)
 
     def _set_aside(self, path: Path, segment_id: int, problem: str, report: RecoveryReport) -> None:
         target = self.directory / (format_id(segment_id) + CORRUPT_SUFFIX)
@@ -283,60 +491,128 @@ class Spool:
         self._seal([seg], sync_dir=False)
         report.recovered += 1
 
+    # --- the journal
+
+    def _next_journal_id(self) -> int:
+        self._last_journal_id = max(int(self._clock() * 1_000_000), self._last_journal_id + 1)
+        return self._last_journal_id
+
+    def _journal_for_write(self) -> _Journal:
+        current = self._current
+        if current is not None and current.size < self.journal_max_bytes:
+            return current
+        journal_id = self._next_journal_id()
+        path = self.directory / journal_name(journal_id)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            _write_all(fd, [JOURNAL_MAGIC], 0)
+            fsync_dir(self.directory)  # its first batch's fdatasync covers the magic
+        except BaseException:
+            os.close(fd)
+            path.unlink(missing_ok=True)
+            raise
+        journal = _Journal(journal_id, path, fd, len(JOURNAL_MAGIC))
+        self._journals[journal_id] = journal
+        self._current = journal
+        self._used += journal.size
+        self._hit("journal-created")
+        return journal
+
+    def _append(self, journal: _Journal, parts: list[bytes], length: int) -> int:
+        """Append one frame of `parts` (`length` bytes) to the journal durably; returns the
+        file offset of its payload. On error the journal is cut back to its last frame."""
+        crc = 0
+        for part in parts:
+            crc = zlib.crc32(part, crc)
+        offset = journal.size
+        try:
+            _write_all(journal.fd, [frame_header(length, crc), *parts], offset)
+            self._hit("journal-written")
+            os.fdatasync(journal.fd)
+        except BaseException:
+            try:
+                os.ftruncate(journal.fd, offset)
+            except OSError:
+                log.exception("spool: could not cut %s back after a failed write", journal.path)
+            raise
+        journal.size = offset + FRAME_OVERHEAD + length
+        self._used += FRAME_OVERHEAD + length
+        self._hit("journal-synced")
+        return offset + FRAME_OVERHEAD
+
+    def _drop_dead_journals(self) -> None:
+        """Delete the oldest journals while none of their segments is still open (oldest
+        first, so the S entries that kill a journal's segments outlive it)."""
+        removed = False
+        for journal_id in sorted(self._journals):
+            journal = self._journals[journal_id]
+            if journal.live:
+                break
+            os.close(journal.fd)
+            del self._journals[journal_id]
+            if self._current is journal:
+                self._current = None
+            journal.path.unlink(missing_ok=True)
+            self._used -= journal.size
+            removed = True
+        if removed:
+            self._hit("journal-removed")
+            fsync_dir(self.directory)
+
     # --- writing
 
     def write(self, items: Sequence[tuple[SegmentSpec, bytes]]) -> list[Segment]:
         """Append records and make them durable; on error nothing of the batch remains.
 
         Each item is (segment spec, record payload). When this returns, every record is
-        on disk (fdatasync'ed); segments that filled up are sealed afterwards and
-        returned.
+        on disk (one journal frame, fdatasync'ed); segments that filled up are sealed
+        afterwards and returned.
         """
         if not items:
             return []
         with self._lock:
             if self._lock_fd is None:
                 raise RuntimeError("spool is not open")
-            buffers: dict[Segment, list[bytes]] = {}
+            groups: dict[Segment, list[bytes]] = {}
             before: dict[Segment, tuple[int, int]] = {}
             created: list[Segment] = []
             filled: list[Segment] = []
-            accounted = False
             try:
                 for spec, payload in items:
                     data = frame(payload)
-                    seg = self._target(spec, len(data), buffers, created, filled)
-                    chunks = buffers.get(seg)
+                    seg = self._target(spec, len(data), created, filled)
+                    chunks = groups.get(seg)
                     if chunks is None:
                         before[seg] = (seg.size, seg.records)
-                        chunks = buffers[seg] = []
+                        chunks = groups[seg] = []
                     chunks.append(data)
                     seg.size += len(data)
                     seg.records += 1
-                for seg, (size, _records) in before.items():
-                    self._account(seg, seg.size - size)
-                for seg in created:
-                    self._account(seg, seg.size)
-                accounted = True
+                journal = self._journal_for_write()
                 new = set(created)
-                fds: list[int] = []
-                try:
-                    for seg, chunks in buffers.items():
-                        flags = os.O_WRONLY | os.O_APPEND
-                        if seg in new:
-                            flags |= os.O_CREAT | os.O_EXCL
-                        fds.append(os.open(seg.path, flags, 0o644))
-                        _write_all(fds[-1], chunks)
-                    self._sync(fds)
-                finally:
-                    for fd in fds:
-                        os.close(fd)
-                if new:
-                    fsync_dir(self.directory)
+                parts: list[bytes] = []
+                placed: list[tuple[Segment, int, int]] = []  # segment, payload offset, length
+                position = 0
+                for seg, chunks in groups.items():
+                    if seg in new:
+                        header = seg.spec.to_header()
+                        parts += (entry_head(HEADER, seg.id, len(header)), header)
+                        position += ENTRY_OVERHEAD + len(header)
+                    body = sum(len(c) for c in chunks)
+                    parts.append(entry_head(RECORDS, seg.id, body))
+                    position += ENTRY_OVERHEAD
+                    placed.append((seg, position, body))
+                    parts += chunks
+                    position += body
+                base = self._append(journal, parts, position)
             except BaseException:
-                self._rollback(before, created, accounted)
+                self._rollback(before, created)
                 raise
-            for seg in buffers:
+            for seg, at, length in placed:
+                seg.extents.append((journal.id, base + at, length))
+                seg.journals.add(journal.id)
+                journal.live.add(seg.id)
+                self._account_project(seg, seg.size - (0 if seg in new else before[seg][0]))
                 seg.durable_size = seg.size
             try:
                 return self._seal(filled)
@@ -345,7 +621,7 @@ class Spool:
                 return []
 
     def _sync(self, fds: list[int]) -> None:
-        """fdatasync every file; in parallel, so a batch over many segments costs about one."""
+        """fdatasync every file; in parallel, so sealing many segments costs about one."""
         if len(fds) == 1:
             os.fdatasync(fds[0])
             return
@@ -355,12 +631,7 @@ class Spool:
             pass
 
     def _target(
-        self,
-        spec: SegmentSpec,
-        size: int,
-        buffers: dict[Segment, list[bytes]],
-        created: list[Segment],
-        filled: list[Segment],
+        self, spec: SegmentSpec, size: int, created: list[Segment], filled: list[Segment]
     ) -> Segment:
         key = (spec.project_id, spec.day)
         seg = self._open.get(key)
@@ -374,35 +645,25 @@ class Spool:
         seg = self._open.get(key)
         if seg is None:
             segment_id = self._next_id()
-            header = MAGIC + frame(spec.to_header())
             seg = Segment(
                 segment_id,
                 spec,
                 self.directory / open_name(segment_id),
-                size=len(header),
+                size=len(_header_bytes(spec)),
                 created=self._clock(),
             )
             self._segments[segment_id] = seg
             self._open[key] = seg
-            buffers[seg] = [header]
             created.append(seg)
         return seg
 
-    def _rollback(
-        self, before: dict[Segment, tuple[int, int]], created: list[Segment], accounted: bool
-    ) -> None:
+    def _rollback(self, before: dict[Segment, tuple[int, int]], created: list[Segment]) -> None:
         for seg in created:
-            seg.path.unlink(missing_ok=True)
-            if not accounted:
-                seg.size = 0
-            self._forget(seg)
+            self._segments.pop(seg.id, None)
+            key = (seg.spec.project_id, seg.spec.day)
+            if self._open.get(key) is seg:
+                del self._open[key]
         for seg, (size, records) in before.items():
-            try:
-                os.truncate(seg.path, seg.durable_size)
-            except OSError:
-                log.exception("spool: could not cut %s back after a failed write", seg.path)
-            if accounted:
-                self._account(seg, size - seg.size)
             seg.size, seg.records = size, records
 
     # --- sealing
@@ -422,24 +683,91 @@ class Spool:
         with self._lock:
             return self._seal([s for s in self._segments.values() if not s.sealed])
 
-    def _seal(self, segments: list[Segment], *, sync_dir: bool = True) -> list[Segment]:
-        if not segments:
+    def _seal(
+        self, segments: list[Segment], *, sync_dir: bool = True, note: bool = True
+    ) -> list[Segment]:
+        """Give each segment its sealed file: built from the journal, or (a segment file
+        of the format before the journal) renamed. `note=False` (recovery, which removes
+        the journals right after) neither notes the seals nor removes journals."""
+        todo = sorted((s for s in segments if not s.sealed), key=lambda s: s.id)
+        if not todo:
             return []
         stamp = datetime.fromtimestamp(self._clock(), UTC).replace(second=0, microsecond=0)
-        sealed = []
-        for seg in sorted(segments, key=lambda s: s.id):
-            target = self.directory / sealed_name(seg.id, stamp)
-            os.rename(seg.path, target)
-            seg.path = target
+        journaled = [s for s in todo if s.journals]
+        if journaled:
+            self._build(journaled)
+        renamed: list[Segment] = []
+        try:
+            for seg in todo:
+                source = self.directory / tmp_name(seg.id) if seg.journals else seg.path
+                os.rename(source, self.directory / sealed_name(seg.id, stamp))
+                renamed.append(seg)
+            if sync_dir or journaled:
+                fsync_dir(self.directory)
+            self._hit("seal-renamed")
+            if journaled and note:
+                # Durable before any of them may be delivered and deleted: a replay of
+                # the journals must not build them again.
+                parts = [entry_head(SEALED, s.id, 0) for s in journaled]
+                self._append(self._journal_for_write(), parts, len(parts) * ENTRY_OVERHEAD)
+                self._hit("seal-noted")
+        except BaseException:
+            self._unseal(renamed, stamp)
+            for seg in journaled:
+                (self.directory / tmp_name(seg.id)).unlink(missing_ok=True)
+            raise
+        for seg in todo:
+            seg.path = self.directory / sealed_name(seg.id, stamp)
             seg.sealed_at = stamp
             seg.full = True
+            seg.durable_size = seg.size
             key = (seg.spec.project_id, seg.spec.day)
             if self._open.get(key) is seg:
                 del self._open[key]
-            sealed.append(seg)
-        if sync_dir:
-            fsync_dir(self.directory)
-        return sealed
+            if seg.journals:
+                self._used += seg.size  # its file; the journal's bytes go with the journal
+                for journal_id in seg.journals:
+                    self._journals[journal_id].live.discard(seg.id)
+                seg.journals = set()
+                seg.extents = []
+        if journaled and note:
+            self._drop_dead_journals()
+        return todo
+
+    def _build(self, segments: list[Segment]) -> None:
+        """Write `<id>.tmp` of each segment from its journal ranges and fdatasync them."""
+        fds: list[int] = []
+        try:
+            for seg in segments:
+                fd = os.open(
+                    self.directory / tmp_name(seg.id), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644
+                )
+                fds.append(fd)
+                _write_all(fd, [_header_bytes(seg.spec)])
+                for journal_id, offset, length in seg.extents:
+                    _copy_range(self._journals[journal_id].fd, fd, offset, length)
+            self._sync(fds)
+            self._hit("seal-built")
+        except BaseException:
+            for seg in segments:
+                (self.directory / tmp_name(seg.id)).unlink(missing_ok=True)
+            raise
+        finally:
+            for fd in fds:
+                os.close(fd)
+
+    def _unseal(self, renamed: list[Segment], stamp: datetime) -> None:
+        """Undo renames of a seal that failed before it was noted; the segments stay open
+        (in the journal) and are sealed again later."""
+        for seg in renamed:
+            target = self.directory / sealed_name(seg.id, stamp)
+            try:
+                if seg.journals:
+                    target.unlink()
+                else:
+                    os.rename(target, seg.path)
+            except OSError:
+                log.exception("spool: could not undo sealing %s", target.name)
 
     # --- delivery
 
