@@ -22,6 +22,7 @@ import pytest
 
 from stacktrail.archive.spool import Spool
 from stacktrail.archive.spool.framing import scan
+from stacktrail.archive.spool.journal import JOURNAL_MAGIC
 
 WRITER = textwrap.dedent(
     """
@@ -86,9 +87,12 @@ def recovered_records(directory: Path) -> dict[str, list[int]]:
     spool.open()
     try:
         by_project: dict[str, list[int]] = {}
+        for path, _durable in spool.journal_files():
+            assert scan(path.read_bytes(), JOURNAL_MAGIC).clean, f"{path.name} is not cut"
         for seg in spool.segments():
             assert seg.sealed, "recovery seals every segment left open"
-            assert scan(seg.path.read_bytes()).clean, f"{seg.path.name} does not end on a frame"
+            if not seg.in_journal:
+                assert scan(seg.path.read_bytes()).clean, f"{seg.path.name} is not cut"
             for raw in spool.read(seg):
                 event = orjson.loads(raw)
                 assert event["id"] == f"event-{event['n']:08d}"

@@ -7,20 +7,22 @@ write, one fdatasync) and one per seal. A frame's payload is a sequence of entri
     u8 kind | u64 LE segment id | u32 LE body length | body
 
     H  a segment opened; body: its header (the SegmentSpec JSON)
-    R  records of the segment; body: their frames, byte for byte as they go into the
-       segment's sealed file (so sealing copies ranges and computes nothing)
-    S  the segment is sealed into its own durable file; its entries in the journals are
-       dead (empty body)
+    R  records of the segment; body: their frames, byte for byte as they go into a
+       segment file (so a segment is read, or copied to its own file, as ranges)
+    S  the segment is sealed; body: the seal stamp (YYYYMMDDTHHMMZ, its objects' names)
+    D  the segment is gone from the journal: delivered to every region, or rebuilt into
+       a file of its own (empty body)
 
 The frame's CRC covers the whole payload: after a crash a batch is in the journal whole
-or not at all. A journal is deleted once every segment with entries in it is sealed, and
-journals are deleted oldest first, so an S entry always outlives the entries it kills.
+or not at all. A journal is deleted once every segment with entries in it is gone, and
+journals are deleted oldest first, so a D entry always outlives the entries it kills.
 """
 
 from __future__ import annotations
 
 import re
 import struct
+import zlib
 from dataclasses import dataclass
 
 from stacktrail.archive.spool.framing import FRAME_OVERHEAD
@@ -30,10 +32,12 @@ JOURNAL_SUFFIX = ".journal"
 HEADER = ord("H")
 RECORDS = ord("R")
 SEALED = ord("S")
-_KINDS = (HEADER, RECORDS, SEALED)
+GONE = ord("D")
+_KINDS = (HEADER, RECORDS, SEALED, GONE)
 _ENTRY = struct.Struct("<BQI")
 ENTRY_OVERHEAD = _ENTRY.size
 _FRAME_LENGTH = struct.Struct("<I")
+_FRAME = struct.Struct("<II")
 _JOURNAL_RE = re.compile(r"^(\d{16})\.journal$")
 
 
@@ -91,3 +95,23 @@ def count_frames(body: bytes | memoryview) -> int:
     if offset != end:
         raise ValueError("a journal record entry does not end on a frame")
     return count
+
+
+def split_frames(body: bytes) -> tuple[list[bytes], str]:
+    """The payloads of the record frames of an R body, and what was wrong ("" if nothing)."""
+    found: list[bytes] = []
+    offset = 0
+    end = len(body)
+    while offset < end:
+        if end - offset < FRAME_OVERHEAD:
+            return found, f"partial frame header at {offset}"
+        length, crc = _FRAME.unpack_from(body, offset)
+        start = offset + FRAME_OVERHEAD
+        if length == 0 or start + length > end:
+            return found, f"partial frame at {offset}"
+        payload = body[start : start + length]
+        if zlib.crc32(payload) != crc:
+            return found, f"CRC mismatch at {offset}"
+        found.append(payload)
+        offset = start + length
+    return found, ""

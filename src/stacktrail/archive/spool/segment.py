@@ -124,10 +124,16 @@ class Segment:
     full: bool = False  # takes no more records; sealed at the next opportunity
     delivered: set[str] = field(default_factory=set)  # regions confirmed
     durable_size: int = 0  # size covered by the last fsync
-    # open segments: where their record frames are, (journal id, offset, length), and
-    # the journals holding any of their entries; both emptied once sealed
+    # a segment held by the journal: where its record frames are, (journal id, offset,
+    # length), and the journals holding any of its entries; both empty for a segment in a
+    # file of its own (its `path`; for one in the journal, the name a rebuild gives it)
     extents: list[tuple[int, int, int]] = field(default_factory=list)
     journals: set[int] = field(default_factory=set)
+    sealed_time: float = 0.0  # clock when sealed (or found sealed at start)
+
+    @property
+    def in_journal(self) -> bool:
+        return bool(self.journals)
 
     @property
     def sealed(self) -> bool:

@@ -1,24 +1,29 @@
-"""The durable spool: one journal with group commit, a file per segment built at sealing.
+"""The durable spool: one journal with group commit; segments are ranges of it.
 
 One open segment per (project, UTC event day). `write` appends a whole batch of records,
 of every project at once, to the journal (journal.py) as one frame and makes it durable
 with one fdatasync before it returns, so a batch's commit costs one write and one
 fdatasync whatever the number of projects it touches. Only then may the caller report the
-records as delivered. An open segment is a list of ranges of the journal.
+records as delivered. A segment is the list of journal ranges that hold its record
+frames; `read` gathers them for delivery.
 
 A segment is sealed when it is older than its trail's interval, when the next record
 would make it bigger than `segment_max_bytes`, when its trail's archive configuration
-changed, or on request (`seal_all`). Sealing builds the segment's own file from its
-journal ranges (`<id>.tmp`, fdatasync'ed, renamed to `<id>.<seal stamp>.sealed`, the
-directory fsync'ed), then notes the seal in the journal (an S entry, fdatasync'ed);
-journals whose every segment is sealed are deleted, oldest first. A sealed segment is
-deleted once every region of its header confirmed it (`confirm`).
+changed, or on request (`seal_all`): one journal frame of S entries (with the seal stamp
+that names its objects), fdatasync'ed, however many segments it seals. Once every region
+of its header confirmed a segment (`confirm`), a D entry marks it gone. A journal is
+deleted once none of its segments is left, oldest first.
 
-On `open`, what a previous process left is recovered: every journal is read up to its
-last whole frame (a torn tail is cut), the segments it holds that were not sealed yet are
-built into sealed files, then the journals are deleted. Segment files left open by the
-format before the journal (`<id>.open`) are cut at their last whole frame and sealed. A
-process lock (`flock` on `.lock`) keeps a second process off the same spool.
+A project whose deliveries fail must not keep the journals of everybody: a journal that
+only sealed segments hold, sealed longer than `rebuild_after` seconds, has them rebuilt
+into files of their own (`<id>.tmp`, fdatasync'ed, renamed to `<id>.<stamp>.sealed`, the
+directory synced, then a D entry), after which it is deleted (`seal_due` does this).
+
+On `open`, the journals are replayed: each is cut at its last whole frame, segments keep
+their seal stamp and confirmed regions (`<id>.done`), segments still open are sealed.
+Segment files left open by the format before the journal (`<id>.open`) are cut at their
+last whole frame and sealed. A process lock (`flock` on `.lock`) keeps a second process
+off the same spool.
 
 `fault` (tests) is called with the name of each on-disk step just after it (FAULT_POINTS),
 so a test can kill the process or fail the call right there.
@@ -29,6 +34,7 @@ thread (`asyncio.to_thread`) so fsync never blocks the event loop.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import logging
 import os
@@ -52,6 +58,7 @@ from stacktrail.archive.spool.framing import (
 )
 from stacktrail.archive.spool.journal import (
     ENTRY_OVERHEAD,
+    GONE,
     HEADER,
     JOURNAL_MAGIC,
     RECORDS,
@@ -61,10 +68,12 @@ from stacktrail.archive.spool.journal import (
     entry_head,
     journal_name,
     parse_journal,
+    split_frames,
 )
 from stacktrail.archive.spool.segment import (
     CORRUPT_SUFFIX,
     DONE_SUFFIX,
+    STAMP_FORMAT,
     TMP_SUFFIX,
     Segment,
     SegmentSpec,
@@ -84,15 +93,16 @@ LOCK_NAME = ".lock"
 SYNC_THREADS = 64
 # A new journal is started past this size; the old one goes once its segments are sealed.
 JOURNAL_MAX_BYTES = 64 << 20
+# A journal that only sealed segments hold is rebuilt away after this many seconds: a
+# healthy delivery takes far less, so this only copies the backlog of failing projects.
+REBUILD_AFTER = 60.0
 FAULT_POINTS = (
     "journal-created",  # a new journal file exists (magic written, directory synced)
-    "journal-written",  # a batch (or seal note) is written, not yet fdatasync'ed
+    "journal-written",  # a batch (or S or D entries) written, not yet fdatasync'ed
     "journal-synced",  # ... and fdatasync'ed
-    "seal-built",  # segment files built as <id>.tmp and fdatasync'ed
-    "seal-renamed",  # ... renamed to <id>.<stamp>.sealed, directory synced
-    "seal-noted",  # ... their S entries durable in the journal
+    "rebuild-built",  # segment files built as <id>.tmp from the journal, fdatasync'ed
+    "rebuild-renamed",  # ... renamed to <id>.<stamp>.sealed, directory synced
     "journal-removed",  # dead journals unlinked, directory not yet synced
-    "recovery-built",  # at start: the journals' segments built, journals not yet removed
 )
 Fault = Callable[[str], None]
 
@@ -193,12 +203,14 @@ class Spool:
         max_bytes: int,
         clock: Callable[[], float] = time.time,
         journal_max_bytes: int = JOURNAL_MAX_BYTES,
+        rebuild_after: float = REBUILD_AFTER,
         fault: Fault | None = None,
     ) -> None:
         self.directory = Path(directory)
         self.segment_max_bytes = segment_max_bytes
         self.max_bytes = max_bytes
         self.journal_max_bytes = journal_max_bytes
+        self.rebuild_after = rebuild_after
         self._clock = clock
         self._fault = fault
         self._lock = threading.RLock()
@@ -210,6 +222,7 @@ class Spool:
         self._last_journal_id = 0
         self._journals: dict[int, _Journal] = {}
         self._current: _Journal | None = None  # the journal batches go to
+        self._unsynced = False  # D entries written to the current journal, not synced
         self._lock_fd: int | None = None
         self._sync_pool: ThreadPoolExecutor | None = None
 
@@ -221,7 +234,7 @@ class Spool:
         return self._used
 
     def pending_bytes(self, project_id: str) -> int:
-        """Bytes of the project's undelivered segments (as their files are, or will be)."""
+        """Bytes of the project's undelivered segments (as a segment file holds them)."""
         return self._project_bytes.get(project_id, 0)
 
     def segments(self) -> list[Segment]:
@@ -234,7 +247,7 @@ class Spool:
         return [s for s in self.segments() if s.sealed]
 
     def journal_files(self) -> list[tuple[Path, int]]:
-        """Each journal and the bytes of it that are durable (tests, diagnostics)."""
+        """Each journal and the bytes of it that are whole frames (tests, diagnostics)."""
         return [(j.path, j.size) for j in sorted(list(self._journals.values()), key=lambda j: j.id)]
 
     def _hit(self, point: str) -> None:
@@ -263,7 +276,14 @@ class Spool:
         key = (seg.spec.project_id, seg.spec.day)
         if self._open.get(key) is seg:
             del self._open[key]
-        self._account(seg, -seg.size)
+        if seg.in_journal:  # its bytes on disk go with its journals
+            self._account_project(seg, -seg.size)
+            for journal_id in seg.journals:
+                self._journals[journal_id].live.discard(seg.id)
+            seg.journals = set()
+            seg.extents = []
+        else:
+            self._account(seg, -seg.size)
 
     # --- open / close
 
@@ -287,6 +307,9 @@ class Spool:
 
     def close(self) -> None:
         with self._lock:
+            if self._unsynced and self._current is not None:
+                with contextlib.suppress(OSError):
+                    os.fdatasync(self._current.fd)
             for journal in self._journals.values():
                 os.close(journal.fd)
             self._journals.clear()
@@ -311,7 +334,7 @@ class Spool:
             elif (journal_id := parse_journal(entry)) is not None:
                 journal_ids.append(journal_id)
             elif entry.endswith(TMP_SUFFIX):
-                path.unlink()  # a segment file whose build a crash cut: built again below
+                path.unlink()  # a rebuild a crash cut short: the journal still holds it
             elif (parsed := parse_sealed(entry)) is not None:
                 segment_id, sealed_at = parsed
                 self._last_id = max(self._last_id, segment_id)
@@ -326,13 +349,18 @@ class Spool:
                     segment_id, spec, path, size, created=sealed_at.timestamp(), records=-1
                 )
                 seg.sealed_at = sealed_at
+                seg.sealed_time = self._clock()
                 seg.durable_size = size
                 self._segments[segment_id] = seg
                 self._account(seg, size)
                 report.sealed += 1
             elif entry.endswith(DONE_SUFFIX) and entry[: -len(DONE_SUFFIX)].isdigit():
                 done_files[int(entry[: -len(DONE_SUFFIX)])] = path
-            elif entry.endswith(CORRUPT_SUFFIX) and entry[:16].isdigit():
+            elif (
+                entry == format_id(int(entry[:16])) + CORRUPT_SUFFIX
+                if entry[:16].isdigit()
+                else False
+            ):
                 taken.add(int(entry[:16]))
         for segment_id in open_ids:
             self._last_id = max(self._last_id, segment_id)
@@ -348,22 +376,22 @@ class Spool:
             found.delivered = regions & set(found.spec.regions)
         for done in [s for s in self._segments.values() if s.sealed and not s.pending_regions]:
             self._delete(done)
+        self._drop_dead_journals()
         fsync_dir(self.directory)
         return report
 
     def _replay(self, journal_ids: list[int], taken: set[int], report: RecoveryReport) -> None:
-        """Build the segments the journals hold that were not sealed, then drop the journals."""
+        """Take over the segments the journals hold; seal those still open."""
         found: dict[int, Segment] = {}
-        sealed: set[int] = set()
+        gone: set[int] = set()
         for journal_id in sorted(journal_ids):
             self._last_journal_id = max(self._last_journal_id, journal_id)
             path = self.directory / journal_name(journal_id)
             fd = os.open(path, os.O_RDWR)
             journal = _Journal(journal_id, path, fd, os.fstat(fd).st_size)
             self._journals[journal_id] = journal
-            self._used += journal.size
             try:
-                self._replay_one(journal, found, sealed, report)
+                self._replay_one(journal, found, gone, report)
             except ValueError as exc:  # whole frames this version cannot read: keep them
                 target = path.with_name(path.name + CORRUPT_SUFFIX)
                 log.error(
@@ -372,35 +400,29 @@ class Spool:
                 os.replace(path, target)
                 report.corrupt.append(target.name)
                 journal.path = target
-        rebuild: list[Segment] = []
+            self._used += journal.size
+        still_open: list[Segment] = []
         for segment_id, seg in sorted(found.items()):
             self._last_id = max(self._last_id, segment_id)
-            if segment_id in sealed or segment_id in taken or not seg.extents:
-                continue  # sealed into its own file before the crash (or never had a record)
+            if segment_id in gone or segment_id in taken or not seg.extents:
+                continue  # delivered, or rebuilt into its own file, before the crash
             seg.durable_size = seg.size
             for journal_id in seg.journals:
                 self._journals[journal_id].live.add(segment_id)
             self._segments[segment_id] = seg
             self._account_project(seg, seg.size)
-            rebuild.append(seg)
-        if rebuild:
-            self._seal(rebuild, note=False)
-            report.recovered += len(rebuild)
-        self._hit("recovery-built")
-        for journal in list(self._journals.values()):
-            journal.live.clear()  # every segment in it has its own file now
-            if journal.path.name.endswith(CORRUPT_SUFFIX):
-                os.close(journal.fd)
-                del self._journals[journal.id]
-                self._used -= journal.size
-        self._drop_dead_journals()
+            if seg.sealed_at is not None:
+                seg.path = self.directory / sealed_name(seg.id, seg.sealed_at)
+                seg.sealed_time = self._clock()
+                report.sealed += 1
+            else:
+                still_open.append(seg)
+        if still_open:
+            self._seal(still_open)
+            report.recovered += len(still_open)
 
     def _replay_one(
-        self,
-        journal: _Journal,
-        found: dict[int, Segment],
-        sealed: set[int],
-        report: RecoveryReport,
+        self, journal: _Journal, found: dict[int, Segment], gone: set[int], report: RecoveryReport
     ) -> None:
         data = os.pread(journal.fd, journal.size, 0)
         view = memoryview(data)
@@ -415,12 +437,15 @@ class Spool:
                 problem,
                 cut,
             )
+            os.ftruncate(journal.fd, good_end)
+            os.fsync(journal.fd)
+            journal.size = good_end
             report.truncated.append((journal.path.name, cut, problem))
         for start, length in spans:
             for entry in entries(data[start : start + length], start):
                 seg = found.get(entry.segment_id)
+                body = data[entry.offset : entry.offset + entry.length]
                 if entry.kind == HEADER:
-                    body = data[entry.offset : entry.offset + entry.length]
                     try:
                         spec = SegmentSpec.from_header(body)
                     except (ValueError, KeyError, TypeError) as exc:
@@ -434,16 +459,25 @@ class Spool:
                     )
                     seg.journals.add(journal.id)
                     found[entry.segment_id] = seg
+                elif entry.kind == GONE:
+                    gone.add(entry.segment_id)
+                elif seg is None:
+                    # Its H entry was in a journal already removed, which only happens
+                    # once the segment is gone (delivered or rebuilt into its own file).
+                    continue
                 elif entry.kind == RECORDS:
-                    if seg is None:
-                        raise ValueError(f"records of unknown segment {entry.segment_id}")
-                    body_view = view[entry.offset : entry.offset + entry.length]
-                    seg.records += count_frames(body_view)
+                    seg.records += count_frames(body)
                     seg.size += entry.length
                     seg.extents.append((journal.id, entry.offset, entry.length))
                     seg.journals.add(journal.id)
-                else:
-                    sealed.add(entry.segment_id)
+                else:  # SEALED
+                    try:
+                        stamp = datetime.strptime(body.decode(), STAMP_FORMAT)
+                    except ValueError as exc:
+                        raise ValueError(f"bad seal stamp: {exc}") from exc
+                    seg.sealed_at = stamp.replace(tzinfo=UTC)
+                    seg.full = True
+                    seg.journals.add(journal.id)
 
     def _set_aside(self, path: Path, segment_id: int, problem: str, report: RecoveryReport) -> None:
         target = self.directory / (format_id(segment_id) + CORRUPT_SUFFIX)
@@ -506,11 +540,14 @@ class Spool:
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
         try:
             _write_all(fd, [JOURNAL_MAGIC], 0)
-            fsync_dir(self.directory)  # its first batch's fdatasync covers the magic
+            fsync_dir(self.directory)  # its first frame's fdatasync covers the magic
         except BaseException:
             os.close(fd)
             path.unlink(missing_ok=True)
             raise
+        if current is not None and self._unsynced:
+            os.fdatasync(current.fd)  # the D entries there stay the newest word
+            self._unsynced = False
         journal = _Journal(journal_id, path, fd, len(JOURNAL_MAGIC))
         self._journals[journal_id] = journal
         self._current = journal
@@ -518,9 +555,13 @@ class Spool:
         self._hit("journal-created")
         return journal
 
-    def _append(self, journal: _Journal, parts: list[bytes], length: int) -> int:
-        """Append one frame of `parts` (`length` bytes) to the journal durably; returns the
-        file offset of its payload. On error the journal is cut back to its last frame."""
+    def _append(
+        self, parts: list[bytes], length: int, *, sync: bool = True
+    ) -> tuple[_Journal, int]:
+        """Append one frame of `parts` (`length` bytes) to the current journal, durably
+        unless `sync` is False; returns the journal and the file offset of the payload. On
+        error the journal is cut back to its last whole frame."""
+        journal = self._journal_for_write()
         crc = 0
         for part in parts:
             crc = zlib.crc32(part, crc)
@@ -528,7 +569,8 @@ class Spool:
         try:
             _write_all(journal.fd, [frame_header(length, crc), *parts], offset)
             self._hit("journal-written")
-            os.fdatasync(journal.fd)
+            if sync:
+                os.fdatasync(journal.fd)
         except BaseException:
             try:
                 os.ftruncate(journal.fd, offset)
@@ -537,27 +579,38 @@ class Spool:
             raise
         journal.size = offset + FRAME_OVERHEAD + length
         self._used += FRAME_OVERHEAD + length
-        self._hit("journal-synced")
-        return offset + FRAME_OVERHEAD
+        if sync:
+            self._unsynced = False
+            self._hit("journal-synced")
+        else:
+            self._unsynced = True
+        return journal, offset + FRAME_OVERHEAD
 
     def _drop_dead_journals(self) -> None:
-        """Delete the oldest journals while none of their segments is still open (oldest
-        first, so the S entries that kill a journal's segments outlive it)."""
-        removed = False
+        """Delete the oldest journals while none of their segments is left (oldest first,
+        so the D entries that end a journal's segments outlive it)."""
+        dead = []
         for journal_id in sorted(self._journals):
             journal = self._journals[journal_id]
             if journal.live:
                 break
+            dead.append(journal)
+        if not dead:
+            return
+        current = self._current
+        if self._unsynced and current is not None and current not in dead:
+            os.fdatasync(current.fd)  # the D entries that end them, before they go
+            self._unsynced = False
+        for journal in dead:
             os.close(journal.fd)
-            del self._journals[journal_id]
+            del self._journals[journal.id]
             if self._current is journal:
                 self._current = None
+                self._unsynced = False
             journal.path.unlink(missing_ok=True)
             self._used -= journal.size
-            removed = True
-        if removed:
-            self._hit("journal-removed")
-            fsync_dir(self.directory)
+        self._hit("journal-removed")
+        fsync_dir(self.directory)
 
     # --- writing
 
@@ -588,7 +641,6 @@ class Spool:
                     chunks.append(data)
                     seg.size += len(data)
                     seg.records += 1
-                journal = self._journal_for_write()
                 new = set(created)
                 parts: list[bytes] = []
                 placed: list[tuple[Segment, int, int]] = []  # segment, payload offset, length
@@ -604,9 +656,13 @@ class Spool:
                     placed.append((seg, position, body))
                     parts += chunks
                     position += body
-                base = self._append(journal, parts, position)
+                journal, base = self._append(parts, position)
             except BaseException:
                 self._rollback(before, created)
+                try:  # a journal created for this batch goes with it
+                    self._drop_dead_journals()
+                except OSError:
+                    log.exception("spool: could not remove an unused journal")
                 raise
             for seg, at, length in placed:
                 seg.extents.append((journal.id, base + at, length))
@@ -621,7 +677,7 @@ class Spool:
                 return []
 
     def _sync(self, fds: list[int]) -> None:
-        """fdatasync every file; in parallel, so sealing many segments costs about one."""
+        """fdatasync every file; in parallel, so rebuilding many segments costs about one."""
         if len(fds) == 1:
             os.fdatasync(fds[0])
             return
@@ -669,7 +725,8 @@ class Spool:
     # --- sealing
 
     def seal_due(self, now: float | None = None) -> list[Segment]:
-        """Seal segments past their interval (and full ones); return those sealed now."""
+        """Seal segments past their interval (and full ones); return those sealed now.
+        Then rebuild journals that only long-sealed segments hold (see `rebuild`)."""
         now = self._clock() if now is None else now
         with self._lock:
             due = [
@@ -677,62 +734,101 @@ class Spool:
                 for s in self._segments.values()
                 if not s.sealed and (s.full or now - s.created >= s.spec.interval)
             ]
-            return self._seal(due)
+            sealed = self._seal(due)
+            self.rebuild(now)
+            return sealed
 
     def seal_all(self) -> list[Segment]:
         with self._lock:
             return self._seal([s for s in self._segments.values() if not s.sealed])
 
-    def _seal(
-        self, segments: list[Segment], *, sync_dir: bool = True, note: bool = True
-    ) -> list[Segment]:
-        """Give each segment its sealed file: built from the journal, or (a segment file
-        of the format before the journal) renamed. `note=False` (recovery, which removes
-        the journals right after) neither notes the seals nor removes journals."""
+    def _seal(self, segments: list[Segment], *, sync_dir: bool = True) -> list[Segment]:
+        """Seal: one durable S entry per segment held by the journal; a segment file of
+        the format before the journal is renamed."""
         todo = sorted((s for s in segments if not s.sealed), key=lambda s: s.id)
         if not todo:
             return []
         stamp = datetime.fromtimestamp(self._clock(), UTC).replace(second=0, microsecond=0)
-        journaled = [s for s in todo if s.journals]
+        text = stamp.strftime(STAMP_FORMAT).encode()
+        journaled = [s for s in todo if s.in_journal]
         if journaled:
-            self._build(journaled)
-        renamed: list[Segment] = []
-        try:
-            for seg in todo:
-                source = self.directory / tmp_name(seg.id) if seg.journals else seg.path
-                os.rename(source, self.directory / sealed_name(seg.id, stamp))
-                renamed.append(seg)
-            if sync_dir or journaled:
-                fsync_dir(self.directory)
-            self._hit("seal-renamed")
-            if journaled and note:
-                # Durable before any of them may be delivered and deleted: a replay of
-                # the journals must not build them again.
-                parts = [entry_head(SEALED, s.id, 0) for s in journaled]
-                self._append(self._journal_for_write(), parts, len(parts) * ENTRY_OVERHEAD)
-                self._hit("seal-noted")
-        except BaseException:
-            self._unseal(renamed, stamp)
+            parts: list[bytes] = []
             for seg in journaled:
-                (self.directory / tmp_name(seg.id)).unlink(missing_ok=True)
-            raise
+                parts += (entry_head(SEALED, seg.id, len(text)), text)
+            journal, _base = self._append(parts, len(journaled) * (ENTRY_OVERHEAD + len(text)))
+            for seg in journaled:
+                seg.journals.add(journal.id)
+                journal.live.add(seg.id)
+        files = [s for s in todo if not s.in_journal]
+        for seg in files:
+            target = self.directory / sealed_name(seg.id, stamp)
+            os.rename(seg.path, target)
+            seg.path = target
+        if files and sync_dir:
+            fsync_dir(self.directory)
+        now = self._clock()
         for seg in todo:
-            seg.path = self.directory / sealed_name(seg.id, stamp)
+            if seg.in_journal:
+                seg.path = self.directory / sealed_name(seg.id, stamp)
             seg.sealed_at = stamp
+            seg.sealed_time = now
             seg.full = True
-            seg.durable_size = seg.size
             key = (seg.spec.project_id, seg.spec.day)
             if self._open.get(key) is seg:
                 del self._open[key]
-            if seg.journals:
-                self._used += seg.size  # its file; the journal's bytes go with the journal
+        return todo
+
+    # --- rebuilding journals away
+
+    def rebuild(self, now: float | None = None) -> list[Segment]:
+        """Give the segments that alone hold the oldest journals, sealed longer than
+        `rebuild_after`, files of their own, so those journals can go; returns them."""
+        now = self._clock() if now is None else now
+        with self._lock:
+            moving: dict[int, Segment] = {}
+            for journal_id in sorted(self._journals):
+                journal = self._journals[journal_id]
+                if journal is self._current:
+                    break
+                segments = [self._segments[i] for i in journal.live if i not in moving]
+                if any(not s.sealed or now - s.sealed_time < self.rebuild_after for s in segments):
+                    break
+                moving.update((s.id, s) for s in segments)
+            if not moving:
+                return []
+            todo = sorted(moving.values(), key=lambda s: s.id)
+            self._build(todo)
+            try:
+                for seg in todo:
+                    os.rename(self.directory / tmp_name(seg.id), seg.path)
+                fsync_dir(self.directory)
+                self._hit("rebuild-renamed")
+                # Durable before the files may be delivered and deleted: a replay of the
+                # journals must not bring them back.
+                parts = [entry_head(GONE, s.id, 0) for s in todo]
+                self._append(parts, len(parts) * ENTRY_OVERHEAD)
+            except BaseException:  # the journal still holds them: take the files back
+                for seg in todo:
+                    for path in (seg.path, self.directory / tmp_name(seg.id)):
+                        try:
+                            path.unlink(missing_ok=True)
+                        except OSError:
+                            log.exception("spool: could not remove %s", path.name)
+                raise
+            for seg in todo:
                 for journal_id in seg.journals:
                     self._journals[journal_id].live.discard(seg.id)
                 seg.journals = set()
                 seg.extents = []
-        if journaled and note:
+                self._used += seg.size  # the journals' share goes when they go, below
+            log.info(
+                "spool: %d sealed segment(s) waiting for delivery moved to files of their own "
+                "(%d bytes), so older journals can go",
+                len(todo),
+                sum(s.size for s in todo),
+            )
             self._drop_dead_journals()
-        return todo
+            return todo
 
     def _build(self, segments: list[Segment]) -> None:
         """Write `<id>.tmp` of each segment from its journal ranges and fdatasync them."""
@@ -747,7 +843,7 @@ class Spool:
                 for journal_id, offset, length in seg.extents:
                     _copy_range(self._journals[journal_id].fd, fd, offset, length)
             self._sync(fds)
-            self._hit("seal-built")
+            self._hit("rebuild-built")
         except BaseException:
             for seg in segments:
                 (self.directory / tmp_name(seg.id)).unlink(missing_ok=True)
@@ -756,32 +852,33 @@ class Spool:
             for fd in fds:
                 os.close(fd)
 
-    def _unseal(self, renamed: list[Segment], stamp: datetime) -> None:
-        """Undo renames of a seal that failed before it was noted; the segments stay open
-        (in the journal) and are sealed again later."""
-        for seg in renamed:
-            target = self.directory / sealed_name(seg.id, stamp)
-            try:
-                if seg.journals:
-                    target.unlink()
-                else:
-                    os.rename(target, seg.path)
-            except OSError:
-                log.exception("spool: could not undo sealing %s", target.name)
-
     # --- delivery
 
     def read(self, seg: Segment) -> list[bytes]:
         """The records of a sealed segment (whole frames only)."""
-        result = scan(seg.path.read_bytes())
-        if not result.clean:
+        with self._lock:
+            extents = list(seg.extents)
+            fds = {j: self._journals[j].fd for j, _o, _n in extents}
+            if not extents:
+                data = seg.path.read_bytes()
+        if extents:
+            records: list[bytes] = []
+            problem = ""
+            for journal_id, offset, length in extents:
+                found, problem = split_frames(os.pread(fds[journal_id], length, offset))
+                records += found
+                if problem:
+                    break
+        else:
+            result = scan(data)
+            records, problem = result.payloads[1:], result.problem
+        if problem:
             log.error(
                 "spool: sealed segment %s is damaged (%s); delivering its %d whole records",
                 seg.path.name,
-                result.problem,
-                max(len(result.payloads) - 1, 0),
+                problem,
+                len(records),
             )
-        records = result.payloads[1:]
         seg.records = len(records)
         return records
 
@@ -796,7 +893,8 @@ class Spool:
             seg.delivered.add(region)
             if not seg.pending_regions:
                 self._delete(seg)
-                fsync_dir(self.directory)
+                if not seg.in_journal:
+                    fsync_dir(self.directory)
                 return True
             path = self.directory / done_name(seg.id)
             existed = path.exists()
@@ -811,6 +909,15 @@ class Spool:
             return False
 
     def _delete(self, seg: Segment) -> None:
+        if seg.in_journal:
+            # Not synced: a D entry lost with a power cut only means the segment is
+            # delivered again, under the same names with the same bytes. Journals are
+            # removed only after it is durable (see _drop_dead_journals).
+            self._append([entry_head(GONE, seg.id, 0)], ENTRY_OVERHEAD, sync=False)
+            (self.directory / done_name(seg.id)).unlink(missing_ok=True)
+            self._forget(seg)
+            self._drop_dead_journals()
+            return
         seg.path.unlink(missing_ok=True)
         (self.directory / done_name(seg.id)).unlink(missing_ok=True)
         self._forget(seg)
