@@ -408,12 +408,16 @@ class ArchiveSink:
                     sealed = await asyncio.to_thread(self._spool.seal_all)
                 else:
                     sealed = await asyncio.to_thread(self._spool.seal_due)
+                # segments waiting for a failing destination move out of the journal
+                rebuilt = await asyncio.to_thread(self._spool.rebuild)
             except OSError as exc:
                 self._seal_errors.failed(f"{type(exc).__name__}: {exc}", exc_info=exc)
                 continue
             self._seal_errors.recovered()
             if sealed:
                 self._uploader.poke()
+            if rebuilt:
+                self._space_freed.set()
 
 
 async def flush_spool(

@@ -58,7 +58,7 @@ CHILD = textwrap.dedent(
         if b % 4 == 3:
             spool.seal_all()
         if b % 5 == 4:
-            spool.seal_due()  # rebuilds journals only sealed segments hold
+            spool.rebuild()  # journals only sealed segments hold
         for seg in spool.sealed_segments()[1 : 1 + b % 3]:  # the oldest waits: a rebuild
             numbers = [orjson.loads(r)["n"] for r in spool.read(seg)]
             if spool.confirm(seg, "RegionOne"):

@@ -17,7 +17,8 @@ deleted once none of its segments is left, oldest first.
 A project whose deliveries fail must not keep the journals of everybody: a journal that
 only sealed segments hold, sealed longer than `rebuild_after` seconds, has them rebuilt
 into files of their own (`<id>.tmp`, fdatasync'ed, renamed to `<id>.<stamp>.sealed`, the
-directory synced, then a D entry), after which it is deleted (`seal_due` does this).
+directory synced, then a D entry), after which it is deleted (`rebuild`, which the
+archive sink calls with every seal check).
 
 On `open`, the journals are replayed: each is cut at its last whole frame, segments keep
 their seal stamp and confirmed regions (`<id>.done`), segments still open are sealed.
@@ -202,14 +203,17 @@ class Spool:
         segment_max_bytes: int,
         max_bytes: int,
         clock: Callable[[], float] = time.time,
-        journal_max_bytes: int = JOURNAL_MAX_BYTES,
+        journal_max_bytes: int | None = None,
         rebuild_after: float = REBUILD_AFTER,
         fault: Fault | None = None,
     ) -> None:
         self.directory = Path(directory)
         self.segment_max_bytes = segment_max_bytes
         self.max_bytes = max_bytes
-        self.journal_max_bytes = journal_max_bytes
+        # a small spool gets small journals, so a pinned one holds little of it
+        self.journal_max_bytes = journal_max_bytes or min(
+            JOURNAL_MAX_BYTES, max(max_bytes // 16, 4096)
+        )
         self.rebuild_after = rebuild_after
         self._clock = clock
         self._fault = fault
@@ -725,8 +729,7 @@ class Spool:
     # --- sealing
 
     def seal_due(self, now: float | None = None) -> list[Segment]:
-        """Seal segments past their interval (and full ones); return those sealed now.
-        Then rebuild journals that only long-sealed segments hold (see `rebuild`)."""
+        """Seal segments past their interval (and full ones); return those sealed now."""
         now = self._clock() if now is None else now
         with self._lock:
             due = [
@@ -734,9 +737,7 @@ class Spool:
                 for s in self._segments.values()
                 if not s.sealed and (s.full or now - s.created >= s.spec.interval)
             ]
-            sealed = self._seal(due)
-            self.rebuild(now)
-            return sealed
+            return self._seal(due)
 
     def seal_all(self) -> list[Segment]:
         with self._lock:
@@ -782,16 +783,18 @@ class Spool:
 
     def rebuild(self, now: float | None = None) -> list[Segment]:
         """Give the segments that alone hold the oldest journals, sealed longer than
-        `rebuild_after`, files of their own, so those journals can go; returns them."""
+        `rebuild_after` (or at all, once the spool is half full), files of their own, so
+        those journals can go; returns them."""
         now = self._clock() if now is None else now
         with self._lock:
+            after = 0.0 if self._used * 2 >= self.max_bytes else self.rebuild_after
             moving: dict[int, Segment] = {}
             for journal_id in sorted(self._journals):
                 journal = self._journals[journal_id]
                 if journal is self._current:
                     break
                 segments = [self._segments[i] for i in journal.live if i not in moving]
-                if any(not s.sealed or now - s.sealed_time < self.rebuild_after for s in segments):
+                if any(not s.sealed or now - s.sealed_time < after for s in segments):
                     break
                 moving.update((s.id, s) for s in segments)
             if not moving:
