@@ -4,8 +4,9 @@ record, never brings back a delivered one, and holds every record once.
 The child process writes batches over several projects into a spool with small
 segments and small journals (so segments seal, journals rotate and go, and sealed
 segments are rebuilt into files of their own all the time), delivers sealed segments
-(read, then `confirm`), and prints what it acknowledged and what was confirmed. The spool's fault hook kills it the n-th time it passes the chosen
-step. The parent then opens the spool as a restarted process would and checks.
+(read, then `confirm`), and prints what it acknowledged and what was confirmed. The
+spool's fault hook kills it the n-th time it passes the chosen step. The parent then
+opens the spool as a restarted process would and checks.
 """
 
 from __future__ import annotations
@@ -194,7 +195,7 @@ def test_a_failed_seal_or_rebuild_changes_nothing(tmp_path: Path, point: str) ->
     expected = sorted([payload(1), payload(2), payload(3)])
     if point == "journal-written":
         failing["on"] = True
-        with pytest.raises(OSError):
+        with pytest.raises(OSError, match="No space"):
             spool.seal_all()
         assert not spool.sealed_segments()
         failing["on"] = False
@@ -202,7 +203,7 @@ def test_a_failed_seal_or_rebuild_changes_nothing(tmp_path: Path, point: str) ->
     journals = len(spool.journal_files())
     if point != "journal-written":
         failing["on"] = True
-        with pytest.raises(OSError):
+        with pytest.raises(OSError, match="No space"):
             spool.rebuild()
         assert all(s.in_journal for s in spool.segments())
         assert len(spool.journal_files()) == journals

@@ -535,9 +535,10 @@ class Spool:
         self._last_journal_id = max(int(self._clock() * 1_000_000), self._last_journal_id + 1)
         return self._last_journal_id
 
-    def _journal_for_write(self) -> _Journal:
+    def _journal_for_write(self, *, rotate: bool = True) -> _Journal:
+        """The current journal; a new one if there is none or (`rotate`) it is full."""
         current = self._current
-        if current is not None and current.size < self.journal_max_bytes:
+        if current is not None and (current.size < self.journal_max_bytes or not rotate):
             return current
         journal_id = self._next_journal_id()
         path = self.directory / journal_name(journal_id)
@@ -560,12 +561,14 @@ class Spool:
         return journal
 
     def _append(
-        self, parts: list[bytes], length: int, *, sync: bool = True
+        self, parts: list[bytes], length: int, *, sync: bool = True, note: bool = False
     ) -> tuple[_Journal, int]:
         """Append one frame of `parts` (`length` bytes) to the current journal, durably
         unless `sync` is False; returns the journal and the file offset of the payload. On
-        error the journal is cut back to its last whole frame."""
-        journal = self._journal_for_write()
+        error the journal is cut back to its last whole frame. A `note` (S or D entries,
+        a few bytes) never starts a journal of its own while there is one: on a full disk
+        sealing and deliveries go on."""
+        journal = self._journal_for_write(rotate=not note)
         crc = 0
         for part in parts:
             crc = zlib.crc32(part, crc)
@@ -756,7 +759,9 @@ class Spool:
             parts: list[bytes] = []
             for seg in journaled:
                 parts += (entry_head(SEALED, seg.id, len(text)), text)
-            journal, _base = self._append(parts, len(journaled) * (ENTRY_OVERHEAD + len(text)))
+            journal, _base = self._append(
+                parts, len(journaled) * (ENTRY_OVERHEAD + len(text)), note=True
+            )
             for seg in journaled:
                 seg.journals.add(journal.id)
                 journal.live.add(seg.id)
@@ -809,7 +814,7 @@ class Spool:
                 # Durable before the files may be delivered and deleted: a replay of the
                 # journals must not bring them back.
                 parts = [entry_head(GONE, s.id, 0) for s in todo]
-                self._append(parts, len(parts) * ENTRY_OVERHEAD)
+                self._append(parts, len(parts) * ENTRY_OVERHEAD, note=True)
             except BaseException:  # the journal still holds them: take the files back
                 for seg in todo:
                     for path in (seg.path, self.directory / tmp_name(seg.id)):
@@ -916,7 +921,7 @@ class Spool:
             # Not synced: a D entry lost with a power cut only means the segment is
             # delivered again, under the same names with the same bytes. Journals are
             # removed only after it is durable (see _drop_dead_journals).
-            self._append([entry_head(GONE, seg.id, 0)], ENTRY_OVERHEAD, sync=False)
+            self._append([entry_head(GONE, seg.id, 0)], ENTRY_OVERHEAD, sync=False, note=True)
             (self.directory / done_name(seg.id)).unlink(missing_ok=True)
             self._forget(seg)
             self._drop_dead_journals()
