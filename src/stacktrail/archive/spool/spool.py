@@ -139,17 +139,20 @@ def _write_all(fd: int, chunks: Sequence[bytes], offset: int | None = None) -> N
     """Write `chunks` in as few system calls as possible (writev, or pwritev at `offset`),
     resuming short writes."""
     pending = [memoryview(c) for c in chunks if c]
-    while pending:
+    first = 0
+    while first < len(pending):
+        window = pending[first : first + _IOV_MAX]
         if offset is None:
-            written = os.writev(fd, pending[:_IOV_MAX])
+            written = os.writev(fd, window)
         else:
-            written = os.pwritev(fd, pending[:_IOV_MAX], offset)
+            written = os.pwritev(fd, window, offset)
             offset += written
         while written:
-            if written >= len(pending[0]):
-                written -= len(pending.pop(0))
+            if written >= len(pending[first]):
+                written -= len(pending[first])
+                first += 1
             else:
-                pending[0] = pending[0][written:]
+                pending[first] = pending[first][written:]
                 written = 0
 
 
@@ -637,33 +640,40 @@ class Spool:
             before: dict[Segment, tuple[int, int]] = {}
             created: list[Segment] = []
             filled: list[Segment] = []
+            open_segments = self._open
+            limit = self.segment_max_bytes
             try:
+                # The per-record loop does only what it must (this is the hot path).
                 for spec, payload in items:
                     data = frame(payload)
-                    seg = self._target(spec, len(data), created, filled)
+                    size = len(data)
+                    seg = open_segments.get((spec.project_id, spec.day))
+                    if (
+                        seg is None
+                        or (seg.spec is not spec and seg.spec != spec)
+                        or (seg.records > 0 and seg.size + size > limit)
+                    ):
+                        seg = self._target(spec, size, created, filled)
                     chunks = groups.get(seg)
                     if chunks is None:
                         before[seg] = (seg.size, seg.records)
                         chunks = groups[seg] = []
                     chunks.append(data)
-                    seg.size += len(data)
+                    seg.size += size
                     seg.records += 1
                 new = set(created)
-                parts: list[bytes] = []
+                out = bytearray()
                 placed: list[tuple[Segment, int, int]] = []  # segment, payload offset, length
-                position = 0
                 for seg, chunks in groups.items():
                     if seg in new:
                         header = seg.spec.to_header()
-                        parts += (entry_head(HEADER, seg.id, len(header)), header)
-                        position += ENTRY_OVERHEAD + len(header)
-                    body = sum(len(c) for c in chunks)
-                    parts.append(entry_head(RECORDS, seg.id, body))
-                    position += ENTRY_OVERHEAD
-                    placed.append((seg, position, body))
-                    parts += chunks
-                    position += body
-                journal, base = self._append(parts, position)
+                        out += entry_head(HEADER, seg.id, len(header))
+                        out += header
+                    body = b"".join(chunks)
+                    out += entry_head(RECORDS, seg.id, len(body))
+                    placed.append((seg, len(out), len(body)))
+                    out += body
+                journal, base = self._append([bytes(out)], len(out))
             except BaseException:
                 self._rollback(before, created)
                 try:  # a journal created for this batch goes with it
@@ -671,11 +681,16 @@ class Spool:
                 except OSError:
                     log.exception("spool: could not remove an unused journal")
                 raise
+            journal_id = journal.id
+            live = journal.live
+            shares = self._project_bytes
             for seg, at, length in placed:
-                seg.extents.append((journal.id, base + at, length))
-                seg.journals.add(journal.id)
-                journal.live.add(seg.id)
-                self._account_project(seg, seg.size - (0 if seg in new else before[seg][0]))
+                seg.extents.append((journal_id, base + at, length))
+                seg.journals.add(journal_id)
+                live.add(seg.id)
+                project = seg.spec.project_id
+                grown = seg.size - (0 if seg in new else before[seg][0])
+                shares[project] = shares.get(project, 0) + grown
                 seg.durable_size = seg.size
             try:
                 return self._seal(filled)
