@@ -20,8 +20,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 MAGIC = b"STSPOOL1"
-_FRAME = struct.Struct("<II")
-FRAME_OVERHEAD = _FRAME.size
+FRAME = struct.Struct("<II")  # length, CRC32
+_FRAME = FRAME
+FRAME_OVERHEAD = FRAME.size
 MAX_PAYLOAD = 1 << 30
 
 

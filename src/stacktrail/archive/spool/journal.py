@@ -83,7 +83,7 @@ def entries(payload: bytes, base: int) -> list[Entry]:
     return found
 
 
-def count_frames(body: bytes | memoryview) -> int:
+def count_frames(body: bytes | bytearray | memoryview) -> int:
     """How many record frames an R body holds (their CRCs were covered by the journal's)."""
     count = 0
     offset = 0

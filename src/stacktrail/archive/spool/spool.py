@@ -50,8 +50,10 @@ from pathlib import Path
 
 from stacktrail.archive.durable_fs import fsync_dir
 from stacktrail.archive.spool.framing import (
+    FRAME,
     FRAME_OVERHEAD,
     MAGIC,
+    MAX_PAYLOAD,
     frame,
     frame_header,
     scan,
@@ -135,7 +137,7 @@ class RecoveryReport:
 _IOV_MAX = 1024
 
 
-def _write_all(fd: int, chunks: Sequence[bytes], offset: int | None = None) -> None:
+def _write_all(fd: int, chunks: Sequence[bytes | bytearray], offset: int | None = None) -> None:
     """Write `chunks` in as few system calls as possible (writev, or pwritev at `offset`),
     resuming short writes."""
     pending = [memoryview(c) for c in chunks if c]
@@ -564,7 +566,12 @@ class Spool:
         return journal
 
     def _append(
-        self, parts: list[bytes], length: int, *, sync: bool = True, note: bool = False
+        self,
+        parts: Sequence[bytes | bytearray],
+        length: int,
+        *,
+        sync: bool = True,
+        note: bool = False,
     ) -> tuple[_Journal, int]:
         """Append one frame of `parts` (`length` bytes) to the current journal, durably
         unless `sync` is False; returns the journal and the file offset of the payload. On
@@ -636,17 +643,19 @@ class Spool:
         with self._lock:
             if self._lock_fd is None:
                 raise RuntimeError("spool is not open")
-            groups: dict[Segment, list[bytes]] = {}
-            before: dict[Segment, tuple[int, int]] = {}
+            groups: dict[Segment, bytearray] = {}  # record frames, per segment
             created: list[Segment] = []
             filled: list[Segment] = []
             open_segments = self._open
             limit = self.segment_max_bytes
+            pack, crc32 = FRAME.pack, zlib.crc32
             try:
                 # The per-record loop does only what it must (this is the hot path).
                 for spec, payload in items:
-                    data = frame(payload)
-                    size = len(data)
+                    length = len(payload)
+                    if not 0 < length <= MAX_PAYLOAD:
+                        frame(payload)  # raises the error that says why
+                    size = length + FRAME_OVERHEAD
                     seg = open_segments.get((spec.project_id, spec.day))
                     if (
                         seg is None
@@ -654,28 +663,28 @@ class Spool:
                         or (seg.records > 0 and seg.size + size > limit)
                     ):
                         seg = self._target(spec, size, created, filled)
-                    chunks = groups.get(seg)
-                    if chunks is None:
-                        before[seg] = (seg.size, seg.records)
-                        chunks = groups[seg] = []
-                    chunks.append(data)
+                    buffer = groups.get(seg)
+                    if buffer is None:
+                        buffer = groups[seg] = bytearray()
+                    buffer += pack(length, crc32(payload))
+                    buffer += payload
                     seg.size += size
                     seg.records += 1
-                new = set(created)
                 out = bytearray()
-                placed: list[tuple[Segment, int, int]] = []  # segment, payload offset, length
-                for seg, chunks in groups.items():
-                    if seg in new:
+                placed: list[tuple[Segment, int, int, int]] = []  # offset, length, growth
+                for seg, buffer in groups.items():
+                    grown = len(buffer)
+                    if not seg.extents:  # its first records: the journal learns its header
                         header = seg.spec.to_header()
                         out += entry_head(HEADER, seg.id, len(header))
                         out += header
-                    body = b"".join(chunks)
-                    out += entry_head(RECORDS, seg.id, len(body))
-                    placed.append((seg, len(out), len(body)))
-                    out += body
-                journal, base = self._append([bytes(out)], len(out))
+                        grown = seg.size
+                    out += entry_head(RECORDS, seg.id, len(buffer))
+                    placed.append((seg, len(out), len(buffer), grown))
+                    out += buffer
+                journal, base = self._append([out], len(out))
             except BaseException:
-                self._rollback(before, created)
+                self._rollback(groups, created)
                 try:  # a journal created for this batch goes with it
                     self._drop_dead_journals()
                 except OSError:
@@ -684,12 +693,11 @@ class Spool:
             journal_id = journal.id
             live = journal.live
             shares = self._project_bytes
-            for seg, at, length in placed:
+            for seg, at, length, grown in placed:
                 seg.extents.append((journal_id, base + at, length))
                 seg.journals.add(journal_id)
                 live.add(seg.id)
                 project = seg.spec.project_id
-                grown = seg.size - (0 if seg in new else before[seg][0])
                 shares[project] = shares.get(project, 0) + grown
                 seg.durable_size = seg.size
             try:
@@ -735,14 +743,17 @@ class Spool:
             created.append(seg)
         return seg
 
-    def _rollback(self, before: dict[Segment, tuple[int, int]], created: list[Segment]) -> None:
+    def _rollback(self, groups: dict[Segment, bytearray], created: list[Segment]) -> None:
         for seg in created:
             self._segments.pop(seg.id, None)
             key = (seg.spec.project_id, seg.spec.day)
             if self._open.get(key) is seg:
                 del self._open[key]
-        for seg, (size, records) in before.items():
-            seg.size, seg.records = size, records
+        fresh = set(created)
+        for seg, buffer in groups.items():
+            if seg not in fresh:
+                seg.size -= len(buffer)
+                seg.records -= count_frames(buffer)
 
     # --- sealing
 
