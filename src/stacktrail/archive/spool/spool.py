@@ -246,6 +246,17 @@ class Spool:
         """Bytes of the project's undelivered segments (as a segment file holds them)."""
         return self._project_bytes.get(project_id, 0)
 
+    def backlog(self, project_id: str) -> tuple[int, int, float | None]:
+        """(bytes, records, creation time of the oldest) of the project's segments; the
+        records of segments found at start in files of their own count once read."""
+        records = 0
+        oldest: float | None = None
+        for seg in list(self._segments.values()):
+            if seg.spec.project_id == project_id:
+                records += max(seg.records, 0)
+                oldest = seg.created if oldest is None else min(oldest, seg.created)
+        return self.pending_bytes(project_id), records, oldest
+
     def segments(self) -> list[Segment]:
         """A snapshot, oldest first. Lock-free on purpose: the event loop calls this while a
         worker thread may hold the lock through an fsync; `list()` of a dict view runs
