@@ -12,7 +12,8 @@ Two parts:
       both sinks: search into a fast local `_bulk` endpoint (bench/fast_bulk.py) and the
       archive spool (file store, 1 h interval, so the spool is measured, not deliveries).
       Prints events/s, the ratio to the raw consumer, the ratio at many projects over
-      the ratio at few, spool bytes per event against the message size, and peak RSS.
+      the ratio at few, spool bytes per event against the message size, and peak RSS;
+      with `--compare-rev` also the pipeline of that revision, between the same drains.
 
     .venv/bin/python bench/archive_scale.py --count 100000 --compare-rev main
 """
@@ -197,12 +198,16 @@ def vm_hwm_mb(pid: int) -> float:
 
 
 def run_pipeline(
-    url: str, vhost: str, queue: str, count: int, workdir: Path
+    url: str, vhost: str, queue: str, count: int, workdir: Path, source: Path | None = None
 ) -> tuple[float, float, int]:
     """(events/s from the first document until every message is acked, peak RSS in MB,
-    spool bytes on disk once everything is acked)."""
+    spool bytes on disk once everything is acked); `source`: a `src` tree to run instead
+    of this one."""
     spool = workdir / f"spool-{queue}"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("STACKTRAIL_")} | {
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STACKTRAIL_")}
+    if source is not None:
+        env["PYTHONPATH"] = str(source)
+    env |= {
         "STACKTRAIL_AMQP_URL": url,
         "STACKTRAIL_AMQP_QUEUE": queue,
         "STACKTRAIL_AMQP_DEAD_LETTER_EXCHANGE": f"{queue}.dead",
@@ -257,6 +262,16 @@ def pipeline_part(args: argparse.Namespace, scales: list[int]) -> None:
     )
     workdir = Path(tempfile.mkdtemp(prefix="archive-scale-", dir=ROOT / "var"))
     results: dict[int, tuple[float, float, float, float, float]] = {}
+    old_results: dict[int, float] = {}
+    other: Path | None = None
+    if args.compare_rev:  # that revision's code, run from an exported tree
+        other = workdir / "other"
+        other.mkdir()
+        archive = subprocess.run(
+            ["git", "archive", args.compare_rev, "src"], cwd=ROOT, capture_output=True, check=True
+        )
+        subprocess.run(["tar", "-x", "-C", str(other)], input=archive.stdout, check=True)
+        other = other / "src"
     try:
         for _ in range(100):
             try:
@@ -268,13 +283,17 @@ def pipeline_part(args: argparse.Namespace, scales: list[int]) -> None:
         for n in scales:
             bodies = messages(args.count, n)
             size = sum(map(len, bodies)) / len(bodies)
-            raws = []
-            for side in ("before", "after"):
-                if side == "after":
-                    publish(url, f"st-{n}", bodies)
-                    rate, rss, spooled = run_pipeline(url, vhost, f"st-{n}", args.count, workdir)
-                publish(url, f"raw-{n}-{side}", bodies)
-                raws.append(drain_pika_batched(url, f"raw-{n}-{side}", args.count, 2000, 500))
+            publish(url, f"raw-{n}-before", bodies)
+            raws = [drain_pika_batched(url, f"raw-{n}-before", args.count, 2000, 500)]
+            publish(url, f"st-{n}", bodies)
+            rate, rss, spooled = run_pipeline(url, vhost, f"st-{n}", args.count, workdir)
+            if other is not None:
+                publish(url, f"old-{n}", bodies)
+                old_rate, old_rss, old_spooled = run_pipeline(
+                    url, vhost, f"old-{n}", args.count, workdir, other
+                )
+            publish(url, f"raw-{n}-after", bodies)
+            raws.append(drain_pika_batched(url, f"raw-{n}-after", args.count, 2000, 500))
             baseline = statistics.mean(raws)
             per_event = spooled / args.count
             results[n] = (rate, baseline, rss, per_event, size)
@@ -284,6 +303,13 @@ def pipeline_part(args: argparse.Namespace, scales: list[int]) -> None:
                 f"peak RSS {rss:.0f} MB   spool {per_event:.0f} B/event = "
                 f"{per_event / size:.2f} x message ({size:.0f} B)"
             )
+            if other is not None:
+                old_results[n] = old_rate / baseline
+                print(
+                    f"    {'':5} {args.compare_rev:>9}: stacktrail {old_rate:6.0f} ev/s   "
+                    f"ratio {old_rate / baseline:.2f}   peak RSS {old_rss:.0f} MB   spool "
+                    f"{old_spooled / args.count:.0f} B/event"
+                )
             del bodies
         few, many = scales[0], scales[-1]
         ratio_few = results[few][0] / results[few][1]
@@ -292,6 +318,11 @@ def pipeline_part(args: argparse.Namespace, scales: list[int]) -> None:
             f"    ratio({many}) / ratio({few}) = {ratio_many / ratio_few:.2f}   "
             f"(targets: both >= 0.5, this >= 0.9)"
         )
+        if old_results:
+            print(
+                f"    {args.compare_rev}: ratio({many}) / ratio({few}) = "
+                f"{old_results[many] / old_results[few]:.2f}"
+            )
     finally:
         fast.terminate()
         fast.wait()
