@@ -433,6 +433,7 @@ class Spool:
             self._account_project(seg, seg.size)
             if seg.sealed_at is not None:
                 seg.path = self.directory / sealed_name(seg.id, seg.sealed_at)
+                seg.created = seg.sealed_at.timestamp()  # as for a sealed file found
                 seg.sealed_time = self._clock()
                 report.sealed += 1
             else:
@@ -903,19 +904,23 @@ class Spool:
         """The records of a sealed segment (whole frames only)."""
         with self._lock:
             extents = list(seg.extents)
-            fds = {j: self._journals[j].fd for j, _o, _n in extents}
-            if not extents:
-                data = seg.path.read_bytes()
+            # Own copies of the descriptors: a rebuild or a delivery may close (and remove)
+            # a journal while this reads outside the lock; the data stays readable.
+            fds = {j: os.dup(self._journals[j].fd) for j in {j for j, _o, _n in extents}}
         if extents:
             records: list[bytes] = []
             problem = ""
-            for journal_id, offset, length in extents:
-                found, problem = split_frames(os.pread(fds[journal_id], length, offset))
-                records += found
-                if problem:
-                    break
+            try:
+                for journal_id, offset, length in extents:
+                    found, problem = split_frames(os.pread(fds[journal_id], length, offset))
+                    records += found
+                    if problem:
+                        break
+            finally:
+                for fd in fds.values():
+                    os.close(fd)
         else:
-            result = scan(data)
+            result = scan(seg.path.read_bytes())
             records, problem = result.payloads[1:], result.problem
         if problem:
             log.error(
