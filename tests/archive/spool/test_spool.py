@@ -256,3 +256,53 @@ def test_sealed_segments_found_at_start_keep_their_stamp(tmp_path: Path) -> None
     assert again.pending_bytes("p1") == found.size == seg.size
     # the bound counts what is on disk (here the journal holding the segment)
     assert again.used_bytes == sum(os.path.getsize(tmp_path / n) for n in files(tmp_path))
+
+
+def test_a_segment_left_undelivered_does_not_keep_the_journals(tmp_path: Path) -> None:
+    """B is delivered, A (its destination fails) waits: after `rebuild_after` A moves to
+    a file of its own and the journals, with B's delivered bytes, go."""
+    clock = Clock()
+    spool = Spool(
+        tmp_path,
+        segment_max_bytes=1 << 20,
+        max_bytes=1 << 30,
+        journal_max_bytes=4096,
+        rebuild_after=60.0,
+        clock=clock,
+    )
+    spool.open()
+    for i in range(40):  # several journals, each holding records of both
+        spool.write([(spec("A"), payload(i)), (spec("B"), payload(i) + b" " * 200)])
+    a, b = spool.seal_all()
+    assert spool.confirm(b, "RegionOne")
+    journals = spool.journal_files()
+    assert len(journals) > 2
+    clock.now += 59
+    assert spool.rebuild() == []  # a healthy delivery would still come
+    clock.now += 2
+    assert spool.rebuild() == [a]
+    assert not a.in_journal
+    assert os.path.getsize(a.path) == a.size
+    assert spool.journal_files() == []
+    assert spool.used_bytes == a.size == spool.pending_bytes("A")
+    assert spool.read(a) == [payload(i) for i in range(40)]
+    spool.close()
+    again = open_spool(tmp_path)
+    (found,) = again.segments()
+    assert (found.id, found.stamp) == (a.id, a.stamp)
+    assert again.read(found) == [payload(i) for i in range(40)]
+
+
+def test_a_half_full_spool_rebuilds_at_once(tmp_path: Path) -> None:
+    clock = Clock()
+    spool = Spool(
+        tmp_path, segment_max_bytes=1 << 20, max_bytes=16 << 10, journal_max_bytes=2048, clock=clock
+    )
+    spool.open()
+    for i in range(30):
+        spool.write([(spec("A"), payload(i)), (spec("B"), payload(i) + b" " * 200)])
+    a, b = spool.seal_all()
+    assert spool.confirm(b, "RegionOne")
+    assert spool.used_bytes * 2 >= spool.max_bytes
+    assert spool.rebuild() == [a]  # sealed a moment ago, but the spool needs the room
+    assert spool.used_bytes == a.size
