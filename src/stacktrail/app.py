@@ -36,6 +36,7 @@ from stacktrail.db.ledger import SqlLedger
 from stacktrail.db.reload import StoreTrails
 from stacktrail.db.trail_store import TrailStore
 from stacktrail.domain.audit import NOTIFICATION_EVENT_TYPES
+from stacktrail.domain.backlog import SpoolBacklog
 from stacktrail.domain.delivery import Sink
 from stacktrail.domain.directory import TrailDirectory
 from stacktrail.domain.durations import format_duration
@@ -429,6 +430,12 @@ class SinkDeliveries:
     def retry_now(self, project_id: str) -> int:
         sink = self._sink()
         return sink.retry_now(project_id) if sink is not None else 0
+
+    def backlog(self, project_id: str) -> SpoolBacklog:
+        sink = self._sink()
+        if sink is None:
+            return SpoolBacklog(0, 0, None, 0, failing=False, held_back=False)
+        return sink.backlog(project_id)
 
 
 def acl_writer_of(settings: Settings) -> Callable[[], Awaitable[str | None]] | None:

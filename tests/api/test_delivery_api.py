@@ -118,3 +118,55 @@ async def test_retry_without_a_delivering_process_is_503(client: httpx.AsyncClie
     answer = await client.post(f"/v1/projects/{uuid.uuid4().hex}/trail/delivery/retry")
     assert answer.status_code == 503
     assert "does not deliver" in answer.json()["detail"]
+
+
+async def test_the_held_back_backlog_is_shown(store: TrailStore, tmp_path: Path) -> None:
+    """A project whose deliveries fail keeps its spooled events up to its share; the
+    status says how much waits, since when, and that new events are now dead-lettered."""
+    share = 8 << 10
+    trails = StoredTrails(store)
+    sink_conf = sink_settings(tmp_path, archive_retry_max="10m", spool_project_max_bytes=share)
+    sink = ArchiveSink(
+        sink_conf, LocalDirStore(sink_conf.archive_dir), SqlLedger(store.engine), directory=trails
+    )
+    await sink.start()
+    app = create_app(
+        make_settings(archive_regions=["RegionOne"]),
+        store,
+        None,
+        delivery=SinkDeliveries(lambda: sink),
+    )
+    try:
+        async with client_for(app) as http:
+            project = uuid.uuid4().hex
+            path = f"/v1/projects/{project}/trail"
+            answer = await http.patch(
+                path,
+                json={"archive": {"container": "nowhere", "write_mode": "acl"}},
+                headers={"Content-Type": "application/merge-patch+json"},
+            )
+            assert answer.status_code == 200, answer.text
+            trail = await trails.refresh(project)
+            acks = Acks()
+            await sink.put(acks.record(trail, make_event(project, BEFORE_MIDNIGHT, 0)))
+            await acks.wait(1)
+            before = (await http.get(path + "/delivery")).json()["backlog"]
+            assert before["bytes"] > 0
+            assert before["records"] == 1
+            assert before["share_bytes"] == share
+            assert before["held_back"] is False
+            await sink.flush()  # `nowhere` does not exist: the delivery fails
+
+            for i in range(1, 60):  # fill the share; the overflow is refused
+                await sink.put(acks.record(trail, make_event(project, BEFORE_MIDNIGHT, i)))
+            await acks.wait(60)
+            refused = [t for t, reason in acks.reasons.items() if "over its share" in reason]
+            assert refused
+            held = (await http.get(path + "/delivery")).json()["backlog"]
+            assert held["held_back"] is True
+            assert share - 4096 <= held["bytes"] <= share
+            assert held["records"] == 60 - len(refused)
+            oldest = datetime.fromisoformat(held["oldest_at"])
+            assert 0 <= (datetime.now(UTC) - oldest).total_seconds() < 60
+    finally:
+        await sink.stop(0.5)

@@ -10,11 +10,12 @@ import os
 from datetime import timedelta
 from pathlib import Path
 
+import orjson
 import pytest
 
 from stacktrail.archive.layout import CSV_COLUMNS
 from stacktrail.archive.sink import ArchiveSink, flush_spool
-from stacktrail.archive.spool import SpoolLockedError
+from stacktrail.archive.spool import Spool, SpoolLockedError
 from stacktrail.archive.stores.base import Bucket
 from stacktrail.archive.stores.localdir import LocalDirStore
 from stacktrail.domain.delivery import Outcome
@@ -176,7 +177,13 @@ async def test_stop_keeps_what_it_cannot_deliver_for_the_next_start(tmp_path: Pa
     await sink.stop(0.5)
     assert set(acks.outcomes.values()) == {Outcome.DELIVERED}  # durable in the spool
     assert any("does not grant write" in e.message for e in ledger.errors)
-    assert [n.rsplit(".", 1)[1] for n in spool_files(settings.spool_dir)] == ["sealed"]
+    # kept sealed (in the spool's journal), with its stamp, for the next start
+    kept = Spool(settings.spool_dir, segment_max_bytes=1 << 20, max_bytes=1 << 30)
+    report = kept.open()
+    assert (report.sealed, report.recovered) == (1, 0)
+    (seg,) = kept.segments()
+    assert [orjson.loads(r)["id"] for r in kept.read(seg)] == [e.id for e in events]
+    kept.close()
 
     late = Acks()
     record = late.record(trail, make_event(A, BEFORE_MIDNIGHT))

@@ -12,6 +12,7 @@ from starlette.requests import Request
 from stacktrail.api.auth import Principal
 from stacktrail.web import chart, explain, forms
 from stacktrail.web.pages_admin import Query
+from stacktrail.web.pages_project import backlog_words, delivery_view
 from stacktrail.web.render import safe_next
 from stacktrail.web.sessions import SessionStore
 from stacktrail.web.view_trail import Spool, spool_waiting
@@ -459,3 +460,30 @@ def test_refusals_of_rules_stay_with_their_row() -> None:
     assert forms.field_of("events.rules[1]") == "events.rules[1]"
     assert forms.field_of("events.include[3]") == "events.include"
     assert forms.field_of("archive.regions[0]") == "archive.regions"
+
+
+def test_the_held_back_backlog_in_words() -> None:
+    backlog = {
+        "bytes": 250_000,
+        "records": 120,
+        "oldest_at": "2026-01-01T00:00:00+00:00",
+        "share_bytes": 268_435_456,
+        "held_back": False,
+    }
+    words = backlog_words(backlog)
+    assert words is not None
+    assert words.startswith("Kept in the spool meanwhile: ")
+    assert "120 events" in words
+    assert "the oldest spooled" in words
+    assert "dead-lettered" not in words
+    held = backlog_words({**backlog, "held_back": True})
+    assert held is not None
+    assert "new events are dead-lettered" in held
+    assert backlog_words({**backlog, "bytes": 0}) is None
+    assert backlog_words(None) is None
+    failing = {"regions": [{"region": "R1", "failing": True, "problem": {}}]}
+    assert delivery_view({**failing, "backlog": backlog}) is None  # no problem to explain
+    failing["regions"][0]["problem"] = {"answer": "no container"}
+    view = delivery_view({**failing, "backlog": {**backlog, "held_back": True}})
+    assert view is not None
+    assert "dead-lettered" in view["held"]

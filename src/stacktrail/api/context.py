@@ -17,6 +17,7 @@ from stacktrail.api.policy import Policy
 from stacktrail.config import Settings
 from stacktrail.db.ledger import SqlLedger
 from stacktrail.db.trail_store import TrailStore
+from stacktrail.domain.backlog import SpoolBacklog
 from stacktrail.domain.event_browse import EventBrowser
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,10 @@ class DeliveryControl(Protocol):
 
     def retry_now(self, project_id: str) -> int:
         """End the project's backoff; returns the regions woken."""
+        ...
+
+    def backlog(self, project_id: str) -> SpoolBacklog:
+        """What the project's archive holds back in this process's spool."""
         ...
 
 

@@ -25,7 +25,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from datetime import date
+from datetime import UTC, date, datetime
 
 import orjson
 
@@ -35,6 +35,7 @@ from stacktrail.archive.spool.framing import FRAME_OVERHEAD
 from stacktrail.archive.stores.base import ObjectStore
 from stacktrail.archive.uploader import Backoff, DeleteAt, Destination, FlushSummary, Uploader
 from stacktrail.config import Settings
+from stacktrail.domain.backlog import SpoolBacklog
 from stacktrail.domain.delivery import Outcome, Record
 from stacktrail.domain.directory import TrailDirectory
 from stacktrail.domain.ledger import DeliveryLedger
@@ -129,6 +130,7 @@ class ArchiveSink:
         self._write_errors = Repeats(log, "archive spool: write failed, retrying every second")
         self._seal_errors = Repeats(log, "archive spool: sealing failed, retrying")
         self._paused_since: float | None = None  # a put waits for room in the spool
+        self._held_back: set[str] = set()  # projects whose last record was over the share
         metrics.SPOOL_BYTES.set_function(lambda: self._spool.used_bytes)
         metrics.SPOOL_OLDEST_AGE.set_function(self.oldest_undelivered_age)
 
@@ -267,6 +269,23 @@ class ArchiveSink:
             return f"archive deliveries have failed for {now - since:.0f}s (limit {failing_for:g}s)"
         return ""
 
+    def backlog(self, project_id: str) -> SpoolBacklog:
+        """What the project's archive holds back here (for its status)."""
+        spooled, records, oldest = self._spool.backlog(project_id)
+        queued = self._queued_by_project.get(project_id, 0)
+        failing = self._uploader.failing(project_id)
+        total = spooled + queued
+        return SpoolBacklog(
+            bytes=total,
+            records=records + sum(1 for r, _s, _p in self._queue if r.project_id == project_id)
+            if queued
+            else records,
+            oldest=datetime.fromtimestamp(oldest, UTC) if oldest is not None else None,
+            share=self._project_max_bytes,
+            failing=failing,
+            held_back=failing and project_id in self._held_back,
+        )
+
     def delivery_backoff(self, project_id: str) -> dict[str, Backoff]:
         """Region -> failures, next attempt and last error of a project's failing deliveries."""
         return self._uploader.backoff(project_id)
@@ -320,6 +339,7 @@ class ArchiveSink:
             self._space_freed.clear()
             over = self._over_share(size, project_id)
             if over and self._uploader.failing(project_id):
+                self._held_back.add(project_id)
                 return (
                     f"archive: project {project_id} holds {self.pending_bytes(project_id)} "
                     "spooled bytes its destination refuses (see its trail status); over its "
@@ -327,6 +347,7 @@ class ArchiveSink:
                 )
             if not over and self._fits(size):
                 self._paused_since = None
+                self._held_back.discard(project_id)
                 return ""
             self._seal_now = True  # open segments can only drain once sealed
             if self._paused_since is None:
@@ -408,12 +429,16 @@ class ArchiveSink:
                     sealed = await asyncio.to_thread(self._spool.seal_all)
                 else:
                     sealed = await asyncio.to_thread(self._spool.seal_due)
+                # segments waiting for a failing destination move out of the journal
+                rebuilt = await asyncio.to_thread(self._spool.rebuild)
             except OSError as exc:
                 self._seal_errors.failed(f"{type(exc).__name__}: {exc}", exc_info=exc)
                 continue
             self._seal_errors.recovered()
             if sealed:
                 self._uploader.poke()
+            if rebuilt:
+                self._space_freed.set()
 
 
 async def flush_spool(

@@ -239,7 +239,27 @@ def delivery_view(body: dict[str, Any]) -> dict[str, Any] | None:
         region["next_retry_words"] = (
             f"{explain.time_words(when)} ({explain.until(when)})" if when is not None else None
         )
-    return {**body, "failing": failing}
+    return {**body, "failing": failing, "held": backlog_words(body.get("backlog"))}
+
+
+def backlog_words(backlog: dict[str, Any] | None) -> str | None:
+    """What the failing delivery holds back in the spool, in words (None: nothing)."""
+    if not backlog or not backlog.get("bytes"):
+        return None
+    records = int(backlog.get("records") or 0)
+    oldest = explain.parse_time(backlog.get("oldest_at"))
+    words = f"Kept in the spool meanwhile: {explain.size_words(int(backlog['bytes']))}"
+    if records:
+        words += f", {explain.plural(records, 'event')}"
+    if oldest is not None:
+        words += f", the oldest spooled {explain.ago(oldest)}"
+    words += f" (this project's share: {explain.size_words(int(backlog['share_bytes']))})."
+    if backlog.get("held_back"):
+        words += (
+            " The share is full: new events are dead-lettered with the reason until "
+            "delivery works again; other projects are not held up."
+        )
+    return words
 
 
 def _seconds(interval: str) -> float:

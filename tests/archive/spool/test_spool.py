@@ -72,7 +72,8 @@ def test_one_open_segment_per_project_and_day(tmp_path: Path) -> None:
         ("p2", "2024-05-17", 1),
         ("p1", "2024-05-18", 1),
     ]
-    assert all(name.endswith(".open") for name in files(tmp_path))
+    # one batch over three segments: one journal file, no file per segment yet
+    assert [name.endswith(".journal") for name in files(tmp_path)] == [True]
     on_disk = sum(os.path.getsize(tmp_path / n) for n in files(tmp_path))
     assert spool.used_bytes == on_disk
     assert spool.pending_bytes("p1") == segments[0].size + segments[2].size
@@ -161,26 +162,28 @@ def test_a_second_process_cannot_open_the_spool(tmp_path: Path) -> None:
         open_spool(tmp_path)
 
 
-def _open_file(tmp_path: Path) -> Path:
-    (name,) = [n for n in files(tmp_path) if n.endswith(".open")]
+def _journal(tmp_path: Path) -> Path:
+    (name,) = [n for n in files(tmp_path) if n.endswith(".journal")]
     return tmp_path / name
 
 
-@pytest.mark.parametrize(
-    ("tail", "problem"),
-    [
-        (frame(payload(99))[:5], "partial frame header"),
-        (frame(payload(99))[:-3], "partial frame"),
-        (b"\x04\x00\x00\x00\xde\xad\xbe\xefjunk", "CRC mismatch"),
-        (bytes(8192), "empty frame"),  # zeros a file system may show after power loss
-    ],
-)
-def test_recovery_cuts_a_damaged_tail_and_seals(tmp_path: Path, tail: bytes, problem: str) -> None:
+TAILS = [
+    (frame(payload(99))[:5], "partial frame header"),
+    (frame(payload(99))[:-3], "partial frame"),
+    (b"\x04\x00\x00\x00\xde\xad\xbe\xefjunk", "CRC mismatch"),
+    (bytes(8192), "empty frame"),  # zeros a file system may show after power loss
+]
+
+
+@pytest.mark.parametrize(("tail", "problem"), TAILS)
+def test_recovery_cuts_a_damaged_journal_tail_and_seals(
+    tmp_path: Path, tail: bytes, problem: str
+) -> None:
     spool = open_spool(tmp_path)
-    spool.write([(spec(), payload(i)) for i in range(3)])
+    spool.write([(spec(), payload(i)) for i in range(2)])
+    spool.write([(spec(), payload(2))])
     spool.close()
-    path = _open_file(tmp_path)
-    whole = path.stat().st_size
+    path = _journal(tmp_path)
     with path.open("ab") as fh:
         fh.write(tail)
 
@@ -192,7 +195,31 @@ def test_recovery_cuts_a_damaged_tail_and_seals(tmp_path: Path, tail: bytes, pro
     assert cut == len(tail)
     assert why.startswith(problem)
     (seg,) = again.sealed_segments()
+    whole = len(MAGIC + frame(spec().to_header())) + sum(len(frame(payload(i))) for i in range(3))
     assert seg.size == whole
+    assert again.read(seg) == [payload(i) for i in range(3)]
+    journals = again.journal_files()  # the cut one, and one noting the seal
+    assert all(os.path.getsize(p) == durable for p, durable in journals)  # tail cut off
+    assert again.used_bytes == sum(durable for _p, durable in journals)
+
+
+@pytest.mark.parametrize(("tail", "problem"), TAILS)
+def test_recovery_cuts_a_damaged_tail_of_an_open_file_of_the_previous_format(
+    tmp_path: Path, tail: bytes, problem: str
+) -> None:
+    path = tmp_path / "1700000000000000.open"
+    whole = MAGIC + frame(spec().to_header()) + b"".join(frame(payload(i)) for i in range(3))
+    path.write_bytes(whole + tail)
+
+    again = Spool(tmp_path, segment_max_bytes=1 << 20, max_bytes=1 << 30)
+    report = again.open()
+    assert report.recovered == 1
+    ((name, cut, why),) = report.truncated
+    assert name == path.name
+    assert cut == len(tail)
+    assert why.startswith(problem)
+    (seg,) = again.sealed_segments()
+    assert seg.size == len(whole)
     assert again.read(seg) == [payload(i) for i in range(3)]
 
 
@@ -226,4 +253,56 @@ def test_sealed_segments_found_at_start_keep_their_stamp(tmp_path: Path) -> None
     (found,) = again.segments()
     assert isinstance(found, Segment)
     assert (found.id, found.stamp, found.spec) == (seg.id, seg.stamp, seg.spec)
-    assert again.used_bytes == seg.size
+    assert again.pending_bytes("p1") == found.size == seg.size
+    # the bound counts what is on disk (here the journal holding the segment)
+    assert again.used_bytes == sum(os.path.getsize(tmp_path / n) for n in files(tmp_path))
+
+
+def test_a_segment_left_undelivered_does_not_keep_the_journals(tmp_path: Path) -> None:
+    """B is delivered, A (its destination fails) waits: after `rebuild_after` A moves to
+    a file of its own and the journals, with B's delivered bytes, go."""
+    clock = Clock()
+    spool = Spool(
+        tmp_path,
+        segment_max_bytes=1 << 20,
+        max_bytes=1 << 30,
+        journal_max_bytes=4096,
+        rebuild_after=60.0,
+        clock=clock,
+    )
+    spool.open()
+    for i in range(40):  # several journals, each holding records of both
+        spool.write([(spec("A"), payload(i)), (spec("B"), payload(i) + b" " * 200)])
+    a, b = spool.seal_all()
+    assert spool.confirm(b, "RegionOne")
+    journals = spool.journal_files()
+    assert len(journals) > 2
+    clock.now += 59
+    assert spool.rebuild() == []  # a healthy delivery would still come
+    clock.now += 2
+    assert spool.rebuild() == [a]
+    assert not a.in_journal
+    assert os.path.getsize(a.path) == a.size
+    assert spool.journal_files() == []
+    assert spool.used_bytes == a.size == spool.pending_bytes("A")
+    assert spool.read(a) == [payload(i) for i in range(40)]
+    spool.close()
+    again = open_spool(tmp_path)
+    (found,) = again.segments()
+    assert (found.id, found.stamp) == (a.id, a.stamp)
+    assert again.read(found) == [payload(i) for i in range(40)]
+
+
+def test_a_half_full_spool_rebuilds_at_once(tmp_path: Path) -> None:
+    clock = Clock()
+    spool = Spool(
+        tmp_path, segment_max_bytes=1 << 20, max_bytes=16 << 10, journal_max_bytes=2048, clock=clock
+    )
+    spool.open()
+    for i in range(30):
+        spool.write([(spec("A"), payload(i)), (spec("B"), payload(i) + b" " * 200)])
+    a, b = spool.seal_all()
+    assert spool.confirm(b, "RegionOne")
+    assert spool.used_bytes * 2 >= spool.max_bytes
+    assert spool.rebuild() == [a]  # sealed a moment ago, but the spool needs the room
+    assert spool.used_bytes == a.size

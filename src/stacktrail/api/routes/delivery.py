@@ -20,6 +20,7 @@ from stacktrail.api.deps import (
     require_write,
 )
 from stacktrail.api.schemas import ErrorBody
+from stacktrail.domain.backlog import SpoolBacklog
 from stacktrail.domain.delivery_problem import ProblemKind, diagnose
 from stacktrail.domain.trail import WriteMode
 
@@ -52,6 +53,20 @@ class RegionDeliveryView(BaseModel):
     last_delivery_at: datetime | None = Field(description="The last object delivered.")
 
 
+class BacklogView(BaseModel):
+    bytes: int = Field(description="Bytes of the project's events waiting in the spool.")
+    records: int = Field(description="Events waiting in the spool (counted when known).")
+    oldest_at: datetime | None = Field(description="When the oldest waiting event was spooled.")
+    share_bytes: int = Field(
+        description="Bytes the project may hold in the spool while its deliveries fail."
+    )
+    held_back: bool = Field(
+        description="Deliveries fail and the share is full: new events are dead-lettered "
+        "with the reason until delivery works; what is spooled is kept, other projects "
+        "are not held up."
+    )
+
+
 class DeliveryView(BaseModel):
     project_id: str = Field(description="The project.")
     container: str = Field(description="The trail's container now.")
@@ -62,6 +77,9 @@ class DeliveryView(BaseModel):
     service_user: str = Field(description="The identity writing reseller-mode trails.")
     retry_available: bool = Field(description="This server can retry the delivery now.")
     regions: list[RegionDeliveryView] = Field(description="One entry per region.")
+    backlog: BacklogView | None = Field(
+        None, description="What waits in this server's spool; null: it delivers nothing."
+    )
 
 
 class RetryView(BaseModel):
@@ -125,6 +143,17 @@ async def delivery(project_id: ProjectId, ctx: Context, who: Caller) -> Delivery
         service_user=ctx.settings.keystone_username or "stacktrail",
         retry_available=ctx.delivery is not None,
         regions=views,
+        backlog=_backlog(ctx.delivery.backlog(project_id)) if ctx.delivery is not None else None,
+    )
+
+
+def _backlog(held: SpoolBacklog) -> BacklogView:
+    return BacklogView(
+        bytes=held.bytes,
+        records=held.records,
+        oldest_at=held.oldest,
+        share_bytes=held.share,
+        held_back=held.held_back,
     )
 
 

@@ -1,4 +1,4 @@
-"""Record framing of spool segment files.
+"""Record framing of spool segment (and journal) files.
 
 A segment file is `MAGIC` followed by frames; a frame is
 
@@ -20,8 +20,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 MAGIC = b"STSPOOL1"
-_FRAME = struct.Struct("<II")
-FRAME_OVERHEAD = _FRAME.size
+FRAME = struct.Struct("<II")  # length, CRC32
+_FRAME = FRAME
+FRAME_OVERHEAD = FRAME.size
 MAX_PAYLOAD = 1 << 30
 
 
@@ -30,6 +31,13 @@ def frame(payload: bytes) -> bytes:
     if not 0 < len(payload) <= MAX_PAYLOAD:
         raise ValueError(f"a spool record must have 1 to {MAX_PAYLOAD} bytes, not {len(payload)}")
     return _FRAME.pack(len(payload), zlib.crc32(payload)) + payload
+
+
+def frame_header(length: int, crc: int) -> bytes:
+    """The 8 bytes before a payload of `length` bytes whose CRC32 is `crc`."""
+    if not 0 < length <= MAX_PAYLOAD:
+        raise ValueError(f"a spool frame must have 1 to {MAX_PAYLOAD} bytes, not {length}")
+    return _FRAME.pack(length, crc)
 
 
 def frames(payloads: Iterable[bytes]) -> bytes:
@@ -46,26 +54,34 @@ class ScanResult:
     problem: str = ""
 
 
-def scan(data: bytes | memoryview) -> ScanResult:
-    """Split segment data (magic included) into payloads, stopping at the first bad frame."""
+def scan(data: bytes | memoryview, magic: bytes = MAGIC) -> ScanResult:
+    """Split file data (magic included) into payloads, stopping at the first bad frame."""
     view = memoryview(data)
-    if len(view) < len(MAGIC) or bytes(view[: len(MAGIC)]) != MAGIC:
-        return ScanResult([], 0, False, "missing or damaged file magic")
-    offset = len(MAGIC)
-    payloads: list[bytes] = []
+    spans, good_end, clean, problem = scan_spans(view, magic)
+    return ScanResult([bytes(view[a : a + n]) for a, n in spans], good_end, clean, problem)
+
+
+def scan_spans(
+    view: memoryview, magic: bytes = MAGIC
+) -> tuple[list[tuple[int, int]], int, bool, str]:
+    """(offset, length) of every whole payload, where the whole part ends, whether the data
+    ended exactly there, and what stopped the scan otherwise; copies nothing."""
+    if len(view) < len(magic) or bytes(view[: len(magic)]) != magic:
+        return [], 0, False, "missing or damaged file magic"
+    offset = len(magic)
+    spans: list[tuple[int, int]] = []
     end = len(view)
     while offset < end:
         if end - offset < FRAME_OVERHEAD:
-            return ScanResult(payloads, offset, False, f"partial frame header at {offset}")
+            return spans, offset, False, f"partial frame header at {offset}"
         length, crc = _FRAME.unpack_from(view, offset)
         start = offset + FRAME_OVERHEAD
         if length == 0:
-            return ScanResult(payloads, offset, False, f"empty frame at {offset}")
+            return spans, offset, False, f"empty frame at {offset}"
         if length > MAX_PAYLOAD or start + length > end:
-            return ScanResult(payloads, offset, False, f"partial frame at {offset}")
-        payload = bytes(view[start : start + length])
-        if zlib.crc32(payload) != crc:
-            return ScanResult(payloads, offset, False, f"CRC mismatch at {offset}")
-        payloads.append(payload)
+            return spans, offset, False, f"partial frame at {offset}"
+        if zlib.crc32(view[start : start + length]) != crc:
+            return spans, offset, False, f"CRC mismatch at {offset}"
+        spans.append((start, length))
         offset = start + length
-    return ScanResult(payloads, offset, True)
+    return spans, offset, True, ""

@@ -6,9 +6,12 @@ sealed segment is self-describing: after a restart (or from `stacktrail archive 
 it is delivered exactly as it would have been, to the same names with the same bytes,
 without asking the config store.
 
+Open segments live in the spool's journal (journal.py); sealing builds their own file.
 File names (all in the spool directory):
 
-    <id>.open                      being appended to
+    <id>.open                      being appended to (the format before the journal:
+                                   only found, cut and sealed at start)
+    <id>.tmp                       being built from the journal (removed at start)
     <id>.<YYYYMMDDTHHMMZ>.sealed   closed; the stamp is the seal time, the object
                                    names' "delivery time"
     <id>.done                      regions already confirmed for a sealed segment
@@ -34,6 +37,7 @@ HEADER_VERSION = 1
 OPEN_SUFFIX = ".open"
 SEALED_SUFFIX = ".sealed"
 DONE_SUFFIX = ".done"
+TMP_SUFFIX = ".tmp"
 CORRUPT_SUFFIX = ".corrupt"
 
 _OPEN_RE = re.compile(r"^(\d{16})\.open$")
@@ -120,6 +124,16 @@ class Segment:
     full: bool = False  # takes no more records; sealed at the next opportunity
     delivered: set[str] = field(default_factory=set)  # regions confirmed
     durable_size: int = 0  # size covered by the last fsync
+    # a segment held by the journal: where its record frames are, (journal id, offset,
+    # length), and the journals holding any of its entries; both empty for a segment in a
+    # file of its own (its `path`; for one in the journal, the name a rebuild gives it)
+    extents: list[tuple[int, int, int]] = field(default_factory=list)
+    journals: set[int] = field(default_factory=set)
+    sealed_time: float = 0.0  # clock when sealed (or found sealed at start)
+
+    @property
+    def in_journal(self) -> bool:
+        return bool(self.journals)
 
     @property
     def sealed(self) -> bool:
@@ -151,6 +165,10 @@ def open_name(segment_id: int) -> str:
 
 def sealed_name(segment_id: int, sealed_at: datetime) -> str:
     return f"{format_id(segment_id)}.{sealed_at.strftime(STAMP_FORMAT)}{SEALED_SUFFIX}"
+
+
+def tmp_name(segment_id: int) -> str:
+    return format_id(segment_id) + TMP_SUFFIX
 
 
 def done_name(segment_id: int) -> str:

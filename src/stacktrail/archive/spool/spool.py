@@ -1,18 +1,33 @@
-"""The durable spool: append-only segment files, group commit, sealing and recovery.
+"""The durable spool: one journal with group commit; segments are ranges of it.
 
-One open segment per (project, UTC event day). `write` appends a whole batch of records
-and makes it durable before it returns: one fdatasync per touched segment, issued in
-parallel so the file system commits them together, plus one fsync of the directory when
-the batch created files. Only then may the caller report the records as delivered.
+One open segment per (project, UTC event day). `write` appends a whole batch of records,
+of every project at once, to the journal (journal.py) as one frame and makes it durable
+with one fdatasync before it returns, so a batch's commit costs one write and one
+fdatasync whatever the number of projects it touches. Only then may the caller report the
+records as delivered. A segment is the list of journal ranges that hold its record
+frames; `read` gathers them for delivery.
+
 A segment is sealed when it is older than its trail's interval, when the next record
 would make it bigger than `segment_max_bytes`, when its trail's archive configuration
-changed, or on request (`seal_all`). Sealing renames it to `<id>.<seal stamp>.sealed` and
-fsyncs the directory. A sealed segment is deleted once
-every region of its header confirmed it (`confirm`).
+changed, or on request (`seal_all`): one journal frame of S entries (with the seal stamp
+that names its objects), fdatasync'ed, however many segments it seals. Once every region
+of its header confirmed a segment (`confirm`), a D entry marks it gone. A journal is
+deleted once none of its segments is left, oldest first.
 
-On `open`, segments left open by a previous process are recovered: the file is cut at its
-last whole frame (length and CRC checked), then sealed. A process lock (`flock` on
-`.lock`) keeps a second process off the same spool.
+A project whose deliveries fail must not keep the journals of everybody: a journal that
+only sealed segments hold, sealed longer than `rebuild_after` seconds, has them rebuilt
+into files of their own (`<id>.tmp`, fdatasync'ed, renamed to `<id>.<stamp>.sealed`, the
+directory synced, then a D entry), after which it is deleted (`rebuild`, which the
+archive sink calls with every seal check).
+
+On `open`, the journals are replayed: each is cut at its last whole frame, segments keep
+their seal stamp and confirmed regions (`<id>.done`), segments still open are sealed.
+Segment files left open by the format before the journal (`<id>.open`) are cut at their
+last whole frame and sealed. A process lock (`flock` on `.lock`) keeps a second process
+off the same spool.
+
+`fault` (tests) is called with the name of each on-disk step just after it (FAULT_POINTS),
+so a test can kill the process or fail the call right there.
 
 The class is synchronous and thread-safe; async callers run its methods in a worker
 thread (`asyncio.to_thread`) so fsync never blocks the event loop.
@@ -20,11 +35,13 @@ thread (`asyncio.to_thread`) so fsync never blocks the event loop.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import logging
 import os
 import threading
 import time
+import zlib
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -32,10 +49,35 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from stacktrail.archive.durable_fs import fsync_dir
-from stacktrail.archive.spool.framing import FRAME_OVERHEAD, MAGIC, frame, scan
+from stacktrail.archive.spool.framing import (
+    FRAME,
+    FRAME_OVERHEAD,
+    MAGIC,
+    MAX_PAYLOAD,
+    frame,
+    frame_header,
+    scan,
+    scan_spans,
+)
+from stacktrail.archive.spool.journal import (
+    ENTRY_OVERHEAD,
+    GONE,
+    HEADER,
+    JOURNAL_MAGIC,
+    RECORDS,
+    SEALED,
+    count_frames,
+    entries,
+    entry_head,
+    journal_name,
+    parse_journal,
+    split_frames,
+)
 from stacktrail.archive.spool.segment import (
     CORRUPT_SUFFIX,
     DONE_SUFFIX,
+    STAMP_FORMAT,
+    TMP_SUFFIX,
     Segment,
     SegmentSpec,
     done_name,
@@ -44,15 +86,28 @@ from stacktrail.archive.spool.segment import (
     parse_open,
     parse_sealed,
     sealed_name,
+    tmp_name,
 )
 
 log = logging.getLogger(__name__)
 
 LOCK_NAME = ".lock"
-# fdatasyncs in flight per batch: a batch syncs every active (project, day) segment, and
-# with 500 active projects 64 gave 10-15% more events/s than 16 (alternating runs of the
-# both-sinks pipeline, as in `bench/ingest.py --archive --projects 500`).
+# fdatasyncs in flight when many segments are sealed at once (a full spool, shutdown).
 SYNC_THREADS = 64
+# A new journal is started past this size; the old one goes once its segments are sealed.
+JOURNAL_MAX_BYTES = 64 << 20
+# A journal that only sealed segments hold is rebuilt away after this many seconds: a
+# healthy delivery takes far less, so this only copies the backlog of failing projects.
+REBUILD_AFTER = 60.0
+FAULT_POINTS = (
+    "journal-created",  # a new journal file exists (magic written, directory synced)
+    "journal-written",  # a batch (or S or D entries) written, not yet fdatasync'ed
+    "journal-synced",  # ... and fdatasync'ed
+    "rebuild-built",  # segment files built as <id>.tmp from the journal, fdatasync'ed
+    "rebuild-renamed",  # ... renamed to <id>.<stamp>.sealed, directory synced
+    "journal-removed",  # dead journals unlinked, directory not yet synced
+)
+Fault = Callable[[str], None]
 
 
 class SpoolLockedError(RuntimeError):
@@ -72,7 +127,7 @@ def lock_holder(directory: Path) -> int | None:
 class RecoveryReport:
     """What `Spool.open` found in the directory."""
 
-    recovered: int = 0  # segments left open, cut if needed, and sealed
+    recovered: int = 0  # segments left open (in a journal or a file), rebuilt and sealed
     sealed: int = 0  # segments already sealed, waiting for delivery
     removed_empty: int = 0  # open segments with no whole record
     truncated: list[tuple[str, int, str]] = field(default_factory=list)  # file, bytes cut, why
@@ -82,17 +137,51 @@ class RecoveryReport:
 _IOV_MAX = 1024
 
 
-def _write_all(fd: int, chunks: Sequence[bytes]) -> None:
-    """Write `chunks` in as few system calls as possible (writev), resuming short writes."""
+def _write_all(fd: int, chunks: Sequence[bytes | bytearray], offset: int | None = None) -> None:
+    """Write `chunks` in as few system calls as possible (writev, or pwritev at `offset`),
+    resuming short writes."""
     pending = [memoryview(c) for c in chunks if c]
-    while pending:
-        written = os.writev(fd, pending[:_IOV_MAX])
+    first = 0
+    while first < len(pending):
+        window = pending[first : first + _IOV_MAX]
+        if offset is None:
+            written = os.writev(fd, window)
+        else:
+            written = os.pwritev(fd, window, offset)
+            offset += written
         while written:
-            if written >= len(pending[0]):
-                written -= len(pending.pop(0))
+            if written >= len(pending[first]):
+                written -= len(pending[first])
+                first += 1
             else:
-                pending[0] = pending[0][written:]
+                pending[first] = pending[first][written:]
                 written = 0
+
+
+def _copy_range(src: int, dst: int, offset: int, length: int) -> None:
+    """Append `length` bytes of `src` from `offset` to `dst` (in the kernel when it can)."""
+    while length:
+        try:
+            copied = os.copy_file_range(src, dst, length, offset)
+        except OSError:
+            copied = 0
+        if not copied:  # not supported here (or a short file): copy through user space
+            data = os.pread(src, length, offset)
+            if not data:
+                raise OSError(f"journal range {offset}+{length} is beyond the file's end")
+            _write_all(dst, [data])
+            copied = len(data)
+        offset += copied
+        length -= copied
+
+
+@dataclass(eq=False, slots=True)
+class _Journal:
+    id: int
+    path: Path
+    fd: int  # open read-write while the journal exists
+    size: int  # bytes of whole, durable frames (and the magic)
+    live: set[int] = field(default_factory=set)  # segments with entries here, not sealed
 
 
 def _read_header(path: Path) -> SegmentSpec:
@@ -106,6 +195,11 @@ def _read_header(path: Path) -> SegmentSpec:
     return SegmentSpec.from_header(result.payloads[0])
 
 
+def _header_bytes(spec: SegmentSpec) -> bytes:
+    """What a segment's file starts with."""
+    return MAGIC + frame(spec.to_header())
+
+
 class Spool:
     def __init__(
         self,
@@ -114,17 +208,30 @@ class Spool:
         segment_max_bytes: int,
         max_bytes: int,
         clock: Callable[[], float] = time.time,
+        journal_max_bytes: int | None = None,
+        rebuild_after: float = REBUILD_AFTER,
+        fault: Fault | None = None,
     ) -> None:
         self.directory = Path(directory)
         self.segment_max_bytes = segment_max_bytes
         self.max_bytes = max_bytes
+        # a small spool gets small journals, so a pinned one holds little of it
+        self.journal_max_bytes = journal_max_bytes or min(
+            JOURNAL_MAX_BYTES, max(max_bytes // 16, 4096)
+        )
+        self.rebuild_after = rebuild_after
         self._clock = clock
+        self._fault = fault
         self._lock = threading.RLock()
         self._segments: dict[int, Segment] = {}
         self._open: dict[tuple[str, str], Segment] = {}  # (project, day) -> appendable
         self._project_bytes: dict[str, int] = {}
-        self._used = 0
+        self._used = 0  # bytes on disk: journals and segment files
         self._last_id = 0
+        self._last_journal_id = 0
+        self._journals: dict[int, _Journal] = {}
+        self._current: _Journal | None = None  # the journal batches go to
+        self._unsynced = False  # D entries written to the current journal, not synced
         self._lock_fd: int | None = None
         self._sync_pool: ThreadPoolExecutor | None = None
 
@@ -132,10 +239,23 @@ class Spool:
 
     @property
     def used_bytes(self) -> int:
+        """Bytes the spool holds on disk (journals and segment files)."""
         return self._used
 
     def pending_bytes(self, project_id: str) -> int:
+        """Bytes of the project's undelivered segments (as a segment file holds them)."""
         return self._project_bytes.get(project_id, 0)
+
+    def backlog(self, project_id: str) -> tuple[int, int, float | None]:
+        """(bytes, records, creation time of the oldest) of the project's segments; the
+        records of segments found at start in files of their own count once read."""
+        records = 0
+        oldest: float | None = None
+        for seg in list(self._segments.values()):
+            if seg.spec.project_id == project_id:
+                records += max(seg.records, 0)
+                oldest = seg.created if oldest is None else min(oldest, seg.created)
+        return self.pending_bytes(project_id), records, oldest
 
     def segments(self) -> list[Segment]:
         """A snapshot, oldest first. Lock-free on purpose: the event loop calls this while a
@@ -146,14 +266,26 @@ class Spool:
     def sealed_segments(self) -> list[Segment]:
         return [s for s in self.segments() if s.sealed]
 
-    def _account(self, seg: Segment, delta: int) -> None:
-        self._used += delta
+    def journal_files(self) -> list[tuple[Path, int]]:
+        """Each journal and the bytes of it that are whole frames (tests, diagnostics)."""
+        return [(j.path, j.size) for j in sorted(list(self._journals.values()), key=lambda j: j.id)]
+
+    def _hit(self, point: str) -> None:
+        if self._fault is not None:
+            self._fault(point)
+
+    def _account_project(self, seg: Segment, delta: int) -> None:
         project = seg.spec.project_id
         remaining = self._project_bytes.get(project, 0) + delta
         if remaining:
             self._project_bytes[project] = remaining
         else:
             self._project_bytes.pop(project, None)
+
+    def _account(self, seg: Segment, delta: int) -> None:
+        """A segment file grew or went: on disk and in its project's share."""
+        self._used += delta
+        self._account_project(seg, delta)
 
     def _next_id(self) -> int:
         self._last_id = max(int(self._clock() * 1_000_000), self._last_id + 1)
@@ -164,7 +296,14 @@ class Spool:
         key = (seg.spec.project_id, seg.spec.day)
         if self._open.get(key) is seg:
             del self._open[key]
-        self._account(seg, -seg.size)
+        if seg.in_journal:  # its bytes on disk go with its journals
+            self._account_project(seg, -seg.size)
+            for journal_id in seg.journals:
+                self._journals[journal_id].live.discard(seg.id)
+            seg.journals = set()
+            seg.extents = []
+        else:
+            self._account(seg, -seg.size)
 
     # --- open / close
 
@@ -188,6 +327,13 @@ class Spool:
 
     def close(self) -> None:
         with self._lock:
+            if self._unsynced and self._current is not None:
+                with contextlib.suppress(OSError):
+                    os.fdatasync(self._current.fd)
+            for journal in self._journals.values():
+                os.close(journal.fd)
+            self._journals.clear()
+            self._current = None
             if self._lock_fd is not None:
                 os.close(self._lock_fd)  # releases the flock
                 self._lock_fd = None
@@ -198,14 +344,21 @@ class Spool:
     def _recover(self) -> RecoveryReport:
         report = RecoveryReport()
         open_ids: list[int] = []
+        journal_ids: list[int] = []
         done_files: dict[int, Path] = {}
+        taken: set[int] = set()  # segment ids that have a file of their own
         for entry in sorted(os.listdir(self.directory)):
             path = self.directory / entry
             if (segment_id := parse_open(entry)) is not None:
                 open_ids.append(segment_id)
+            elif (journal_id := parse_journal(entry)) is not None:
+                journal_ids.append(journal_id)
+            elif entry.endswith(TMP_SUFFIX):
+                path.unlink()  # a rebuild a crash cut short: the journal still holds it
             elif (parsed := parse_sealed(entry)) is not None:
                 segment_id, sealed_at = parsed
                 self._last_id = max(self._last_id, segment_id)
+                taken.add(segment_id)
                 try:
                     spec = _read_header(path)
                 except (OSError, ValueError, KeyError) as exc:
@@ -216,15 +369,24 @@ class Spool:
                     segment_id, spec, path, size, created=sealed_at.timestamp(), records=-1
                 )
                 seg.sealed_at = sealed_at
+                seg.sealed_time = self._clock()
                 seg.durable_size = size
                 self._segments[segment_id] = seg
                 self._account(seg, size)
                 report.sealed += 1
             elif entry.endswith(DONE_SUFFIX) and entry[: -len(DONE_SUFFIX)].isdigit():
                 done_files[int(entry[: -len(DONE_SUFFIX)])] = path
+            elif (
+                entry == format_id(int(entry[:16])) + CORRUPT_SUFFIX
+                if entry[:16].isdigit()
+                else False
+            ):
+                taken.add(int(entry[:16]))
         for segment_id in open_ids:
             self._last_id = max(self._last_id, segment_id)
+            taken.add(segment_id)
             self._recover_open(segment_id, report)
+        self._replay(journal_ids, taken, report)
         for segment_id, path in done_files.items():
             found = self._segments.get(segment_id)
             if found is None:
@@ -234,8 +396,109 @@ class Spool:
             found.delivered = regions & set(found.spec.regions)
         for done in [s for s in self._segments.values() if s.sealed and not s.pending_regions]:
             self._delete(done)
+        self._drop_dead_journals()
         fsync_dir(self.directory)
         return report
+
+    def _replay(self, journal_ids: list[int], taken: set[int], report: RecoveryReport) -> None:
+        """Take over the segments the journals hold; seal those still open."""
+        found: dict[int, Segment] = {}
+        gone: set[int] = set()
+        for journal_id in sorted(journal_ids):
+            self._last_journal_id = max(self._last_journal_id, journal_id)
+            path = self.directory / journal_name(journal_id)
+            fd = os.open(path, os.O_RDWR)
+            journal = _Journal(journal_id, path, fd, os.fstat(fd).st_size)
+            self._journals[journal_id] = journal
+            try:
+                self._replay_one(journal, found, gone, report)
+            except ValueError as exc:  # whole frames this version cannot read: keep them
+                target = path.with_name(path.name + CORRUPT_SUFFIX)
+                log.error(
+                    "spool: journal %s is unreadable (%s); kept as %s", path.name, exc, target.name
+                )
+                os.replace(path, target)
+                report.corrupt.append(target.name)
+                journal.path = target
+            self._used += journal.size
+        still_open: list[Segment] = []
+        for segment_id, seg in sorted(found.items()):
+            self._last_id = max(self._last_id, segment_id)
+            if segment_id in gone or segment_id in taken or not seg.extents:
+                continue  # delivered, or rebuilt into its own file, before the crash
+            seg.durable_size = seg.size
+            for journal_id in seg.journals:
+                self._journals[journal_id].live.add(segment_id)
+            self._segments[segment_id] = seg
+            self._account_project(seg, seg.size)
+            if seg.sealed_at is not None:
+                seg.path = self.directory / sealed_name(seg.id, seg.sealed_at)
+                seg.created = seg.sealed_at.timestamp()  # as for a sealed file found
+                seg.sealed_time = self._clock()
+                report.sealed += 1
+            else:
+                still_open.append(seg)
+        if still_open:
+            self._seal(still_open)
+            report.recovered += len(still_open)
+
+    def _replay_one(
+        self, journal: _Journal, found: dict[int, Segment], gone: set[int], report: RecoveryReport
+    ) -> None:
+        data = os.pread(journal.fd, journal.size, 0)
+        view = memoryview(data)
+        spans, good_end, clean, problem = scan_spans(view, JOURNAL_MAGIC)
+        if not clean:
+            if good_end == 0 and len(data) > len(JOURNAL_MAGIC):
+                raise ValueError(problem)
+            cut = len(data) - good_end
+            log.warning(
+                "spool: %s: %s; cut %d bytes after the last whole batch",
+                journal.path.name,
+                problem,
+                cut,
+            )
+            os.ftruncate(journal.fd, good_end)
+            os.fsync(journal.fd)
+            journal.size = good_end
+            report.truncated.append((journal.path.name, cut, problem))
+        for start, length in spans:
+            for entry in entries(data[start : start + length], start):
+                seg = found.get(entry.segment_id)
+                body = data[entry.offset : entry.offset + entry.length]
+                if entry.kind == HEADER:
+                    try:
+                        spec = SegmentSpec.from_header(body)
+                    except (ValueError, KeyError, TypeError) as exc:
+                        raise ValueError(f"bad segment header: {exc}") from exc
+                    seg = Segment(
+                        entry.segment_id,
+                        spec,
+                        self.directory / open_name(entry.segment_id),
+                        size=len(_header_bytes(spec)),
+                        created=self._clock(),
+                    )
+                    seg.journals.add(journal.id)
+                    found[entry.segment_id] = seg
+                elif entry.kind == GONE:
+                    gone.add(entry.segment_id)
+                elif seg is None:
+                    # Its H entry was in a journal already removed, which only happens
+                    # once the segment is gone (delivered or rebuilt into its own file).
+                    continue
+                elif entry.kind == RECORDS:
+                    seg.records += count_frames(body)
+                    seg.size += entry.length
+                    seg.extents.append((journal.id, entry.offset, entry.length))
+                    seg.journals.add(journal.id)
+                else:  # SEALED
+                    try:
+                        stamp = datetime.strptime(body.decode(), STAMP_FORMAT)
+                    except ValueError as exc:
+                        raise ValueError(f"bad seal stamp: {exc}") from exc
+                    seg.sealed_at = stamp.replace(tzinfo=UTC)
+                    seg.full = True
+                    seg.journals.add(journal.id)
 
     def _set_aside(self, path: Path, segment_id: int, problem: str, report: RecoveryReport) -> None:
         target = self.directory / (format_id(segment_id) + CORRUPT_SUFFIX)
@@ -283,60 +546,171 @@ class Spool:
         self._seal([seg], sync_dir=False)
         report.recovered += 1
 
+    # --- the journal
+
+    def _next_journal_id(self) -> int:
+        self._last_journal_id = max(int(self._clock() * 1_000_000), self._last_journal_id + 1)
+        return self._last_journal_id
+
+    def _journal_for_write(self, *, rotate: bool = True) -> _Journal:
+        """The current journal; a new one if there is none or (`rotate`) it is full."""
+        current = self._current
+        if current is not None and (current.size < self.journal_max_bytes or not rotate):
+            return current
+        journal_id = self._next_journal_id()
+        path = self.directory / journal_name(journal_id)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            _write_all(fd, [JOURNAL_MAGIC], 0)
+            fsync_dir(self.directory)  # its first frame's fdatasync covers the magic
+        except BaseException:
+            os.close(fd)
+            path.unlink(missing_ok=True)
+            raise
+        if current is not None and self._unsynced:
+            os.fdatasync(current.fd)  # the D entries there stay the newest word
+            self._unsynced = False
+        journal = _Journal(journal_id, path, fd, len(JOURNAL_MAGIC))
+        self._journals[journal_id] = journal
+        self._current = journal
+        self._used += journal.size
+        self._hit("journal-created")
+        return journal
+
+    def _append(
+        self,
+        parts: Sequence[bytes | bytearray],
+        length: int,
+        *,
+        sync: bool = True,
+        note: bool = False,
+    ) -> tuple[_Journal, int]:
+        """Append one frame of `parts` (`length` bytes) to the current journal, durably
+        unless `sync` is False; returns the journal and the file offset of the payload. On
+        error the journal is cut back to its last whole frame. A `note` (S or D entries,
+        a few bytes) never starts a journal of its own while there is one: on a full disk
+        sealing and deliveries go on."""
+        journal = self._journal_for_write(rotate=not note)
+        crc = 0
+        for part in parts:
+            crc = zlib.crc32(part, crc)
+        offset = journal.size
+        try:
+            _write_all(journal.fd, [frame_header(length, crc), *parts], offset)
+            self._hit("journal-written")
+            if sync:
+                os.fdatasync(journal.fd)
+        except BaseException:
+            try:
+                os.ftruncate(journal.fd, offset)
+            except OSError:
+                log.exception("spool: could not cut %s back after a failed write", journal.path)
+            raise
+        journal.size = offset + FRAME_OVERHEAD + length
+        self._used += FRAME_OVERHEAD + length
+        if sync:
+            self._unsynced = False
+            self._hit("journal-synced")
+        else:
+            self._unsynced = True
+        return journal, offset + FRAME_OVERHEAD
+
+    def _drop_dead_journals(self) -> None:
+        """Delete the oldest journals while none of their segments is left (oldest first,
+        so the D entries that end a journal's segments outlive it)."""
+        dead = []
+        for journal_id in sorted(self._journals):
+            journal = self._journals[journal_id]
+            if journal.live:
+                break
+            dead.append(journal)
+        if not dead:
+            return
+        current = self._current
+        if self._unsynced and current is not None and current not in dead:
+            os.fdatasync(current.fd)  # the D entries that end them, before they go
+            self._unsynced = False
+        for journal in dead:
+            os.close(journal.fd)
+            del self._journals[journal.id]
+            if self._current is journal:
+                self._current = None
+                self._unsynced = False
+            journal.path.unlink(missing_ok=True)
+            self._used -= journal.size
+        self._hit("journal-removed")
+        fsync_dir(self.directory)
+
     # --- writing
 
     def write(self, items: Sequence[tuple[SegmentSpec, bytes]]) -> list[Segment]:
         """Append records and make them durable; on error nothing of the batch remains.
 
         Each item is (segment spec, record payload). When this returns, every record is
-        on disk (fdatasync'ed); segments that filled up are sealed afterwards and
-        returned.
+        on disk (one journal frame, fdatasync'ed); segments that filled up are sealed
+        afterwards and returned.
         """
         if not items:
             return []
         with self._lock:
             if self._lock_fd is None:
                 raise RuntimeError("spool is not open")
-            buffers: dict[Segment, list[bytes]] = {}
-            before: dict[Segment, tuple[int, int]] = {}
+            groups: dict[Segment, bytearray] = {}  # record frames, per segment
             created: list[Segment] = []
             filled: list[Segment] = []
-            accounted = False
+            open_segments = self._open
+            limit = self.segment_max_bytes
+            pack, crc32 = FRAME.pack, zlib.crc32
             try:
+                # The per-record loop does only what it must (this is the hot path).
                 for spec, payload in items:
-                    data = frame(payload)
-                    seg = self._target(spec, len(data), buffers, created, filled)
-                    chunks = buffers.get(seg)
-                    if chunks is None:
-                        before[seg] = (seg.size, seg.records)
-                        chunks = buffers[seg] = []
-                    chunks.append(data)
-                    seg.size += len(data)
+                    length = len(payload)
+                    if not 0 < length <= MAX_PAYLOAD:
+                        frame(payload)  # raises the error that says why
+                    size = length + FRAME_OVERHEAD
+                    seg = open_segments.get((spec.project_id, spec.day))
+                    if (
+                        seg is None
+                        or (seg.spec is not spec and seg.spec != spec)
+                        or (seg.records > 0 and seg.size + size > limit)
+                    ):
+                        seg = self._target(spec, size, created, filled)
+                    buffer = groups.get(seg)
+                    if buffer is None:
+                        buffer = groups[seg] = bytearray()
+                    buffer += pack(length, crc32(payload))
+                    buffer += payload
+                    seg.size += size
                     seg.records += 1
-                for seg, (size, _records) in before.items():
-                    self._account(seg, seg.size - size)
-                for seg in created:
-                    self._account(seg, seg.size)
-                accounted = True
-                new = set(created)
-                fds: list[int] = []
-                try:
-                    for seg, chunks in buffers.items():
-                        flags = os.O_WRONLY | os.O_APPEND
-                        if seg in new:
-                            flags |= os.O_CREAT | os.O_EXCL
-                        fds.append(os.open(seg.path, flags, 0o644))
-                        _write_all(fds[-1], chunks)
-                    self._sync(fds)
-                finally:
-                    for fd in fds:
-                        os.close(fd)
-                if new:
-                    fsync_dir(self.directory)
+                out = bytearray()
+                placed: list[tuple[Segment, int, int, int]] = []  # offset, length, growth
+                for seg, buffer in groups.items():
+                    grown = len(buffer)
+                    if not seg.extents:  # its first records: the journal learns its header
+                        header = seg.spec.to_header()
+                        out += entry_head(HEADER, seg.id, len(header))
+                        out += header
+                        grown = seg.size
+                    out += entry_head(RECORDS, seg.id, len(buffer))
+                    placed.append((seg, len(out), len(buffer), grown))
+                    out += buffer
+                journal, base = self._append([out], len(out))
             except BaseException:
-                self._rollback(before, created, accounted)
+                self._rollback(groups, created)
+                try:  # a journal created for this batch goes with it
+                    self._drop_dead_journals()
+                except OSError:
+                    log.exception("spool: could not remove an unused journal")
                 raise
-            for seg in buffers:
+            journal_id = journal.id
+            live = journal.live
+            shares = self._project_bytes
+            for seg, at, length, grown in placed:
+                seg.extents.append((journal_id, base + at, length))
+                seg.journals.add(journal_id)
+                live.add(seg.id)
+                project = seg.spec.project_id
+                shares[project] = shares.get(project, 0) + grown
                 seg.durable_size = seg.size
             try:
                 return self._seal(filled)
@@ -345,7 +719,7 @@ class Spool:
                 return []
 
     def _sync(self, fds: list[int]) -> None:
-        """fdatasync every file; in parallel, so a batch over many segments costs about one."""
+        """fdatasync every file; in parallel, so rebuilding many segments costs about one."""
         if len(fds) == 1:
             os.fdatasync(fds[0])
             return
@@ -355,12 +729,7 @@ class Spool:
             pass
 
     def _target(
-        self,
-        spec: SegmentSpec,
-        size: int,
-        buffers: dict[Segment, list[bytes]],
-        created: list[Segment],
-        filled: list[Segment],
+        self, spec: SegmentSpec, size: int, created: list[Segment], filled: list[Segment]
     ) -> Segment:
         key = (spec.project_id, spec.day)
         seg = self._open.get(key)
@@ -374,36 +743,29 @@ class Spool:
         seg = self._open.get(key)
         if seg is None:
             segment_id = self._next_id()
-            header = MAGIC + frame(spec.to_header())
             seg = Segment(
                 segment_id,
                 spec,
                 self.directory / open_name(segment_id),
-                size=len(header),
+                size=len(_header_bytes(spec)),
                 created=self._clock(),
             )
             self._segments[segment_id] = seg
             self._open[key] = seg
-            buffers[seg] = [header]
             created.append(seg)
         return seg
 
-    def _rollback(
-        self, before: dict[Segment, tuple[int, int]], created: list[Segment], accounted: bool
-    ) -> None:
+    def _rollback(self, groups: dict[Segment, bytearray], created: list[Segment]) -> None:
         for seg in created:
-            seg.path.unlink(missing_ok=True)
-            if not accounted:
-                seg.size = 0
-            self._forget(seg)
-        for seg, (size, records) in before.items():
-            try:
-                os.truncate(seg.path, seg.durable_size)
-            except OSError:
-                log.exception("spool: could not cut %s back after a failed write", seg.path)
-            if accounted:
-                self._account(seg, size - seg.size)
-            seg.size, seg.records = size, records
+            self._segments.pop(seg.id, None)
+            key = (seg.spec.project_id, seg.spec.day)
+            if self._open.get(key) is seg:
+                del self._open[key]
+        fresh = set(created)
+        for seg, buffer in groups.items():
+            if seg not in fresh:
+                seg.size -= len(buffer)
+                seg.records -= count_frames(buffer)
 
     # --- sealing
 
@@ -423,37 +785,150 @@ class Spool:
             return self._seal([s for s in self._segments.values() if not s.sealed])
 
     def _seal(self, segments: list[Segment], *, sync_dir: bool = True) -> list[Segment]:
-        if not segments:
+        """Seal: one durable S entry per segment held by the journal; a segment file of
+        the format before the journal is renamed."""
+        todo = sorted((s for s in segments if not s.sealed), key=lambda s: s.id)
+        if not todo:
             return []
         stamp = datetime.fromtimestamp(self._clock(), UTC).replace(second=0, microsecond=0)
-        sealed = []
-        for seg in sorted(segments, key=lambda s: s.id):
+        text = stamp.strftime(STAMP_FORMAT).encode()
+        journaled = [s for s in todo if s.in_journal]
+        if journaled:
+            parts: list[bytes] = []
+            for seg in journaled:
+                parts += (entry_head(SEALED, seg.id, len(text)), text)
+            journal, _base = self._append(
+                parts, len(journaled) * (ENTRY_OVERHEAD + len(text)), note=True
+            )
+            for seg in journaled:
+                seg.journals.add(journal.id)
+                journal.live.add(seg.id)
+        files = [s for s in todo if not s.in_journal]
+        for seg in files:
             target = self.directory / sealed_name(seg.id, stamp)
             os.rename(seg.path, target)
             seg.path = target
+        if files and sync_dir:
+            fsync_dir(self.directory)
+        now = self._clock()
+        for seg in todo:
+            if seg.in_journal:
+                seg.path = self.directory / sealed_name(seg.id, stamp)
             seg.sealed_at = stamp
+            seg.sealed_time = now
             seg.full = True
             key = (seg.spec.project_id, seg.spec.day)
             if self._open.get(key) is seg:
                 del self._open[key]
-            sealed.append(seg)
-        if sync_dir:
-            fsync_dir(self.directory)
-        return sealed
+        return todo
+
+    # --- rebuilding journals away
+
+    def rebuild(self, now: float | None = None) -> list[Segment]:
+        """Give the segments that alone hold the oldest journals, sealed longer than
+        `rebuild_after` (or at all, once the spool is half full), files of their own, so
+        those journals can go; returns them."""
+        now = self._clock() if now is None else now
+        with self._lock:
+            after = 0.0 if self._used * 2 >= self.max_bytes else self.rebuild_after
+            moving: dict[int, Segment] = {}
+            for journal_id in sorted(self._journals):
+                journal = self._journals[journal_id]
+                if journal is self._current:
+                    break
+                segments = [self._segments[i] for i in journal.live if i not in moving]
+                if any(not s.sealed or now - s.sealed_time < after for s in segments):
+                    break
+                moving.update((s.id, s) for s in segments)
+            if not moving:
+                return []
+            todo = sorted(moving.values(), key=lambda s: s.id)
+            self._build(todo)
+            try:
+                for seg in todo:
+                    os.rename(self.directory / tmp_name(seg.id), seg.path)
+                fsync_dir(self.directory)
+                self._hit("rebuild-renamed")
+                # Durable before the files may be delivered and deleted: a replay of the
+                # journals must not bring them back.
+                parts = [entry_head(GONE, s.id, 0) for s in todo]
+                self._append(parts, len(parts) * ENTRY_OVERHEAD, note=True)
+            except BaseException:  # the journal still holds them: take the files back
+                for seg in todo:
+                    for path in (seg.path, self.directory / tmp_name(seg.id)):
+                        try:
+                            path.unlink(missing_ok=True)
+                        except OSError:
+                            log.exception("spool: could not remove %s", path.name)
+                raise
+            for seg in todo:
+                for journal_id in seg.journals:
+                    self._journals[journal_id].live.discard(seg.id)
+                seg.journals = set()
+                seg.extents = []
+                self._used += seg.size  # the journals' share goes when they go, below
+            log.info(
+                "spool: %d sealed segment(s) waiting for delivery moved to files of their own "
+                "(%d bytes), so older journals can go",
+                len(todo),
+                sum(s.size for s in todo),
+            )
+            self._drop_dead_journals()
+            return todo
+
+    def _build(self, segments: list[Segment]) -> None:
+        """Write `<id>.tmp` of each segment from its journal ranges and fdatasync them."""
+        fds: list[int] = []
+        try:
+            for seg in segments:
+                fd = os.open(
+                    self.directory / tmp_name(seg.id), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644
+                )
+                fds.append(fd)
+                _write_all(fd, [_header_bytes(seg.spec)])
+                for journal_id, offset, length in seg.extents:
+                    _copy_range(self._journals[journal_id].fd, fd, offset, length)
+            self._sync(fds)
+            self._hit("rebuild-built")
+        except BaseException:
+            for seg in segments:
+                (self.directory / tmp_name(seg.id)).unlink(missing_ok=True)
+            raise
+        finally:
+            for fd in fds:
+                os.close(fd)
 
     # --- delivery
 
     def read(self, seg: Segment) -> list[bytes]:
         """The records of a sealed segment (whole frames only)."""
-        result = scan(seg.path.read_bytes())
-        if not result.clean:
+        with self._lock:
+            extents = list(seg.extents)
+            # Own copies of the descriptors: a rebuild or a delivery may close (and remove)
+            # a journal while this reads outside the lock; the data stays readable.
+            fds = {j: os.dup(self._journals[j].fd) for j in {j for j, _o, _n in extents}}
+        if extents:
+            records: list[bytes] = []
+            problem = ""
+            try:
+                for journal_id, offset, length in extents:
+                    found, problem = split_frames(os.pread(fds[journal_id], length, offset))
+                    records += found
+                    if problem:
+                        break
+            finally:
+                for fd in fds.values():
+                    os.close(fd)
+        else:
+            result = scan(seg.path.read_bytes())
+            records, problem = result.payloads[1:], result.problem
+        if problem:
             log.error(
                 "spool: sealed segment %s is damaged (%s); delivering its %d whole records",
                 seg.path.name,
-                result.problem,
-                max(len(result.payloads) - 1, 0),
+                problem,
+                len(records),
             )
-        records = result.payloads[1:]
         seg.records = len(records)
         return records
 
@@ -468,7 +943,8 @@ class Spool:
             seg.delivered.add(region)
             if not seg.pending_regions:
                 self._delete(seg)
-                fsync_dir(self.directory)
+                if not seg.in_journal:
+                    fsync_dir(self.directory)
                 return True
             path = self.directory / done_name(seg.id)
             existed = path.exists()
@@ -483,6 +959,15 @@ class Spool:
             return False
 
     def _delete(self, seg: Segment) -> None:
+        if seg.in_journal:
+            # Not synced: a D entry lost with a power cut only means the segment is
+            # delivered again, under the same names with the same bytes. Journals are
+            # removed only after it is durable (see _drop_dead_journals).
+            self._append([entry_head(GONE, seg.id, 0)], ENTRY_OVERHEAD, sync=False, note=True)
+            (self.directory / done_name(seg.id)).unlink(missing_ok=True)
+            self._forget(seg)
+            self._drop_dead_journals()
+            return
         seg.path.unlink(missing_ok=True)
         (self.directory / done_name(seg.id)).unlink(missing_ok=True)
         self._forget(seg)
