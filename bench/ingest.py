@@ -118,24 +118,38 @@ def dir_bytes(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
+# `--set NAME=VALUE`: settings every stacktrail run of the benchmark gets (tuning)
+OVERRIDES: dict[str, str] = {}
+
+
 def stacktrail_env(url: str, queue: str, search_url: str, workdir: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("STACKTRAIL_")}
-    return env | {
-        "STACKTRAIL_AMQP_URL": url,
-        "STACKTRAIL_AMQP_QUEUE": queue,
-        "STACKTRAIL_AMQP_DEAD_LETTER_EXCHANGE": f"{queue}.dead",
-        "STACKTRAIL_AMQP_BINDINGS": "nova:notifications.#",
-        "STACKTRAIL_SEARCH_URL": search_url,
-        "STACKTRAIL_SEARCH_INDEX_TEMPLATE": f"bench{queue[-6:]}-{{project_id}}-{{yyyy.MM}}",
-        "STACKTRAIL_ARCHIVE_ENABLED": "false",
-        "STACKTRAIL_DATABASE_URL": f"sqlite+aiosqlite:///{workdir}/config.db",
-        "STACKTRAIL_SPOOL_DIR": str(workdir / "spool"),
-        "STACKTRAIL_LOG_LEVEL": "WARNING",
-    }
+    return (
+        env
+        | {
+            "STACKTRAIL_AMQP_URL": url,
+            "STACKTRAIL_AMQP_QUEUE": queue,
+            "STACKTRAIL_AMQP_DEAD_LETTER_EXCHANGE": f"{queue}.dead",
+            "STACKTRAIL_AMQP_BINDINGS": "nova:notifications.#",
+            "STACKTRAIL_SEARCH_URL": search_url,
+            "STACKTRAIL_SEARCH_INDEX_TEMPLATE": f"bench{queue[-6:]}-{{project_id}}-{{yyyy.MM}}",
+            "STACKTRAIL_ARCHIVE_ENABLED": "false",
+            "STACKTRAIL_DATABASE_URL": f"sqlite+aiosqlite:///{workdir}/config.db",
+            "STACKTRAIL_SPOOL_DIR": str(workdir / "spool"),
+            "STACKTRAIL_LOG_LEVEL": "WARNING",
+        }
+        | OVERRIDES
+    )
 
 
 def run_stacktrail(
-    url: str, queue: str, env: dict[str, str], count: int, count_url: str, workdir: Path
+    url: str,
+    queue: str,
+    env: dict[str, str],
+    count: int,
+    count_url: str,
+    workdir: Path,
+    profile: Path | None = None,
 ) -> tuple[float, float]:
     """Events/s from the first indexed document until the queue is fully acked, and the
     peak RSS in MB.
@@ -145,16 +159,23 @@ def run_stacktrail(
     stacktrail (and not from the raw drain it is compared with). Once every document is
     indexed, `rabbitmqctl` confirms the acks; the end time is when the call that saw the
     queue empty returned, so the ack lag is counted, generously.
+
+    `profile`: sample the process with py-spy (idle stacks included, so the shares are
+    of wall time) into this file, and print its summary.
     """
     before = counter(count_url)  # the fast endpoint counts across rounds
     proc = subprocess.Popen(
         [str(ROOT / ".venv/bin/stacktrail"), "run", "--only", "pipeline"], env=env, cwd=workdir
     )
-    first = 0.0
+    spy: subprocess.Popen[bytes] | None = None
+    first = cpu_first = 0.0
     try:
         while not first:
             if counter(count_url) > before:
                 first = time.perf_counter()
+                cpu_first = cpu_seconds(proc.pid)
+                if profile is not None:  # the stream, not the start-up
+                    spy = start_profile(proc.pid, profile)
             elif proc.poll() is not None:
                 raise RuntimeError("stacktrail exited early")
             else:
@@ -169,10 +190,67 @@ def run_stacktrail(
             time.sleep(0.05)
         last = time.perf_counter()
         rss = peak_rss_mb(proc.pid)
+        cpu = cpu_seconds(proc.pid) - cpu_first
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=120)
+        if spy is not None:
+            spy.wait(timeout=60)
+    if profile is not None:
+        print(profile_summary(profile, proc.pid))
+    print(
+        f"    stacktrail: {cpu / (last - first):.2f} of a core busy, "
+        f"{cpu / count * 1e6:.0f} CPU µs per event"
+    )
     return count / (last - first), rss
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def start_profile(pid: int, out: Path) -> subprocess.Popen[bytes]:
+    spy = shutil.which("py-spy") or str(Path.home() / ".local/bin/py-spy")
+    options = ["--threads", "--idle", "--nonblocking", "--rate", "250", "--format", "raw"]
+    return subprocess.Popen(
+        [spy, "record", "--pid", str(pid), *options, "--output", str(out)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def profile_summary(path: Path, pid: int, top: int = 25) -> str:
+    """The functions with most samples of the main thread: own (`self`) and with what
+    they call (`total`), as % of all samples; idle is the event loop waiting (select)."""
+    own: dict[str, int] = {}
+    total: dict[str, int] = {}
+    samples = 0
+    for line in path.read_text().splitlines():
+        stack, _, n = line.rpartition(" ")
+        if not stack.startswith(f"thread ({pid}): MainThread;"):  # the event loop's
+            continue
+        count = int(n)
+        samples += count
+        frames = [re.sub(r":\d+\)$", ")", f) for f in stack.split(";")[1:]]
+        if frames:
+            own[frames[-1]] = own.get(frames[-1], 0) + count
+        for frame in set(frames):
+            total[frame] = total.get(frame, 0) + count
+    if not samples:
+        return f"profile {path}: no samples"
+    lines = [f"profile {path}: {samples} samples of the main thread"]
+    lines.append("  self%  total%  function")
+    for frame, n in sorted(own.items(), key=lambda kv: -kv[1])[:top]:
+        lines.append(f"  {100 * n / samples:5.1f}  {100 * total[frame] / samples:6.1f}  {frame}")
+    lines.append("  stacktrail's own functions by total%:")
+    ours = [(f, n) for f, n in total.items() if "stacktrail/" in f]
+    for frame, n in sorted(ours, key=lambda kv: -kv[1])[:top]:
+        lines.append(
+            f"  {100 * own.get(frame, 0) / samples:5.1f}  {100 * n / samples:6.1f}  {frame}"
+        )
+    return "\n".join(lines)
 
 
 def counter(count_url: str) -> int:
@@ -265,11 +343,27 @@ def main() -> None:
         "measures the test server more than stacktrail",
     )
     parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a setting for every stacktrail run (e.g. SEARCH_BULK_DOCS=500), to tune",
+    )
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        help="record round 1's (b) with py-spy into this file (raw format) and print "
+        "where the time goes",
+    )
+    parser.add_argument(
         "--archive",
         action="store_true",
         help="(d): both sinks on, archive to the dev stack's Swift (needs var/dev-stack/env)",
     )
     args = parser.parse_args()
+    for setting in args.set:
+        name, _, value = setting.partition("=")
+        OVERRIDES[name if name.startswith("STACKTRAIL_") else f"STACKTRAIL_{name}"] = value
     vhost = make_vhost()
     url = f"amqp://guest:guest@127.0.0.1:5672/{vhost}"
     bodies = messages(args.count, args.projects)
@@ -297,7 +391,12 @@ def main() -> None:
                 if name == "pika-blocking":
                     raw[name] = drain_pika(url, queue, args.count, 2000)
                 elif name == "strong":  # prefetch 2000, one multiple-ack per 500 messages
+                    cpu = time.process_time()
                     raw[name] = drain_pika_batched(url, queue, args.count, 2000, 500)
+                    cpu = time.process_time() - cpu
+                    print(
+                        f"    strong raw consumer: {cpu / args.count * 1e6:.0f} CPU µs per message"
+                    )
                 else:
                     raw[name] = asyncio.run(drain_pika_asyncio(url, queue, args.count, 2000))
             baseline = max(raw.values())
@@ -310,6 +409,7 @@ def main() -> None:
                 args.count,
                 f"{fast_url}/_count",
                 workdir,
+                args.profile if round_ == 1 else None,
             )
             baselines.append(baseline)
             ratios.append(rate_b / baseline)

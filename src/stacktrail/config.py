@@ -186,8 +186,11 @@ class Settings(BaseSettings):
     amqp_prefetch: int = Field(
         2000, ge=1, le=65535, description="Unacked messages in flight: bounds memory."
     )
-    amqp_ack_interval: Duration = Field(
-        timedelta(milliseconds=50), description="How often finished messages are acked."
+    amqp_ack_interval: DurationOrZero = Field(
+        timedelta(0),
+        description="Longest an ack waits after its message finished, so the messages "
+        "finished meanwhile share one frame; 0: at once (what finishes in one pass of the "
+        "event loop shares a frame).",
     )
     amqp_reconnect_max: Duration = Field(
         timedelta(seconds=30), description="Longest wait between reconnect attempts."

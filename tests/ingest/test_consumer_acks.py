@@ -61,3 +61,51 @@ async def test_finished_messages_are_acked_while_an_older_one_waits(amqp_url: st
         stop.set()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(task, 5)
+
+
+async def _acked_after(amqp_url: str, ack_interval: str, wait: float) -> tuple[int, int]:
+    """(acked at once, acked after `wait` s) of 50 messages settled as they arrive."""
+    queue = f"st-{uuid.uuid4().hex[:8]}"
+    settings = Settings(
+        amqp_url=amqp_url,
+        amqp_queue=queue,
+        amqp_dead_letter_exchange=f"{queue}.dead",
+        amqp_bindings=["nova:notifications.#"],
+        amqp_ack_interval=ack_interval,
+    )
+    source = AmqpSource(settings)
+    arrived: list[Delivery] = []
+    source.on_delivery = arrived.append
+    stop = asyncio.Event()
+    task = asyncio.create_task(source.run(stop))
+    try:
+        for _ in range(100):
+            if source.connected:
+                break
+            await asyncio.sleep(0.1)
+        await publish(amqp_url, [make_notification(event_id=f"ack-{i}") for i in range(50)])
+        for _ in range(100):
+            if len(arrived) == 50:
+                break
+            await asyncio.sleep(0.1)
+        for delivery in arrived:
+            source.settle(delivery, Outcome.DELIVERED)
+        await asyncio.sleep(0)  # one pass of the event loop
+        at_once = sum(source._tracker.acked(d.tag) for d in arrived)
+        await asyncio.sleep(wait)
+        later = sum(source._tracker.acked(d.tag) for d in arrived)
+        return at_once, later
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 5)
+        await source.close()
+
+
+async def test_finished_messages_are_acked_in_the_next_pass_by_default(amqp_url: str) -> None:
+    """The broker sends more only once messages are acked: by default no ack waits."""
+    assert Settings().amqp_ack_interval.total_seconds() == 0
+    assert await _acked_after(amqp_url, "0", 0) == (50, 50)
+
+
+async def test_an_ack_interval_lets_finished_messages_share_a_later_frame(amqp_url: str) -> None:
+    assert await _acked_after(amqp_url, "300ms", 0.6) == (0, 50)

@@ -333,3 +333,16 @@ def test_the_default_rule_is_on_by_default_and_can_be_switched_off(
     assert Settings().events_default_exclude == []
     monkeypatch.setenv("STACKTRAIL_EVENTS_DEFAULT_EXCLUDE", "read/*, identity.authenticate")
     assert Settings().events_default_exclude == ["read/*", "identity.authenticate"]
+
+
+def test_the_default_rule_remembers_a_bounded_number_of_event_names() -> None:
+    """Its answers are cached per (event type, action, target type), never more than
+    EXCLUDED_CACHE_SIZE of them, and the answer stays the same after the cache is cleared."""
+    from stacktrail.ingest import route
+
+    router = Router(Directory(), default_exclude=READS)
+    for n in range(route.EXCLUDED_CACHE_SIZE + 10):
+        assert router.route(event(P1, action=f"update/x{n}"))
+        assert len(router._excluded) <= route.EXCLUDED_CACHE_SIZE
+    assert not router.route(event(P1, action="read/list"))
+    assert router.route(event(P1, action="update/x1"))

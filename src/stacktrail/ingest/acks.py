@@ -9,7 +9,6 @@ ones after it unacked (a full prefetch window would stop the broker delivering).
 
 from __future__ import annotations
 
-import heapq
 from dataclasses import dataclass, field
 
 
@@ -27,8 +26,7 @@ class AckRound:
 class AckTracker:
     def __init__(self) -> None:
         self._acked_upto = 0  # every tag <= this has been acked
-        self._done: list[int] = []  # finished, not yet acked tags above the prefix (min-heap)
-        self._done_set: set[int] = set()
+        self._done: set[int] = set()  # finished, not yet acked tags above the prefix
         self._singles: set[int] = set()  # acked one by one above the prefix
 
     @property
@@ -39,10 +37,10 @@ class AckTracker:
         return tag <= self._acked_upto or tag in self._singles
 
     def done(self, tag: int) -> None:
-        if self.acked(tag) or tag in self._done_set:
+        done = self._done
+        if tag <= self._acked_upto or tag in done or tag in self._singles:
             raise ValueError(f"delivery tag {tag} finished twice")
-        heapq.heappush(self._done, tag)
-        self._done_set.add(tag)
+        done.add(tag)
 
     def _advance(self) -> tuple[int | None, int]:
         """Move the prefix over finished and singly acked tags.
@@ -53,14 +51,15 @@ class AckTracker:
         upto = self._acked_upto
         frame: int | None = None
         count = 0
+        done, singles = self._done, self._singles
         while True:
-            if self._done and self._done[0] == upto + 1:
-                upto = frame = heapq.heappop(self._done)
-                self._done_set.discard(upto)
+            if upto + 1 in done:  # tags finish mostly in order: one set lookup per tag
+                upto = frame = upto + 1
+                done.remove(upto)
                 count += 1
-            elif upto + 1 in self._singles:
+            elif upto + 1 in singles:
                 upto += 1
-                self._singles.discard(upto)
+                singles.remove(upto)
             else:
                 break
         self._acked_upto = upto
@@ -72,9 +71,10 @@ class AckTracker:
 
     def take_rest(self) -> list[int]:
         """Finished tags beyond a gap (a message left unfinished); acked one by one."""
+        if not self._done:
+            return []
         rest = sorted(self._done)
         self._done.clear()
-        self._done_set.clear()
         self._singles.update(rest)
         return rest
 

@@ -36,6 +36,7 @@ from stacktrail.telemetry.ratelimit import RateLimitedLog
 log = logging.getLogger(__name__)
 
 REASON_HEADER = "x-stacktrail-reason"
+METRICS_INTERVAL = 1.0  # seconds between updates of the consumed counter while idle
 
 
 @dataclass(slots=True)
@@ -79,6 +80,8 @@ class AmqpSource:
         self._connected = asyncio.Event()
         self._consuming = True
         self._consumed = 0  # counted here, added to the metric once per ack round
+        self._ack_delay = settings.amqp_ack_interval.total_seconds()
+        self._ack_due: asyncio.Handle | None = None  # the ack round already scheduled
         self.left_unacked = 0  # at close: deliveries the broker gets back for redelivery
         self.on_delivery: Callable[[Delivery], None] = lambda d: None
         metrics.OLDEST_UNACKED_AGE.set_function(self.oldest_unacked_age)
@@ -206,10 +209,11 @@ class AmqpSource:
         self._consumer_tag = ok.method.consumer_tag
 
     async def _hold(self, stop: asyncio.Event) -> None:
-        """Ack finished messages every ack interval until stop or the connection drops."""
+        """Wait for stop or a lost connection; acks are sent as messages finish (see
+        `_ack_soon`), this loop only publishes the consumed count now and then."""
         assert self._connection is not None
         assert self._channel is not None
-        interval = self._settings.amqp_ack_interval.total_seconds()
+        interval = METRICS_INTERVAL
         lost: tuple[asyncio.Future[AmqpError], ...] = (
             self._connection.closed,
             self._channel.closed,
@@ -243,6 +247,7 @@ class AmqpSource:
             return  # came on a lost connection; the broker redelivers it
         if outcome is Outcome.DELIVERED:
             self._tracker.done(delivery.tag)
+            self._ack_soon()
         elif outcome is Outcome.REJECTED:
             task = asyncio.create_task(self._dead_letter(delivery, reason))
             self._pending_dead.add(task)
@@ -288,8 +293,32 @@ class AmqpSource:
         )
         if delivery.generation == self._generation:
             self._tracker.done(delivery.tag)
+            self._ack_soon()
+
+    def _ack_soon(self) -> None:
+        """Schedule one ack round for what finishes now: a bulk response or a spool
+        commit finishes hundreds of messages in one step, and they share one frame.
+
+        Acking at once matters for throughput: the broker sends the next messages of
+        the prefetch window only when the previous ones are acked, so any ack delay is
+        time the whole pipeline waits."""
+        if self._ack_due is None:
+            loop = asyncio.get_running_loop()
+            if self._ack_delay > 0:
+                self._ack_due = loop.call_later(self._ack_delay, self._ack_round)
+            else:
+                self._ack_due = loop.call_soon(self._ack_round)
+
+    def _ack_round(self) -> None:
+        self._ack_due = None
+        self._send_acks()
 
     async def flush_acks(self, everything: bool = False) -> None:
+        """Ack everything finished now (`everything` is kept for callers; always so)."""
+        del everything
+        self._send_acks()
+
+    def _send_acks(self) -> None:
         if self._consumed:
             metrics.CONSUMED.inc(self._consumed)
             self._consumed = 0
@@ -298,14 +327,14 @@ class AmqpSource:
             return
         # Every round acks everything finished: the prefix as one multiple=True frame,
         # finished tags beyond an unfinished one singly, so one message in retry never
-        # holds the prefetch window full (`everything` is kept for callers; always so).
-        del everything
+        # holds the prefetch window full.
         tracker = self._tracker
         done = tracker.take_round()
         if done.upto is not None:
             channel.raw.basic_ack(done.upto, multiple=True)
         for tag in done.singles:
             channel.raw.basic_ack(tag)
+
         if done.count:
             metrics.ACKED.inc(done.count)
             received = self._received

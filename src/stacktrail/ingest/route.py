@@ -18,6 +18,8 @@ from stacktrail.domain.event_rules import EventSelection
 from stacktrail.domain.names import is_valid_project_id, owner_id
 from stacktrail.domain.trail import UNSCOPED, Trail
 
+EXCLUDED_CACHE_SIZE = 10_000  # distinct event names remembered by the default rule
+
 
 def _scope(value: str | None) -> str | None:
     return owner_id(value)
@@ -63,6 +65,10 @@ class Router:
         self._unscoped = unscoped_project
         # compiled once: matched as includes are (a pattern on type, action or target type)
         self._default_exclude = EventSelection(include=tuple(default_exclude))
+        self._has_default_exclude = bool(default_exclude)
+        # (event_type, action, target_type) -> whether the default rule excludes it:
+        # events come with few distinct names, and matching globs is the costly part
+        self._excluded: dict[tuple[str, str, str], bool] = {}
 
     @property
     def unscoped_project(self) -> str:
@@ -71,9 +77,18 @@ class Router:
     def route(self, event: AuditEvent) -> list[Trail]:
         """Enabled trails of the event's projects whose event filter matches it."""
         trails = []
-        excluded = self._default_exclude.includes(event)
+        excluded = self._has_default_exclude and self._excluded_by_default(event)
         for project_id in owner_projects(event, self._unscoped):
             trail = self._directory.get(project_id)
             if trail.enabled and trail.events.keeps(event, default_excluded=excluded):
                 trails.append(trail)
         return trails
+
+    def _excluded_by_default(self, event: AuditEvent) -> bool:
+        key = (event.event_type, event.action, event.target_type)
+        excluded = self._excluded.get(key)
+        if excluded is None:
+            if len(self._excluded) >= EXCLUDED_CACHE_SIZE:
+                self._excluded.clear()  # crafted names must not grow it without bound
+            excluded = self._excluded[key] = self._default_exclude.includes(event)
+        return excluded
