@@ -309,7 +309,9 @@ class Settings(BaseSettings):
     archive_worker: str = Field(
         "", description="Worker name in object keys (default: host name, sanitised)."
     )
-    archive_upload_concurrency: int = Field(4, ge=1, le=64)
+    archive_upload_concurrency: int = Field(
+        4, ge=1, le=64, description="Uploads at once per region (a region's slots are its own)."
+    )
     archive_retry_max: Duration = Field(timedelta(minutes=5))
     archive_log_interval: Duration = Field(
         timedelta(minutes=1),
