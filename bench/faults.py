@@ -33,7 +33,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -97,6 +97,7 @@ class Row:
     dup_copies: int = 0
     lost: int = 0
     other: str = ""
+    figures: dict[str, float] = field(default_factory=dict)  # for the tests
 
 
 class Stack:
@@ -539,6 +540,7 @@ async def swift_outage(stack: Stack, count: int, outage: float) -> Row:
     caught_up = time.monotonic() - back
     await stack.kill(signal.SIGTERM)
     row = Row(f"Swift cut {outage:.0f} s (netns, catalog URL)", count)
+    row.figures = {"resumed": resumed, "caught_up": caught_up}
     row.other = (
         f"all acked {acked_in:.0f} s into the cut (queue depth ≤ {deepest}); uploads "
         f"resumed {resumed:.1f} s and all archived {caught_up:.1f} s after Swift returned"
@@ -568,6 +570,7 @@ async def search_black_hole(stack: Stack, count: int, outage: float) -> Row:
     settled = time.monotonic() - back
     await stack.kill(signal.SIGTERM)
     row = Row(f"search black-holed {outage:.0f} s", count)
+    row.figures = {"resumed": resumed}
     row.other = (
         f"indexing resumed {resumed:.1f} s after search answered again "
         f"(search_timeout {stack.values.get('search_timeout', '30s')}), all indexed in "
@@ -639,6 +642,14 @@ async def region_cut(stack: Stack, count: int, outage: float) -> Row:
     row.lost = len([i for i in ids if i not in set(one) and i not in dead_ids])
     lost_two = len([i for i in ids if i not in set(two) and i not in dead_ids])
     dup_two = duplicates(Counter(two))
+    row.figures = {
+        "first_lag": first_lag,
+        "caught_up": caught_up,
+        "lost_two": lost_two,
+        "dup_two": dup_two[1],
+        "same_order": float(one == two),
+        "during": during,
+    }
     row.other = (
         f"{first} complete {first_lag:.1f} s after the last publish (during the cut); "
         f"{second} held {during} during the cut, caught up {caught_up:.1f} s after its "
