@@ -391,7 +391,7 @@ async def two_consumers(stack: Stack, count: int, kills: int) -> Row:
     return await stack.count(row, ids, lambda: _drain_archive(stack))
 
 
-async def broker_cuts(stack: Stack, count: int, cuts: int) -> Row:
+async def broker_cuts(stack: Stack, count: int, cuts: int, seconds: float = 3.0) -> Row:
     ids, bodies = stack.events(count, "cut")
     await stack.spawn()
     await stack.consuming()
@@ -400,13 +400,13 @@ async def broker_cuts(stack: Stack, count: int, cuts: int) -> Row:
     for _ in range(cuts):
         await asyncio.sleep(1.0)
         await stack.broker.stop()
-        await asyncio.sleep(3.0)
+        await asyncio.sleep(seconds)
         await stack.broker.start()
         reconnects.append(await wait_until(_consumer_back(stack), 30))
     await publisher
     await stack.settled(count)
     await stack.kill(signal.SIGTERM)
-    row = Row(f"broker cut 3 s x {cuts}", count)
+    row = Row(f"broker cut {seconds:.0f} s x {cuts}", count)
     row.other = "reconnect " + ", ".join(f"{r:.1f}" for r in reconnects) + " s"
     return await stack.count(row, ids, lambda: _drain_archive(stack))
 
@@ -667,6 +667,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--count", type=int, default=2000, help="events per scenario")
     parser.add_argument("--kills", type=int, default=5)
     parser.add_argument("--cuts", type=int, default=3)
+    parser.add_argument("--cut-seconds", type=float, default=3.0, help="each broker cut")
     parser.add_argument("--stops", type=int, default=3)
     parser.add_argument("--outage", type=float, default=15.0, help="seconds search is cut")
     parser.add_argument("--black-hole", type=float, default=20.0, help="seconds search hangs")
@@ -685,7 +686,7 @@ Scenario = Callable[[Stack, argparse.Namespace], Awaitable[Row]]
 SCENARIOS: dict[str, tuple[Scenario, dict[str, Any]]] = {
     "kill9": (lambda s, a: kill9(s, a.count, a.kills), {}),
     "two": (lambda s, a: two_consumers(s, a.count, a.kills), {}),
-    "broker": (lambda s, a: broker_cuts(s, a.count, a.cuts), {}),
+    "broker": (lambda s, a: broker_cuts(s, a.count, a.cuts, a.cut_seconds), {}),
     "sigterm": (lambda s, a: sigterm_search_down(s, a.count, a.stops), {}),
     "search-back": (lambda s, a: search_back(s, a.count, a.outage), {}),
     "search-black-hole": (
