@@ -685,15 +685,6 @@ Scenario = Callable[[Stack, argparse.Namespace], Awaitable[Row]]
 # name -> (run, Stack options); Swift cases need the catalog's URLs, so network namespaces
 SCENARIOS: dict[str, tuple[Scenario, dict[str, Any]]] = {
     "kill9": (lambda s, a: kill9(s, a.count, a.kills), {}),
-    "two": (lambda s, a: two_consumers(s, a.count, a.kills), {}),
-    "broker": (lambda s, a: broker_cuts(s, a.count, a.cuts, a.cut_seconds), {}),
-    "sigterm": (lambda s, a: sigterm_search_down(s, a.count, a.stops), {}),
-    "search-back": (lambda s, a: search_back(s, a.count, a.outage), {}),
-    "search-black-hole": (
-        lambda s, a: search_black_hole(s, a.count, a.black_hole),
-        {"search_timeout": "10s"},
-    ),
-    "search-latency": (lambda s, a: search_latency(s, a.count, a.latency), {}),
     "swift-outage": (
         lambda s, a: swift_outage(s, a.count, a.swift_outage),
         {"swift": True, "archive_retry_max": "5m"},
@@ -702,6 +693,15 @@ SCENARIOS: dict[str, tuple[Scenario, dict[str, Any]]] = {
         lambda s, a: region_cut(s, a.count, a.region_outage),
         {"swift": True, "regions": ("RegionOne", "RegionTwo"), "archive_retry_max": "5m"},
     ),
+    "search-black-hole": (
+        lambda s, a: search_black_hole(s, a.count, a.black_hole),
+        {"search_timeout": "10s"},
+    ),
+    "search-latency": (lambda s, a: search_latency(s, a.count, a.latency), {}),
+    "search-back": (lambda s, a: search_back(s, a.count, a.outage), {}),
+    "broker": (lambda s, a: broker_cuts(s, a.count, a.cuts, a.cut_seconds), {}),
+    "sigterm": (lambda s, a: sigterm_search_down(s, a.count, a.stops), {}),
+    "two": (lambda s, a: two_consumers(s, a.count, a.kills), {}),
     "poison": (lambda s, a: poison(s, a.count // 10), {}),
 }
 
@@ -743,7 +743,8 @@ async def measure(args: argparse.Namespace) -> list[Row]:
                 rows.append(Row(name, 0, other=f"FAILED: {exc!r}"))
             finally:
                 await stack.stop_all()
-            print(f"{name}: {time.monotonic() - started:.0f} s", file=sys.stderr)
+            took = time.monotonic() - started
+            print(f"{name}: {took:.0f} s: {table(rows[-1:]).splitlines()[-1]}", file=sys.stderr)
     finally:
         await asyncio.to_thread(_rabbitmqctl, "delete_vhost", vhost, check=False)
         if not args.keep:
