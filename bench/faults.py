@@ -1,10 +1,17 @@
 """The fault suite: stacktrail against the dev stack's real servers, with faults made by
 relays in front of them (tests/support/tcpproxy.py), kill -9 of a pipeline process and
-clean stops; every id is counted in search, in every archive object and in the
-dead-letter queue. Prints the table of issue 17, re-measured.
+clean stops; every id is counted in search, in every archive object (file store, or both
+Swift regions) and in the dead-letter queue. Prints the table of issue 17, re-measured.
+
+Each pipeline process runs in a network namespace of its own (tests/support/netns.py),
+where it keeps its usual addresses (127.0.0.1:5672, the search server, Keystone, the
+Swift URLs of the Keystone catalog) and socat forwards each of them to a relay in the
+root namespace that cuts, black-holes or delays it. Without network namespaces (not
+root, no `ip` or `socat`; or --no-netns) the relays listen on ports of their own and the
+process is pointed at them; the Swift cases, whose URLs come from the catalog, then skip.
 
 Only relays and processes this script starts are cut or killed; the shared servers are
-never stopped. Every loop is bounded (--kills, --cuts, --stops, --count).
+never stopped. Every loop is bounded (--kills, --cuts, --stops, --count, the outages).
 
     DEVSTACK_ENV_FILE=var/dev-stack/env .venv/bin/python bench/faults.py --count 2000
 """
@@ -13,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gzip
 import json
 import os
 import shutil
@@ -23,8 +31,9 @@ import tempfile
 import textwrap
 import time
 import uuid
+from collections import Counter
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -39,8 +48,14 @@ from tests.support.broker import publish, queue_depth, take_all  # noqa: E402
 from tests.support.cadf_factory import make_cadf, make_notification, wrap_v1  # noqa: E402
 from tests.support.devstack import read_env_file  # noqa: E402
 from tests.support.faults import archived_ids, duplicates  # noqa: E402
+from tests.support.netns import NetNamespace, unavailable  # noqa: E402
 from tests.support.tcpproxy import TcpProxy  # noqa: E402
 
+from stacktrail.archive.stores.base import Bucket  # noqa: E402
+from stacktrail.archive.stores.swift import SwiftStore  # noqa: E402
+from stacktrail.config import Settings  # noqa: E402
+from stacktrail.domain.trail import WriteMode  # noqa: E402
+from stacktrail.keystone import KeystoneClient  # noqa: E402
 from stacktrail.search.documents import index_name  # noqa: E402
 
 # A pipeline in its own process (kill -9 needs one): both sinks, the file store.
@@ -53,6 +68,7 @@ CHILD = textwrap.dedent(
     from stacktrail.config import Settings
     from stacktrail.domain.directory import DefaultTrails
     from stacktrail.domain.ledger import MemoryLedger
+    from stacktrail.keystone import KeystoneClient
     from stacktrail.search.client import SearchClient
     from stacktrail.search.sink import SearchSink
 
@@ -61,9 +77,10 @@ CHILD = textwrap.dedent(
         settings = Settings(**json.loads(sys.argv[1]))
         stop = asyncio.Event()
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+        keystone = KeystoneClient(settings) if settings.keystone_url else None
         sinks = [
             SearchSink(SearchClient.from_settings(settings), settings),
-            ArchiveSink(settings, open_store(settings), MemoryLedger()),
+            ArchiveSink(settings, open_store(settings, keystone), MemoryLedger()),
         ]
         await run_pipeline(settings, stop, DefaultTrails(settings), sinks)
 
@@ -80,22 +97,54 @@ class Row:
     dup_copies: int = 0
     lost: int = 0
     other: str = ""
+    figures: dict[str, float] = field(default_factory=dict)  # for the tests
 
 
 class Stack:
-    """One scenario's own queue, index template, spool and archive, behind relays."""
+    """One scenario's own queue, index template, spool and archive, behind relays.
 
-    def __init__(self, env: dict[str, str], vhost_url: str, work: Path, **overrides: Any) -> None:
-        self.search_url = env["STACKTRAIL_SEARCH_URL"]
-        search = urlsplit(self.search_url)
-        self.search = TcpProxy(search.hostname or "127.0.0.1", search.port or 80)
-        broker = urlsplit(vhost_url)
-        self.broker = TcpProxy(broker.hostname or "127.0.0.1", broker.port or 5672)
-        self.amqp_url = vhost_url
+    `netns`: every pipeline process in a network namespace of its own, its servers'
+    usual addresses forwarded to the relays; `swift`: archive into the dev stack's
+    Swift (the catalog's URLs, so only with `netns`), into these `regions`."""
+
+    def __init__(
+        self,
+        env: dict[str, str],
+        vhost_url: str,
+        work: Path,
+        *,
+        netns: bool = False,
+        swift: bool = False,
+        regions: tuple[str, ...] = ("RegionOne",),
+        **overrides: Any,
+    ) -> None:
+        self.env = env
+        self.netns = netns
+        self.swift = swift
+        self.regions = regions
         queue = f"faults-{uuid.uuid4().hex[:8]}"
         self.template = f"faults{uuid.uuid4().hex[:8]}-{{project_id}}-{{yyyy.MM}}"
         self.work = work / queue
-        self.project = uuid.uuid4().hex
+        self.search_url = env["STACKTRAIL_SEARCH_URL"]
+        self.amqp_url = vhost_url
+        servers = {"broker": vhost_url, "search": self.search_url}
+        if netns:
+            servers["keystone"] = env["DEVSTACK_KEYSTONE_URL"]
+            servers["swift"] = env["DEVSTACK_SWIFT_URL"]
+            if "DEVSTACK_SWIFT2_URL" in env:
+                servers["swift2"] = env["DEVSTACK_SWIFT2_URL"]
+        self.relays: dict[str, TcpProxy] = {}
+        self.ports: dict[str, int] = {}
+        for name, url in servers.items():
+            parts = urlsplit(url)
+            host, port = parts.hostname or "127.0.0.1", parts.port or 80
+            unix = self.work / "relays" / f"{name}.sock" if netns else None
+            self.relays[name] = TcpProxy(host, port, unix=unix)
+            self.ports[name] = port
+        self.search = self.relays["search"]
+        self.broker = self.relays["broker"]
+        self._namespaces: dict[str, NetNamespace] = {}
+        self.project = env["DEVSTACK_PROJECT_B_ID"] if swift else uuid.uuid4().hex
         self.values: dict[str, Any] = {
             "amqp_queue": queue,
             "amqp_dead_letter_exchange": f"{queue}.dead",
@@ -111,19 +160,45 @@ class Stack:
             "shutdown_grace": "2s",
             **overrides,
         }
+        if swift:
+            self.values |= {
+                "archive_store": "swift",
+                "archive_container": f"faults-{uuid.uuid4().hex[:10]}",
+                "archive_format": "ndjson",
+                "archive_regions": list(regions),
+                "archive_probe_interval": "500ms",
+                "keystone_url": env["DEVSTACK_KEYSTONE_URL"],
+                "keystone_username": env["STACKTRAIL_KEYSTONE_USERNAME"],
+                "keystone_password": env["STACKTRAIL_KEYSTONE_PASSWORD"],
+                "keystone_project_name": env["STACKTRAIL_KEYSTONE_PROJECT_NAME"],
+            }
         self.child: asyncio.subprocess.Process | None = None
 
     async def start_relays(self) -> None:
-        await self.search.start()
-        await self.broker.start()
+        (self.work / "relays").mkdir(parents=True, exist_ok=True)
+        for relay in self.relays.values():
+            await relay.start()
 
     def settings(self) -> dict[str, Any]:
+        if self.netns:  # the usual addresses: inside the namespace they lead to the relays
+            return {**self.values, "amqp_url": self.amqp_url, "search_url": self.search_url}
         vhost = urlsplit(self.amqp_url).path
         return {
             **self.values,
             "amqp_url": f"amqp://guest:guest@{self.broker.address}{vhost}",
             "search_url": f"http://{self.search.address}",
         }
+
+    async def _namespace(self, worker: str) -> NetNamespace:
+        """The worker's own network namespace, its servers forwarded to the relays."""
+        if worker not in self._namespaces:
+            namespace = NetNamespace(self.work / "relays", tag=worker or "main")
+            await namespace.create()
+            self._namespaces[worker] = namespace
+            for name, relay in self.relays.items():
+                assert relay.unix is not None
+                await namespace.forward(self.ports[name], relay.unix)
+        return self._namespaces[worker]
 
     async def spawn(self, worker: str = "") -> asyncio.subprocess.Process:
         """A pipeline process; `worker` names a second one with its own spool."""
@@ -132,11 +207,11 @@ class Stack:
         if worker:
             values["spool_dir"] = str(self.work / f"spool-{worker}")
             values["archive_worker"] = worker
+        argv = [sys.executable, "-c", CHILD, json.dumps(values)]
+        if self.netns:
+            argv = (await self._namespace(worker)).exec_args(*argv)
         child = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-c",
-            CHILD,
-            json.dumps(values),
+            *argv,
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=_append(self.work / "child.log"),
@@ -186,9 +261,28 @@ class Stack:
 
         await wait_until(done, timeout)
 
+    async def archived(self, region: str) -> list[str]:
+        """The ids in a Swift region's objects, objects in name order (= sealing order)."""
+        settings = Settings(**{**self.values, "amqp_url": self.amqp_url})
+        store = SwiftStore(KeystoneClient(settings))  # straight to Swift, no relay
+        bucket = Bucket(self.project, region, self.values["archive_container"], WriteMode.RESELLER)
+        ids: list[str] = []
+        try:
+            for key in sorted(await store.list_keys(bucket)):
+                body = gzip.decompress((await store.get(bucket, key)).body)
+                ids += [json.loads(line)["id"] for line in body.splitlines() if line.strip()]
+        finally:
+            await store.aclose()
+        return ids
+
+    async def copies(self) -> Counter[str]:
+        if not self.swift:
+            return archived_ids(Path(self.values["archive_dir"]))
+        return Counter(await self.archived(self.regions[0]))
+
     async def count(self, row: Row, ids: list[str], flush: Callable[[], Awaitable[None]]) -> Row:
         await flush()
-        copies = archived_ids(Path(self.values["archive_dir"]))
+        copies = await self.copies()
         row.dup_ids, row.dup_copies = duplicates(copies)
         dead = await take_all(self.amqp_url, self.values["amqp_dead_letter_exchange"], 10**6, 1)
         dead_ids = {_event_id(m.body) for m in dead}
@@ -197,8 +291,11 @@ class Stack:
 
     async def stop_all(self) -> None:
         await self.kill(signal.SIGTERM)
-        await self.search.stop()
-        await self.broker.stop()
+        for relay in self.relays.values():
+            await relay.stop()
+        for namespace in self._namespaces.values():
+            await namespace.delete()
+        self._namespaces.clear()
 
 
 def _append(path: Path) -> Any:
@@ -308,7 +405,7 @@ async def two_consumers(stack: Stack, count: int, kills: int) -> Row:
     return row
 
 
-async def broker_cuts(stack: Stack, count: int, cuts: int) -> Row:
+async def broker_cuts(stack: Stack, count: int, cuts: int, seconds: float = 3.0) -> Row:
     ids, bodies = stack.events(count, "cut")
     await stack.spawn()
     await stack.consuming()
@@ -317,13 +414,13 @@ async def broker_cuts(stack: Stack, count: int, cuts: int) -> Row:
     for _ in range(cuts):
         await asyncio.sleep(1.0)
         await stack.broker.stop()
-        await asyncio.sleep(3.0)
+        await asyncio.sleep(seconds)
         await stack.broker.start()
         reconnects.append(await wait_until(_consumer_back(stack), 30))
     await publisher
     await stack.settled(count)
     await stack.kill(signal.SIGTERM)
-    row = Row(f"broker cut 3 s x {cuts}", count)
+    row = Row(f"broker cut {seconds:.0f} s x {cuts}", count)
     row.other = "reconnect " + ", ".join(f"{r:.1f}" for r in reconnects) + " s"
     return await stack.count(row, ids, lambda: _drain_archive(stack))
 
@@ -405,58 +502,285 @@ async def poison(stack: Stack, count: int) -> Row:
     return row
 
 
-async def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+async def _publish_paced(stack: Stack, bodies: list[bytes], seconds: float) -> None:
+    """Publish `bodies` spread over about `seconds` (in 20 slices)."""
+    slices = 20
+    step = max(len(bodies) // slices, 1)
+    for start in range(0, len(bodies), step):
+        await publish(stack.amqp_url, bodies[start : start + step])
+        await asyncio.sleep(seconds / slices)
+
+
+async def _max_depth_while(stack: Stack, until: asyncio.Event) -> int:
+    """The deepest the queue got (ready messages) until `until` is set."""
+    deepest = 0
+    while not until.is_set():
+        deepest = max(deepest, await queue_depth(stack.amqp_url, stack.values["amqp_queue"]))
+        await asyncio.sleep(1.0)
+    return deepest
+
+
+async def swift_outage(stack: Stack, count: int, outage: float) -> Row:
+    """Swift (the catalog's URL, through the relay) is cut for `outage` seconds while
+    events arrive; the spool holds them and delivers everything once Swift is back."""
+    ids, bodies = stack.events(count, "swift")
+    await stack.spawn()
+    await stack.consuming()
+    swift = stack.relays["swift"]
+    await swift.stop()
+    cut_at = time.monotonic()
+    cut = asyncio.Event()
+    depth = asyncio.create_task(_max_depth_while(stack, cut))
+    await _publish_paced(stack, bodies, min(outage / 2, 30.0))
+    await stack.settled(count, timeout=outage + 120)  # indexed and acked, Swift away
+    acked_in = time.monotonic() - cut_at
+    await asyncio.sleep(max(outage - (time.monotonic() - cut_at), 0))
+    cut.set()
+    deepest = await depth
+    delivered_before = len(await stack.archived(stack.regions[0]))
+    await swift.start()
+    back = time.monotonic()
+
+    async def moved() -> bool:
+        return len(await stack.archived(stack.regions[0])) > delivered_before
+
+    await wait_until(moved, 300)
+    resumed = time.monotonic() - back
+
+    async def complete() -> bool:
+        return len(set(await stack.archived(stack.regions[0]))) >= count
+
+    await wait_until(complete, 600)
+    caught_up = time.monotonic() - back
+    await stack.kill(signal.SIGTERM)
+    row = Row(f"Swift cut {outage:.0f} s (netns, catalog URL)", count)
+    row.figures = {"resumed": resumed, "caught_up": caught_up}
+    row.other = (
+        f"all acked {acked_in:.0f} s into the cut (queue depth ≤ {deepest}); uploads "
+        f"resumed {resumed:.1f} s and all archived {caught_up:.1f} s after Swift returned"
+    )
+    return await stack.count(row, ids, lambda: _drain_archive(stack))
+
+
+async def search_black_hole(stack: Stack, count: int, outage: float) -> Row:
+    """Search accepts connections and never answers for `outage` seconds (only timeouts
+    notice); then it answers again."""
+    ids, bodies = stack.events(count, "hole")
+    await stack.spawn()
+    await stack.consuming()
+    stack.search.black_hole()
+    await publish(stack.amqp_url, bodies)
+    await asyncio.sleep(outage)
+    before = await stack.indexed()
+    stack.search.clear()
+    back = time.monotonic()
+
+    async def moved() -> bool:
+        return await stack.indexed() > before
+
+    await wait_until(moved, 300)
+    resumed = time.monotonic() - back
+    await stack.settled(count, timeout=600)
+    settled = time.monotonic() - back
+    await stack.kill(signal.SIGTERM)
+    row = Row(f"search black-holed {outage:.0f} s", count)
+    row.figures = {"resumed": resumed}
+    row.other = (
+        f"indexing resumed {resumed:.1f} s after search answered again "
+        f"(search_timeout {stack.values.get('search_timeout', '30s')}), all indexed in "
+        f"{settled:.1f} s"
+    )
+    return await stack.count(row, ids, lambda: _drain_archive(stack))
+
+
+async def search_latency(stack: Stack, count: int, delay: float) -> Row:
+    """Every chunk to and from search is delayed by `delay` seconds; the pipeline keeps
+    up and loses nothing. Throughput is compared with the same count without delay."""
+    rates: list[float] = []
+    all_ids: list[str] = []
+    await stack.spawn()
+    await stack.consuming()
+    for tag, latency in (("fast", 0.0), ("slow", delay)):
+        stack.search.delay(latency)
+        ids, bodies = stack.events(count // 2, tag)
+        all_ids += ids
+        started = time.monotonic()
+        await publish(stack.amqp_url, bodies)
+        await stack.settled(len(all_ids), timeout=600)
+        rates.append(len(ids) / (time.monotonic() - started))
+    stack.search.clear()
+    await stack.kill(signal.SIGTERM)
+    row = Row(f"search latency +{delay * 1000:.0f} ms per chunk", count)
+    row.other = (
+        f"{rates[1]:,.0f} ev/s with the latency vs {rates[0]:,.0f} ev/s without "
+        f"(ratio {rates[1] / rates[0]:.2f})"
+    )
+    return await stack.count(row, all_ids, lambda: _drain_archive(stack))
+
+
+async def region_cut(stack: Stack, count: int, outage: float) -> Row:
+    """A trail of two regions; RegionTwo's proxy (through its relay) is cut for `outage`
+    seconds while events arrive: RegionOne keeps delivering, RegionTwo catches up."""
+    first, second = stack.regions
+    ids, bodies = stack.events(count, "region")
+    await stack.spawn()
+    await stack.consuming()
+    relay = stack.relays["swift2"]
+    await relay.stop()
+    cut_at = time.monotonic()
+    await _publish_paced(stack, bodies, min(outage / 2, 30.0))
+    published = time.monotonic()
+
+    async def first_complete() -> bool:
+        return len(set(await stack.archived(first))) >= count
+
+    await wait_until(first_complete, outage + 300)
+    first_lag = time.monotonic() - published
+    during = len(await stack.archived(second))
+    await asyncio.sleep(max(outage - (time.monotonic() - cut_at), 0))
+    await relay.start()
+    back = time.monotonic()
+
+    async def second_complete() -> bool:
+        return len(set(await stack.archived(second))) >= count
+
+    await wait_until(second_complete, 600)
+    caught_up = time.monotonic() - back
+    await stack.kill(signal.SIGTERM)
+    await _drain_archive(stack)
+    one, two = await stack.archived(first), await stack.archived(second)
+    row = Row(f"{second} cut {outage:.0f} s, trail in {first} + {second}", count)
+    dead = await take_all(stack.amqp_url, stack.values["amqp_dead_letter_exchange"], 10**6, 1)
+    dead_ids = {_event_id(m.body) for m in dead}
+    row.dup_ids, row.dup_copies = duplicates(Counter(one))
+    row.lost = len([i for i in ids if i not in set(one) and i not in dead_ids])
+    lost_two = len([i for i in ids if i not in set(two) and i not in dead_ids])
+    dup_two = duplicates(Counter(two))
+    row.figures = {
+        "first_lag": first_lag,
+        "caught_up": caught_up,
+        "lost_two": lost_two,
+        "dup_two": dup_two[1],
+        "same_order": float(one == two),
+        "during": during,
+    }
+    row.other = (
+        f"{first} complete {first_lag:.1f} s after the last publish (during the cut); "
+        f"{second} held {during} during the cut, caught up {caught_up:.1f} s after its "
+        f"return: lost {lost_two}, duplicates {dup_two[0]} / {dup_two[1]}, same objects "
+        f"in the same order: {'yes' if one == two else 'NO'}"
+    )
+    return row
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=(__doc__ or "").splitlines()[0],
+        epilog="scenarios: " + ", ".join(SCENARIOS),
+    )
     parser.add_argument("--count", type=int, default=2000, help="events per scenario")
     parser.add_argument("--kills", type=int, default=5)
     parser.add_argument("--cuts", type=int, default=3)
+    parser.add_argument("--cut-seconds", type=float, default=3.0, help="each broker cut")
     parser.add_argument("--stops", type=int, default=3)
     parser.add_argument("--outage", type=float, default=15.0, help="seconds search is cut")
+    parser.add_argument("--black-hole", type=float, default=20.0, help="seconds search hangs")
+    parser.add_argument("--latency", type=float, default=0.05, help="seconds added per chunk")
+    parser.add_argument("--swift-outage", type=float, default=120.0, help="seconds Swift is cut")
+    parser.add_argument("--region-outage", type=float, default=60.0, help="RegionTwo cut")
+    parser.add_argument("--no-netns", action="store_true", help="relays on ports of their own")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     parser.add_argument("--only", nargs="*", default=None, help="scenario names to run")
-    args = parser.parse_args()
+    return parser.parse_args(argv)
+
+
+Scenario = Callable[[Stack, argparse.Namespace], Awaitable[Row]]
+
+# name -> (run, Stack options); Swift cases need the catalog's URLs, so network namespaces
+SCENARIOS: dict[str, tuple[Scenario, dict[str, Any]]] = {
+    "kill9": (lambda s, a: kill9(s, a.count, a.kills), {}),
+    "swift-outage": (
+        lambda s, a: swift_outage(s, a.count, a.swift_outage),
+        {"swift": True, "archive_retry_max": "5m"},
+    ),
+    "region-cut": (
+        lambda s, a: region_cut(s, a.count, a.region_outage),
+        {"swift": True, "regions": ("RegionOne", "RegionTwo"), "archive_retry_max": "5m"},
+    ),
+    "search-black-hole": (
+        lambda s, a: search_black_hole(s, a.count, a.black_hole),
+        {"search_timeout": "10s"},
+    ),
+    "search-latency": (lambda s, a: search_latency(s, a.count, a.latency), {}),
+    "search-back": (lambda s, a: search_back(s, a.count, a.outage), {}),
+    "broker": (lambda s, a: broker_cuts(s, a.count, a.cuts, a.cut_seconds), {}),
+    "sigterm": (lambda s, a: sigterm_search_down(s, a.count, a.stops), {}),
+    "two": (lambda s, a: two_consumers(s, a.count, a.kills), {}),
+    "poison": (lambda s, a: poison(s, a.count // 10), {}),
+}
+
+
+async def measure(args: argparse.Namespace) -> list[Row]:
+    """Run the chosen scenarios, each on its own queue, spool, archive and relays."""
     env = read_env_file(Path(os.environ.get("DEVSTACK_ENV_FILE", ROOT / "var/dev-stack/env")))
+    why_not = "--no-netns" if args.no_netns else unavailable()
+    netns = not why_not
+    print(
+        "network namespaces: " + ("yes" if netns else f"no ({why_not})"),
+        file=sys.stderr,
+    )
     vhost = f"stacktrail-faults-{uuid.uuid4().hex[:6]}"
     print(f"work directory and vhost: {vhost}", file=sys.stderr)
     await asyncio.to_thread(_rabbitmqctl, "add_vhost", vhost)
     await asyncio.to_thread(_rabbitmqctl, "set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
     vhost_url = f"amqp://guest:guest@127.0.0.1:5672/{vhost}"
     work = Path(tempfile.mkdtemp(prefix="stacktrail-faults-"))
-    scenarios: dict[str, Callable[[Stack], Awaitable[Row]]] = {
-        "kill9": lambda s: kill9(s, args.count, args.kills),
-        "two": lambda s: two_consumers(s, args.count, args.kills),
-        "broker": lambda s: broker_cuts(s, args.count, args.cuts),
-        "sigterm": lambda s: sigterm_search_down(s, args.count, args.stops),
-        "search-back": lambda s: search_back(s, args.count, args.outage),
-        "poison": lambda s: poison(s, args.count // 10),
-    }
     rows: list[Row] = []
     try:
-        for name, run in scenarios.items():
+        for name, (run, options) in SCENARIOS.items():
             if args.only and name not in args.only:
                 continue
-            stack = Stack(env, vhost_url, work, amqp_prefetch=200)
+            options = {"amqp_prefetch": 200, **options}
+            if options.get("swift") and not netns:
+                rows.append(Row(name, 0, other=f"skipped: needs network namespaces ({why_not})"))
+                continue
+            if len(options.get("regions", ())) > 1 and "DEVSTACK_SWIFT2_URL" not in env:
+                rows.append(Row(name, 0, other="skipped: the dev stack has no RegionTwo"))
+                continue
+            stack = Stack(env, vhost_url, work, netns=netns, **options)
             stack.work.mkdir(parents=True)
             await stack.start_relays()
             started = time.monotonic()
             try:
-                rows.append(await run(stack))
+                rows.append(await run(stack, args))
             except Exception as exc:
                 rows.append(Row(name, 0, other=f"FAILED: {exc!r}"))
             finally:
                 await stack.stop_all()
-            print(f"{name}: {time.monotonic() - started:.0f} s", file=sys.stderr)
+            took = time.monotonic() - started
+            print(f"{name}: {took:.0f} s: {table(rows[-1:]).splitlines()[-1]}", file=sys.stderr)
     finally:
         await asyncio.to_thread(_rabbitmqctl, "delete_vhost", vhost, check=False)
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
-    print("| scenario | published | archive duplicates (ids / extra copies) | lost | other |")
-    print("|---|---|---|---|---|")
+    return rows
+
+
+def table(rows: list[Row]) -> str:
+    lines = [
+        "| scenario | published | archive duplicates (ids / extra copies) | lost | other |",
+        "|---|---|---|---|---|",
+    ]
     for row in rows:
-        print(
+        lines.append(
             f"| {row.scenario} | {row.published:,} | {row.dup_ids:,} / {row.dup_copies:,} "
             f"| {row.lost} | {row.other} |"
         )
+    return "\n".join(lines)
+
+
+async def main() -> None:
+    print(table(await measure(parse_args())))
 
 
 if __name__ == "__main__":

@@ -242,3 +242,69 @@ def test_expired_objects_leave_the_listing_after_dev_stack_expire(
     subprocess.run([str(DEV_STACK), "expire"], check=True, capture_output=True, timeout=120)
 
     assert listed() == []
+
+
+def test_region_two_is_a_cluster_of_its_own_in_the_same_catalog(
+    env: dict[str, str], service_token: str, swift: httpx.Client
+) -> None:
+    auth = v3.Password(
+        auth_url=env["DEVSTACK_KEYSTONE_URL"],
+        username=env["DEVSTACK_SERVICE_USER"],
+        password=env["DEVSTACK_SERVICE_PASSWORD"],
+        project_name=env["DEVSTACK_SERVICE_PROJECT_NAME"],
+        user_domain_name="Default",
+        project_domain_name="Default",
+    )
+    session = ks_session.Session(auth=auth)
+    catalog = auth.get_access(session).service_catalog
+    urls = {
+        region: catalog.url_for(service_type="object-store", interface="public", region_name=region)
+        for region in (env["DEVSTACK_SWIFT_REGION"], env["DEVSTACK_SWIFT2_REGION"])
+    }
+    assert urls[env["DEVSTACK_SWIFT_REGION"]].startswith(env["DEVSTACK_SWIFT_URL"] + "/v1/")
+    assert urls[env["DEVSTACK_SWIFT2_REGION"]].startswith(env["DEVSTACK_SWIFT2_URL"] + "/v1/")
+
+    # Same token, same account name; the container exists only where it was made.
+    headers = {"X-Auth-Token": service_token}
+    container = f"devstack-test-{uuid.uuid4().hex[:12]}"
+    account = f"/v1/AUTH_{env['DEVSTACK_PROJECT_A_ID']}"
+    two = f"{env['DEVSTACK_SWIFT2_URL']}{account}/{container}"
+    one = f"{env['DEVSTACK_SWIFT_URL']}{account}/{container}"
+    assert swift.put(two, headers=headers).status_code in (201, 202)
+    try:
+        assert swift.put(f"{two}/only-here", content=b"2", headers=headers).status_code == 201
+        assert swift.head(one, headers=headers).status_code == 404
+        listing = swift.get(two, params={"format": "json"}, headers=headers)
+        assert [entry["name"] for entry in listing.json()] == ["only-here"]
+    finally:
+        swift.delete(f"{two}/only-here", headers=headers)
+        swift.delete(two, headers=headers)
+    assert (
+        Path(env["DEVSTACK_SWIFT2_DIR"], "swift.conf").read_text()
+        != Path(env["DEVSTACK_SWIFT_DIR"], "swift.conf").read_text()
+    )
+
+
+def test_s3_in_region_two_with_the_same_ec2_credentials(env: dict[str, str]) -> None:
+    """s3api of RegionTwo's proxy answers as RegionTwo, behind the same s3token."""
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=env["DEVSTACK_S3_URL2"],
+        aws_access_key_id=env["DEVSTACK_S3_ACCESS_KEY"],
+        aws_secret_access_key=env["DEVSTACK_S3_SECRET_KEY"],
+        region_name=env["DEVSTACK_SWIFT2_REGION"],
+        config=Config(signature_version="s3v4", s3={"addressing_style": "path"}),
+    )
+    bucket = f"devstack-test-{uuid.uuid4().hex[:12]}"
+    s3.create_bucket(
+        Bucket=bucket,
+        CreateBucketConfiguration={"LocationConstraint": env["DEVSTACK_SWIFT2_REGION"]},
+    )
+    try:
+        s3.put_object(Bucket=bucket, Key="k", Body=b"two")
+        assert s3.get_object(Bucket=bucket, Key="k")["Body"].read() == b"two"
+        location = s3.get_bucket_location(Bucket=bucket)["LocationConstraint"]
+        assert location == env["DEVSTACK_SWIFT2_REGION"]
+    finally:
+        s3.delete_object(Bucket=bucket, Key="k")
+        s3.delete_bucket(Bucket=bucket)

@@ -41,6 +41,9 @@ async def test_a_wrong_service_password_is_not_ready(devstack: dict[str, str]) -
     good = _readiness(services_of(**keystone_overrides(devstack)))
     assert await good["keystone"]()
     assert await good["archive"]()  # Swift: catalog endpoint and the service account
+    both = [devstack["DEVSTACK_SWIFT_REGION"], devstack["DEVSTACK_SWIFT2_REGION"]]
+    both_regions = keystone_overrides(devstack) | {"archive_regions": both}
+    assert await _readiness(services_of(**both_regions))["archive"]()  # each region's Swift
     elsewhere = keystone_overrides(devstack) | {"archive_regions": ["RegionOne", "Nowhere"]}
     with pytest.raises(RuntimeError, match="no object-store endpoint for Nowhere"):
         await _readiness(services_of(**elsewhere))["archive"]()

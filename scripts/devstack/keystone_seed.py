@@ -3,12 +3,15 @@
     keystone_seed.py ensure STATE_FILE
 
 Environment: DEVSTACK_KEYSTONE_URL (the /v3 URL), DEVSTACK_ADMIN_PASSWORD,
-DEVSTACK_SWIFT_URL (proxy base URL), DEVSTACK_REGION.
+DEVSTACK_SWIFT_URL (proxy base URL), DEVSTACK_REGION, and optionally a second
+region's proxy: DEVSTACK_SWIFT2_URL, DEVSTACK_REGION2.
 
 Idempotent: every object is looked up before it is created. When STATE_FILE
 already records a seed of this version against the same URLs, nothing is sent
-to Keystone at all. Either way the seeded facts are printed on stdout as shell
-assignments (SEED_...=...) for scripts/dev-stack to eval.
+to Keystone at all. When only the catalog differs (a region was added), only the
+regions and object-store endpoints are ensured: users and their passwords are left
+alone, so no running server's token is revoked. Either way the seeded facts are
+printed on stdout as shell assignments (SEED_...=...) for scripts/dev-stack to eval.
 
 The EC2 credential (S3 access/secret) is created once, kept in STATE_FILE and
 reused as long as Keystone still knows it.
@@ -190,6 +193,11 @@ class Keystone:
             service = body["service"]
         return service["id"]
 
+    def ensure_region(self, region: str) -> None:
+        status, _, _ = self.call("GET", f"/regions/{urllib.parse.quote(region)}", expect=(200, 404))
+        if status == 404:
+            self.call("POST", "/regions", {"region": {"id": region, "description": "dev-stack"}})
+
     def ensure_endpoint(self, service_id: str, interface: str, url: str, region: str) -> None:
         query = urllib.parse.urlencode({"service_id": service_id, "interface": interface})
         _, _, body = self.call("GET", f"/endpoints?{query}")
@@ -228,8 +236,23 @@ class Keystone:
         return {"access": cred["access"], "secret": cred["secret"], "project_id": project_id}
 
 
+def ensure_catalog(ks: Keystone, catalog: dict[str, str]) -> None:
+    """An object-store endpoint (public, internal, admin) per region -> proxy URL."""
+    service_id = ks.ensure_service("object-store", "swift")
+    for region, swift_url in catalog.items():
+        ks.ensure_region(region)
+        storage_url = swift_url.rstrip("/") + "/v1/AUTH_$(project_id)s"
+        for interface in ("public", "internal", "admin"):
+            ks.ensure_endpoint(service_id, interface, storage_url, region)
+
+
 def seed(
-    keystone_url: str, admin_password: str, swift_url: str, region: str, previous: dict
+    keystone_url: str,
+    admin_password: str,
+    swift_url: str,
+    region: str,
+    catalog: dict[str, str],
+    previous: dict,
 ) -> dict:
     ks = Keystone(keystone_url, admin_password)
     roles = {
@@ -247,10 +270,7 @@ def seed(
             ks.grant(projects[project], user_id, roles[role])
         users[name] = {"id": user_id, "password": password_for(name)}
 
-    service_id = ks.ensure_service("object-store", "swift")
-    storage_url = swift_url.rstrip("/") + "/v1/AUTH_$(project_id)s"
-    for interface in ("public", "internal", "admin"):
-        ks.ensure_endpoint(service_id, interface, storage_url, region)
+    ensure_catalog(ks, catalog)
 
     ec2 = ks.ensure_ec2(users[EC2_USER]["id"], projects[EC2_PROJECT], previous.get("ec2"))
     return {
@@ -258,6 +278,7 @@ def seed(
         "keystone_url": keystone_url,
         "swift_url": swift_url,
         "region": region,
+        "catalog": catalog,
         "projects": projects,
         "users": users,
         "ec2": ec2,
@@ -288,6 +309,7 @@ def shell_var(name: str) -> str:
 def print_shell(state: dict) -> None:
     out = {
         "SEED_SEEDED_NOW": state.get("seeded_now", "0"),
+        "SEED_CATALOG_NOW": state.get("catalog_now", "0"),
         "SEED_EC2_ACCESS": state["ec2"]["access"],
         "SEED_EC2_SECRET": state["ec2"]["secret"],
         "SEED_EC2_PROJECT_ID": state["ec2"]["project_id"],
@@ -308,6 +330,9 @@ def main(argv: list[str]) -> int:
     keystone_url = os.environ["DEVSTACK_KEYSTONE_URL"]
     swift_url = os.environ["DEVSTACK_SWIFT_URL"]
     region = os.environ.get("DEVSTACK_REGION", "RegionOne")
+    catalog = {region: swift_url}
+    if os.environ.get("DEVSTACK_SWIFT2_URL"):
+        catalog[os.environ.get("DEVSTACK_REGION2", "RegionTwo")] = os.environ["DEVSTACK_SWIFT2_URL"]
     previous = load_state(state_path)
     current = (
         previous.get("seed_version") == SEED_VERSION
@@ -315,18 +340,22 @@ def main(argv: list[str]) -> int:
         and previous.get("swift_url") == swift_url
         and previous.get("region") == region
     )
-    if current:
+    # a state written before the catalog was recorded had the one region only
+    if current and previous.get("catalog", {region: swift_url}) == catalog:
         print_shell(previous)
         return 0
+    admin_password = os.environ["DEVSTACK_ADMIN_PASSWORD"]
     try:
-        state = seed(
-            keystone_url, os.environ["DEVSTACK_ADMIN_PASSWORD"], swift_url, region, previous
-        )
+        if current:
+            ensure_catalog(Keystone(keystone_url, admin_password), catalog)
+            state = {**previous, "catalog": catalog}
+        else:
+            state = seed(keystone_url, admin_password, swift_url, region, catalog, previous)
     except (KeystoneError, OSError) as exc:
         print(f"seeding keystone failed: {exc}", file=sys.stderr)
         return 1
     write_state(state_path, state)
-    state["seeded_now"] = "1"
+    state["seeded_now" if not current else "catalog_now"] = "1"
     print_shell(state)
     return 0
 

@@ -318,8 +318,9 @@ class Settings(BaseSettings):
         8,
         ge=1,
         le=64,
-        description="Object uploads in flight (bench/scale.py delivery: 8 reaches the store's "
-        "own rate on the dev stack; more only queue inside Swift).",
+        description="Object uploads in flight per region; a region's slots are its own "
+        "(bench/scale.py delivery: 8 reaches the store's own rate on the dev stack; more only "
+        "queue inside Swift).",
     )
     archive_retry_max: Duration = Field(timedelta(minutes=5))
     archive_log_interval: Duration = Field(

@@ -5,6 +5,10 @@ connections and drops open ones) and `start()` brings it back on the same port;
 `black_hole()` keeps connections open but forwards nothing either way (a peer that
 vanished without a reset: only timeouts notice); `delay(s)` adds latency to every chunk;
 `clear()` ends both. Only the relay changes: the server behind it (shared) is untouched.
+
+With `unix=PATH` the relay listens on a UNIX socket instead of a TCP port: a process in
+a network namespace of its own reaches it there (the file system is shared), through a
+socat that listens on the server's usual address inside the namespace (tests/support/netns.py).
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+from pathlib import Path
 
 
 def free_port() -> int:
@@ -22,9 +27,10 @@ def free_port() -> int:
 
 
 class TcpProxy:
-    def __init__(self, target_host: str, target_port: int) -> None:
+    def __init__(self, target_host: str, target_port: int, unix: Path | None = None) -> None:
         self.target = (target_host, target_port)
-        self.port = free_port()
+        self.unix = unix
+        self.port = 0 if unix is not None else free_port()
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
         self._black_hole = False
@@ -35,7 +41,11 @@ class TcpProxy:
         return f"127.0.0.1:{self.port}"
 
     async def start(self) -> None:
-        self._server = await asyncio.start_server(self._handle, "127.0.0.1", self.port)
+        if self.unix is not None:
+            self.unix.unlink(missing_ok=True)
+            self._server = await asyncio.start_unix_server(self._handle, self.unix)
+        else:
+            self._server = await asyncio.start_server(self._handle, "127.0.0.1", self.port)
 
     def black_hole(self) -> None:
         self._black_hole = True

@@ -1,20 +1,22 @@
 """The uploader: delivers sealed spool segments to every region of their trail.
 
-A delivery job is one (segment, region). Jobs run concurrently (at most
-`concurrency`), oldest segment first. Backoff is kept per (project, region): after a
-failure that pair waits (1 s, 2 s, 4 s ... up to `retry_max`; a permanent error such as a
-missing container or a refused grant waits `retry_max` at once) and then probes with one
-job at a time, while every other project goes on. The delays end early once the store
-answers again: a success in a region makes that region's transiently failing pairs due at
-once, and while some wait, one cheap probe per region (a HEAD) runs every
-`probe_interval`, so uploads resume within about a second of the store's return instead
-of after the longest backoff. A region is confirmed only when the
-store's ETag equals the MD5 of the bytes sent and the delivery ledger recorded the object
-(the digests list what the ledger holds, so an unrecorded object would be missing from
-them): then the spool records it, and deletes the segment once all its regions confirmed.
-A stored object whose ledger write failed is not uploaded again: its record is retried
-(backing off up to `LEDGER_RETRY_MAX`, not woken by store probes). Every failure goes to
-the ledger too, as far as it answers.
+A delivery job is one (segment, region). Jobs run concurrently, at most `concurrency`
+per region, oldest segment first: a region whose uploads hang (a black-holed store
+answers only when the request times out) holds its own slots, never another region's.
+Backoff is kept per (project, region): after a failure that pair waits (1 s, 2 s, 4 s
+... up to `retry_max`; a permanent error such as a missing container or a refused grant
+waits `retry_max` at once) and then probes with one job at a time, while every other
+project and region goes on. The delays end early once the store answers again: a
+success in a region makes that region's transiently failing pairs due at once, and while
+some wait, one cheap probe per region (a HEAD) runs every `probe_interval`, so uploads
+resume within about a second of the store's return instead of after the longest
+backoff. A region is confirmed only when the store's ETag equals the MD5 of the bytes
+sent and the delivery ledger recorded the object (the digests list what the ledger
+holds, so an unrecorded object would be missing from them): then the spool records it,
+and deletes the segment once all its regions confirmed. A stored object whose ledger
+write failed is not uploaded again: its record is retried (backing off up to
+`LEDGER_RETRY_MAX`, not woken by store probes). Every failure goes to the ledger too, as
+far as it answers.
 """
 
 from __future__ import annotations
@@ -114,8 +116,9 @@ class Uploader:
         self._delete_at = delete_at
         self._on_deleted = on_deleted
         self._on_failed = on_failed
-        self._slots = asyncio.Semaphore(concurrency)
+        self._slots: dict[str, asyncio.Semaphore] = {}  # region -> its upload slots
         self._inflight: dict[tuple[int, str], asyncio.Task[None]] = {}
+        self._inflight_in: Counter[str] = Counter()  # region -> jobs started there
         self._active: Counter[tuple[str, str]] = Counter()
         self._backoff: dict[tuple[str, str], Backoff] = {}
         # (segment id, region) -> the object stored there whose ledger write failed
@@ -200,8 +203,8 @@ class Uploader:
         next_due: float | None = None
         for seg in self._spool.sealed_segments():
             for region in seg.pending_regions:
-                if len(self._inflight) >= self._concurrency:
-                    return next_due
+                if self._inflight_in[region] >= self._concurrency:
+                    continue  # this region is busy; the others go on
                 if (seg.id, region) in self._inflight:
                     continue
                 key = (seg.spec.project_id, region)
@@ -278,6 +281,7 @@ class Uploader:
     def _spawn(self, seg: Segment, region: str) -> asyncio.Task[None]:
         task = asyncio.create_task(self._attempt(seg, region))
         self._inflight[(seg.id, region)] = task
+        self._inflight_in[region] += 1
         self._active[(seg.spec.project_id, region)] += 1
         return task
 
@@ -286,7 +290,7 @@ class Uploader:
     async def _attempt(self, seg: Segment, region: str) -> None:
         key = (seg.spec.project_id, region)
         try:
-            async with self._slots:
+            async with self._slots.setdefault(region, asyncio.Semaphore(self._concurrency)):
                 delivered = await self._deliver(seg, region)
         except asyncio.CancelledError:
             raise
@@ -313,6 +317,9 @@ class Uploader:
                 summary.bytes += delivered.bytes
         finally:
             self._inflight.pop((seg.id, region), None)
+            self._inflight_in[region] -= 1
+            if not self._inflight_in[region]:
+                del self._inflight_in[region]
             self._active[key] -= 1
             if not self._active[key]:
                 del self._active[key]

@@ -59,7 +59,7 @@ async def test_the_unscoped_trail_writes_into_the_service_account(
     bucket = Bucket(UNSCOPED, REGION, unique("st-unscoped"))
     await swift_store.ensure_container(bucket)
     await swift_store.put(bucket, "k", b"x", {})
-    (catalog_url,) = (await keystone.object_store_endpoints()).values()
+    catalog_url = (await keystone.object_store_endpoints())[REGION]
     assert await swift_store.account(bucket) == catalog_url
     assert await swift_store.list_keys(bucket) == ["k"]
 

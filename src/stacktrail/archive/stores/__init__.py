@@ -26,7 +26,8 @@ def open_store(settings: Settings, keystone: KeystoneClient | None = None) -> Ob
             keystone,
             acl_writer=KeystoneClient(settings, writer) if writer else None,
             reseller_role=settings.swift_reseller_role,
-            max_connections=settings.archive_upload_concurrency * 2,
+            # every region has its own upload slots (archive/uploader.py)
+            max_connections=settings.archive_upload_concurrency * 2 * len(settings.archive_regions),
         )
     if settings.archive_store is ArchiveStore.S3:
         return S3Store.from_settings(settings)
