@@ -199,6 +199,10 @@ def test_event_rules_editor(page: Page, ui: UiServer, devstack: dict[str, str]) 
         "The trail's own change events (stacktrail.defaults.updated, stacktrail.trail.deleted, "
         "stacktrail.trail.updated) are always kept"
     )
+    expect(page.locator("#events")).to_contain_text(
+        "This cloud also leaves out events matching read/list or read/get unless your trail "
+        "includes them"
+    )
     assert trail_of(ui, devstack, a)["version"] == start  # nothing saved yet
     assert_accessible(page)
     shot(page, "08-event-rules-review")

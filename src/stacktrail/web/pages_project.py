@@ -212,6 +212,7 @@ async def render_project(
         if review
         else None,
         "always_kept": explain.ALWAYS_KEPT_WORDS,
+        "cloud_excludes": explain.join_words(list(ctx.settings.events_default_exclude), "or"),
         "outcome_choices": OUTCOMES,
         "read_only_actions": READ_ONLY_ACTIONS,
         "changes": change_rows(
