@@ -1,17 +1,22 @@
-"""Scale: the trail directory's memory and hot reload with many trails.
+"""Scale: many trails, many projects, several workers, delivery rate.
 
-    .venv/bin/python bench/scale.py directory --trails 10000 --active 5000
+    .venv/bin/python bench/scale.py directory [--trails 10000 --active 5000 --distinct]
+    .venv/bin/python bench/scale.py rss [--trails 10000 --active 5000]
+    .venv/bin/python bench/scale.py workers [--count 60000]
+    .venv/bin/python bench/scale.py delivery [--projects 400 --concurrency 1,4,8,16,32]
 
-Builds a config store (SQLite in a temporary directory, or `--database-url`) holding
-`--trails` configured trails (a mix of the overrides projects set: retention, container,
-event filters, interval), loads the pipeline's snapshot (`StoreTrails`) and prints:
+`directory` builds a config store (SQLite in a temporary directory, or `--database-url`)
+holding `--trails` configured trails (a mix of the overrides projects set: retention,
+container, event filters, interval; `--distinct`: no two equal), loads the pipeline's
+snapshot (`StoreTrails`) and prints bytes per configured trail and per active project on
+the defaults (tracemalloc), a full load's time and peak allocation, an incremental reload
+after one change, a reload after a change of the defaults, and how long a change takes to
+reach `get` with the reload loop at the default interval.
 
-- bytes per configured trail (tracemalloc, the snapshot at N trails minus at 0),
-- bytes per active project that follows the defaults (`get` for `--active` projects
-  nobody configured),
-- a full load's time and peak allocation, and an incremental reload after one change
-  (time, peak allocation), and how long a change takes to reach `get` with the reload
-  loop running at the default interval.
+`rss`: peak RSS of `stacktrail run --only pipeline` (both sinks) with 0 and with
+`--trails` configured trails, events of `--active` projects. `workers`: events/s of one and
+of two processes on one queue, beside the strong raw consumer. `delivery`: objects/s from
+the spool into the dev stack's Swift per upload concurrency, beside raw PUTs.
 """
 
 from __future__ import annotations
@@ -309,6 +314,175 @@ async def deliver_once(
     return summary.objects, elapsed
 
 
+def rss(args: argparse.Namespace) -> None:
+    """Peak RSS of `stacktrail run --only pipeline` (both sinks: a fast `_bulk` endpoint
+    and the file store) with 0 and with `--trails` configured trails, events of
+    `--active` projects (half of them configured, half on the defaults)."""
+    import shutil
+    import subprocess
+
+    from tests.support.cadf_factory import make_notification
+
+    from bench.ingest import fill as fill_queue
+    from bench.ingest import make_vhost, run_stacktrail, stacktrail_env, wait_port
+
+    vhost = make_vhost()
+    url = f"amqp://guest:guest@127.0.0.1:5672/{vhost}"
+    work = Path(tempfile.mkdtemp(prefix="stacktrail-rss-"))
+    port = _free_port()
+    fast = subprocess.Popen([sys.executable, str(ROOT / "bench/fast_bulk.py"), "--port", str(port)])
+    try:
+        wait_port(port)
+        # active projects: trails - active/2 .. trails + active/2 (configured, then not)
+        offset = max(args.trails - args.active // 2, 0)
+        start = datetime(2026, 11, 1, tzinfo=UTC)
+        bodies = [
+            make_notification(
+                event_id=str(uuid.uuid4()),
+                event_time=start + timedelta(seconds=n),
+                initiator_project=project(offset + n % args.active),
+            )
+            for n in range(args.active * args.events)
+        ]
+        print(f"{len(bodies)} events of {args.active} projects; uptime: {_uptime()}")
+        results = {}
+        for trails in (0, args.trails):
+            db_url = f"sqlite+aiosqlite:///{work}/config-{trails}.db"
+            settings = Settings(database_url=db_url)
+            asyncio.run(_prepared_store(db_url, settings, trails))
+            queue = f"st-rss-{trails}"
+            fill_queue(url, queue, bodies)
+            env = stacktrail_env(url, queue, f"http://127.0.0.1:{port}", work) | {
+                "STACKTRAIL_DATABASE_URL": db_url,
+                "STACKTRAIL_ARCHIVE_ENABLED": "true",
+                "STACKTRAIL_ARCHIVE_STORE": "file",
+                "STACKTRAIL_ARCHIVE_DIR": str(work / f"archive-{trails}"),
+                "STACKTRAIL_ARCHIVE_INTERVAL": "1h",
+                "STACKTRAIL_SPOOL_DIR": str(work / f"spool-{trails}"),
+                "STACKTRAIL_SHUTDOWN_GRACE": "1s",
+                "STACKTRAIL_METRICS_LISTEN": f"127.0.0.1:{_free_port()}",
+            }
+            rate, peak = run_stacktrail(
+                url, queue, env, len(bodies), f"http://127.0.0.1:{port}/_count", work
+            )
+            results[trails] = peak
+            print(
+                f"  {trails:6d} configured trails, {args.active} active projects: "
+                f"{rate:6.0f} events/s, peak RSS {peak:.0f} MB"
+            )
+        extra = (results[args.trails] - results[0]) * 1e6 / max(args.trails, 1)
+        print(f"  RSS per configured trail: {extra:.0f} bytes")
+    finally:
+        fast.terminate()
+        fast.wait()
+        subprocess.run(["rabbitmqctl", "-q", "delete_vhost", vhost], check=False)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def workers(args: argparse.Namespace) -> None:
+    """Events/s of 1 and of 2 `stacktrail run --only pipeline` processes on one queue
+    (both sinks: a fast `_bulk` endpoint and the file store), beside the strong raw
+    consumer (pika blocking, prefetch 2000, one multiple-ack per 500) in the same run."""
+    import shutil
+    import signal
+    import subprocess
+
+    from bench.amqp_clients import drain_pika_batched
+    from bench.ingest import (
+        counter,
+        make_vhost,
+        messages,
+        peak_rss_mb,
+        queue_messages,
+        stacktrail_env,
+        wait_port,
+    )
+    from bench.ingest import fill as fill_queue
+
+    vhost = make_vhost()
+    url = f"amqp://guest:guest@127.0.0.1:5672/{vhost}"
+    work = Path(tempfile.mkdtemp(prefix="stacktrail-workers-"))
+    port = _free_port()
+    fast = subprocess.Popen([sys.executable, str(ROOT / "bench/fast_bulk.py"), "--port", str(port)])
+    count_url = f"http://127.0.0.1:{port}/_count"
+    bodies = messages(args.count, args.projects)
+    print(f"{args.count} events of {args.projects} projects; load {_uptime()}")
+    try:
+        wait_port(port)
+        for round_ in range(1, args.rounds + 1):
+            fill_queue(url, f"raw-{round_}", bodies)
+            raw = drain_pika_batched(url, f"raw-{round_}", args.count, 2000, 500)
+            rates = {}
+            for n in (1, 2):
+                queue = f"st-{n}-{round_}"
+                fill_queue(url, queue, bodies)
+                before = counter(count_url)
+                procs = []
+                for i in range(n):
+                    env = stacktrail_env(url, queue, f"http://127.0.0.1:{port}", work) | {
+                        "STACKTRAIL_ARCHIVE_ENABLED": "true",
+                        "STACKTRAIL_ARCHIVE_STORE": "file",
+                        "STACKTRAIL_ARCHIVE_DIR": str(work / "archive"),
+                        "STACKTRAIL_ARCHIVE_INTERVAL": "1h",
+                        "STACKTRAIL_SPOOL_DIR": str(work / f"spool-{round_}-{n}-{i}"),
+                        "STACKTRAIL_SHUTDOWN_GRACE": "1s",
+                        "STACKTRAIL_METRICS_LISTEN": f"127.0.0.1:{_free_port()}",
+                        "STACKTRAIL_DATABASE_URL": f"sqlite+aiosqlite:///{work}/config.db",
+                    }
+                    procs.append(
+                        subprocess.Popen(
+                            [str(ROOT / ".venv/bin/stacktrail"), "run", "--only", "pipeline"],
+                            env=env,
+                            cwd=work,
+                        )
+                    )
+                try:
+                    while counter(count_url) == before:
+                        time.sleep(0.02)
+                    first = time.perf_counter()
+                    while counter(count_url) < before + args.count:
+                        time.sleep(0.05)
+                    while queue_messages(url, queue) > 0:
+                        time.sleep(0.05)
+                    rates[n] = args.count / (time.perf_counter() - first)
+                    peaks = [peak_rss_mb(p.pid) for p in procs]
+                finally:
+                    for proc in procs:
+                        proc.send_signal(signal.SIGTERM)
+                    for proc in procs:
+                        proc.wait(timeout=120)
+                print(
+                    f"  round {round_}: {n} process(es): {rates[n]:6.0f} events/s "
+                    f"({rates[n] / raw:.2f} of the strong raw consumer, {raw:.0f} msg/s); "
+                    f"peak RSS {', '.join(f'{p:.0f}' for p in peaks)} MB"
+                )
+            print(f"  round {round_}: 2 processes / 1 process = {rates[2] / rates[1]:.2f}")
+    finally:
+        fast.terminate()
+        fast.wait()
+        subprocess.run(["rabbitmqctl", "-q", "delete_vhost", vhost], check=False)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+async def _prepared_store(url: str, settings: Settings, trails: int) -> None:
+    await db.upgrade(url, settings=settings)
+    store = TrailStore(db.create_engine(url), settings)
+    await fill(store, trails)
+    await store.close()
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _uptime() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -321,9 +495,21 @@ def main() -> None:
     u.add_argument("--projects", type=int, default=400, help="one object each per round")
     u.add_argument("--events", type=int, default=5, help="events per object")
     u.add_argument("--concurrency", default="1,4,8,16,32", help="upload concurrency levels")
+    r = commands.add_parser("rss", help="peak RSS of the pipeline with many trails")
+    r.add_argument("--trails", type=int, default=10_000)
+    r.add_argument("--active", type=int, default=5_000)
+    r.add_argument("--events", type=int, default=10, help="events per active project")
+    w = commands.add_parser("workers", help="events/s of 2 processes against 1")
+    w.add_argument("--count", type=int, default=60_000)
+    w.add_argument("--projects", type=int, default=50)
+    w.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
-    if args.command == "directory":
+    if args.command == "workers":
+        workers(args)
+    elif args.command == "directory":
         asyncio.run(directory(args))
+    elif args.command == "rss":
+        rss(args)
     else:
         asyncio.run(delivery(args))
 

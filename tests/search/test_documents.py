@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import tracemalloc
 from datetime import UTC, datetime
 
 import orjson
@@ -143,3 +144,19 @@ def test_shared_template_declares_a_data_stream_unless_told_not_to() -> None:
 def test_bad_shared_index_names_are_refused(name: str) -> None:
     with pytest.raises(ValueError, match="shared index"):
         SearchLayout(TEMPLATE, Layout.SHARED, name)
+
+
+def test_index_names_of_thousands_of_projects_stay_small() -> None:
+    """The encoder caches an index name per project and day; 5,000 active projects cost
+    a few hundred bytes each (orjson's own buffers would keep 4 KiB each)."""
+    encoder = BulkEncoder("audit-{project_id}-{yyyy.MM}")
+    when = datetime(2026, 11, 1, tzinfo=UTC)
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        names = [encoder._index(f"{i:032x}", when) for i in range(5000)]
+        per_project = (tracemalloc.get_traced_memory()[0] - before) / 5000
+    finally:
+        tracemalloc.stop()
+    assert names[7] == b'"audit-00000000000000000000000000000007-2026.11"'
+    assert per_project < 1000, f"{per_project:.0f} bytes per project"

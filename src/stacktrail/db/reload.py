@@ -32,6 +32,7 @@ ChangeListener = Callable[[frozenset[str] | None], None]
 
 _ERROR_LOG_EVERY_S = 60.0
 _NOTHING_STORED = ""  # the shape of a project without overrides
+_YIELD_EVERY = 500  # trails resolved between two turns of the event loop
 _Part = TypeVar("_Part", ArchiveConfig, EventFilter)
 
 
@@ -132,11 +133,12 @@ class StoreTrails:
                     stored[row.project_id] = self._document(row.project_id, row.config)
                 else:
                     stored.pop(row.project_id, None)
-            self._trails = {
-                project_id: self._trail(project_id, document, versions[project_id])
-                for project_id, document in stored.items()
-            }
-            self._stored, self._default_trails = stored, {}
+            trails: dict[str, Trail] = {}
+            for n, (project_id, document) in enumerate(stored.items(), 1):
+                trails[project_id] = self._trail(project_id, document, versions[project_id])
+                if not n % _YIELD_EVERY:  # thousands of distinct documents: let events flow
+                    await asyncio.sleep(0)
+            self._trails, self._stored, self._default_trails = trails, stored, {}
         else:
             for row in delta.rows:
                 project_id = row.project_id

@@ -180,7 +180,10 @@ class BulkEncoder:
         if name is None:
             if len(self._indices) > 100_000:
                 self._indices.clear()
-            name = self._indices[key] = orjson.dumps(index_name(self._template, project_id, when))
+            # a copy: orjson's bytes keep a buffer of 4 KiB, and this cache holds one per
+            # project and day
+            encoded = memoryview(orjson.dumps(index_name(self._template, project_id, when)))
+            name = self._indices[key] = encoded.tobytes()
         return name
 
     def _stamp(self, record: Record) -> tuple[bytes, bytes]:
