@@ -31,7 +31,6 @@ import tempfile
 import time
 import types
 import uuid
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -79,13 +78,12 @@ def spool_class(rev: str | None) -> type[Any]:
     return sys.modules[f"{name}.spool"].Spool  # type: ignore[no-any-return]
 
 
-def commit_cost(
+def commit_times(
     spool_type: type[Any], projects: int, batch: int, batches: int
-) -> tuple[float, float, float]:
-    """Seconds of one `write` of `batch` records of ~1.7 KB over `projects` active
-    segments (every segment already open, as in a steady stream): the median and the
-    least wall time, and the median CPU time of the writing thread (the part a loaded
-    machine inflates least)."""
+) -> tuple[list[float], list[float]]:
+    """Wall and CPU seconds (of the writing thread: the part a loaded machine inflates
+    least) of each `write` of `batch` records of ~1.7 KB over `projects` active segments
+    (every segment already open, as in a steady stream)."""
     record = orjson.dumps({"id": "x" * 36, "pad": "p" * 1650})
     specs = [
         SegmentSpec(
@@ -101,12 +99,13 @@ def commit_cost(
         )
         for i in range(projects)
     ]
+    times: list[float] = []
+    cpu: list[float] = []
     with tempfile.TemporaryDirectory(prefix="spool-bench-", dir=ROOT / "var") as where:
         spool = spool_type(Path(where), segment_max_bytes=64 << 20, max_bytes=1 << 40)
         spool.open()
         try:
             spool.write([(spec, record) for spec in specs])  # open every segment
-            times, cpu = [], []
             n = 0
             for _ in range(batches):
                 items = []
@@ -119,26 +118,42 @@ def commit_cost(
                 cpu.append(time.thread_time() - start_cpu)
         finally:
             spool.close()
-    return statistics.median(times), min(times), statistics.median(cpu)
+    return times, cpu
 
 
 def spool_part(args: argparse.Namespace, scales: list[int]) -> None:
-    kinds: list[tuple[str, Callable[[], type[Any]]]] = [("this tree", lambda: spool_class(None))]
+    kinds: dict[str, type[Any]] = {"this tree": spool_class(None)}
     if args.compare_rev:
-        kinds.append((args.compare_rev, lambda: spool_class(args.compare_rev)))
+        kinds[args.compare_rev] = spool_class(args.compare_rev)
+    samples: dict[tuple[str, int], tuple[list[float], list[float]]] = {
+        (label, n): ([], []) for label in kinds for n in scales
+    }
+    rounds = 5  # interleaved, so the machine's load changes hit every case alike
+    for _ in range(rounds):
+        for label, spool_type in kinds.items():
+            for n in scales:
+                times, cpu = commit_times(spool_type, n, args.batch, max(args.batches // rounds, 1))
+                samples[(label, n)][0].extend(times)
+                samples[(label, n)][1].extend(cpu)
     print(
-        f"(1) spool commit cost per batch of {args.batch} records of ~1.7 KB "
-        "(wall median / least, CPU median):"
+        f"(1) spool commit cost per batch of {args.batch} records of ~1.7 KB, "
+        f"{rounds} interleaved rounds (wall median / least, CPU median):"
     )
-    for label, load in kinds:
-        spool_type = load()
-        costs = {n: commit_cost(spool_type, n, args.batch, args.batches) for n in scales}
+    for label in kinds:
+        cost = {
+            n: (
+                statistics.median(samples[(label, n)][0]),
+                min(samples[(label, n)][0]),
+                statistics.median(samples[(label, n)][1]),
+            )
+            for n in scales
+        }
         cells = "   ".join(
-            f"{n} projects {costs[n][0] * 1000:5.1f} / {costs[n][1] * 1000:5.1f} / "
-            f"{costs[n][2] * 1000:5.1f} ms"
+            f"{n} projects {cost[n][0] * 1000:5.1f} / {cost[n][1] * 1000:5.1f} / "
+            f"{cost[n][2] * 1000:5.1f} ms"
             for n in scales
         )
-        few, many = costs[scales[0]], costs[scales[-1]]
+        few, many = cost[scales[0]], cost[scales[-1]]
         print(
             f"    {label:>9}: {cells}   {scales[-1]}/{scales[0]}: wall {many[0] / few[0]:.2f}x "
             f"least {many[1] / few[1]:.2f}x CPU {many[2] / few[2]:.2f}x"
