@@ -637,7 +637,8 @@ class Spool:
             if self._current is journal:
                 self._current = None
                 self._unsynced = False
-            journal.path.unlink(missing_ok=True)
+            if not journal.path.name.endswith(CORRUPT_SUFFIX):  # kept for a look
+                journal.path.unlink(missing_ok=True)
             self._used -= journal.size
         self._hit("journal-removed")
         fsync_dir(self.directory)
