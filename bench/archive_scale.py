@@ -227,12 +227,18 @@ def vm_hwm_mb(pid: int) -> float:
     return float("nan")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (all its threads) so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def run_pipeline(
     url: str, vhost: str, queue: str, count: int, workdir: Path, source: Path | None = None
-) -> tuple[float, float, int]:
+) -> tuple[float, float, int, float]:
     """(events/s from the first document until every message is acked, peak RSS in MB,
-    spool bytes on disk once everything is acked); `source`: a `src` tree to run instead
-    of this one."""
+    spool bytes on disk once everything is acked, CPU µs per event: what a loaded machine
+    distorts least); `source`: a `src` tree to run instead of this one."""
     spool = workdir / f"spool-{queue}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("STACKTRAIL_")}
     if source is not None:
@@ -267,6 +273,7 @@ def run_pipeline(
             alive()
             time.sleep(0.02)
         first = time.perf_counter()
+        cpu_first = cpu_seconds(proc.pid)
         while documents() < before + count or ready_in(url, queue):
             alive()
             time.sleep(0.05)
@@ -274,12 +281,13 @@ def run_pipeline(
             alive()
             time.sleep(0.05)
         last = time.perf_counter()
+        cpu = (cpu_seconds(proc.pid) - cpu_first) / count * 1e6
         rss = vm_hwm_mb(proc.pid)
         spooled = tree_bytes(spool)
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=300)
-    return count / (last - first), rss, spooled
+    return count / (last - first), rss, spooled, cpu
 
 
 def pipeline_part(args: argparse.Namespace, scales: list[int]) -> None:
@@ -316,10 +324,10 @@ def pipeline_part(args: argparse.Namespace, scales: list[int]) -> None:
             publish(url, f"raw-{n}-before", bodies)
             raws = [drain_pika_batched(url, f"raw-{n}-before", args.count, 2000, 500)]
             publish(url, f"st-{n}", bodies)
-            rate, rss, spooled = run_pipeline(url, vhost, f"st-{n}", args.count, workdir)
+            rate, rss, spooled, cpu = run_pipeline(url, vhost, f"st-{n}", args.count, workdir)
             if other is not None:
                 publish(url, f"old-{n}", bodies)
-                old_rate, old_rss, old_spooled = run_pipeline(
+                old_rate, old_rss, old_spooled, old_cpu = run_pipeline(
                     url, vhost, f"old-{n}", args.count, workdir, other
                 )
             publish(url, f"raw-{n}-after", bodies)
@@ -329,7 +337,7 @@ def pipeline_part(args: argparse.Namespace, scales: list[int]) -> None:
             results[n] = (rate, baseline, rss, per_event, size)
             print(
                 f"    {n:5d} projects: raw {baseline:6.0f} msg/s ({raws[0]:.0f}, {raws[1]:.0f})   "
-                f"stacktrail {rate:6.0f} ev/s   ratio {rate / baseline:.2f}   "
+                f"stacktrail {rate:6.0f} ev/s   ratio {rate / baseline:.2f}   CPU {cpu:.0f} us/ev   "
                 f"peak RSS {rss:.0f} MB   spool {per_event:.0f} B/event = "
                 f"{per_event / size:.2f} x message ({size:.0f} B)"
             )
@@ -337,7 +345,8 @@ def pipeline_part(args: argparse.Namespace, scales: list[int]) -> None:
                 old_results[n] = old_rate / baseline
                 print(
                     f"    {'':5} {args.compare_rev:>9}: stacktrail {old_rate:6.0f} ev/s   "
-                    f"ratio {old_rate / baseline:.2f}   peak RSS {old_rss:.0f} MB   spool "
+                    f"ratio {old_rate / baseline:.2f}   CPU {old_cpu:.0f} us/ev   "
+                    f"peak RSS {old_rss:.0f} MB   spool "
                     f"{old_spooled / args.count:.0f} B/event"
                 )
             del bodies
