@@ -337,7 +337,8 @@ def pipeline_part(args: argparse.Namespace, scales: list[int]) -> None:
             results[n] = (rate, baseline, rss, per_event, size)
             print(
                 f"    {n:5d} projects: raw {baseline:6.0f} msg/s ({raws[0]:.0f}, {raws[1]:.0f})   "
-                f"stacktrail {rate:6.0f} ev/s   ratio {rate / baseline:.2f}   CPU {cpu:.0f} us/ev   "
+                f"stacktrail {rate:6.0f} ev/s   ratio {rate / baseline:.2f}   "
+                f"CPU {cpu:.0f} us/ev   "
                 f"peak RSS {rss:.0f} MB   spool {per_event:.0f} B/event = "
                 f"{per_event / size:.2f} x message ({size:.0f} B)"
             )
