@@ -31,7 +31,6 @@ import tempfile
 import time
 import types
 import uuid
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -79,9 +78,12 @@ def spool_class(rev: str | None) -> type[Any]:
     return sys.modules[f"{name}.spool"].Spool  # type: ignore[no-any-return]
 
 
-def commit_cost(spool_type: type[Any], projects: int, batch: int, batches: int) -> float:
-    """Median seconds of one `write` of `batch` records of ~1.7 KB over `projects`
-    active segments (every segment already open, as in a steady stream)."""
+def commit_times(
+    spool_type: type[Any], projects: int, batch: int, batches: int
+) -> tuple[list[float], list[float]]:
+    """Wall and CPU seconds (of the writing thread: the part a loaded machine inflates
+    least) of each `write` of `batch` records of ~1.7 KB over `projects` active segments
+    (every segment already open, as in a steady stream)."""
     record = orjson.dumps({"id": "x" * 36, "pad": "p" * 1650})
     specs = [
         SegmentSpec(
@@ -97,37 +99,65 @@ def commit_cost(spool_type: type[Any], projects: int, batch: int, batches: int) 
         )
         for i in range(projects)
     ]
+    times: list[float] = []
+    cpu: list[float] = []
     with tempfile.TemporaryDirectory(prefix="spool-bench-", dir=ROOT / "var") as where:
         spool = spool_type(Path(where), segment_max_bytes=64 << 20, max_bytes=1 << 40)
         spool.open()
         try:
             spool.write([(spec, record) for spec in specs])  # open every segment
-            times = []
             n = 0
             for _ in range(batches):
                 items = []
                 for _ in range(batch):
                     items.append((specs[n % projects], record))
                     n += 1
-                start = time.perf_counter()
+                start, start_cpu = time.perf_counter(), time.thread_time()
                 spool.write(items)
                 times.append(time.perf_counter() - start)
+                cpu.append(time.thread_time() - start_cpu)
         finally:
             spool.close()
-    return statistics.median(times)
+    return times, cpu
 
 
 def spool_part(args: argparse.Namespace, scales: list[int]) -> None:
-    kinds: list[tuple[str, Callable[[], type[Any]]]] = [("this tree", lambda: spool_class(None))]
+    kinds: dict[str, type[Any]] = {"this tree": spool_class(None)}
     if args.compare_rev:
-        kinds.append((args.compare_rev, lambda: spool_class(args.compare_rev)))
-    print(f"(1) spool commit cost, batches of {args.batch} records of ~1.7 KB (median):")
-    for label, load in kinds:
-        spool_type = load()
-        costs = {n: commit_cost(spool_type, n, args.batch, args.batches) for n in scales}
-        cells = "   ".join(f"{n} projects {costs[n] * 1000:6.1f} ms" for n in scales)
-        ratio = costs[scales[-1]] / costs[scales[0]]
-        print(f"    {label:>12}: {cells}   {scales[-1]}/{scales[0]} = {ratio:.2f}x")
+        kinds[args.compare_rev] = spool_class(args.compare_rev)
+    samples: dict[tuple[str, int], tuple[list[float], list[float]]] = {
+        (label, n): ([], []) for label in kinds for n in scales
+    }
+    rounds = 5  # interleaved, so the machine's load changes hit every case alike
+    for _ in range(rounds):
+        for label, spool_type in kinds.items():
+            for n in scales:
+                times, cpu = commit_times(spool_type, n, args.batch, max(args.batches // rounds, 1))
+                samples[(label, n)][0].extend(times)
+                samples[(label, n)][1].extend(cpu)
+    print(
+        f"(1) spool commit cost per batch of {args.batch} records of ~1.7 KB, "
+        f"{rounds} interleaved rounds (wall median / least, CPU median):"
+    )
+    for label in kinds:
+        cost = {
+            n: (
+                statistics.median(samples[(label, n)][0]),
+                min(samples[(label, n)][0]),
+                statistics.median(samples[(label, n)][1]),
+            )
+            for n in scales
+        }
+        cells = "   ".join(
+            f"{n} projects {cost[n][0] * 1000:5.1f} / {cost[n][1] * 1000:5.1f} / "
+            f"{cost[n][2] * 1000:5.1f} ms"
+            for n in scales
+        )
+        few, many = cost[scales[0]], cost[scales[-1]]
+        print(
+            f"    {label:>9}: {cells}   {scales[-1]}/{scales[0]}: wall {many[0] / few[0]:.2f}x "
+            f"least {many[1] / few[1]:.2f}x CPU {many[2] / few[2]:.2f}x"
+        )
 
 
 # --- (2) end to end
@@ -197,12 +227,18 @@ def vm_hwm_mb(pid: int) -> float:
     return float("nan")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (all its threads) so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def run_pipeline(
     url: str, vhost: str, queue: str, count: int, workdir: Path, source: Path | None = None
-) -> tuple[float, float, int]:
+) -> tuple[float, float, int, float]:
     """(events/s from the first document until every message is acked, peak RSS in MB,
-    spool bytes on disk once everything is acked); `source`: a `src` tree to run instead
-    of this one."""
+    spool bytes on disk once everything is acked, CPU µs per event: what a loaded machine
+    distorts least); `source`: a `src` tree to run instead of this one."""
     spool = workdir / f"spool-{queue}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("STACKTRAIL_")}
     if source is not None:
@@ -237,6 +273,7 @@ def run_pipeline(
             alive()
             time.sleep(0.02)
         first = time.perf_counter()
+        cpu_first = cpu_seconds(proc.pid)
         while documents() < before + count or ready_in(url, queue):
             alive()
             time.sleep(0.05)
@@ -244,12 +281,13 @@ def run_pipeline(
             alive()
             time.sleep(0.05)
         last = time.perf_counter()
+        cpu = (cpu_seconds(proc.pid) - cpu_first) / count * 1e6
         rss = vm_hwm_mb(proc.pid)
         spooled = tree_bytes(spool)
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=300)
-    return count / (last - first), rss, spooled
+    return count / (last - first), rss, spooled, cpu
 
 
 def pipeline_part(args: argparse.Namespace, scales: list[int]) -> None:
@@ -286,10 +324,10 @@ def pipeline_part(args: argparse.Namespace, scales: list[int]) -> None:
             publish(url, f"raw-{n}-before", bodies)
             raws = [drain_pika_batched(url, f"raw-{n}-before", args.count, 2000, 500)]
             publish(url, f"st-{n}", bodies)
-            rate, rss, spooled = run_pipeline(url, vhost, f"st-{n}", args.count, workdir)
+            rate, rss, spooled, cpu = run_pipeline(url, vhost, f"st-{n}", args.count, workdir)
             if other is not None:
                 publish(url, f"old-{n}", bodies)
-                old_rate, old_rss, old_spooled = run_pipeline(
+                old_rate, old_rss, old_spooled, old_cpu = run_pipeline(
                     url, vhost, f"old-{n}", args.count, workdir, other
                 )
             publish(url, f"raw-{n}-after", bodies)
@@ -300,6 +338,7 @@ def pipeline_part(args: argparse.Namespace, scales: list[int]) -> None:
             print(
                 f"    {n:5d} projects: raw {baseline:6.0f} msg/s ({raws[0]:.0f}, {raws[1]:.0f})   "
                 f"stacktrail {rate:6.0f} ev/s   ratio {rate / baseline:.2f}   "
+                f"CPU {cpu:.0f} us/ev   "
                 f"peak RSS {rss:.0f} MB   spool {per_event:.0f} B/event = "
                 f"{per_event / size:.2f} x message ({size:.0f} B)"
             )
@@ -307,7 +346,8 @@ def pipeline_part(args: argparse.Namespace, scales: list[int]) -> None:
                 old_results[n] = old_rate / baseline
                 print(
                     f"    {'':5} {args.compare_rev:>9}: stacktrail {old_rate:6.0f} ev/s   "
-                    f"ratio {old_rate / baseline:.2f}   peak RSS {old_rss:.0f} MB   spool "
+                    f"ratio {old_rate / baseline:.2f}   CPU {old_cpu:.0f} us/ev   "
+                    f"peak RSS {old_rss:.0f} MB   spool "
                     f"{old_spooled / args.count:.0f} B/event"
                 )
             del bodies

@@ -70,6 +70,10 @@ async def test_spooled_events_follow_the_new_container(tmp_path: Path) -> None:
     assert unpack((await store.get(bucket, key)).body, ArchiveFormat.JSON) == [
         e.body for e in events
     ]
+    for _ in range(200):  # the ledger hears of it just after the store has it
+        if ledger.deliveries:
+            break
+        await asyncio.sleep(0.05)
     assert [d.container for d in ledger.deliveries] == ["fixed"]
     assert sink.delivery_backoff(A) == {}  # the status clears
     assert not (settings.archive_dir / "missing").exists()

@@ -118,6 +118,9 @@ def test_missing_container_to_fix_to_healthy(
     expect(fix).to_contain_text(
         re.compile(r"next attempt \d{4}-\d\d-\d\d \d\d:\d\d UTC \(in \d+ minutes?\)")
     )
+    expect(fix.locator(".held-back")).to_contain_text(
+        re.compile(r"Kept in the spool meanwhile: [\d.,]+ (bytes|KB|MB|GB), \d+ events?, the old")
+    )
     expect(page.locator("#summary")).not_to_contain_text("have granted")
     shot(page, "delivery-01-failing")
     assert_accessible(page)

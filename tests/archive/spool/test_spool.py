@@ -306,3 +306,21 @@ def test_a_half_full_spool_rebuilds_at_once(tmp_path: Path) -> None:
     assert spool.used_bytes * 2 >= spool.max_bytes
     assert spool.rebuild() == [a]  # sealed a moment ago, but the spool needs the room
     assert spool.used_bytes == a.size
+
+
+def test_an_unreadable_journal_is_kept_aside(tmp_path: Path) -> None:
+    from stacktrail.archive.spool.journal import JOURNAL_MAGIC
+
+    spool = open_spool(tmp_path)
+    spool.write([(spec(), payload(1))])
+    spool.close()
+    (tmp_path / "1700000000000005.journal").write_bytes(JOURNAL_MAGIC + frame(b"\xff" * 13))
+    again = Spool(tmp_path, segment_max_bytes=1 << 20, max_bytes=1 << 30)
+    report = again.open()
+    assert report.corrupt == ["1700000000000005.journal.corrupt"]
+    assert report.recovered == 1
+    (seg,) = again.segments()
+    assert again.read(seg) == [payload(1)]
+    assert again.confirm(seg, "RegionOne")
+    assert files(tmp_path) == ["1700000000000005.journal.corrupt"]
+    assert again.used_bytes == 0

@@ -24,6 +24,7 @@ strictly increasing within the spool, so ids are unique and sort by age.
 from __future__ import annotations
 
 import re
+from array import array
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -127,13 +128,18 @@ class Segment:
     # a segment held by the journal: where its record frames are, (journal id, offset,
     # length), and the journals holding any of its entries; both empty for a segment in a
     # file of its own (its `path`; for one in the journal, the name a rebuild gives it)
-    extents: list[tuple[int, int, int]] = field(default_factory=list)
+    extents: array[int] = field(default_factory=lambda: array("q"))  # flat triples: small
     journals: set[int] = field(default_factory=set)
     sealed_time: float = 0.0  # clock when sealed (or found sealed at start)
 
     @property
     def in_journal(self) -> bool:
         return bool(self.journals)
+
+    def ranges(self) -> list[tuple[int, int, int]]:
+        """(journal id, offset, length) of each run of its record frames, in order."""
+        e = self.extents
+        return [(e[i], e[i + 1], e[i + 2]) for i in range(0, len(e), 3)]
 
     @property
     def sealed(self) -> bool:

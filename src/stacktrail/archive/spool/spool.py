@@ -42,6 +42,7 @@ import os
 import threading
 import time
 import zlib
+from array import array
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -301,7 +302,7 @@ class Spool:
             for journal_id in seg.journals:
                 self._journals[journal_id].live.discard(seg.id)
             seg.journals = set()
-            seg.extents = []
+            seg.extents = array("q")
         else:
             self._account(seg, -seg.size)
 
@@ -489,7 +490,7 @@ class Spool:
                 elif entry.kind == RECORDS:
                     seg.records += count_frames(body)
                     seg.size += entry.length
-                    seg.extents.append((journal.id, entry.offset, entry.length))
+                    seg.extents.extend((journal.id, entry.offset, entry.length))
                     seg.journals.add(journal.id)
                 else:  # SEALED
                     try:
@@ -636,7 +637,8 @@ class Spool:
             if self._current is journal:
                 self._current = None
                 self._unsynced = False
-            journal.path.unlink(missing_ok=True)
+            if not journal.path.name.endswith(CORRUPT_SUFFIX):  # kept for a look
+                journal.path.unlink(missing_ok=True)
             self._used -= journal.size
         self._hit("journal-removed")
         fsync_dir(self.directory)
@@ -706,7 +708,7 @@ class Spool:
             live = journal.live
             shares = self._project_bytes
             for seg, at, length, grown in placed:
-                seg.extents.append((journal_id, base + at, length))
+                seg.extents.extend((journal_id, base + at, length))
                 seg.journals.add(journal_id)
                 live.add(seg.id)
                 project = seg.spec.project_id
@@ -865,7 +867,7 @@ class Spool:
                 for journal_id in seg.journals:
                     self._journals[journal_id].live.discard(seg.id)
                 seg.journals = set()
-                seg.extents = []
+                seg.extents = array("q")
                 self._used += seg.size  # the journals' share goes when they go, below
             log.info(
                 "spool: %d sealed segment(s) waiting for delivery moved to files of their own "
@@ -886,7 +888,7 @@ class Spool:
                 )
                 fds.append(fd)
                 _write_all(fd, [_header_bytes(seg.spec)])
-                for journal_id, offset, length in seg.extents:
+                for journal_id, offset, length in seg.ranges():
                     _copy_range(self._journals[journal_id].fd, fd, offset, length)
             self._sync(fds)
             self._hit("rebuild-built")
@@ -903,7 +905,7 @@ class Spool:
     def read(self, seg: Segment) -> list[bytes]:
         """The records of a sealed segment (whole frames only)."""
         with self._lock:
-            extents = list(seg.extents)
+            extents = seg.ranges()
             # Own copies of the descriptors: a rebuild or a delivery may close (and remove)
             # a journal while this reads outside the lock; the data stays readable.
             fds = {j: os.dup(self._journals[j].fd) for j in {j for j, _o, _n in extents}}
