@@ -23,6 +23,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -82,6 +83,13 @@ def peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
+def free_port() -> int:
+    """A port nothing listens on now: benchmarks of others may run beside this one."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
 def wait_port(port: int) -> None:
     for _ in range(100):
         try:
@@ -137,6 +145,7 @@ def stacktrail_env(url: str, queue: str, search_url: str, workdir: Path) -> dict
             "STACKTRAIL_DATABASE_URL": f"sqlite+aiosqlite:///{workdir}/config.db",
             "STACKTRAIL_SPOOL_DIR": str(workdir / "spool"),
             "STACKTRAIL_LOG_LEVEL": "WARNING",
+            "STACKTRAIL_METRICS_LISTEN": f"127.0.0.1:{free_port()}",
         }
         | OVERRIDES
     )
@@ -372,7 +381,7 @@ def main() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="stacktrail-bench-"))
     procs: list[subprocess.Popen[bytes]] = []
     try:
-        fast_port = 29333
+        fast_port = free_port()
         procs.append(
             subprocess.Popen(
                 [sys.executable, str(ROOT / "bench/fast_bulk.py"), "--port", str(fast_port)]
@@ -424,7 +433,7 @@ def main() -> None:
         print(f"(b)/(a) median over {args.rounds} rounds: {statistics.median(ratios):.2f}")
 
         if not args.skip_osmem:
-            os_port = 29334
+            os_port = free_port()
             procs.append(
                 subprocess.Popen(
                     [osmem_binary(), "-addr", f"127.0.0.1:{os_port}", "-no-stdin-watch"]

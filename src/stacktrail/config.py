@@ -192,6 +192,15 @@ class Settings(BaseSettings):
         "finished meanwhile share one frame; 0: at once (what finishes in one pass of the "
         "event loop shares a frame).",
     )
+    pipeline_gc_threshold: int = Field(
+        50_000,
+        ge=0,
+        le=10_000_000,
+        description="Allocations between collections of the youngest generation of "
+        "Python's cycle collector in a process that runs the pipeline (after start-up, "
+        "its objects are frozen out of every collection). CPython's 700 made the "
+        "collector scan the in-flight events over and over; 0: the interpreter's default.",
+    )
     amqp_reconnect_max: Duration = Field(
         timedelta(seconds=30), description="Longest wait between reconnect attempts."
     )

@@ -21,6 +21,7 @@ from stacktrail.domain.event import DecodeError, NotAuditEvent
 from stacktrail.domain.event_limits import DEFAULT_LIMITS, EventLimits
 from stacktrail.ingest.consumer import AmqpSource, Delivery
 from stacktrail.ingest.decode import decode_message
+from stacktrail.ingest.garbage import tuned_collector
 from stacktrail.ingest.owners import Owners, everywhere
 from stacktrail.ingest.route import Router
 from stacktrail.telemetry import metrics
@@ -48,8 +49,10 @@ class Pipeline:
         limits: EventLimits = DEFAULT_LIMITS,
         dead_letter_noise: bool = False,
         owners: Owners | None = None,
+        gc_threshold: int = 0,
     ) -> None:
         self._source = source
+        self._gc_threshold = gc_threshold
         self._router = router
         self._sinks = list(sinks)
         self._limits = limits
@@ -96,9 +99,10 @@ class Pipeline:
 
     async def run(self) -> None:
         """Dispatch deliveries until cancelled."""
-        while True:
-            delivery = await self._inbox.get()
-            await self.dispatch(delivery)
+        with tuned_collector(self._gc_threshold):  # start-up is over: what it built stays
+            while True:
+                delivery = await self._inbox.get()
+                await self.dispatch(delivery)
 
     async def drain(self) -> None:
         """Dispatch what is already in the inbox (after the consumer was cancelled)."""
