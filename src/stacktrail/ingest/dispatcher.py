@@ -142,9 +142,11 @@ class Pipeline:
             self.event_types[event_type] += 1
             # tenant_ids of the shared layout: every project whose search copy this is
             tenants = tuple(
-                p.project_id
-                for p in placements
-                if p.trail.search_enabled and p.only in (None, "search")
+                [
+                    p.project_id
+                    for p in placements
+                    if p.trail.search_enabled and (p.only is None or p.only == "search")
+                ]
             )
             for placement in placements:
                 project_id = placement.project_id
