@@ -3,8 +3,8 @@
 In one run, on one machine:
   (a) the broker's raw drain rate: minimal consumers that only ack (pika's blocking and
       asyncio adapters acking each message, and the strongest plain consumer: pika
-      blocking, prefetch 2000, one multiple-ack per 500 messages); the fastest of them in
-      the round is the baseline;
+      blocking, prefetch 2000, one multiple-ack per 500 messages); that strong consumer
+      is the baseline of every ratio;
   (b) `stacktrail run --only pipeline` into a fast local `_bulk` endpoint
       (bench/fast_bulk.py) that accepts everything, so stacktrail itself is measured;
   (c) the same into osmem-server, the OpenSearch-compatible test server.
@@ -159,6 +159,7 @@ def run_stacktrail(
     count_url: str,
     workdir: Path,
     profile: Path | None = None,
+    checkout: Path = ROOT,
 ) -> tuple[float, float]:
     """Events/s from the first indexed document until the queue is fully acked, and the
     peak RSS in MB.
@@ -169,12 +170,15 @@ def run_stacktrail(
     indexed, `rabbitmqctl` confirms the acks; the end time is when the call that saw the
     queue empty returned, so the ack lag is counted, generously.
 
+    `checkout`: whose stacktrail runs (its `.venv/bin/stacktrail`).
     `profile`: sample the process with py-spy (idle stacks included, so the shares are
     of wall time) into this file, and print its summary.
     """
     before = counter(count_url)  # the fast endpoint counts across rounds
     proc = subprocess.Popen(
-        [str(ROOT / ".venv/bin/stacktrail"), "run", "--only", "pipeline"], env=env, cwd=workdir
+        [str(checkout / ".venv/bin/stacktrail"), "run", "--only", "pipeline"],
+        env=env,
+        cwd=workdir,
     )
     spy: subprocess.Popen[bytes] | None = None
     first = cpu_first = 0.0
@@ -237,10 +241,10 @@ def profile_summary(path: Path, pid: int, top: int = 25) -> str:
     total: dict[str, int] = {}
     samples = 0
     for line in path.read_text().splitlines():
-        stack, _, n = line.rpartition(" ")
+        stack, _, number = line.rpartition(" ")
         if not stack.startswith(f"thread ({pid}): MainThread;"):  # the event loop's
             continue
-        count = int(n)
+        count = int(number)
         samples += count
         frames = [re.sub(r":\d+\)$", ")", f) for f in stack.split(";")[1:]]
         if frames:
@@ -359,6 +363,12 @@ def main() -> None:
         help="a setting for every stacktrail run (e.g. SEARCH_BULK_DOCS=500), to tune",
     )
     parser.add_argument(
+        "--against",
+        type=Path,
+        help="another checkout (e.g. the main branch) whose stacktrail runs as (b0) in every "
+        "round, to measure a change against its base in the same minutes",
+    )
+    parser.add_argument(
         "--profile",
         type=Path,
         help="record round 1's (b) with py-spy into this file (raw format) and print "
@@ -391,7 +401,7 @@ def main() -> None:
         fast_url = f"http://127.0.0.1:{fast_port}"
         # (a) and (b) alternate for several rounds: on a shared machine the load changes
         # from minute to minute, and a ratio of neighbours is steadier than one of two runs.
-        baselines, ratios = [], []
+        baselines, ratios, against_ratios = [], [], []
         for round_ in range(1, args.rounds + 1):
             raw = {}
             for name in ("pika-blocking", "pika-asyncio", "strong"):
@@ -408,18 +418,32 @@ def main() -> None:
                     )
                 else:
                     raw[name] = asyncio.run(drain_pika_asyncio(url, queue, args.count, 2000))
-            baseline = max(raw.values())
-            queue = f"st-fast-{round_}"
-            fill(url, queue, bodies)
-            rate_b, rss_b = run_stacktrail(
-                url,
-                queue,
-                stacktrail_env(url, queue, fast_url, workdir),
-                args.count,
-                f"{fast_url}/_count",
-                workdir,
-                args.profile if round_ == 1 else None,
-            )
+            baseline = raw["strong"]
+            runs: dict[str, tuple[float, float]] = {}
+            order = [ROOT] if args.against is None else [ROOT, args.against]
+            if round_ % 2 == 0:
+                order.reverse()  # neither checkout always runs first
+            for checkout in order:
+                queue = f"st-fast-{round_}-{len(runs)}"
+                fill(url, queue, bodies)
+                runs[str(checkout)] = run_stacktrail(
+                    url,
+                    queue,
+                    stacktrail_env(url, queue, fast_url, workdir),
+                    args.count,
+                    f"{fast_url}/_count",
+                    workdir,
+                    args.profile if round_ == 1 and checkout == ROOT else None,
+                    checkout,
+                )
+            rate_b, rss_b = runs[str(ROOT)]
+            if args.against is not None:
+                rate_0, rss_0 = runs[str(args.against)]
+                against_ratios.append(rate_0 / baseline)
+                print(
+                    f"    (b0) {args.against} -> fast _bulk {rate_0:6.0f} events/s | "
+                    f"(b0)/(a) = {rate_0 / baseline:.2f} | peak RSS {rss_0:.0f} MB"
+                )
             baselines.append(baseline)
             ratios.append(rate_b / baseline)
             print(
@@ -431,6 +455,11 @@ def main() -> None:
             )
         baseline = statistics.median(baselines)
         print(f"(b)/(a) median over {args.rounds} rounds: {statistics.median(ratios):.2f}")
+        if against_ratios:
+            print(
+                f"(b0)/(a) median over {args.rounds} rounds: "
+                f"{statistics.median(against_ratios):.2f} ({args.against})"
+            )
 
         if not args.skip_osmem:
             os_port = free_port()
