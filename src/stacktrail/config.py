@@ -192,6 +192,12 @@ class Settings(BaseSettings):
         "finished meanwhile share one frame; 0: at once (what finishes in one pass of the "
         "event loop shares a frame).",
     )
+    amqp_ack_gap_hold: DurationOrZero = Field(
+        timedelta(seconds=1),
+        description="Longest a finished message waits for an older unfinished one so both "
+        "are acked by one frame; then (or once such messages fill half the prefetch window) "
+        "it is acked on its own. 0: at once, one frame per message.",
+    )
     pipeline_gc_threshold: int = Field(
         50_000,
         ge=0,

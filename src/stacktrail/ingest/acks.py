@@ -65,6 +65,16 @@ class AckTracker:
         self._acked_upto = upto
         return frame, count
 
+    @property
+    def waiting(self) -> int:
+        """Finished tags not acked because an older one is unfinished (beyond a gap)."""
+        return len(self._done)
+
+    def take_prefix_round(self) -> AckRound:
+        """Only the prefix, as one frame: the tags beyond a gap stay for a later round."""
+        upto, count = self._advance()
+        return AckRound(upto=upto, count=count)
+
     def take_prefix(self) -> int | None:
         """The tag to ack with multiple=True, or None when no finished tag joined the prefix."""
         return self._advance()[0]
