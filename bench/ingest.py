@@ -130,6 +130,15 @@ def dir_bytes(path: Path) -> int:
 OVERRIDES: dict[str, str] = {}
 
 
+def settings_env(settings: list[str]) -> dict[str, str]:
+    """`NAME=VALUE` (with or without the `STACKTRAIL_` prefix) as environment variables."""
+    env = {}
+    for setting in settings:
+        name, _, value = setting.partition("=")
+        env[name if name.startswith("STACKTRAIL_") else f"STACKTRAIL_{name}"] = value
+    return env
+
+
 def stacktrail_env(url: str, queue: str, search_url: str, workdir: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("STACKTRAIL_")}
     return (
@@ -160,6 +169,7 @@ def run_stacktrail(
     workdir: Path,
     profile: Path | None = None,
     checkout: Path = ROOT,
+    label: str = "stacktrail",
 ) -> tuple[float, float]:
     """Events/s from the first indexed document until the queue is fully acked, and the
     peak RSS in MB.
@@ -212,7 +222,7 @@ def run_stacktrail(
     if profile is not None:
         print(profile_summary(profile, proc.pid))
     print(
-        f"    stacktrail: {cpu / (last - first):.2f} of a core busy, "
+        f"    ({label}): {cpu / (last - first):.2f} of a core busy, "
         f"{cpu / count * 1e6:.0f} CPU µs per event"
     )
     return count / (last - first), rss
@@ -369,6 +379,14 @@ def main() -> None:
         "round, to measure a change against its base in the same minutes",
     )
     parser.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="instead of --against: this checkout with these settings runs as (b0) in "
+        "every round (tuning by measurement)",
+    )
+    parser.add_argument(
         "--profile",
         type=Path,
         help="record round 1's (b) with py-spy into this file (raw format) and print "
@@ -380,9 +398,12 @@ def main() -> None:
         help="(d): both sinks on, archive to the dev stack's Swift (needs var/dev-stack/env)",
     )
     args = parser.parse_args()
-    for setting in args.set:
-        name, _, value = setting.partition("=")
-        OVERRIDES[name if name.startswith("STACKTRAIL_") else f"STACKTRAIL_{name}"] = value
+    OVERRIDES.update(settings_env(args.set))
+    contender: tuple[str, Path, dict[str, str]] | None = None
+    if args.against is not None:
+        contender = (str(args.against), args.against, {})
+    elif args.variant:
+        contender = (f"variant {' '.join(args.variant)}", ROOT, settings_env(args.variant))
     vhost = make_vhost()
     url = f"amqp://guest:guest@127.0.0.1:5672/{vhost}"
     bodies = messages(args.count, args.projects)
@@ -420,28 +441,29 @@ def main() -> None:
                     raw[name] = asyncio.run(drain_pika_asyncio(url, queue, args.count, 2000))
             baseline = raw["strong"]
             runs: dict[str, tuple[float, float]] = {}
-            order = [ROOT] if args.against is None else [ROOT, args.against]
+            order = [("b", ROOT, {})] if contender is None else [("b", ROOT, {}), contender]
             if round_ % 2 == 0:
-                order.reverse()  # neither checkout always runs first
-            for checkout in order:
+                order.reverse()  # neither always runs first
+            for label, checkout, extra in order:
                 queue = f"st-fast-{round_}-{len(runs)}"
                 fill(url, queue, bodies)
-                runs[str(checkout)] = run_stacktrail(
+                runs[label] = run_stacktrail(
                     url,
                     queue,
-                    stacktrail_env(url, queue, fast_url, workdir),
+                    stacktrail_env(url, queue, fast_url, workdir) | extra,
                     args.count,
                     f"{fast_url}/_count",
                     workdir,
-                    args.profile if round_ == 1 and checkout == ROOT else None,
+                    args.profile if round_ == 1 and label == "b" else None,
                     checkout,
+                    "b" if label == "b" else "b0",
                 )
-            rate_b, rss_b = runs[str(ROOT)]
-            if args.against is not None:
-                rate_0, rss_0 = runs[str(args.against)]
+            rate_b, rss_b = runs["b"]
+            if contender is not None:
+                rate_0, rss_0 = runs[contender[0]]
                 against_ratios.append(rate_0 / baseline)
                 print(
-                    f"    (b0) {args.against} -> fast _bulk {rate_0:6.0f} events/s | "
+                    f"    (b0) {contender[0]} -> fast _bulk {rate_0:6.0f} events/s | "
                     f"(b0)/(a) = {rate_0 / baseline:.2f} | peak RSS {rss_0:.0f} MB"
                 )
             baselines.append(baseline)
@@ -458,7 +480,7 @@ def main() -> None:
         if against_ratios:
             print(
                 f"(b0)/(a) median over {args.rounds} rounds: "
-                f"{statistics.median(against_ratios):.2f} ({args.against})"
+                f"{statistics.median(against_ratios):.2f} ({contender[0] if contender else ''})"
             )
 
         if not args.skip_osmem:
