@@ -66,6 +66,7 @@ async def drain_aiormq(url: str, queue: str, count: int, prefetch: int) -> float
 
     async def on_message(msg: aiormq.abc.DeliveredMessage) -> None:
         nonlocal seen
+        assert msg.delivery_tag is not None  # a consumer's deliveries always carry one
         await ch.basic_ack(msg.delivery_tag)
         seen += 1
         if seen == count:

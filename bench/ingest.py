@@ -3,8 +3,8 @@
 In one run, on one machine:
   (a) the broker's raw drain rate: minimal consumers that only ack (pika's blocking and
       asyncio adapters acking each message, and the strongest plain consumer: pika
-      blocking, prefetch 2000, one multiple-ack per 500 messages); the fastest of them in
-      the round is the baseline;
+      blocking, prefetch 2000, one multiple-ack per 500 messages); that strong consumer
+      is the baseline of every ratio;
   (b) `stacktrail run --only pipeline` into a fast local `_bulk` endpoint
       (bench/fast_bulk.py) that accepts everything, so stacktrail itself is measured;
   (c) the same into osmem-server, the OpenSearch-compatible test server.
@@ -23,6 +23,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -82,6 +83,13 @@ def peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
+def free_port() -> int:
+    """A port nothing listens on now: benchmarks of others may run beside this one."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
 def wait_port(port: int) -> None:
     for _ in range(100):
         try:
@@ -122,6 +130,15 @@ def dir_bytes(path: Path) -> int:
 OVERRIDES: dict[str, str] = {}
 
 
+def settings_env(settings: list[str]) -> dict[str, str]:
+    """`NAME=VALUE` (with or without the `STACKTRAIL_` prefix) as environment variables."""
+    env = {}
+    for setting in settings:
+        name, _, value = setting.partition("=")
+        env[name if name.startswith("STACKTRAIL_") else f"STACKTRAIL_{name}"] = value
+    return env
+
+
 def stacktrail_env(url: str, queue: str, search_url: str, workdir: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("STACKTRAIL_")}
     return (
@@ -137,6 +154,7 @@ def stacktrail_env(url: str, queue: str, search_url: str, workdir: Path) -> dict
             "STACKTRAIL_DATABASE_URL": f"sqlite+aiosqlite:///{workdir}/config.db",
             "STACKTRAIL_SPOOL_DIR": str(workdir / "spool"),
             "STACKTRAIL_LOG_LEVEL": "WARNING",
+            "STACKTRAIL_METRICS_LISTEN": f"127.0.0.1:{free_port()}",
         }
         | OVERRIDES
     )
@@ -150,6 +168,8 @@ def run_stacktrail(
     count_url: str,
     workdir: Path,
     profile: Path | None = None,
+    checkout: Path = ROOT,
+    label: str = "stacktrail",
 ) -> tuple[float, float]:
     """Events/s from the first indexed document until the queue is fully acked, and the
     peak RSS in MB.
@@ -160,12 +180,15 @@ def run_stacktrail(
     indexed, `rabbitmqctl` confirms the acks; the end time is when the call that saw the
     queue empty returned, so the ack lag is counted, generously.
 
+    `checkout`: whose stacktrail runs (its `.venv/bin/stacktrail`).
     `profile`: sample the process with py-spy (idle stacks included, so the shares are
     of wall time) into this file, and print its summary.
     """
     before = counter(count_url)  # the fast endpoint counts across rounds
     proc = subprocess.Popen(
-        [str(ROOT / ".venv/bin/stacktrail"), "run", "--only", "pipeline"], env=env, cwd=workdir
+        [str(checkout / ".venv/bin/stacktrail"), "run", "--only", "pipeline"],
+        env=env,
+        cwd=workdir,
     )
     spy: subprocess.Popen[bytes] | None = None
     first = cpu_first = 0.0
@@ -199,7 +222,7 @@ def run_stacktrail(
     if profile is not None:
         print(profile_summary(profile, proc.pid))
     print(
-        f"    stacktrail: {cpu / (last - first):.2f} of a core busy, "
+        f"    ({label}): {cpu / (last - first):.2f} of a core busy, "
         f"{cpu / count * 1e6:.0f} CPU µs per event"
     )
     return count / (last - first), rss
@@ -228,10 +251,10 @@ def profile_summary(path: Path, pid: int, top: int = 25) -> str:
     total: dict[str, int] = {}
     samples = 0
     for line in path.read_text().splitlines():
-        stack, _, n = line.rpartition(" ")
+        stack, _, number = line.rpartition(" ")
         if not stack.startswith(f"thread ({pid}): MainThread;"):  # the event loop's
             continue
-        count = int(n)
+        count = int(number)
         samples += count
         frames = [re.sub(r":\d+\)$", ")", f) for f in stack.split(";")[1:]]
         if frames:
@@ -350,6 +373,20 @@ def main() -> None:
         help="a setting for every stacktrail run (e.g. SEARCH_BULK_DOCS=500), to tune",
     )
     parser.add_argument(
+        "--against",
+        type=Path,
+        help="another checkout (e.g. the main branch) whose stacktrail runs as (b0) in every "
+        "round, to measure a change against its base in the same minutes",
+    )
+    parser.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="instead of --against: this checkout with these settings runs as (b0) in "
+        "every round (tuning by measurement)",
+    )
+    parser.add_argument(
         "--profile",
         type=Path,
         help="record round 1's (b) with py-spy into this file (raw format) and print "
@@ -361,9 +398,12 @@ def main() -> None:
         help="(d): both sinks on, archive to the dev stack's Swift (needs var/dev-stack/env)",
     )
     args = parser.parse_args()
-    for setting in args.set:
-        name, _, value = setting.partition("=")
-        OVERRIDES[name if name.startswith("STACKTRAIL_") else f"STACKTRAIL_{name}"] = value
+    OVERRIDES.update(settings_env(args.set))
+    contender: tuple[str, Path, dict[str, str]] | None = None
+    if args.against is not None:
+        contender = (str(args.against), args.against, {})
+    elif args.variant:
+        contender = (f"variant {' '.join(args.variant)}", ROOT, settings_env(args.variant))
     vhost = make_vhost()
     url = f"amqp://guest:guest@127.0.0.1:5672/{vhost}"
     bodies = messages(args.count, args.projects)
@@ -372,7 +412,7 @@ def main() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="stacktrail-bench-"))
     procs: list[subprocess.Popen[bytes]] = []
     try:
-        fast_port = 29333
+        fast_port = free_port()
         procs.append(
             subprocess.Popen(
                 [sys.executable, str(ROOT / "bench/fast_bulk.py"), "--port", str(fast_port)]
@@ -382,7 +422,7 @@ def main() -> None:
         fast_url = f"http://127.0.0.1:{fast_port}"
         # (a) and (b) alternate for several rounds: on a shared machine the load changes
         # from minute to minute, and a ratio of neighbours is steadier than one of two runs.
-        baselines, ratios = [], []
+        baselines, ratios, against_ratios = [], [], []
         for round_ in range(1, args.rounds + 1):
             raw = {}
             for name in ("pika-blocking", "pika-asyncio", "strong"):
@@ -399,18 +439,33 @@ def main() -> None:
                     )
                 else:
                     raw[name] = asyncio.run(drain_pika_asyncio(url, queue, args.count, 2000))
-            baseline = max(raw.values())
-            queue = f"st-fast-{round_}"
-            fill(url, queue, bodies)
-            rate_b, rss_b = run_stacktrail(
-                url,
-                queue,
-                stacktrail_env(url, queue, fast_url, workdir),
-                args.count,
-                f"{fast_url}/_count",
-                workdir,
-                args.profile if round_ == 1 else None,
-            )
+            baseline = raw["strong"]
+            runs: dict[str, tuple[float, float]] = {}
+            order = [("b", ROOT, {})] if contender is None else [("b", ROOT, {}), contender]
+            if round_ % 2 == 0:
+                order.reverse()  # neither always runs first
+            for label, checkout, extra in order:
+                queue = f"st-fast-{round_}-{len(runs)}"
+                fill(url, queue, bodies)
+                runs[label] = run_stacktrail(
+                    url,
+                    queue,
+                    stacktrail_env(url, queue, fast_url, workdir) | extra,
+                    args.count,
+                    f"{fast_url}/_count",
+                    workdir,
+                    args.profile if round_ == 1 and label == "b" else None,
+                    checkout,
+                    "b" if label == "b" else "b0",
+                )
+            rate_b, rss_b = runs["b"]
+            if contender is not None:
+                rate_0, rss_0 = runs[contender[0]]
+                against_ratios.append(rate_0 / baseline)
+                print(
+                    f"    (b0) {contender[0]} -> fast _bulk {rate_0:6.0f} events/s | "
+                    f"(b0)/(a) = {rate_0 / baseline:.2f} | peak RSS {rss_0:.0f} MB"
+                )
             baselines.append(baseline)
             ratios.append(rate_b / baseline)
             print(
@@ -422,9 +477,14 @@ def main() -> None:
             )
         baseline = statistics.median(baselines)
         print(f"(b)/(a) median over {args.rounds} rounds: {statistics.median(ratios):.2f}")
+        if against_ratios:
+            print(
+                f"(b0)/(a) median over {args.rounds} rounds: "
+                f"{statistics.median(against_ratios):.2f} ({contender[0] if contender else ''})"
+            )
 
         if not args.skip_osmem:
-            os_port = 29334
+            os_port = free_port()
             procs.append(
                 subprocess.Popen(
                     [osmem_binary(), "-addr", f"127.0.0.1:{os_port}", "-no-stdin-watch"]

@@ -271,6 +271,7 @@ async def run_pipeline(
         limits=EventLimits.from_settings(settings),
         dead_letter_noise=settings.amqp_dead_letter_noise,
         owners=owners,
+        gc_threshold=settings.pipeline_gc_threshold,
     )
     if owners is not None:
         log.info("owner check: events of projects Keystone does not know go to the unscoped trail")

@@ -192,6 +192,21 @@ class Settings(BaseSettings):
         "finished meanwhile share one frame; 0: at once (what finishes in one pass of the "
         "event loop shares a frame).",
     )
+    amqp_ack_gap_hold: DurationOrZero = Field(
+        timedelta(seconds=1),
+        description="Longest a finished message waits for an older unfinished one so both "
+        "are acked by one frame; then (or once such messages fill half the prefetch window) "
+        "it is acked on its own. 0: at once, one frame per message.",
+    )
+    pipeline_gc_threshold: int = Field(
+        50_000,
+        ge=0,
+        le=10_000_000,
+        description="Allocations between collections of the youngest generation of "
+        "Python's cycle collector in a process that runs the pipeline (after start-up, "
+        "its objects are frozen out of every collection). CPython's 700 made the "
+        "collector scan the in-flight events over and over; 0: the interpreter's default.",
+    )
     amqp_reconnect_max: Duration = Field(
         timedelta(seconds=30), description="Longest wait between reconnect attempts."
     )

@@ -100,3 +100,15 @@ def test_rounds_ack_each_finished_tag_exactly_once(
     round_()
     assert acked == set(order) - never
     assert settled == len(acked)
+
+
+def test_a_prefix_round_leaves_the_tags_beyond_a_gap_waiting() -> None:
+    tracker = AckTracker()
+    for tag in (1, 2, 4, 5):
+        tracker.done(tag)
+    first = tracker.take_prefix_round()
+    assert (first.upto, first.singles, first.count) == (2, [], 2)
+    assert tracker.waiting == 2  # 4 and 5 wait for 3
+    tracker.done(3)
+    second = tracker.take_prefix_round()
+    assert (second.upto, second.count, tracker.waiting) == (5, 3, 0)  # one frame for 3..5

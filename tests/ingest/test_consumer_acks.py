@@ -109,3 +109,69 @@ async def test_finished_messages_are_acked_in_the_next_pass_by_default(amqp_url:
 
 async def test_an_ack_interval_lets_finished_messages_share_a_later_frame(amqp_url: str) -> None:
     assert await _acked_after(amqp_url, "300ms", 0.6) == (0, 50)
+
+
+async def _behind_a_late_one(
+    amqp_url: str, gap_hold: str, late_after: float | None
+) -> tuple[int, int, set[int]]:
+    """50 messages; all but the first settled on arrival, the first after `late_after` s
+    (None: never). Returns (acked at once, acked after 1.5 s, tags acked singly)."""
+    queue = f"st-{uuid.uuid4().hex[:8]}"
+    settings = Settings(
+        amqp_url=amqp_url,
+        amqp_queue=queue,
+        amqp_dead_letter_exchange=f"{queue}.dead",
+        amqp_bindings=["nova:notifications.#"],
+        amqp_ack_gap_hold=gap_hold,
+    )
+    source = AmqpSource(settings)
+    arrived: list[Delivery] = []
+    source.on_delivery = arrived.append
+    stop = asyncio.Event()
+    task = asyncio.create_task(source.run(stop))
+    try:
+        for _ in range(100):
+            if source.connected:
+                break
+            await asyncio.sleep(0.1)
+        await publish(amqp_url, [make_notification(event_id=f"gap-{i}") for i in range(50)])
+        for _ in range(100):
+            if len(arrived) == 50:
+                break
+            await asyncio.sleep(0.1)
+        for delivery in arrived[1:]:
+            source.settle(delivery, Outcome.DELIVERED)
+        await asyncio.sleep(0.05)
+        at_once = sum(source._tracker.acked(d.tag) for d in arrived)
+        if late_after is not None:
+            await asyncio.sleep(late_after)
+            source.settle(arrived[0], Outcome.DELIVERED)
+        await asyncio.sleep(1.5)
+        later = sum(source._tracker.acked(d.tag) for d in arrived)
+        return at_once, later, set(source._tracker._singles)
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 5)
+        await source.close()
+
+
+async def test_messages_behind_a_briefly_late_one_share_its_frame(amqp_url: str) -> None:
+    """A message late by milliseconds (bulks answered out of order, a dead letter
+    awaiting its confirm) costs no frame per message behind it."""
+    assert Settings().amqp_ack_gap_hold.total_seconds() == 1
+    at_once, later, singles = await _behind_a_late_one(amqp_url, "1s", late_after=0.1)
+    assert at_once == 0
+    assert later == 50
+    assert singles == set()  # one multiple frame acked all 50
+
+
+async def test_messages_behind_a_stuck_one_are_acked_singly_after_the_hold(
+    amqp_url: str,
+) -> None:
+    at_once, later, singles = await _behind_a_late_one(amqp_url, "1s", late_after=None)
+    assert (at_once, later, len(singles)) == (0, 49, 49)
+
+
+async def test_a_zero_hold_acks_messages_behind_a_gap_at_once(amqp_url: str) -> None:
+    at_once, later, singles = await _behind_a_late_one(amqp_url, "0", late_after=None)
+    assert (at_once, later, len(singles)) == (49, 49, 49)

@@ -143,3 +143,31 @@ async def test_no_point_in_time_means_scroll() -> None:
     assert await search.open_point_in_time("idx") is None
     assert await search.open_point_in_time("idx") is None
     await search.close()
+
+
+async def test_a_bulk_without_errors_and_one_with_errors_are_read_item_by_item_alike(
+    client: SearchClient, search_url: str
+) -> None:
+    """`"errors": false` answers every item accepted without reading each; an answer with
+    errors still says which item failed, and why."""
+    from stacktrail.search.client import ACCEPTED
+
+    index = f"tbulk{uuid.uuid4().hex[:8]}-a-2025.01"
+
+    def lines(*ids: str) -> bytes:
+        return b"".join(
+            orjson.dumps({"create": {"_index": index, "_id": i}}) + b"\n" + b'{"n":1}\n'
+            for i in ids
+        )
+
+    try:
+        first = await client.bulk(lines("a", "b", "c"), 3)
+        assert first == [ACCEPTED] * 3
+        assert all(item.delivered and not item.error for item in first)
+        again = await client.bulk(lines("a", "d"), 2)  # "a" exists: a replay's 409
+        assert [item.status for item in again] == [409, 201]
+        assert again[0].error
+        assert again[1].delivered
+    finally:
+        async with httpx.AsyncClient(base_url=search_url, timeout=60) as http:
+            await http.delete(f"/{index}")

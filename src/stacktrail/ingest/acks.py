@@ -3,8 +3,9 @@
 Messages finish out of order (a small message may be indexed before a large one, a batch
 in retry holds a few old ones). Tags on one channel are consecutive, so the longest
 finished prefix is acked with one `basic.ack(multiple=True)` frame; finished tags beyond
-a gap are acked one by one in the same round, so a message that waits never holds the
-ones after it unacked (a full prefetch window would stop the broker delivering).
+a gap are acked one by one (`take_rest`; the source decides when, see
+`AmqpSource._beyond_gap_now`), so a message that waits never holds the ones after it
+unacked (a full prefetch window would stop the broker delivering).
 """
 
 from __future__ import annotations
@@ -64,6 +65,16 @@ class AckTracker:
                 break
         self._acked_upto = upto
         return frame, count
+
+    @property
+    def waiting(self) -> int:
+        """Finished tags not acked because an older one is unfinished (beyond a gap)."""
+        return len(self._done)
+
+    def take_prefix_round(self) -> AckRound:
+        """Only the prefix, as one frame: the tags beyond a gap stay for a later round."""
+        upto, count = self._advance()
+        return AckRound(upto=upto, count=count)
 
     def take_prefix(self) -> int | None:
         """The tag to ack with multiple=True, or None when no finished tag joined the prefix."""

@@ -82,6 +82,12 @@ class AmqpSource:
         self._consumed = 0  # counted here, added to the metric once per ack round
         self._ack_delay = settings.amqp_ack_interval.total_seconds()
         self._ack_due: asyncio.Handle | None = None  # the ack round already scheduled
+        # Finished messages behind an unfinished one wait for it (one multiple frame later)
+        # at most this long, or until they fill half the prefetch window; then singly.
+        self._gap_hold = settings.amqp_ack_gap_hold.total_seconds()
+        self._gap_max = max(1, settings.amqp_prefetch // 2)
+        self._gap_since: float | None = None  # since when finished messages wait so
+        self._gap_due: asyncio.TimerHandle | None = None
         self.left_unacked = 0  # at close: deliveries the broker gets back for redelivery
         self.on_delivery: Callable[[Delivery], None] = lambda d: None
         metrics.OLDEST_UNACKED_AGE.set_function(self.oldest_unacked_age)
@@ -173,6 +179,7 @@ class AmqpSource:
             raise
         self._generation += 1
         self._tracker = AckTracker()
+        self._gap_since = None
         self._received = deque()
         self._connection, self._channel, self._publisher = connection, channel, publisher
         self._connected.set()
@@ -313,23 +320,51 @@ class AmqpSource:
         self._ack_due = None
         self._send_acks()
 
-    async def flush_acks(self, everything: bool = False) -> None:
-        """Ack everything finished now (`everything` is kept for callers; always so)."""
-        del everything
+    def _gap_round(self) -> None:
+        self._gap_due = None
         self._send_acks()
 
-    def _send_acks(self) -> None:
+    async def flush_acks(self, everything: bool = False) -> None:
+        """Ack what is finished now; `everything`: also the messages behind an
+        unfinished one, however briefly they waited (at close)."""
+        self._send_acks(everything)
+
+    def _beyond_gap_now(self, tracker: AckTracker, everything: bool) -> bool:
+        """Whether the finished messages behind an unfinished one are acked singly now.
+
+        A message finishing late by milliseconds (bulks answered out of order, a dead
+        letter awaiting its confirm) would otherwise cost a frame per message behind it;
+        one held for long (a batch in retry) must not hold the rest, nor the window."""
+        waiting = tracker.waiting
+        if not waiting:
+            self._gap_since = None
+            return False
+        now = monotonic()
+        if self._gap_since is None:
+            self._gap_since = now
+        if everything or waiting >= self._gap_max or now - self._gap_since >= self._gap_hold:
+            self._gap_since = None
+            return True
+        if self._gap_due is None:
+            delay = self._gap_since + self._gap_hold - now
+            self._gap_due = asyncio.get_running_loop().call_later(delay, self._gap_round)
+        return False
+
+    def _send_acks(self, everything: bool = False) -> None:
         if self._consumed:
             metrics.CONSUMED.inc(self._consumed)
             self._consumed = 0
         channel = self._channel
         if channel is None or not channel.is_open:
             return
-        # Every round acks everything finished: the prefix as one multiple=True frame,
-        # finished tags beyond an unfinished one singly, so one message in retry never
-        # holds the prefetch window full.
+        # The prefix as one multiple=True frame; finished tags beyond an unfinished one
+        # singly once they waited long enough (see `_beyond_gap_now`), so one message in
+        # retry never holds the prefetch window full.
         tracker = self._tracker
-        done = tracker.take_round()
+        done = tracker.take_prefix_round()
+        if self._beyond_gap_now(tracker, everything):
+            done.singles = tracker.take_rest()
+            done.count += len(done.singles)
         if done.upto is not None:
             channel.raw.basic_ack(done.upto, multiple=True)
         for tag in done.singles:

@@ -21,6 +21,7 @@ from stacktrail.domain.event import DecodeError, NotAuditEvent
 from stacktrail.domain.event_limits import DEFAULT_LIMITS, EventLimits
 from stacktrail.ingest.consumer import AmqpSource, Delivery
 from stacktrail.ingest.decode import decode_message
+from stacktrail.ingest.garbage import tuned_collector
 from stacktrail.ingest.owners import Owners, everywhere
 from stacktrail.ingest.route import Router
 from stacktrail.telemetry import metrics
@@ -48,8 +49,10 @@ class Pipeline:
         limits: EventLimits = DEFAULT_LIMITS,
         dead_letter_noise: bool = False,
         owners: Owners | None = None,
+        gc_threshold: int = 0,
     ) -> None:
         self._source = source
+        self._gc_threshold = gc_threshold
         self._router = router
         self._sinks = list(sinks)
         self._limits = limits
@@ -96,9 +99,10 @@ class Pipeline:
 
     async def run(self) -> None:
         """Dispatch deliveries until cancelled."""
-        while True:
-            delivery = await self._inbox.get()
-            await self.dispatch(delivery)
+        with tuned_collector(self._gc_threshold):  # start-up is over: what it built stays
+            while True:
+                delivery = await self._inbox.get()
+                await self.dispatch(delivery)
 
     async def drain(self) -> None:
         """Dispatch what is already in the inbox (after the consumer was cancelled)."""
@@ -138,9 +142,11 @@ class Pipeline:
             self.event_types[event_type] += 1
             # tenant_ids of the shared layout: every project whose search copy this is
             tenants = tuple(
-                p.project_id
-                for p in placements
-                if p.trail.search_enabled and p.only in (None, "search")
+                [
+                    p.project_id
+                    for p in placements
+                    if p.trail.search_enabled and (p.only is None or p.only == "search")
+                ]
             )
             for placement in placements:
                 project_id = placement.project_id

@@ -41,6 +41,10 @@ class BulkItem:
         return self.status == 429 or self.status >= 500
 
 
+# Every item of a bulk answered `"errors": false` (one shared, immutable result)
+ACCEPTED = BulkItem(201, "")
+
+
 def _classify(response: httpx.Response, what: str) -> None:
     if response.status_code < 300:
         return
@@ -138,6 +142,8 @@ class SearchClient:
             raise TransientError(f"bulk: unreadable response: {response.text[:200]}") from exc
         if len(items) != expected:
             raise TransientError(f"bulk: {len(items)} results for {expected} documents")
+        if payload.get("errors") is False:  # the common answer: no item to look at
+            return [ACCEPTED] * expected
         results = []
         for item in items:
             (result,) = item.values()

@@ -16,7 +16,7 @@ from stacktrail.config import Settings
 from stacktrail.domain.backoff import Backoff, Recovery
 from stacktrail.domain.delivery import Outcome, Record
 from stacktrail.domain.errors import PermanentError, TransientError
-from stacktrail.search.client import SearchClient
+from stacktrail.search.client import ACCEPTED, SearchClient
 from stacktrail.search.documents import PENDING, BulkEncoder, SearchLayout, index_template_body
 from stacktrail.telemetry import metrics
 from stacktrail.telemetry.repeats import Repeats
@@ -181,6 +181,8 @@ class SearchSink:
                 record.resolve(Outcome.REJECTED, f"search refused the bulk request: {exc}")
             metrics.SEARCH_REJECTED.inc(len(pending))
             return []
+        if items and items[0] is ACCEPTED and all(item is ACCEPTED for item in items):
+            return self._accepted(pending)  # the common answer, without a look per item
         # Every outcome is known before any record resolves: if this raises, `_attempt`
         # resolves the whole of `pending` and none twice.
         retry: list[Entry] = []
@@ -212,6 +214,15 @@ class SearchSink:
                 "%d of %d documents throttled or failed, will retry", len(retry), len(pending)
             )
         return retry
+
+    def _accepted(self, pending: list[Entry]) -> list[Entry]:
+        """Search took every document of the bulk."""
+        self._unreachable_log.recovered()
+        self._recovery.succeeded()
+        for _, record in pending:
+            record.resolve(Outcome.DELIVERED)
+        metrics.SEARCH_INDEXED.inc(len(pending))
+        return []
 
     async def _delete_pending(self, record: Record, index: str) -> bool:
         """A final event's `create` met a document: if that is the pending request,
