@@ -58,11 +58,13 @@ from stacktrail.domain.trail import WriteMode  # noqa: E402
 from stacktrail.keystone import KeystoneClient  # noqa: E402
 from stacktrail.search.documents import index_name  # noqa: E402
 
-# A pipeline in its own process (kill -9 needs one): both sinks, the file store.
+# A pipeline in its own process (kill -9 needs one): both sinks, the file store or Swift.
+# With argv[2] == "probes" it serves /readyz and /metrics as `run --only pipeline` does
+# (on 127.0.0.1:9464: in a namespace of its own that address is its alone).
 CHILD = textwrap.dedent(
     """
-    import asyncio, json, logging, signal, sys
-    from stacktrail.app import run_pipeline
+    import asyncio, json, logging, signal, sys, types
+    from stacktrail.app import _readiness, run_pipeline
     from stacktrail.archive.sink import ArchiveSink
     from stacktrail.archive.stores import open_store
     from stacktrail.config import Settings
@@ -78,13 +80,42 @@ CHILD = textwrap.dedent(
         stop = asyncio.Event()
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
         keystone = KeystoneClient(settings) if settings.keystone_url else None
-        sinks = [
-            SearchSink(SearchClient.from_settings(settings), settings),
-            ArchiveSink(settings, open_store(settings, keystone), MemoryLedger()),
-        ]
-        await run_pipeline(settings, stop, DefaultTrails(settings), sinks)
+        archive = ArchiveSink(settings, open_store(settings, keystone), MemoryLedger())
+        sinks = [SearchSink(SearchClient.from_settings(settings), settings), archive]
+        services = types.SimpleNamespace(
+            settings=settings, keystone=keystone, source=None, archive=archive
+        )
+        tasks = []
+        if sys.argv[2:] == ["probes"]:
+            from stacktrail.telemetry.probes import serve_probes
+
+            checks = _readiness(services)
+            tasks.append(serve_probes(checks, "127.0.0.1", PROBES_PORT, stop))
+        on_source = lambda source: setattr(services, "source", source)
+        pipeline = run_pipeline(settings, stop, DefaultTrails(settings), sinks, on_source=on_source)
+        await asyncio.gather(pipeline, *tasks)
 
     asyncio.run(main())
+    """
+).replace("PROBES_PORT", "9464")
+PROBES_PORT = 9464
+
+# Run inside a pipeline's namespace: its /readyz and a few /metrics samples, as JSON.
+PROBE = textwrap.dedent(
+    """
+    import json, sys, urllib.error, urllib.request
+    base = "http://127.0.0.1:%d" % int(sys.argv[1])
+    try:
+        with urllib.request.urlopen(base + "/readyz", timeout=10) as answer:
+            status, body = answer.status, answer.read()
+    except urllib.error.HTTPError as exc:
+        status, body = exc.code, exc.read()
+    with urllib.request.urlopen(base + "/metrics", timeout=10) as answer:
+        lines = answer.read().decode().splitlines()
+    wanted = ("stacktrail_spool_bytes", "stacktrail_archive_oldest_undelivered_seconds",
+              'stacktrail_archive_uploads_total{outcome="failed"}')
+    samples = {l.split(" ")[0]: float(l.split(" ")[1]) for l in lines if l.startswith(wanted)}
+    print(json.dumps({"status": status, "readyz": json.loads(body), "metrics": samples}))
     """
 )
 
@@ -209,7 +240,7 @@ class Stack:
             values["archive_worker"] = worker
         argv = [sys.executable, "-c", CHILD, json.dumps(values)]
         if self.netns:
-            argv = (await self._namespace(worker)).exec_args(*argv)
+            argv = (await self._namespace(worker)).exec_args(*argv, "probes")
         child = await asyncio.create_subprocess_exec(
             *argv,
             env=env,
@@ -219,6 +250,17 @@ class Stack:
         if not worker:
             self.child = child
         return child
+
+    async def probes(self, worker: str = "") -> dict[str, Any]:
+        """The pipeline's /readyz answer and spool and upload figures (netns only)."""
+        argv = (await self._namespace(worker)).exec_args(
+            sys.executable, "-c", PROBE, str(PROBES_PORT)
+        )
+        done = await asyncio.to_thread(subprocess.run, argv, capture_output=True, text=True)
+        if done.returncode != 0:
+            return {"status": 0, "error": done.stderr.strip().splitlines()[-1:]}
+        answer: dict[str, Any] = json.loads(done.stdout)
+        return answer
 
     async def kill(self, sig: int = signal.SIGKILL) -> None:
         if self.child is not None and self.child.returncode is None:
@@ -537,6 +579,7 @@ async def swift_outage(stack: Stack, count: int, outage: float) -> Row:
     await asyncio.sleep(max(outage - (time.monotonic() - cut_at), 0))
     cut.set()
     deepest = await depth
+    during = await stack.probes()
     delivered_before = len(await stack.archived(stack.regions[0]))
     await swift.start()
     back = time.monotonic()
@@ -552,12 +595,27 @@ async def swift_outage(stack: Stack, count: int, outage: float) -> Row:
 
     await wait_until(complete, 600)
     caught_up = time.monotonic() - back
+    await asyncio.sleep(1.0)
+    after = await stack.probes()
     await stack.kill(signal.SIGTERM)
     row = Row(f"Swift cut {outage:.0f} s (netns, catalog URL)", count)
-    row.figures = {"resumed": resumed, "caught_up": caught_up}
+    row.figures = {
+        "resumed": resumed,
+        "caught_up": caught_up,
+        "ready_during": float(during.get("status") == 200),
+        "ready_after": float(after.get("status") == 200),
+    }
+    figures = during.get("metrics", {})
+    failed = figures.get('stacktrail_archive_uploads_total{outcome="failed"}', -1)
     row.other = (
-        f"all acked {acked_in:.0f} s into the cut (queue depth ≤ {deepest}); uploads "
-        f"resumed {resumed:.1f} s and all archived {caught_up:.1f} s after Swift returned"
+        f"all acked {acked_in:.0f} s into the cut (queue depth ≤ {deepest}); at the end of "
+        f"the cut /readyz {during.get('status')} (archive: "
+        f"{during.get('readyz', {}).get('checks', {}).get('archive', '?')}), spool "
+        f"{figures.get('stacktrail_spool_bytes', -1) / 1e6:.1f} MB, oldest undelivered "
+        f"{figures.get('stacktrail_archive_oldest_undelivered_seconds', -1):.0f} s, "
+        f"failed uploads {failed:.0f}; "
+        f"uploads resumed {resumed:.1f} s and all archived {caught_up:.1f} s after Swift "
+        f"returned, then /readyz {after.get('status')}"
     )
     return await stack.count(row, ids, lambda: _drain_archive(stack))
 

@@ -59,7 +59,7 @@ async def test_inside_a_namespace_the_usual_address_leads_through_the_relay_only
 
 
 @pytest.mark.slow
-async def test_a_swift_outage_at_the_catalog_url_loses_nothing_and_resumes_at_once() -> None:
+async def test_a_swift_outage_at_the_catalog_url_loses_nothing_resumes_at_once_and_shows() -> None:
     (row,) = await measure(
         parse_args(["--count", "200", "--swift-outage", "8", "--only", "swift-outage"])
     )
@@ -67,6 +67,8 @@ async def test_a_swift_outage_at_the_catalog_url_loses_nothing_and_resumes_at_on
     assert (row.lost, row.dup_ids) == (0, 0), row
     # the first new object is listed within 2 s (plus one listing of the container)
     assert row.figures["resumed"] <= 3.0, row.other
+    # the pipeline's own /readyz says so while Swift is away, and recovers
+    assert (row.figures["ready_during"], row.figures["ready_after"]) == (0, 1), row.other
 
 
 @pytest.mark.slow
