@@ -31,6 +31,7 @@ FIXED_DEFAULTS: dict[str, Any] = {
     "enabled": True,
     "events.include": [],
     "events.exclude": [],
+    "events.rules": [],
     "archive.write_mode": "reseller",
     "archive.source": "ingest",
     "search.enabled": True,
