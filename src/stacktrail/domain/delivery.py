@@ -6,6 +6,8 @@ a successful bulk item, an fsync'ed spool record) or REJECTED (permanently refus
 a reason). Transient failures are retried inside the sink and never resolve a record, so
 the message is never acked early. When the last record of a sealed ticket resolves, the
 worst outcome decides: all delivered -> ack; any rejected -> dead-letter, then ack.
+A sink whose writes a redelivery would repeat (the archive) may hold its record until
+every other record of the ticket is resolved (`Ticket.hold`).
 """
 
 from __future__ import annotations
