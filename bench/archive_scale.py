@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import pstats
 import signal
 import statistics
 import subprocess
@@ -233,8 +234,39 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def where_time_goes(profile: Path, top: int = 16) -> str:
+    """The profile's own time per source area (stacktrail's packages, libraries)."""
+    stats = pstats.Stats(str(profile))
+    areas: dict[str, float] = {}
+    total = 0.0
+    for (filename, _line, name), row in stats.stats.items():  # type: ignore[attr-defined]
+        own = row[2]
+        total += own
+        if "/stacktrail/" in filename:
+            area = "stacktrail/" + "/".join(filename.split("/stacktrail/")[-1].split("/")[:2])
+        elif "site-packages/" in filename:
+            area = filename.split("site-packages/")[-1].split("/")[0]
+        elif filename.startswith("~") or filename.startswith("<"):
+            area = f"C: {name}"  # waiting in epoll counts here too
+        else:
+            area = "stdlib/" + Path(filename).stem
+        areas[area] = areas.get(area, 0.0) + own
+    # compiling modules at start-up (no .pyc with PYTHONDONTWRITEBYTECODE) is no event's
+    compiling = areas.pop("C: <built-in method builtins.compile>", 0.0)
+    total -= compiling
+    rows = sorted(areas.items(), key=lambda kv: -kv[1])[:top]
+    lines = [f"        {100 * t / total:5.1f}%  {a}" for a, t in rows]
+    return "\n".join([*lines, f"        (start-up compiling left out: {compiling:.1f} s)"])
+
+
 def run_pipeline(
-    url: str, vhost: str, queue: str, count: int, workdir: Path, source: Path | None = None
+    url: str,
+    vhost: str,
+    queue: str,
+    count: int,
+    workdir: Path,
+    source: Path | None = None,
+    profile: Path | None = None,
 ) -> tuple[float, float, int, float]:
     """(events/s from the first document until every message is acked, peak RSS in MB,
     spool bytes on disk once everything is acked, CPU µs per event: what a loaded machine
@@ -260,9 +292,10 @@ def run_pipeline(
         "STACKTRAIL_LOG_LEVEL": "WARNING",
     }
     before = documents()
-    proc = subprocess.Popen(
-        [str(ROOT / ".venv/bin/stacktrail"), "run", "--only", "pipeline"], env=env, cwd=workdir
-    )
+    command = [str(ROOT / ".venv/bin/stacktrail"), "run", "--only", "pipeline"]
+    if profile is not None:  # written when the service exits after SIGTERM
+        command = [sys.executable, "-m", "cProfile", "-o", str(profile), *command]
+    proc = subprocess.Popen(command, env=env, cwd=workdir)
 
     def alive() -> None:
         if proc.poll() is not None:
@@ -318,6 +351,14 @@ def pipeline_part(args: argparse.Namespace, scales: list[int]) -> None:
             except httpx.HTTPError:
                 time.sleep(0.1)
         print(f"(2) end to end, {args.count} events per run, both sinks:")
+        if args.profile:
+            for n in scales:
+                publish(url, f"profile-{n}", messages(args.count, n))
+                out = workdir / f"profile-{n}.out"
+                run_pipeline(url, vhost, f"profile-{n}", args.count, workdir, profile=out)
+                print(f"    {n} projects, where stacktrail's time goes (cProfile, own time):")
+                print(where_time_goes(out))
+            return
         for n in scales:
             bodies = messages(args.count, n)
             size = sum(map(len, bodies)) / len(bodies)
@@ -381,6 +422,9 @@ def main() -> None:
     parser.add_argument("--compare-rev", help="also measure the spool of this git revision")
     parser.add_argument("--skip-spool", action="store_true", help="skip (1)")
     parser.add_argument("--skip-pipeline", action="store_true", help="skip (2)")
+    parser.add_argument(
+        "--profile", action="store_true", help="(2) only profiles stacktrail at each scale"
+    )
     args = parser.parse_args()
     scales = [int(n) for n in args.projects.split(",")]
     print(f"load: {os.getloadavg()[0]:.1f} {os.getloadavg()[1]:.1f} (1 and 5 min)")

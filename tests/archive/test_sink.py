@@ -7,6 +7,7 @@ import csv
 import gzip
 import io
 import os
+from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
 
@@ -284,3 +285,47 @@ async def test_late_events_past_their_retention_are_dropped_visibly(tmp_path: Pa
     assert "after their retention of 3 days" in error.message
     assert await store.list_keys(Bucket(A, "RegionOne", "audit")) == []
     await sink.stop(1)
+
+
+class GatedStore(LocalDirStore):
+    """The local directory store, whose puts wait while `gate` is clear (a slow store)."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.gate = asyncio.Event()
+        self.gate.set()
+
+    async def put(self, bucket: Bucket, key: str, body: bytes, headers: Mapping[str, str]) -> str:
+        await self.gate.wait()
+        return await super().put(bucket, key, body, headers)
+
+
+async def test_a_healthy_project_over_its_share_holds_nobody_up(tmp_path: Path) -> None:
+    """Its share bounds a project whose deliveries fail; one whose deliveries work goes
+    beyond it without waiting (its segments are sealed at once); only the whole spool
+    bound makes everybody wait."""
+    share = 8 << 10
+    settings = sink_settings(tmp_path, spool_project_max_bytes=share)
+    store = GatedStore(settings.archive_dir)
+    sink = ArchiveSink(settings, store, MemoryLedger())
+    await sink.start()
+    try:
+        acks = Acks()
+        trail = make_trail(A, "audit")
+        await sink.put(acks.record(trail, make_event(A, BEFORE_MIDNIGHT, 0)))
+        await acks.wait(1)
+        assert (await sink.flush()).objects == 1  # A's destination works
+        store.gate.clear()  # and is slow from now on
+        for i in range(1, 60):
+            put = asyncio.create_task(
+                sink.put(acks.record(trail, make_event(A, BEFORE_MIDNIGHT, i)))
+            )
+            assert not await still_waiting(sink, put), f"put {i} waited"
+        await acks.wait(60)
+        assert set(acks.outcomes.values()) == {Outcome.DELIVERED}
+        assert sink.pending_bytes(A) > share  # beyond its share, bounded by the spool
+        store.gate.set()
+        await eventually(lambda: sink.pending_bytes(A) == 0, within=20)
+    finally:
+        store.gate.set()
+        await sink.stop(1)

@@ -131,6 +131,7 @@ class ArchiveSink:
         self._seal_errors = Repeats(log, "archive spool: sealing failed, retrying")
         self._paused_since: float | None = None  # a put waits for room in the spool
         self._held_back: set[str] = set()  # projects whose last record was over the share
+        self._seal_projects: set[str] = set()  # healthy projects over their share
         metrics.SPOOL_BYTES.set_function(lambda: self._spool.used_bytes)
         metrics.SPOOL_OLDEST_AGE.set_function(self.oldest_undelivered_age)
 
@@ -330,14 +331,21 @@ class ArchiveSink:
     async def _reserve(self, size: int, project_id: str) -> str:
         """Wait until the spool has room for `size` bytes of `project_id` (back-pressure).
 
-        A project over its share waits like everyone for a full spool while its
-        deliveries may still succeed (they free its bytes); once one has failed, its
-        records are refused instead (the reason is returned), so a broken destination
-        never holds more than its share and the other projects keep flowing.
+        A project over its share whose last delivery succeeded goes on (bounded by the
+        whole spool), its segments sealed at once so its deliveries free its bytes and a
+        broken destination shows at once; one whose deliveries were not tried yet waits
+        for that first try; once one has failed, its records are refused instead (the
+        reason is returned), so a broken destination never holds more than its share and
+        the other projects keep flowing. Only a full spool makes everybody wait.
         """
         while not self._stopping:
             self._space_freed.clear()
             over = self._over_share(size, project_id)
+            healthy = self._uploader.delivers(project_id) and not self._uploader.failing(project_id)
+            if over and healthy and self._fits(size):
+                self._seal_projects.add(project_id)
+                self._paused_since = None
+                return ""
             if over and self._uploader.failing(project_id):
                 self._held_back.add(project_id)
                 return (
@@ -428,7 +436,8 @@ class ArchiveSink:
                     self._seal_now = False
                     sealed = await asyncio.to_thread(self._spool.seal_all)
                 else:
-                    sealed = await asyncio.to_thread(self._spool.seal_due)
+                    projects, self._seal_projects = self._seal_projects, set()
+                    sealed = await asyncio.to_thread(self._spool.seal_due, None, projects)
                 # segments waiting for a failing destination move out of the journal
                 rebuilt = await asyncio.to_thread(self._spool.rebuild)
             except OSError as exc:

@@ -130,6 +130,7 @@ class Uploader:
         metrics.ARCHIVE_FAILING_PROJECTS.set_function(
             lambda: len({p for (p, _r), b in self._backoff.items() if b.failures})
         )
+        self._delivering: set[str] = set()  # projects whose last delivery succeeded
         self._probe_interval = probe_interval
         self._probes: dict[str, asyncio.Task[None]] = {}  # region -> probe in flight
         self._probed_at: dict[str, float] = {}
@@ -142,6 +143,10 @@ class Uploader:
     def failing(self, project_id: str) -> bool:
         """Whether a delivery of the project failed and has not succeeded since."""
         return any(p == project_id and b.failures for (p, _r), b in self._backoff.items())
+
+    def delivers(self, project_id: str) -> bool:
+        """Whether the project's last delivery succeeded (and none failed since)."""
+        return project_id in self._delivering
 
     def failing_since(self) -> float | None:
         """Monotonic time since which some delivery has failed without success (None: none)."""
@@ -300,6 +305,7 @@ class Uploader:
             metrics.ARCHIVE_UPLOADS.labels(
                 outcome="expired" if delivered is None else "delivered"
             ).inc()
+            self._delivering.add(key[0])
             state = self._backoff.pop(key, None)
             if state is not None:
                 if state.log is not None:
@@ -399,6 +405,7 @@ class Uploader:
 
     async def _failed(self, seg: Segment, region: str, exc: Exception) -> None:
         key = (seg.spec.project_id, region)
+        self._delivering.discard(key[0])
         state = self._backoff.setdefault(key, Backoff())
         if not state.failures:
             state.since = time.monotonic()

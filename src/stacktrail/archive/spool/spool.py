@@ -43,7 +43,7 @@ import threading
 import time
 import zlib
 from array import array
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -771,14 +771,16 @@ class Spool:
 
     # --- sealing
 
-    def seal_due(self, now: float | None = None) -> list[Segment]:
-        """Seal segments past their interval (and full ones); return those sealed now."""
+    def seal_due(self, now: float | None = None, projects: Collection[str] = ()) -> list[Segment]:
+        """Seal segments past their interval (and full ones, and every one of `projects`);
+        return those sealed now."""
         now = self._clock() if now is None else now
         with self._lock:
             due = [
                 s
                 for s in self._segments.values()
-                if not s.sealed and (s.full or now - s.created >= s.spec.interval)
+                if not s.sealed
+                and (s.full or now - s.created >= s.spec.interval or s.spec.project_id in projects)
             ]
             return self._seal(due)
 
