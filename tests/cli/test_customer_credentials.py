@@ -21,22 +21,11 @@ from stacktrail.db.ledger import SqlLedger
 from stacktrail.keystone import KeystoneClient
 from stacktrail_reader import digest as d
 from tests.support.config_store import make_settings, migrated_store
+from tests.support.devstack import reader_auth
 from tests.support.digests import REGION, Deliverer, a_day, configure_trail, day_start, new_key
 from tests.support.stores import ProjectAdmin, unique
 
 HOUR = timedelta(hours=1)
-
-
-def reader_auth(devstack: dict[str, str], letter: str) -> dict[str, str]:
-    upper = letter.upper()
-    return {
-        "auth_url": devstack["DEVSTACK_KEYSTONE_URL"],
-        "username": devstack[f"DEVSTACK_PROJECT_{upper}_READER_USER"],
-        "password": devstack[f"DEVSTACK_PROJECT_{upper}_READER_PASSWORD"],
-        "project_name": devstack[f"DEVSTACK_PROJECT_{upper}_NAME"],
-        "user_domain_name": "Default",
-        "project_domain_name": "Default",
-    }
 
 
 class Archive:

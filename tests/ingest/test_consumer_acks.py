@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
+from collections.abc import AsyncIterator
+from typing import Any
 
 from stacktrail.config import Settings
 from stacktrail.domain.delivery import Outcome
@@ -67,17 +69,22 @@ async def test_finished_messages_are_acked_while_an_older_one_waits(amqp_url: st
             await asyncio.wait_for(task, 5)
 
 
-async def _acked_after(amqp_url: str, ack_interval: str, wait: float) -> tuple[int, int]:
-    """(acked at once, acked after `wait` s) of 50 messages settled as they arrive."""
+@contextlib.asynccontextmanager
+async def _fifty_arrived(
+    amqp_url: str, prefix: str, **settings: Any
+) -> AsyncIterator[tuple[AmqpSource, list[Delivery]]]:
+    """A connected source on a queue of its own, with 50 published messages arrived and
+    none settled yet."""
     queue = f"st-{uuid.uuid4().hex[:8]}"
-    settings = Settings(
-        amqp_url=amqp_url,
-        amqp_queue=queue,
-        amqp_dead_letter_exchange=f"{queue}.dead",
-        amqp_bindings=["nova:notifications.#"],
-        amqp_ack_interval=ack_interval,
+    source = AmqpSource(
+        Settings(
+            amqp_url=amqp_url,
+            amqp_queue=queue,
+            amqp_dead_letter_exchange=f"{queue}.dead",
+            amqp_bindings=["nova:notifications.#"],
+            **settings,
+        )
     )
-    source = AmqpSource(settings)
     arrived: list[Delivery] = []
     source.on_delivery = arrived.append
     stop = asyncio.Event()
@@ -87,11 +94,24 @@ async def _acked_after(amqp_url: str, ack_interval: str, wait: float) -> tuple[i
             if source.connected:
                 break
             await asyncio.sleep(0.1)
-        await publish(amqp_url, [make_notification(event_id=f"ack-{i}") for i in range(50)])
+        await publish(amqp_url, [make_notification(event_id=f"{prefix}-{i}") for i in range(50)])
         for _ in range(100):
             if len(arrived) == 50:
                 break
             await asyncio.sleep(0.1)
+        yield source, arrived
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 5)
+        await source.close()
+
+
+async def _acked_after(amqp_url: str, ack_interval: str, wait: float) -> tuple[int, int]:
+    """(acked at once, acked after `wait` s) of 50 messages settled as they arrive."""
+    async with _fifty_arrived(amqp_url, "ack", amqp_ack_interval=ack_interval) as (
+        source,
+        arrived,
+    ):
         for delivery in arrived:
             source.settle(delivery, Outcome.DELIVERED)
         await asyncio.sleep(0)  # one pass of the event loop
@@ -99,10 +119,6 @@ async def _acked_after(amqp_url: str, ack_interval: str, wait: float) -> tuple[i
         await asyncio.sleep(wait)
         later = sum(source._tracker.acked(d.tag) for d in arrived)
         return at_once, later
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 5)
-        await source.close()
 
 
 async def test_finished_messages_are_acked_in_the_next_pass_by_default(amqp_url: str) -> None:
@@ -120,29 +136,7 @@ async def _behind_a_late_one(
 ) -> tuple[int, int, set[int]]:
     """50 messages; all but the first settled on arrival, the first after `late_after` s
     (None: never). Returns (acked at once, acked after 1.5 s, tags acked singly)."""
-    queue = f"st-{uuid.uuid4().hex[:8]}"
-    settings = Settings(
-        amqp_url=amqp_url,
-        amqp_queue=queue,
-        amqp_dead_letter_exchange=f"{queue}.dead",
-        amqp_bindings=["nova:notifications.#"],
-        amqp_ack_gap_hold=gap_hold,
-    )
-    source = AmqpSource(settings)
-    arrived: list[Delivery] = []
-    source.on_delivery = arrived.append
-    stop = asyncio.Event()
-    task = asyncio.create_task(source.run(stop))
-    try:
-        for _ in range(100):
-            if source.connected:
-                break
-            await asyncio.sleep(0.1)
-        await publish(amqp_url, [make_notification(event_id=f"gap-{i}") for i in range(50)])
-        for _ in range(100):
-            if len(arrived) == 50:
-                break
-            await asyncio.sleep(0.1)
+    async with _fifty_arrived(amqp_url, "gap", amqp_ack_gap_hold=gap_hold) as (source, arrived):
         for delivery in arrived[1:]:
             source.settle(delivery, Outcome.DELIVERED)
         await asyncio.sleep(0.05)
@@ -153,10 +147,6 @@ async def _behind_a_late_one(
         await asyncio.sleep(1.5)
         later = sum(source._tracker.acked(d.tag) for d in arrived)
         return at_once, later, set(source._tracker._singles)
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 5)
-        await source.close()
 
 
 async def test_messages_behind_a_briefly_late_one_share_its_frame(amqp_url: str) -> None:

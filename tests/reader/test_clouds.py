@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from stacktrail_reader.clouds import CloudConfigError, load_cloud, search_path
+from tests.support.devstack import reader_auth
 
 
 def write(path: Path, clouds: dict[str, object]) -> Path:
@@ -19,19 +20,7 @@ def write(path: Path, clouds: dict[str, object]) -> Path:
 
 
 def reader_entry(devstack: dict[str, str], letter: str, **auth: object) -> dict[str, object]:
-    upper = letter.upper()
-    return {
-        "auth": {
-            "auth_url": devstack["DEVSTACK_KEYSTONE_URL"],
-            "username": devstack[f"DEVSTACK_PROJECT_{upper}_READER_USER"],
-            "password": devstack[f"DEVSTACK_PROJECT_{upper}_READER_PASSWORD"],
-            "project_name": devstack[f"DEVSTACK_PROJECT_{upper}_NAME"],
-            "user_domain_name": "Default",
-            "project_domain_name": "Default",
-            **auth,
-        },
-        "region_name": "RegionOne",
-    }
+    return {"auth": {**reader_auth(devstack, letter), **auth}, "region_name": "RegionOne"}
 
 
 @pytest.fixture(autouse=True)

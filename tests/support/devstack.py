@@ -85,3 +85,16 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.startswith("STACKTRAIL_"):
             monkeypatch.delenv(name)
+
+
+def reader_auth(devstack: dict[str, str], letter: str) -> dict[str, str]:
+    """clouds.yaml `auth:` of the dev stack's reader of project A or B (a customer)."""
+    upper = letter.upper()
+    return {
+        "auth_url": devstack["DEVSTACK_KEYSTONE_URL"],
+        "username": devstack[f"DEVSTACK_PROJECT_{upper}_READER_USER"],
+        "password": devstack[f"DEVSTACK_PROJECT_{upper}_READER_PASSWORD"],
+        "project_name": devstack[f"DEVSTACK_PROJECT_{upper}_NAME"],
+        "user_domain_name": "Default",
+        "project_domain_name": "Default",
+    }
