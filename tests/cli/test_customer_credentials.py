@@ -147,3 +147,15 @@ def test_read_streams_with_the_clouds_yaml_entry_and_os_variables(
     assert code == 2
     assert "HTTP 403" in err
     assert out == ""
+
+
+@pytest.mark.parametrize("project", ["../AUTH_other", "a/b", "A" * 65, "-x", "x%2f.."])
+@pytest.mark.parametrize("command", ["read", "validate"])
+def test_a_project_that_is_not_an_id_chooses_no_path_or_account(
+    customer_dir: Path, tmp_path: Path, command: str, project: str
+) -> None:
+    extra = ["--from", "2026-11-01T00:00:00Z", "--to", "2026-11-02T00:00:00Z"]
+    code, out, err = run(command, "--project", project, "--dir", str(tmp_path), *extra)
+    assert code == 2
+    assert f"--project {project!r} is not a project id" in err
+    assert out == ""

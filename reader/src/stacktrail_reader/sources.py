@@ -8,6 +8,7 @@ folder source maps them to files below its root, the same tree `swift download` 
 from __future__ import annotations
 
 import os
+import re
 import ssl
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -197,6 +198,10 @@ def _token(session: Any) -> str:
         raise SourceError(f"keystone: {exc}") from exc
 
 
+# Keystone project ids: lower-case letters, digits and `-` (as stacktrail accepts them)
+_PROJECT_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
+
+
 def _account_url(session: Any, region: str | None, interface: str, project_id: str | None) -> str:
     """The object-store endpoint of the session's project, or of `project_id`'s account."""
     from keystoneauth1 import exceptions
@@ -214,6 +219,8 @@ def _account_url(session: Any, region: str | None, interface: str, project_id: s
     endpoint = str(endpoint).rstrip("/")
     if project_id is None or project_id == own:
         return endpoint
+    if not _PROJECT_ID.fullmatch(project_id):  # it becomes the account's path segment
+        raise SourceError(f"swift: {project_id!r} is not a project id")
     if own and endpoint.endswith(own):  # .../v1/AUTH_<project id>
         return endpoint[: -len(own)] + project_id
     raise SourceError(

@@ -17,6 +17,7 @@ from stacktrail.archive.stores import open_store
 from stacktrail.archive.stores.base import Bucket, NoSuchObject, ObjectStore
 from stacktrail.config import Settings
 from stacktrail.domain.errors import ClientError
+from stacktrail.domain.names import is_valid_project_id
 from stacktrail.domain.trail import ArchiveStore
 from stacktrail.keystone import KeystoneClient
 from stacktrail_reader.sources import (
@@ -87,6 +88,11 @@ def open_source(
     """The folder `directory`; else Swift as the clouds.yaml entry `os_cloud`, else as
     the OS_* variables when OS_AUTH_URL is set; else the configured store. Raises
     `SourceError` or `CloudConfigError` (a ValueError) when it cannot be opened."""
+    if not is_valid_project_id(project_id):  # it becomes a key prefix and an account name
+        raise SourceError(
+            f"--project {project_id!r} is not a project id "
+            "(1 to 64 lower-case letters, digits and -)"
+        )
     if directory is not None:
         return FolderSource(directory)
     if os_cloud:
