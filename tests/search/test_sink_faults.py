@@ -55,6 +55,46 @@ async def test_indexing_resumes_within_two_seconds_of_search_returning(
     assert await search.wait_for_count(search_url, index, len(events)) == len(events)
 
 
+async def test_requests_swallowed_by_a_silent_search_are_resent_once_it_answers(
+    search_url: str, index_template: str
+) -> None:
+    """A black hole (connections open, nothing comes back) swallows the bulk requests in
+    flight; once search answers pings again they are resent, not left to `search_timeout`."""
+    target = urlsplit(search_url)
+    proxy = TcpProxy(target.hostname or "127.0.0.1", target.port or 80)
+    await proxy.start()
+    settings = Settings(
+        search_url=f"http://{proxy.address}",
+        search_index_template=index_template,
+        search_flush_interval="50ms",
+        search_bulk_docs=25,
+        search_timeout="120s",
+    )
+    sink = SearchSink(SearchClient.from_settings(settings), settings)
+    await sink.start()
+    project = uuid.uuid4().hex
+    trail = make_trail(project, "unused")
+    events = [make_event(project, BEFORE_MIDNIGHT, i) for i in range(100)]
+    acks = Acks()
+    try:
+        proxy.black_hole()
+        for event in events:
+            await sink.put(acks.record(trail, event))
+        await asyncio.sleep(4)
+        assert not acks.outcomes
+        proxy.clear()
+        back = time.monotonic()
+        await acks.wait(len(events))
+        resumed = time.monotonic() - back
+        assert set(acks.outcomes.values()) == {Outcome.DELIVERED}
+        assert resumed <= 2.0, f"indexing resumed {resumed:.1f} s after search answered again"
+    finally:
+        await sink.stop(5)
+        await proxy.stop()
+    index = index_name(index_template, project, BEFORE_MIDNIGHT)
+    assert await search.wait_for_count(search_url, index, len(events)) == len(events)
+
+
 async def test_a_start_while_search_is_down_does_not_block_the_process(
     search_url: str, index_template: str
 ) -> None:

@@ -16,6 +16,7 @@ from stacktrail.config import Settings
 from stacktrail.domain.backoff import Backoff, Recovery
 from stacktrail.domain.delivery import Outcome, Record
 from stacktrail.domain.errors import PermanentError, TransientError
+from stacktrail.domain.stalls import StallWatch
 from stacktrail.search.client import ACCEPTED, SearchClient
 from stacktrail.search.documents import PENDING, BulkEncoder, SearchLayout, index_template_body
 from stacktrail.telemetry import metrics
@@ -26,6 +27,7 @@ log = logging.getLogger(__name__)
 Entry = tuple[bytes, Record]
 
 RECOVERY_PROBE_INTERVAL = 0.5  # seconds between pings while batches wait to retry
+STALL_AFTER = 1.0  # seconds a bulk request waits before pings check that search still answers
 TEMPLATE_FIRST_WAIT = 5.0  # seconds start waits for the template before going on
 
 
@@ -52,6 +54,9 @@ class SearchSink:
         # Shared by every batch in retry: the first bulk that goes through (or a ping while
         # they wait) ends all their delays, so indexing resumes right after an outage.
         self._recovery = Recovery(client.ping, RECOVERY_PROBE_INTERVAL)
+        # Requests swallowed by a silent search (no reset, only timeouts notice) are
+        # resent once it answers pings again, not after `search_timeout`.
+        self._stalls = StallWatch(client.ping, after=STALL_AFTER, interval=RECOVERY_PROBE_INTERVAL)
         self._unreachable = False
         self._unreachable_log = Repeats(log, "search: bulk requests fail, retrying")
 
@@ -165,7 +170,7 @@ class SearchSink:
         body = b"".join(line for line, _ in pending)
         try:
             with metrics.SEARCH_BULK_SECONDS.time():
-                items = await self._client.bulk(body, len(pending))
+                items = await self._stalls.run(self._client.bulk(body, len(pending)))
         except TransientError as exc:
             metrics.SEARCH_BULK_ERRORS.inc()
             metrics.SEARCH_RETRIES.inc()
@@ -305,4 +310,5 @@ class SearchSink:
                     "%d bulk requests unfinished at shutdown; left for redelivery", len(still)
                 )
                 await asyncio.gather(*still, return_exceptions=True)
+        await self._stalls.close()
         await self._client.close()
