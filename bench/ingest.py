@@ -177,14 +177,16 @@ def run_stacktrail(
     While stacktrail works only the cheap document count is polled: one `rabbitmqctl`
     call costs about half a second of CPU, which on a small machine would be taken from
     stacktrail (and not from the raw drain it is compared with). Once every document is
-    indexed, `rabbitmqctl` confirms the acks; the end time is when the call that saw the
-    queue empty returned, so the ack lag is counted, generously.
+    indexed, the end time is when stacktrail's own acked counter (its `/metrics`, polled
+    every 50 ms like the count) says every message was acked, as the raw drain's end is
+    its last ack; `rabbitmqctl` then confirms the queue is empty, outside the timing.
 
     `checkout`: whose stacktrail runs (its `.venv/bin/stacktrail`).
     `profile`: sample the process with py-spy (idle stacks included, so the shares are
     of wall time) into this file, and print its summary.
     """
     before = counter(count_url)  # the fast endpoint counts across rounds
+    metrics_url = f"http://{env['STACKTRAIL_METRICS_LISTEN']}/metrics"
     proc = subprocess.Popen(
         [str(checkout / ".venv/bin/stacktrail"), "run", "--only", "pipeline"],
         env=env,
@@ -207,13 +209,17 @@ def run_stacktrail(
             if proc.poll() is not None:
                 raise RuntimeError("stacktrail exited early")
             time.sleep(0.05)
-        while queue_messages(url, queue) > 0:
+        while acked(metrics_url) < count:
             if proc.poll() is not None:
                 raise RuntimeError("stacktrail exited early")
             time.sleep(0.05)
         last = time.perf_counter()
         rss = peak_rss_mb(proc.pid)
         cpu = cpu_seconds(proc.pid) - cpu_first
+        while queue_messages(url, queue) > 0:  # the broker holds the acks too
+            if proc.poll() is not None:
+                raise RuntimeError("stacktrail exited early")
+            time.sleep(0.05)
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=120)
@@ -274,6 +280,18 @@ def profile_summary(path: Path, pid: int, top: int = 25) -> str:
             f"  {100 * own.get(frame, 0) / samples:5.1f}  {100 * n / samples:6.1f}  {frame}"
         )
     return "\n".join(lines)
+
+
+def acked(metrics_url: str) -> float:
+    """Messages the process has acked so far (0 until its metrics endpoint answers)."""
+    try:
+        text = httpx.get(metrics_url, timeout=30).text
+    except httpx.TransportError:
+        return 0.0
+    for line in text.splitlines():
+        if line.startswith("stacktrail_messages_acked_total "):
+            return float(line.split()[1])
+    return 0.0
 
 
 def counter(count_url: str) -> int:
