@@ -4,6 +4,7 @@
     .venv/bin/python bench/scale.py rss [--trails 10000 --active 5000]
     .venv/bin/python bench/scale.py workers [--count 60000]
     .venv/bin/python bench/scale.py delivery [--projects 400 --concurrency 1,4,8,16,32]
+    .venv/bin/python bench/scale.py stats [--projects 5000 --database-url URL]
 
 `directory` builds a config store (SQLite in a temporary directory, or `--database-url`)
 holding `--trails` configured trails (a mix of the overrides projects set: retention,
@@ -16,7 +17,10 @@ reach `get` with the reload loop at the default interval.
 `rss`: peak RSS of `stacktrail run --only pipeline` (both sinks) with 0 and with
 `--trails` configured trails, events of `--active` projects. `workers`: events/s of one and
 of two processes on one queue, beside the strong raw consumer. `delivery`: objects/s from
-the spool into the dev stack's Swift per upload concurrency, beside raw PUTs.
+the spool into the dev stack's Swift per upload concurrency, beside raw PUTs. `stats`: the
+CPU one flush of the ingest counters (event types, per-project event types, hourly and
+daily counts) takes from the pipeline's event loop, with `--projects` active projects,
+against PostgreSQL (`--database-url`, default the dev stack's) or SQLite.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ import tempfile
 import time
 import tracemalloc
 import uuid
+from collections import Counter
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -42,6 +47,7 @@ from sqlalchemy import insert, update  # noqa: E402
 from stacktrail.config import Settings  # noqa: E402
 from stacktrail.db import engine as db  # noqa: E402
 from stacktrail.db import tables as t  # noqa: E402
+from stacktrail.db.ledger import SqlLedger  # noqa: E402
 from stacktrail.db.reload import StoreTrails  # noqa: E402
 from stacktrail.db.trail_store import TrailStore  # noqa: E402
 from stacktrail.domain.audit import Actor  # noqa: E402
@@ -471,6 +477,40 @@ async def _prepared_store(url: str, settings: Settings, trails: int) -> None:
     await store.close()
 
 
+async def stats(args: argparse.Namespace) -> None:
+    """CPU seconds of one `flush_stats` (the loop thread's share: compiling, binding and
+    sending the upserts) with every project active, as the pipeline flushes every 10 s."""
+    import os
+
+    from stacktrail.ingest.dispatcher import Pipeline
+
+    url = args.database_url or os.environ.get("STACKTRAIL_DATABASE_URL", "")
+    if not url:
+        work = Path(tempfile.mkdtemp(prefix="stacktrail-scale-"))
+        url = f"sqlite+aiosqlite:///{work}/config.db"
+    await db.upgrade(url, settings=Settings(database_url=url))
+    engine = db.create_engine(url)
+    ledger = SqlLedger(engine)
+    hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    kinds = ("identity.authenticate", "compute.instance.create", "network.port.update")
+    pipeline = Pipeline.__new__(Pipeline)  # only its counters: no source, no sinks
+    print(f"{args.projects} active projects, {len(kinds)} event types each, {url.split(':')[0]}")
+    for round_ in range(args.rounds):
+        pipeline.event_types = Counter({kind: args.projects for kind in kinds})
+        pipeline.project_event_types = Counter(
+            {(project(i), kind): 3 for i in range(args.projects) for kind in kinds}
+        )
+        pipeline.ingested = Counter({(project(i), hour): 9 for i in range(args.projects)})
+        cpu, wall = time.process_time(), time.perf_counter()
+        await pipeline.flush_stats(ledger)
+        cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+        print(
+            f"  flush {round_ + 1}: {cpu * 1e3:.0f} ms CPU ({cpu / args.projects * 1e6:.0f} µs "
+            f"per project), {wall * 1e3:.0f} ms wall"
+        )
+    await engine.dispose()
+
+
 def _free_port() -> int:
     import socket
 
@@ -503,8 +543,14 @@ def main() -> None:
     w.add_argument("--count", type=int, default=60_000)
     w.add_argument("--projects", type=int, default=50)
     w.add_argument("--rounds", type=int, default=2)
+    st = commands.add_parser("stats", help="CPU of one flush of the ingest counters")
+    st.add_argument("--projects", type=int, default=5_000)
+    st.add_argument("--rounds", type=int, default=3)
+    st.add_argument("--database-url", default="", help="default: STACKTRAIL_DATABASE_URL")
     args = parser.parse_args()
-    if args.command == "workers":
+    if args.command == "stats":
+        asyncio.run(stats(args))
+    elif args.command == "workers":
         workers(args)
     elif args.command == "directory":
         asyncio.run(directory(args))

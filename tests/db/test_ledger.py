@@ -99,6 +99,26 @@ async def test_event_types_per_project(ledger: SqlLedger) -> None:
     assert not [e for e in await ledger.event_types() if e.event_type.startswith(tag)]
 
 
+async def test_one_flush_of_thousands_of_active_projects_is_recorded(ledger: SqlLedger) -> None:
+    """5,000 projects with 3 event types each: 15,000 rows of 5 values in one flush. As one
+    multi-row VALUES that was 75,000 parameters, over PostgreSQL's 32,767 a statement, and
+    the whole flush failed (the counters of every project were lost)."""
+    tag = uuid.uuid4().hex[:8]
+    projects = [f"{tag}{i:024x}" for i in range(5000)]
+    kinds = [f"{tag}.identity.authenticate", f"{tag}.compute.create", f"{tag}.network.update"]
+    now = datetime.now(UTC)
+    await ledger.record_project_event_types({(p, kind): 2 for p in projects for kind in kinds})
+    await ledger.record_ingest_many({(p, now): 3 for p in projects})
+    await ledger.record_event_types({kind: 5000 for kind in kinds})
+    for project in (projects[0], projects[2500], projects[-1]):
+        assert [(e.event_type, e.count) for e in await ledger.event_types(project)] == [
+            (kind, 2) for kind in sorted(kinds)
+        ]
+        assert (await ledger.event_counts(project, now)).last_hour == 3
+    catalogue = {e.event_type: e.count for e in await ledger.event_types()}
+    assert {kind: catalogue[kind] for kind in kinds} == {kind: 5000 for kind in kinds}
+
+
 async def test_ingest_counters(ledger: SqlLedger, project_id: str) -> None:
     now = datetime.now(UTC)
     current = hour_of(now)

@@ -155,6 +155,11 @@ class SqlLedger:
             await conn.execute(status)
 
     # --- pipeline counters
+    #
+    # Each upsert is one statement executed with a list of rows (executemany): compiled
+    # once and cached, its rows sent in pages, so a flush of thousands of active projects
+    # stays cheap for the event loop and within PostgreSQL's 32,767 parameters a
+    # statement (one multi-row VALUES of 5,000 projects' event types broke it).
 
     async def record_event_types(
         self, counts: Mapping[str, int], seen_at: datetime | None = None
@@ -172,7 +177,7 @@ class SqlLedger:
             {"event_type": name, "first_seen": now, "last_seen": now, "count": count}
             for name, count in sorted(merged.items())
         ]
-        insert = t.upsert(self._dialect, t.event_types).values(rows)
+        insert = t.upsert(self._dialect, t.event_types)
         insert = insert.on_conflict_do_update(
             index_elements=["event_type"],
             set_={
@@ -181,7 +186,7 @@ class SqlLedger:
             },
         )
         async with self._engine.begin() as conn:
-            await conn.execute(insert)
+            await conn.execute(insert, rows)
 
     async def record_project_event_types(
         self, counts: Mapping[tuple[str, str], int], seen_at: datetime | None = None
@@ -206,7 +211,7 @@ class SqlLedger:
             for (project_id, name), count in sorted(merged.items())
         ]
         table = t.project_event_types
-        insert = t.upsert(self._dialect, table).values(rows)
+        insert = t.upsert(self._dialect, table)
         insert = insert.on_conflict_do_update(
             index_elements=["project_id", "event_type"],
             set_={
@@ -215,7 +220,7 @@ class SqlLedger:
             },
         )
         async with self._engine.begin() as conn:
-            await conn.execute(insert)
+            await conn.execute(insert, rows)
 
     async def record_ingest(self, project_id: str, hour: datetime, count: int) -> None:
         """Add `count` events ingested for a project in the clock hour of `hour`."""
@@ -240,30 +245,32 @@ class SqlLedger:
                 day_key = (project_id, hour.date())
                 by_day[day_key] = by_day.get(day_key, 0) + count
         # rows in key order, so concurrent writers lock them in the same order
-        hourly = t.upsert(self._dialect, t.ingest_counts).values(
-            [
-                {"project_id": project_id, "hour": hour, "count": count}
-                for (project_id, hour), count in sorted(merged.items())
-            ]
-        )
+        hourly = t.upsert(self._dialect, t.ingest_counts)
         hourly = hourly.on_conflict_do_update(
             index_elements=["project_id", "hour"],
             set_={"count": t.ingest_counts.c.count + hourly.excluded.count},
         )
         async with self._engine.begin() as conn:
-            await conn.execute(hourly)
+            await conn.execute(
+                hourly,
+                [
+                    {"project_id": project_id, "hour": hour, "count": count}
+                    for (project_id, hour), count in sorted(merged.items())
+                ],
+            )
             if by_day:
-                daily = t.upsert(self._dialect, t.ingest_daily).values(
-                    [
-                        {"project_id": project_id, "day": day, "count": count}
-                        for (project_id, day), count in sorted(by_day.items())
-                    ]
-                )
+                daily = t.upsert(self._dialect, t.ingest_daily)
                 daily = daily.on_conflict_do_update(
                     index_elements=["project_id", "day"],
                     set_={"count": t.ingest_daily.c.count + daily.excluded.count},
                 )
-                await conn.execute(daily)
+                await conn.execute(
+                    daily,
+                    [
+                        {"project_id": project_id, "day": day, "count": count}
+                        for (project_id, day), count in sorted(by_day.items())
+                    ],
+                )
             await conn.execute(t.ingest_counts.delete().where(t.ingest_counts.c.hour < hour_cutoff))
             await conn.execute(t.ingest_daily.delete().where(t.ingest_daily.c.day < day_cutoff))
 
