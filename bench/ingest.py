@@ -186,6 +186,7 @@ def run_stacktrail(
     of wall time) into this file, and print its summary.
     """
     before = counter(count_url)  # the fast endpoint counts across rounds
+    broker_first = 0.0
     metrics_url = f"http://{env['STACKTRAIL_METRICS_LISTEN']}/metrics"
     proc = subprocess.Popen(
         [str(checkout / ".venv/bin/stacktrail"), "run", "--only", "pipeline"],
@@ -199,6 +200,7 @@ def run_stacktrail(
             if counter(count_url) > before:
                 first = time.perf_counter()
                 cpu_first = cpu_seconds(proc.pid)
+                broker_first = broker_cpu()
                 if profile is not None:  # the stream, not the start-up
                     spy = start_profile(proc.pid, profile)
             elif proc.poll() is not None:
@@ -216,6 +218,7 @@ def run_stacktrail(
         last = time.perf_counter()
         rss = peak_rss_mb(proc.pid)
         cpu = cpu_seconds(proc.pid) - cpu_first
+        broker = broker_cpu() - broker_first
         while queue_messages(url, queue) > 0:  # the broker holds the acks too
             if proc.poll() is not None:
                 raise RuntimeError("stacktrail exited early")
@@ -229,9 +232,16 @@ def run_stacktrail(
         print(profile_summary(profile, proc.pid))
     print(
         f"    ({label}): {cpu / (last - first):.2f} of a core busy, "
-        f"{cpu / count * 1e6:.0f} CPU µs per event"
+        f"{cpu / count * 1e6:.0f} CPU µs per event (the broker meanwhile: "
+        f"{broker / count * 1e6:.0f} per message)"
     )
     return count / (last - first), rss
+
+
+def broker_cpu() -> float:
+    """CPU seconds of the RabbitMQ node on this machine so far (0 if none is found)."""
+    found = subprocess.run(["pgrep", "-x", "beam.smp"], capture_output=True, text=True)
+    return sum(cpu_seconds(int(pid)) for pid in found.stdout.split())
 
 
 def cpu_seconds(pid: int) -> float:
@@ -302,9 +312,15 @@ def counter(count_url: str) -> int:
 
 
 def archive_phase(
-    url: str, bodies: list[bytes], fast_url: str, baseline: float, workdir: Path
+    url: str,
+    bodies: list[bytes],
+    fast_url: str,
+    baseline: float,
+    workdir: Path,
+    profile: Path | None = None,
 ) -> None:
-    """(d) both sinks: fast `_bulk` + spool, then the spool delivered to Swift."""
+    """(d) both sinks: fast `_bulk` + spool, then the spool delivered to Swift;
+    `profile`: record (d) with py-spy into this file."""
     from tests.support.devstack import read_env_file
 
     stack = read_env_file(ROOT / "var/dev-stack/env")
@@ -322,7 +338,9 @@ def archive_phase(
     before = counter(f"{fast_url}/_count")
     fill(url, "st-both", bodies)
     count = len(bodies)
-    rate_d, rss_d = run_stacktrail(url, "st-both", env, count, f"{fast_url}/_count", workdir)
+    rate_d, rss_d = run_stacktrail(
+        url, "st-both", env, count, f"{fast_url}/_count", workdir, profile, label="d"
+    )
     assert counter(f"{fast_url}/_count") >= before + count
     spooled = dir_bytes(workdir / "spool-both")
     print(
@@ -407,8 +425,8 @@ def main() -> None:
     parser.add_argument(
         "--profile",
         type=Path,
-        help="record round 1's (b) with py-spy into this file (raw format) and print "
-        "where the time goes",
+        help="record round 1's (b) with py-spy into this file (raw format; with --archive "
+        "also (d), into NAME-both.raw) and print where the time goes",
     )
     parser.add_argument(
         "--archive",
@@ -449,11 +467,12 @@ def main() -> None:
                 if name == "pika-blocking":
                     raw[name] = drain_pika(url, queue, args.count, 2000)
                 elif name == "strong":  # prefetch 2000, one multiple-ack per 500 messages
-                    cpu = time.process_time()
+                    cpu, broker = time.process_time(), broker_cpu()
                     raw[name] = drain_pika_batched(url, queue, args.count, 2000, 500)
-                    cpu = time.process_time() - cpu
+                    cpu, broker = time.process_time() - cpu, broker_cpu() - broker
                     print(
                         f"    strong raw consumer: {cpu / args.count * 1e6:.0f} CPU µs per message"
+                        f" (the broker meanwhile: {broker / args.count * 1e6:.0f})"
                     )
                 else:
                     raw[name] = asyncio.run(drain_pika_asyncio(url, queue, args.count, 2000))
@@ -527,7 +546,10 @@ def main() -> None:
             )
 
         if args.archive:
-            archive_phase(url, bodies, fast_url, baseline, workdir)
+            both_profile = None
+            if args.profile is not None:
+                both_profile = args.profile.with_name(f"{args.profile.stem}-both.raw")
+            archive_phase(url, bodies, fast_url, baseline, workdir, both_profile)
     finally:
         for proc in procs:
             proc.terminate()
