@@ -7,6 +7,8 @@ import time
 import uuid
 from urllib.parse import urlsplit
 
+from prometheus_client import REGISTRY
+
 from stacktrail.config import Settings
 from stacktrail.domain.delivery import Outcome
 from stacktrail.search.client import SearchClient
@@ -76,6 +78,7 @@ async def test_requests_swallowed_by_a_silent_search_are_resent_once_it_answers(
     trail = make_trail(project, "unused")
     events = [make_event(project, BEFORE_MIDNIGHT, i) for i in range(100)]
     acks = Acks()
+    stalled = REGISTRY.get_sample_value("stacktrail_search_bulk_stalled_total") or 0.0
     try:
         proxy.black_hole()
         for event in events:
@@ -88,6 +91,7 @@ async def test_requests_swallowed_by_a_silent_search_are_resent_once_it_answers(
         resumed = time.monotonic() - back
         assert set(acks.outcomes.values()) == {Outcome.DELIVERED}
         assert resumed <= 2.0, f"indexing resumed {resumed:.1f} s after search answered again"
+        assert (REGISTRY.get_sample_value("stacktrail_search_bulk_stalled_total") or 0) > stalled
     finally:
         await sink.stop(5)
         await proxy.stop()

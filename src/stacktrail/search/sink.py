@@ -16,7 +16,7 @@ from stacktrail.config import Settings
 from stacktrail.domain.backoff import Backoff, Recovery
 from stacktrail.domain.delivery import Outcome, Record
 from stacktrail.domain.errors import PermanentError, TransientError
-from stacktrail.domain.stalls import StallWatch
+from stacktrail.domain.stalls import Stalled, StallWatch
 from stacktrail.search.client import ACCEPTED, SearchClient
 from stacktrail.search.documents import PENDING, BulkEncoder, SearchLayout, index_template_body
 from stacktrail.telemetry import metrics
@@ -174,6 +174,8 @@ class SearchSink:
         except TransientError as exc:
             metrics.SEARCH_BULK_ERRORS.inc()
             metrics.SEARCH_RETRIES.inc()
+            if isinstance(exc, Stalled):
+                metrics.SEARCH_STALLED.inc()
             self._unreachable = True
             self._unreachable_log.failed(str(exc))
             return pending

@@ -35,6 +35,10 @@ SEARCH_BULK_SECONDS = Histogram(
 SEARCH_BULK_ERRORS = Counter(
     "stacktrail_search_bulk_errors", "Bulk requests that failed as a whole"
 )
+SEARCH_STALLED = Counter(
+    "stacktrail_search_bulk_stalled",
+    "Bulk requests abandoned and resent: they hung while search was silent (domain/stalls.py)",
+)
 INFLIGHT = Gauge("stacktrail_messages_in_flight", "Messages taken but not yet acked")
 AMQP_CONNECTED = Gauge("stacktrail_amqp_connected", "1 while connected to RabbitMQ")
 OLDEST_UNACKED_AGE = Gauge(
