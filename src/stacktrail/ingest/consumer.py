@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 
 REASON_HEADER = "x-stacktrail-reason"
 METRICS_INTERVAL = 1.0  # seconds between updates of the consumed counter while idle
+RECONNECT_PROBE_INTERVAL = 0.5  # seconds between TCP probes of a broker that went away
 
 
 @dataclass(slots=True)
@@ -65,6 +66,8 @@ def redact(url: str) -> str:
 class AmqpSource:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
+        parameters = pika.URLParameters(settings.amqp_url)
+        self._address = (parameters.host, parameters.port)
         self._topology = Topology.from_settings(settings)
         self._dropped = RateLimitedLog(log, interval=60.0)
         self._generation = 0
@@ -90,6 +93,9 @@ class AmqpSource:
         self._gap_due: asyncio.TimerHandle | None = None
         self.left_unacked = 0  # at close: deliveries the broker gets back for redelivery
         self.on_delivery: Callable[[Delivery], None] = lambda d: None
+        # True once a probe found the broker unreachable since the last connection: its
+        # next answer ends the reconnect delay (see `_pause`)
+        self._unreachable = False
         metrics.OLDEST_UNACKED_AGE.set_function(self.oldest_unacked_age)
 
     def oldest_unacked_age(self) -> float:
@@ -113,16 +119,52 @@ class AmqpSource:
             try:
                 declared = await self._connect()
                 backoff.reset()
+                self._unreachable = False
                 self._log_topology(declared, where)
                 await self._hold(stop)
             except (AmqpError, OSError, TimeoutError) as exc:
                 self._lost()
                 delay = backoff.next_delay()
                 log.warning(
-                    "RabbitMQ at %s: %s; reconnecting in %.1f s", where, describe(exc), delay
+                    "RabbitMQ at %s: %s; reconnecting in %.1f s (or once it answers again)",
+                    where,
+                    describe(exc),
+                    delay,
                 )
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), timeout=delay)
+                await self._pause(stop, delay)
+
+    async def _pause(self, stop: asyncio.Event, delay: float) -> None:
+        """Wait up to `delay` s before the next connection attempt; end early on stop or
+        when the broker, found unreachable meanwhile, accepts TCP connections again.
+
+        A broker that answers but refuses us (credentials, vhost) never was unreachable:
+        its attempts keep the whole backoff instead of one every probe interval."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + delay
+        while not stop.is_set() and (left := deadline - loop.time()) > 0:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(min(RECONNECT_PROBE_INTERVAL, left)):
+                    await stop.wait()
+            if stop.is_set() or deadline - loop.time() <= RECONNECT_PROBE_INTERVAL:
+                continue  # the attempt is due anyway
+            if await self._broker_answers():
+                if self._unreachable:
+                    return
+            else:
+                self._unreachable = True
+
+    async def _broker_answers(self) -> bool:
+        """Whether the broker's address accepts a TCP connection (closed at once)."""
+        host, port = self._address
+        try:
+            async with asyncio.timeout(RECONNECT_PROBE_INTERVAL):
+                _reader, writer = await asyncio.open_connection(host, port)
+        except (OSError, TimeoutError):
+            return False
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+        return True
 
     def _log_topology(self, declared: Declared, where: str) -> None:
         topology = self._topology
