@@ -699,9 +699,14 @@ async def region_cut(stack: Stack, count: int, outage: float) -> Row:
     await relay.start()
     back = time.monotonic()
 
+    async def second_moved() -> bool:
+        return len(await stack.archived(second)) > during
+
     async def second_complete() -> bool:
         return len(set(await stack.archived(second))) >= count
 
+    await wait_until(second_moved, 600)
+    resumed = time.monotonic() - back
     await wait_until(second_complete, 600)
     caught_up = time.monotonic() - back
     await stack.kill(signal.SIGTERM)
@@ -716,6 +721,7 @@ async def region_cut(stack: Stack, count: int, outage: float) -> Row:
     dup_two = duplicates(Counter(two))
     row.figures = {
         "first_lag": first_lag,
+        "resumed": resumed,
         "caught_up": caught_up,
         "lost_two": lost_two,
         "dup_two": dup_two[1],
@@ -724,9 +730,9 @@ async def region_cut(stack: Stack, count: int, outage: float) -> Row:
     }
     row.other = (
         f"{first} complete {first_lag:.1f} s after the last publish (during the cut); "
-        f"{second} held {during} during the cut, caught up {caught_up:.1f} s after its "
-        f"return: lost {lost_two}, duplicates {dup_two[0]} / {dup_two[1]}, same objects "
-        f"in the same order: {'yes' if one == two else 'NO'}"
+        f"{second} held {during} during the cut, its first object {resumed:.1f} s and all "
+        f"{caught_up:.1f} s after its return: lost {lost_two}, duplicates {dup_two[0]} / "
+        f"{dup_two[1]}, same objects in the same order: {'yes' if one == two else 'NO'}"
     )
     return row
 
