@@ -165,7 +165,10 @@ def spool_part(args: argparse.Namespace, scales: list[int]) -> None:
 
 
 def messages(count: int, projects: int) -> list[bytes]:
-    start = datetime(2026, 11, 1, tzinfo=UTC)
+    # yesterday (UTC): within every retention when the spool delivers them
+    start = (datetime.now(UTC) - timedelta(days=1)).replace(
+        hour=0, minute=0, second=0, microsecond=0
+    )
     ids = [uuid.UUID(int=i).hex for i in range(1, projects + 1)]
     return [
         make_notification(

@@ -45,7 +45,11 @@ from bench.amqp_clients import drain_pika, drain_pika_asyncio, drain_pika_batche
 
 
 def messages(count: int, projects_count: int = 50) -> list[bytes]:
-    start = datetime(2026, 11, 1, tzinfo=UTC)
+    """One event every 7 s from a UTC midnight on, ending before now: recent, so no
+    retention has passed when the spool delivers them."""
+    start = (datetime.now(UTC) - timedelta(seconds=count * 7)).replace(
+        hour=0, minute=0, second=0, microsecond=0
+    )
     projects = [uuid.UUID(int=i).hex for i in range(1, projects_count + 1)]
     return [
         make_notification(

@@ -341,7 +341,10 @@ def rss(args: argparse.Namespace) -> None:
         wait_port(port)
         # active projects: trails - active/2 .. trails + active/2 (configured, then not)
         offset = max(args.trails - args.active // 2, 0)
-        start = datetime(2026, 11, 1, tzinfo=UTC)
+        # yesterday (UTC): within every retention when the spool delivers them
+        start = (datetime.now(UTC) - timedelta(days=1)).replace(
+            hour=0, minute=0, second=0, microsecond=0
+        )
         bodies = [
             make_notification(
                 event_id=str(uuid.uuid4()),
