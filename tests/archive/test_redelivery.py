@@ -23,19 +23,15 @@ from stacktrail.search.client import SearchClient
 from stacktrail.search.documents import index_name
 from stacktrail.search.sink import SearchSink
 from tests.support import search
-from tests.support.broker import publish, queue_depth
+from tests.support.broker import own_queue_settings, publish, queue_depth
 from tests.support.cadf_factory import make_notification
 from tests.support.faults import archived_ids, duplicates
 from tests.support.tcpproxy import TcpProxy
 
 
 def _settings(tmp_path: Path, amqp_url: str, search_at: str, index_template: str) -> Settings:
-    queue = f"st-{uuid.uuid4().hex[:8]}"
-    return Settings(
-        amqp_url=amqp_url,
-        amqp_queue=queue,
-        amqp_dead_letter_exchange=f"{queue}.dead",
-        amqp_bindings=["nova:notifications.#"],
+    return own_queue_settings(
+        amqp_url,
         amqp_prefetch=500,
         search_url=search_at,
         search_index_template=index_template,

@@ -4,27 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
 from stacktrail.config import Settings
 from stacktrail.domain.delivery import Outcome
 from stacktrail.ingest.consumer import AmqpSource, Delivery
-from tests.support.broker import publish, queue_depth
+from tests.support.broker import own_queue_settings, publish, queue_depth
 from tests.support.cadf_factory import make_notification
 
 
 async def test_finished_messages_are_acked_while_an_older_one_waits(amqp_url: str) -> None:
-    queue = f"st-{uuid.uuid4().hex[:8]}"
-    settings = Settings(
-        amqp_url=amqp_url,
-        amqp_queue=queue,
-        amqp_dead_letter_exchange=f"{queue}.dead",
-        amqp_bindings=["nova:notifications.#"],
-        amqp_prefetch=20,
-        amqp_ack_interval="20ms",
-    )
+    settings = own_queue_settings(amqp_url, amqp_prefetch=20, amqp_ack_interval="20ms")
     source = AmqpSource(settings)
     held: list[Delivery] = []
     seen = 0
@@ -51,7 +42,7 @@ async def test_finished_messages_are_acked_while_an_older_one_waits(amqp_url: st
                 break
             await asyncio.sleep(0.1)
         assert seen == 300
-        assert await queue_depth(amqp_url, queue) == 0
+        assert await queue_depth(amqp_url, settings.amqp_queue) == 0
         # those finished behind the stuck one are acked within the gap hold (1 s)
         for _ in range(30):
             if source.unacked == 1:
@@ -75,16 +66,7 @@ async def _fifty_arrived(
 ) -> AsyncIterator[tuple[AmqpSource, list[Delivery]]]:
     """A connected source on a queue of its own, with 50 published messages arrived and
     none settled yet."""
-    queue = f"st-{uuid.uuid4().hex[:8]}"
-    source = AmqpSource(
-        Settings(
-            amqp_url=amqp_url,
-            amqp_queue=queue,
-            amqp_dead_letter_exchange=f"{queue}.dead",
-            amqp_bindings=["nova:notifications.#"],
-            **settings,
-        )
-    )
+    source = AmqpSource(own_queue_settings(amqp_url, **settings))
     arrived: list[Delivery] = []
     source.on_delivery = arrived.append
     stop = asyncio.Event()

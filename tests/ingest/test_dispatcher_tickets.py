@@ -5,7 +5,6 @@ a search server answering nonsense dead-letter the message instead of wedging it
 from __future__ import annotations
 
 import asyncio
-import uuid
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from types import SimpleNamespace
@@ -25,7 +24,7 @@ from stacktrail.ingest.dispatcher import Pipeline
 from stacktrail.ingest.route import Router
 from stacktrail.search.client import SearchClient
 from stacktrail.search.sink import SearchSink
-from tests.support.broker import publish
+from tests.support.broker import own_queue_settings, publish
 from tests.support.cadf_factory import make_notification
 from tests.support.polling import eventually
 
@@ -177,12 +176,8 @@ async def test_search_sink_rejects_records_of_an_unreadable_bulk_answer(
 
 @pytest.fixture
 def source_settings(amqp_url: str) -> Settings:
-    queue = f"st-{uuid.uuid4().hex[:8]}"
-    return Settings(
-        amqp_url=amqp_url,
-        amqp_queue=queue,
-        amqp_dead_letter_exchange=f"{queue}.dead",
-        amqp_bindings=["nova:notifications.#"],
+    return own_queue_settings(
+        amqp_url,
         amqp_unacked_max_age="1s",
         amqp_ack_interval="50ms",
     )

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
 from datetime import timedelta
 from typing import Any
 
@@ -19,7 +18,13 @@ from stacktrail.config import Settings
 from stacktrail.ingest.consumer import REASON_HEADER
 from stacktrail.search.documents import index_name
 from tests.support import search
-from tests.support.broker import publish, queue_depth, take_all, wait_for_consumer
+from tests.support.broker import (
+    own_queue_settings,
+    publish,
+    queue_depth,
+    take_all,
+    wait_for_consumer,
+)
 from tests.support.cadf_factory import DEFAULT_EVENT_TIME, make_cadf
 from tests.support.oslo_producer import notify
 from tests.support.pipeline import running, sample
@@ -31,12 +36,8 @@ NOISE_TYPE = "compute.instance.create.end"
 
 @pytest.fixture
 def settings(amqp_url: str, search_url: str, index_template: str) -> Settings:
-    queue = f"st-{uuid.uuid4().hex[:8]}"
-    return Settings(
-        amqp_url=amqp_url,
-        amqp_queue=queue,
-        amqp_dead_letter_exchange=f"{queue}.dead",
-        amqp_bindings=["nova:notifications.#"],
+    return own_queue_settings(
+        amqp_url,
         amqp_prefetch=200,
         search_url=search_url,
         search_index_template=index_template,

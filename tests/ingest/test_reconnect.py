@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from collections.abc import Callable
 from urllib.parse import urlsplit, urlunsplit
 
-from stacktrail.config import Settings
 from stacktrail.ingest.consumer import AmqpSource
+from tests.support.broker import own_queue_settings
 from tests.support.tcpproxy import TcpProxy
 
 
@@ -30,16 +29,7 @@ async def test_the_source_reconnects_within_two_seconds_of_the_broker_returning(
     relay = TcpProxy(broker.hostname or "127.0.0.1", broker.port or 5672)
     await relay.start()
     through_relay = urlunsplit(broker._replace(netloc=f"guest:guest@{relay.address}"))
-    queue = f"st-{uuid.uuid4().hex[:8]}"
-    source = AmqpSource(
-        Settings(
-            amqp_url=through_relay,
-            amqp_queue=queue,
-            amqp_dead_letter_exchange=f"{queue}.dead",
-            amqp_bindings=["nova:notifications.#"],
-            amqp_reconnect_max="60s",
-        )
-    )
+    source = AmqpSource(own_queue_settings(through_relay, amqp_reconnect_max="60s"))
     stop = asyncio.Event()
     task = asyncio.create_task(source.run(stop))
     try:
@@ -63,15 +53,7 @@ async def test_a_broker_that_refuses_the_login_keeps_the_whole_backoff(amqp_url:
     every probe interval (one refused login, and one log line, each time)."""
     broker = urlsplit(amqp_url)
     refused = urlunsplit(broker._replace(netloc=f"guest:wrong@{broker.netloc.split('@')[-1]}"))
-    queue = f"st-{uuid.uuid4().hex[:8]}"
-    source = AmqpSource(
-        Settings(
-            amqp_url=refused,
-            amqp_queue=queue,
-            amqp_dead_letter_exchange=f"{queue}.dead",
-            amqp_bindings=["nova:notifications.#"],
-        )
-    )
+    source = AmqpSource(own_queue_settings(refused))
     attempts = 0
     connect = source._connect
 

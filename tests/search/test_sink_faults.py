@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from typing import Any
 from urllib.parse import urlsplit
 
 from prometheus_client import REGISTRY
@@ -19,21 +20,30 @@ from tests.support.sinks import BEFORE_MIDNIGHT, Acks, make_event, make_trail
 from tests.support.tcpproxy import TcpProxy
 
 
-async def test_indexing_resumes_within_two_seconds_of_search_returning(
-    search_url: str, index_template: str
-) -> None:
-    """A batch whose retry delay grew long retries as soon as a ping answers again."""
+async def _relayed_sink(
+    search_url: str, index_template: str, **settings: Any
+) -> tuple[TcpProxy, SearchSink]:
+    """A started sink of small batches that reaches search through a relay."""
     target = urlsplit(search_url)
     proxy = TcpProxy(target.hostname or "127.0.0.1", target.port or 80)
     await proxy.start()
-    settings = Settings(
+    values = Settings(
         search_url=f"http://{proxy.address}",
         search_index_template=index_template,
         search_flush_interval="50ms",
         search_bulk_docs=25,
+        **settings,
     )
-    sink = SearchSink(SearchClient.from_settings(settings), settings)
+    sink = SearchSink(SearchClient.from_settings(values), values)
     await sink.start()
+    return proxy, sink
+
+
+async def test_indexing_resumes_within_two_seconds_of_search_returning(
+    search_url: str, index_template: str
+) -> None:
+    """A batch whose retry delay grew long retries as soon as a ping answers again."""
+    proxy, sink = await _relayed_sink(search_url, index_template)
     project = uuid.uuid4().hex
     trail = make_trail(project, "unused")
     events = [make_event(project, BEFORE_MIDNIGHT, i) for i in range(100)]
@@ -62,18 +72,7 @@ async def test_requests_swallowed_by_a_silent_search_are_resent_once_it_answers(
 ) -> None:
     """A black hole (connections open, nothing comes back) swallows the bulk requests in
     flight; once search answers pings again they are resent, not left to `search_timeout`."""
-    target = urlsplit(search_url)
-    proxy = TcpProxy(target.hostname or "127.0.0.1", target.port or 80)
-    await proxy.start()
-    settings = Settings(
-        search_url=f"http://{proxy.address}",
-        search_index_template=index_template,
-        search_flush_interval="50ms",
-        search_bulk_docs=25,
-        search_timeout="120s",
-    )
-    sink = SearchSink(SearchClient.from_settings(settings), settings)
-    await sink.start()
+    proxy, sink = await _relayed_sink(search_url, index_template, search_timeout="120s")
     project = uuid.uuid4().hex
     trail = make_trail(project, "unused")
     events = [make_event(project, BEFORE_MIDNIGHT, i) for i in range(100)]

@@ -5,11 +5,27 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import time
+import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import pika
+
+from stacktrail.config import Settings
+
+
+def own_queue_settings(amqp_url: str, **overrides: Any) -> Settings:
+    """Settings of a source on a queue (and dead-letter exchange) of its own, bound to
+    nova's notifications."""
+    queue = f"st-{uuid.uuid4().hex[:8]}"
+    return Settings(
+        amqp_url=amqp_url,
+        amqp_queue=queue,
+        amqp_dead_letter_exchange=f"{queue}.dead",
+        amqp_bindings=["nova:notifications.#"],
+        **overrides,
+    )
 
 
 @dataclass
