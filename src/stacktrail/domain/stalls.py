@@ -55,7 +55,7 @@ class StallWatch:
                     self._probe_soon(loop.time())
                     if self._revived_after is not None and self._revived_after >= started:
                         self.abandoned += 1
-                        raise Stalled("the request hung while search was silent; resent")
+                        raise Stalled("the request hung while its server was silent")
         finally:
             if not task.done():
                 task.cancel()
