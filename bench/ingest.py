@@ -223,6 +223,9 @@ def run_stacktrail(
         rss = peak_rss_mb(proc.pid)
         cpu = cpu_seconds(proc.pid) - cpu_first
         broker = broker_cpu() - broker_first
+        if spy is not None:  # the stream only: not the shutdown (seal, last uploads)
+            spy.send_signal(signal.SIGINT)
+            spy.wait(timeout=60)
         while queue_messages(url, queue) > 0:  # the broker holds the acks too
             if proc.poll() is not None:
                 raise RuntimeError("stacktrail exited early")
