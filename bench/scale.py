@@ -103,6 +103,16 @@ def allocated() -> int:
     return tracemalloc.get_traced_memory()[0]
 
 
+async def measured_refresh(trails: StoreTrails) -> tuple[float, int]:
+    """Seconds and peak bytes allocated (tracemalloc) of one reload of the snapshot."""
+    before = allocated()
+    tracemalloc.reset_peak()
+    started = time.perf_counter()
+    await trails.refresh()
+    seconds = time.perf_counter() - started
+    return seconds, tracemalloc.get_traced_memory()[1] - before
+
+
 async def directory(args: argparse.Namespace) -> None:
     work = Path(tempfile.mkdtemp(prefix="stacktrail-scale-"))
     url = args.database_url or f"sqlite+aiosqlite:///{work}/config.db"
@@ -133,21 +143,11 @@ async def directory(args: argparse.Namespace) -> None:
     # one change: what an incremental reload costs
     changed = project(7)
     await store.put_trail(changed, TrailOverrides.model_validate({"retention_days": 77}), actor)
-    before = allocated()
-    tracemalloc.reset_peak()
-    started = time.perf_counter()
-    await trails.refresh()
-    reload_s = time.perf_counter() - started
-    reload_peak = tracemalloc.get_traced_memory()[1] - before
+    reload_s, reload_peak = await measured_refresh(trails)
     assert trails.get(changed).retention_days == 77
     # a change of the operator defaults: every trail is resolved again
     await store.put_defaults(replace(await store.get_defaults(), default_retention_days=60), actor)
-    before = allocated()
-    tracemalloc.reset_peak()
-    started = time.perf_counter()
-    await trails.refresh()
-    defaults_s = time.perf_counter() - started
-    defaults_peak = tracemalloc.get_traced_memory()[1] - before
+    defaults_s, defaults_peak = await measured_refresh(trails)
     assert trails.get(project(args.trails + 1)).retention_days == 60
     tracemalloc.stop()
     # the same without tracemalloc's overhead

@@ -12,6 +12,7 @@ from stacktrail.domain.delivery import Outcome
 from stacktrail.ingest.consumer import AmqpSource, Delivery
 from tests.support.broker import own_queue_settings, publish, queue_depth
 from tests.support.cadf_factory import make_notification
+from tests.support.polling import eventually
 
 
 async def test_finished_messages_are_acked_while_an_older_one_waits(amqp_url: str) -> None:
@@ -32,15 +33,10 @@ async def test_finished_messages_are_acked_while_an_older_one_waits(amqp_url: st
     stop = asyncio.Event()
     task = asyncio.create_task(source.run(stop))
     try:
-        for _ in range(100):
-            if source.connected:
-                break
-            await asyncio.sleep(0.1)
+        await eventually(lambda: source.connected, 10)
         await publish(amqp_url, [make_notification(event_id=f"hol-{i}") for i in range(300)])
-        for _ in range(100):  # prefix-only acks stop at the prefetch window (20)
-            if seen >= 300:
-                break
-            await asyncio.sleep(0.1)
+        # prefix-only acks would stop at the prefetch window (20)
+        await eventually(lambda: seen >= 300, 10)
         assert seen == 300
         assert await queue_depth(amqp_url, settings.amqp_queue) == 0
         # those finished behind the stuck one are acked within the gap hold (1 s)
@@ -72,15 +68,9 @@ async def _fifty_arrived(
     stop = asyncio.Event()
     task = asyncio.create_task(source.run(stop))
     try:
-        for _ in range(100):
-            if source.connected:
-                break
-            await asyncio.sleep(0.1)
+        await eventually(lambda: source.connected, 10)
         await publish(amqp_url, [make_notification(event_id=f"{prefix}-{i}") for i in range(50)])
-        for _ in range(100):
-            if len(arrived) == 50:
-                break
-            await asyncio.sleep(0.1)
+        await eventually(lambda: len(arrived) == 50, 10)
         yield source, arrived
     finally:
         stop.set()

@@ -4,22 +4,12 @@ broker answers again: not after the reconnect backoff grown during the outage.""
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Callable
 from urllib.parse import urlsplit, urlunsplit
 
 from stacktrail.ingest.consumer import AmqpSource
 from tests.support.broker import own_queue_settings
+from tests.support.polling import eventually
 from tests.support.tcpproxy import TcpProxy
-
-
-async def _wait_for(condition: Callable[[], bool], within: float) -> float:
-    """Seconds until `condition()` is true (fails the test after `within` s)."""
-    started = time.monotonic()
-    while not condition():
-        assert time.monotonic() - started < within, f"not within {within} s"
-        await asyncio.sleep(0.02)
-    return time.monotonic() - started
 
 
 async def test_the_source_reconnects_within_two_seconds_of_the_broker_returning(
@@ -33,13 +23,13 @@ async def test_the_source_reconnects_within_two_seconds_of_the_broker_returning(
     stop = asyncio.Event()
     task = asyncio.create_task(source.run(stop))
     try:
-        await _wait_for(lambda: source.connected, 10)
+        await eventually(lambda: source.connected, 10)
         await relay.stop()  # the connection is cut, and new ones are refused
-        await _wait_for(lambda: not source.connected, 10)
+        await eventually(lambda: not source.connected, 10)
         # attempts at about 0.5, 1.5, 3.5, 7.5 s: the next one waits about 8 s more
         await asyncio.sleep(9)
         await relay.start()
-        back = await _wait_for(lambda: source.connected, 30)
+        back = await eventually(lambda: source.connected, 30, every=0.02)
         assert back <= 2.0, f"reconnected {back:.1f} s after the broker answered again"
     finally:
         stop.set()
