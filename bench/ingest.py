@@ -35,6 +35,7 @@ from pathlib import Path
 
 import httpx
 import pika
+from prometheus_client.parser import text_string_to_metric_families
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -305,9 +306,10 @@ def acked(metrics_url: str) -> float:
         text = httpx.get(metrics_url, timeout=30).text
     except httpx.TransportError:
         return 0.0
-    for line in text.splitlines():
-        if line.startswith("stacktrail_messages_acked_total "):
-            return float(line.split()[1])
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "stacktrail_messages_acked_total":
+                return float(sample.value)
     return 0.0
 
 
