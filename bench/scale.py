@@ -390,15 +390,21 @@ def rss(args: argparse.Namespace) -> None:
 
 def workers(args: argparse.Namespace) -> None:
     """Events/s of 1 and of 2 `stacktrail run --only pipeline` processes on one queue
-    (both sinks: a fast `_bulk` endpoint and the file store), beside the strong raw
-    consumer (pika blocking, prefetch 2000, one multiple-ack per 500) in the same run."""
+    (both sinks: a fast `_bulk` endpoint and the file store; `--search-only`: the fast
+    endpoint alone), beside the strong raw consumer (pika blocking, prefetch 2000, one
+    multiple-ack per 500) in the same run. Each run ends when the processes' own acked
+    counters reach the count, as the raw drain ends at its last ack; the cores each
+    process, the broker and the endpoint kept busy meanwhile say what limits it."""
     import shutil
     import signal
     import subprocess
 
     from bench.amqp_clients import drain_pika_batched
     from bench.ingest import (
+        acked,
+        broker_cpu,
         counter,
+        cpu_seconds,
         make_vhost,
         messages,
         peak_rss_mb,
@@ -415,29 +421,40 @@ def workers(args: argparse.Namespace) -> None:
     fast = subprocess.Popen([sys.executable, str(ROOT / "bench/fast_bulk.py"), "--port", str(port)])
     count_url = f"http://127.0.0.1:{port}/_count"
     bodies = messages(args.count, args.projects)
-    print(f"{args.count} events of {args.projects} projects; load {_uptime()}")
+    sinks = "search only" if args.search_only else "both sinks"
+    print(f"{args.count} events of {args.projects} projects, {sinks}; load {_uptime()}")
     try:
         wait_port(port)
         for round_ in range(1, args.rounds + 1):
             fill_queue(url, f"raw-{round_}", bodies)
+            cpu, broker = time.process_time(), broker_cpu()
+            started = time.perf_counter()
             raw = drain_pika_batched(url, f"raw-{round_}", args.count, 2000, 500)
+            elapsed = time.perf_counter() - started
+            cpu, broker = time.process_time() - cpu, broker_cpu() - broker
+            print(
+                f"  round {round_}: strong raw consumer {raw:.0f} msg/s, cores busy: consumer "
+                f"{cpu / elapsed:.2f}, broker {broker / elapsed:.2f}"
+            )
             rates = {}
             for n in (1, 2):
                 queue = f"st-{n}-{round_}"
                 fill_queue(url, queue, bodies)
                 before = counter(count_url)
-                procs = []
+                procs, metrics_urls = [], []
                 for i in range(n):
+                    listen = f"127.0.0.1:{_free_port()}"
                     env = stacktrail_env(url, queue, f"http://127.0.0.1:{port}", work) | {
-                        "STACKTRAIL_ARCHIVE_ENABLED": "true",
+                        "STACKTRAIL_ARCHIVE_ENABLED": "false" if args.search_only else "true",
                         "STACKTRAIL_ARCHIVE_STORE": "file",
                         "STACKTRAIL_ARCHIVE_DIR": str(work / "archive"),
                         "STACKTRAIL_ARCHIVE_INTERVAL": "1h",
                         "STACKTRAIL_SPOOL_DIR": str(work / f"spool-{round_}-{n}-{i}"),
                         "STACKTRAIL_SHUTDOWN_GRACE": "1s",
-                        "STACKTRAIL_METRICS_LISTEN": f"127.0.0.1:{_free_port()}",
+                        "STACKTRAIL_METRICS_LISTEN": listen,
                         "STACKTRAIL_DATABASE_URL": f"sqlite+aiosqlite:///{work}/config.db",
                     }
+                    metrics_urls.append(f"http://{listen}/metrics")
                     procs.append(
                         subprocess.Popen(
                             [str(ROOT / ".venv/bin/stacktrail"), "run", "--only", "pipeline"],
@@ -449,12 +466,21 @@ def workers(args: argparse.Namespace) -> None:
                     while counter(count_url) == before:
                         time.sleep(0.02)
                     first = time.perf_counter()
-                    while counter(count_url) < before + args.count:
+                    cpu_first = [cpu_seconds(p.pid) for p in procs]
+                    broker_first, fast_first = broker_cpu(), cpu_seconds(fast.pid)
+                    while sum(acked(m) for m in metrics_urls) < args.count:
                         time.sleep(0.05)
-                    while queue_messages(url, queue) > 0:
-                        time.sleep(0.05)
-                    rates[n] = args.count / (time.perf_counter() - first)
+                    elapsed = time.perf_counter() - first
+                    busy = [
+                        (cpu_seconds(p.pid) - c) / elapsed
+                        for p, c in zip(procs, cpu_first, strict=True)
+                    ]
+                    broker = (broker_cpu() - broker_first) / elapsed
+                    endpoint = (cpu_seconds(fast.pid) - fast_first) / elapsed
+                    rates[n] = args.count / elapsed
                     peaks = [peak_rss_mb(p.pid) for p in procs]
+                    while queue_messages(url, queue) > 0:  # the broker holds the acks too
+                        time.sleep(0.05)
                 finally:
                     for proc in procs:
                         proc.send_signal(signal.SIGTERM)
@@ -462,7 +488,10 @@ def workers(args: argparse.Namespace) -> None:
                         proc.wait(timeout=120)
                 print(
                     f"  round {round_}: {n} process(es): {rates[n]:6.0f} events/s "
-                    f"({rates[n] / raw:.2f} of the strong raw consumer, {raw:.0f} msg/s); "
+                    f"({rates[n] / raw:.2f} of the strong raw consumer); cores busy: "
+                    f"stacktrail {', '.join(f'{b:.2f}' for b in busy)}, broker {broker:.2f}, "
+                    f"endpoint {endpoint:.2f}; "
+                    f"{sum(busy) / rates[n] * 1e6:.0f} stacktrail CPU µs per event; "
                     f"peak RSS {', '.join(f'{p:.0f}' for p in peaks)} MB"
                 )
             print(f"  round {round_}: 2 processes / 1 process = {rates[2] / rates[1]:.2f}")
@@ -546,6 +575,7 @@ def main() -> None:
     w.add_argument("--count", type=int, default=60_000)
     w.add_argument("--projects", type=int, default=50)
     w.add_argument("--rounds", type=int, default=2)
+    w.add_argument("--search-only", action="store_true", help="the fast _bulk endpoint alone")
     st = commands.add_parser("stats", help="CPU of one flush of the ingest counters")
     st.add_argument("--projects", type=int, default=5_000)
     st.add_argument("--rounds", type=int, default=3)

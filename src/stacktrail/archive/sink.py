@@ -175,7 +175,7 @@ class ArchiveSink:
             record.resolve(Outcome.REJECTED, problem)
             return
         try:
-            payload = orjson.dumps(record.event.body)
+            payload = record.event.body_json()
         except orjson.JSONEncodeError as exc:  # decode's limits should make this unreachable
             log.exception("cannot encode event %s for the archive", record.event.id)
             record.resolve(Outcome.REJECTED, f"archive: cannot encode the event: {exc}"[:500])
@@ -341,6 +341,10 @@ class ArchiveSink:
         while not self._stopping:
             self._space_freed.clear()
             over = self._over_share(size, project_id)
+            if not over and self._fits(size):  # the common case, first: once per record
+                self._paused_since = None
+                self._held_back.discard(project_id)
+                return ""
             healthy = self._uploader.delivers(project_id) and not self._uploader.failing(project_id)
             if over and healthy and self._fits(size):
                 self._seal_projects.add(project_id)
@@ -353,10 +357,6 @@ class ArchiveSink:
                     "spooled bytes its destination refuses (see its trail status); over its "
                     f"share of {self._project_max_bytes} bytes (STACKTRAIL_SPOOL_PROJECT_MAX_BYTES)"
                 )
-            if not over and self._fits(size):
-                self._paused_since = None
-                self._held_back.discard(project_id)
-                return ""
             self._seal_now = True  # open segments can only drain once sealed
             if self._paused_since is None:
                 self._paused_since = time.monotonic()

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+
+from stacktrail.domain.json_bytes import json_bytes
 
 JsonDict = dict[str, Any]
 
@@ -30,6 +32,19 @@ class AuditEvent:
     # the reporting service: observer.typeURI, or target.typeURI when the observer is the
     # target (keystonemiddleware's audit: `observer: {"id": "target"}`)
     observer_type: str = ""
+    _json: bytes | None = field(default=None, init=False, repr=False, compare=False)
+
+    def body_json(self) -> bytes:
+        """`body` as compact JSON, encoded once for every sink and copy that stores it.
+
+        Exactly as long as the JSON (see `json_bytes`). Raises orjson.JSONEncodeError for
+        a body JSON cannot hold (decode's limits prevent it).
+        """
+        encoded = self._json
+        if encoded is None:
+            encoded = json_bytes(self.body)
+            object.__setattr__(self, "_json", encoded)  # a cache: the event stays as it was
+        return encoded
 
     @property
     def day(self) -> str:

@@ -107,7 +107,7 @@ def decode_message(
 
 def encode_event(event: AuditEvent) -> bytes:
     """The normalised CADF body as compact JSON (what search and archive store)."""
-    return orjson.dumps(event.body)
+    return event.body_json()
 
 
 def _unwrap_v2(envelope: JsonDict) -> JsonDict:

@@ -30,6 +30,7 @@ import orjson
 
 from stacktrail.config import SearchLayoutKind as Layout
 from stacktrail.domain.delivery import Record
+from stacktrail.domain.json_bytes import json_bytes
 from stacktrail.search.hermes import hermes_view
 
 INGESTED_FIELD = "@ingested_at"  # when stacktrail took the event; search-sourced export windows
@@ -180,10 +181,8 @@ class BulkEncoder:
         if name is None:
             if len(self._indices) > 100_000:
                 self._indices.clear()
-            # a copy: orjson's bytes keep a buffer of 4 KiB, and this cache holds one per
-            # project and day
-            encoded = memoryview(orjson.dumps(index_name(self._template, project_id, when)))
-            name = self._indices[key] = encoded.tobytes()
+            # this cache holds one per project and day
+            name = self._indices[key] = json_bytes(index_name(self._template, project_id, when))
         return name
 
     def _stamp(self, record: Record) -> tuple[bytes, bytes]:
@@ -204,7 +203,9 @@ class BulkEncoder:
     def lines(self, record: Record) -> bytes:
         event = record.event
         ingested, project = self._stamp(record)
-        body = orjson.dumps(hermes_view(event.body))
+        view = hermes_view(event.body)
+        # the common event is its own view: the archive then stores these same bytes
+        body = memoryview(event.body_json() if view is event.body else orjson.dumps(view))
         extra = b""
         if self.layout.shared:
             tenants = record.tenants or (record.project_id,)

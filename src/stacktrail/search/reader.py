@@ -32,6 +32,7 @@ from typing import Any
 import orjson
 
 from stacktrail.domain.errors import PermanentError
+from stacktrail.domain.json_bytes import json_bytes
 from stacktrail.domain.timeframe import Timeframe, iso
 from stacktrail.search.client import PointInTime, SearchClient
 from stacktrail.search.documents import (
@@ -315,7 +316,7 @@ def to_hit(raw: dict[str, Any]) -> Hit:
     original = source.get(ORIGINAL_FIELD)
     if isinstance(original, str):  # a reduced copy: the event is kept whole as a string
         source = orjson.loads(original)
-    return Hit(orjson.dumps(source), source, list(raw.get("sort") or []))
+    return Hit(json_bytes(source), source, list(raw.get("sort") or []))
 
 
 class EventReader:

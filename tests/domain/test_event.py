@@ -1,0 +1,43 @@
+"""The audit event: its body encoded once for every sink."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime
+
+import orjson
+
+from stacktrail.domain.event import AuditEvent
+
+
+def _event(body: dict[str, object]) -> AuditEvent:
+    return AuditEvent(
+        id="e1",
+        time=datetime(2026, 11, 30, tzinfo=UTC),
+        event_type="",
+        action="create",
+        outcome="success",
+        target_type="compute/server",
+        initiator_project_id="p1",
+        target_project_id=None,
+        initiator_domain_id=None,
+        body=body,
+    )
+
+
+def test_the_body_is_encoded_once_as_compact_json() -> None:
+    body = {"id": "e1", "action": "create", "target": {"id": "t", "name": "x" * 2000}}
+    event = _event(body)
+    encoded = event.body_json()
+    assert orjson.loads(encoded) == body
+    assert encoded == orjson.dumps(body)
+    assert event.body_json() is encoded  # the archive and search share these bytes
+
+
+def test_the_cache_takes_no_part_in_equality_or_copies() -> None:
+    event = _event({"id": "e1"})
+    twin = _event({"id": "e1"})
+    event.body_json()
+    assert event == twin
+    copy = replace(event, body={"id": "e2"})
+    assert orjson.loads(copy.body_json()) == {"id": "e2"}
