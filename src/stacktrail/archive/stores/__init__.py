@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from stacktrail.archive.stores.base import ObjectStore
 from stacktrail.archive.stores.localdir import LocalDirStore
-from stacktrail.archive.stores.s3 import S3Store
 from stacktrail.archive.stores.swift import SwiftStore
 from stacktrail.config import Settings
 from stacktrail.domain.errors import ClientError
@@ -30,5 +29,8 @@ def open_store(settings: Settings, keystone: KeystoneClient | None = None) -> Ob
             max_connections=settings.archive_upload_concurrency * 2 * len(settings.archive_regions),
         )
     if settings.archive_store is ArchiveStore.S3:
+        # imported here: boto3 and botocore add 8 MB to the RSS of each process that loads them
+        from stacktrail.archive.stores.s3 import S3Store
+
         return S3Store.from_settings(settings)
     return LocalDirStore(settings.archive_dir)
