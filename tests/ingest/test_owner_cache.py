@@ -82,3 +82,17 @@ async def test_unknown_goes_unscoped_and_a_domain_splits_search_from_archive() -
     assert domain[1].trail.archive.container == "domain-events"
     again = await owners.place(event, [directory.get("default")])
     assert again[1].trail is domain[1].trail  # one copy: the archive sink caches per trail
+
+
+async def test_the_answer_cache_holds_at_most_its_size_and_forgets_the_oldest_first() -> None:
+    answers = Answers()
+    owners = _owners(answers, size=10)
+    ids = [f"{n:032x}" for n in range(25)]
+    for project_id in ids:
+        await owners.kind(project_id)
+    assert answers.asked == ids
+    for project_id in ids[-10:]:  # the newest ten are cached ...
+        await owners.kind(project_id)
+    assert answers.asked == ids
+    await owners.kind(ids[-11])  # ... and no more
+    assert answers.asked == [*ids, ids[-11]]

@@ -21,6 +21,7 @@ import dataclasses
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from time import monotonic
 from typing import Protocol
 
 from cachetools import TTLCache
@@ -75,8 +76,12 @@ class Owners:
         self._lookup = lookup
         self._directory = directory
         self._unscoped = unscoped_project
-        self._known: TTLCache[str, ProjectKind] = TTLCache(maxsize=size, ttl=ttl)
-        self._unknown: TTLCache[str, ProjectKind] = TTLCache(maxsize=size, ttl=negative_ttl)
+        self._ttl = ttl
+        self._negative_ttl = negative_ttl
+        self._size = size
+        # id -> (Keystone's answer, monotonic deadline). A plain dict, because it is read
+        # once per event: a cachetools TTLCache read costs about 2 µs of Python calls.
+        self._answers: dict[str, tuple[ProjectKind, float]] = {}
         self._failed: TTLCache[str, bool] = TTLCache(maxsize=size, ttl=retry_after)
         self._domain_container = domain_container
         self._errors = RateLimitedLog(log, interval=60.0)
@@ -98,9 +103,9 @@ class Owners:
 
     async def kind(self, project_id: str) -> ProjectKind | None:
         """What Keystone says the id is (cached); None when it could not answer."""
-        kind = self._known.get(project_id) or self._unknown.get(project_id)
-        if kind is not None:
-            return kind
+        answer = self._answers.get(project_id)
+        if answer is not None and answer[1] > monotonic():
+            return answer[0]
         if project_id in self._failed:
             return None
         try:
@@ -116,9 +121,24 @@ class Owners:
             )
             return None
         metrics.OWNER_LOOKUPS.labels(result=kind.value).inc()
-        cache = self._unknown if kind is ProjectKind.UNKNOWN else self._known
-        cache[project_id] = kind
+        self._remember(project_id, kind)
         return kind
+
+    def _remember(self, project_id: str, kind: ProjectKind) -> None:
+        """Cache an answer, known ids for `ttl`, unknown ones for `negative_ttl`; when
+        `size` answers are held, the expired ones go, and if that is not a tenth of them,
+        the oldest too, down to nine tenths (so a full cache is not scanned per answer)."""
+        answers = self._answers
+        now = monotonic()
+        answers.pop(project_id, None)  # re-inserted last: the dict's order is by age
+        if len(answers) >= self._size:
+            for key in [key for key, (_kind, deadline) in answers.items() if deadline <= now]:
+                del answers[key]
+            keep = self._size * 9 // 10
+            while len(answers) > keep:
+                del answers[next(iter(answers))]
+        ttl = self._negative_ttl if kind is ProjectKind.UNKNOWN else self._ttl
+        answers[project_id] = (kind, now + ttl)
 
     async def place(self, event: AuditEvent, trails: Sequence[Trail]) -> list[Placement]:
         placements: list[Placement] = []
@@ -129,7 +149,11 @@ class Owners:
                     placements.append(Placement(trail.project_id, trail))
                     unscoped_added = True
                 continue
-            kind = await self.kind(trail.project_id)
+            answer = self._answers.get(trail.project_id)  # `kind`'s cache, without a coroutine
+            if answer is not None and answer[1] > monotonic():
+                kind: ProjectKind | None = answer[0]
+            else:
+                kind = await self.kind(trail.project_id)
             if kind is ProjectKind.UNKNOWN:
                 unscoped = self._unscoped_trail(event)
                 if unscoped is not None and not unscoped_added:
