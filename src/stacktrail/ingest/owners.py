@@ -17,12 +17,13 @@ one lookup per id and interval, not one per event.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from time import monotonic
-from typing import Protocol
+from typing import Final, Protocol
 
 from cachetools import TTLCache
 
@@ -39,6 +40,9 @@ log = logging.getLogger(__name__)
 
 SEARCH = "search"
 ARCHIVE = "archive"
+# Keystone questions in flight at once: each takes a thread of the default pool, which
+# the archive spool's writes need too.
+LOOKUPS_AT_ONCE: Final = 4
 
 
 class ProjectLookup(Protocol):
@@ -83,6 +87,8 @@ class Owners:
         # once per event: a cachetools TTLCache read costs about 2 µs of Python calls.
         self._answers: dict[str, tuple[ProjectKind, float]] = {}
         self._failed: TTLCache[str, bool] = TTLCache(maxsize=size, ttl=retry_after)
+        self._asking: dict[str, asyncio.Task[ProjectKind | None]] = {}  # one question per id
+        self._slots = asyncio.Semaphore(LOOKUPS_AT_ONCE)
         self._domain_container = domain_container
         self._errors = RateLimitedLog(log, interval=60.0)
         self._domain_trail: tuple[Trail, Trail] | None = None  # (unscoped, its copy)
@@ -101,25 +107,50 @@ class Owners:
             retry_after=settings.owner_lookup_retry.total_seconds(),
         )
 
+    def unanswered(self, trails: Sequence[Trail]) -> list[str]:
+        """The owners of `trails` Keystone must be asked about before `place` can answer
+        at once: no fresh answer, and not asked in vain within `retry_after`."""
+        now = monotonic()
+        missing = []
+        for trail in trails:
+            project_id = trail.project_id
+            if project_id == self._unscoped:
+                continue
+            answer = self._answers.get(project_id)
+            if (answer is None or answer[1] <= now) and project_id not in self._failed:
+                missing.append(project_id)
+        return missing
+
     async def kind(self, project_id: str) -> ProjectKind | None:
-        """What Keystone says the id is (cached); None when it could not answer."""
+        """What Keystone says the id is (cached); None when it could not answer.
+
+        Callers asking about the same id at once share one question."""
         answer = self._answers.get(project_id)
         if answer is not None and answer[1] > monotonic():
             return answer[0]
         if project_id in self._failed:
             return None
-        try:
-            kind = await self._lookup.project_kind(project_id)
-        except ClientError as exc:
-            self._failed[project_id] = True
-            metrics.OWNER_LOOKUPS.labels(result="error").inc()
-            self._errors.warning(
-                "owner check: Keystone could not answer for %s (%s); events go where their "
-                "ids say until it does",
-                project_id,
-                exc,
-            )
-            return None
+        asking = self._asking.get(project_id)
+        if asking is None:
+            asking = self._asking[project_id] = asyncio.create_task(self._ask(project_id))
+            asking.add_done_callback(lambda _task: self._asking.pop(project_id, None))
+        # a cancelled caller leaves the question to the others
+        return await asyncio.shield(asking)
+
+    async def _ask(self, project_id: str) -> ProjectKind | None:
+        async with self._slots:
+            try:
+                kind = await self._lookup.project_kind(project_id)
+            except ClientError as exc:
+                self._failed[project_id] = True
+                metrics.OWNER_LOOKUPS.labels(result="error").inc()
+                self._errors.warning(
+                    "owner check: Keystone could not answer for %s (%s); events go where "
+                    "their ids say until it does",
+                    project_id,
+                    exc,
+                )
+                return None
         metrics.OWNER_LOOKUPS.labels(result=kind.value).inc()
         self._remember(project_id, kind)
         return kind
