@@ -62,6 +62,7 @@ STATS_INTERVAL = 10.0  # seconds between writes of the event-type catalogue and 
 
 
 STARTUP_ABORT_GRACE = 0.5  # seconds a sink gets to stop when SIGTERM comes during start-up
+OWNER_LIST_WAIT = 10.0  # seconds consumption waits at start for Keystone's project list
 
 
 async def until_stopped(stop: asyncio.Event, step: Awaitable[T]) -> bool:
@@ -240,6 +241,13 @@ async def _flush_stats_periodically(pipeline: Pipeline, ledger: SqlLedger) -> No
             log.warning("could not record ingest counters: %s", describe(exc))
 
 
+async def _relist_owners_periodically(owners: Owners, first: asyncio.Future[bool]) -> None:
+    await first
+    while True:
+        await asyncio.sleep(owners.relist_interval)
+        await owners.learn_all()
+
+
 async def run_pipeline(
     settings: Settings,
     stop: asyncio.Event,
@@ -273,8 +281,18 @@ async def run_pipeline(
         owners=owners,
         gc_threshold=settings.pipeline_gc_threshold,
     )
+    listing: asyncio.Future[bool] | None = None
     if owners is not None:
         log.info("owner check: events of projects Keystone does not know go to the unscoped trail")
+        # Known before the first message: thousands of active projects would otherwise
+        # cost a question each, their messages waiting (see ingest/dispatcher.py). A slow
+        # Keystone delays the start by OWNER_LIST_WAIT at most; its lists land later.
+        listing = asyncio.ensure_future(owners.learn_all())
+        if not await until_stopped(stop, asyncio.wait({listing}, timeout=OWNER_LIST_WAIT)):
+            listing.cancel()
+            log.info("stopping during start-up: Keystone's project list had not come yet")
+            await asyncio.gather(*(s.stop(STARTUP_ABORT_GRACE) for s in started))
+            return
     log.info(
         "pipeline starting: RabbitMQ %s queue %r", redact(settings.amqp_url), settings.amqp_queue
     )
@@ -283,6 +301,11 @@ async def run_pipeline(
     stats_task = (
         asyncio.create_task(_flush_stats_periodically(pipeline, stats))
         if stats is not None
+        else None
+    )
+    relist_task = (
+        asyncio.create_task(_relist_owners_periodically(owners, listing))
+        if owners is not None and listing is not None
         else None
     )
     await stop.wait()
@@ -297,10 +320,11 @@ async def run_pipeline(
     grace = settings.shutdown_grace.total_seconds()
     await asyncio.gather(*(sink.stop(grace) for sink in sinks))
     await source.close()
-    if stats_task is not None:
-        stats_task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await stats_task
+    for task in (stats_task, relist_task):
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
     if stats is not None:
         with contextlib.suppress(Exception):
             await pipeline.flush_stats(stats)

@@ -496,8 +496,8 @@ class Settings(BaseSettings):
     )
     owner_lookup_retry: Duration = Field(
         timedelta(seconds=30),
-        description="After Keystone could not answer for an owner, its events go where "
-        "their ids say and it is asked again after this long.",
+        description="After Keystone could not answer for an owner, events of owners not "
+        "yet known go where their ids say and Keystone is asked again after this long.",
     )
     owner_cache_size: int = Field(
         100_000, ge=100, description="Most owners remembered (known and unknown)."

@@ -220,6 +220,39 @@ class KeystoneClient:
         kind: ProjectKind = await self._call("project lookup", read)
         return kind
 
+    async def project_kinds(self) -> dict[str, ProjectKind]:
+        """Every project and domain Keystone lists, by id: one request each, however many.
+
+        Needs `identity:list_projects` and `identity:list_domains` (as `project_kind`, an
+        admin or a system reader); raises ClientError when refused or down, and when
+        Keystone cut a list short (its `list_limit`), since a partial list would make the
+        missing owners look new.
+        """
+
+        def read() -> dict[str, ProjectKind]:
+            kinds: dict[str, ProjectKind] = {}
+            for name, kind in (("projects", ProjectKind.PROJECT), ("domains", ProjectKind.DOMAIN)):
+                url = f"{self._identity_url}/{name}"
+                resp = self.session.get(url, raise_exc=False)
+                if resp.status_code == 403:
+                    raise ClientError(
+                        f"the service user {self.identity.username!r} may not list {name} "
+                        f"(identity:list_{name})"
+                    )
+                if resp.status_code >= 400:
+                    raise _translate(ks_exc.from_response(resp, "GET", url), f"{name} list")
+                body = resp.json()
+                if body.get("truncated"):
+                    raise ClientError(f"Keystone cut its list of {name} short (list_limit)")
+                for item in body.get(name) or ():
+                    ident = item.get("id")
+                    if type(ident) is str:
+                        kinds[ident] = ProjectKind.DOMAIN if item.get("is_domain") else kind
+            return kinds
+
+        kinds: dict[str, ProjectKind] = await self._call("project list", read)
+        return kinds
+
     async def validate(self, user_token: str) -> TokenInfo:
         """Validate a user's token with the service's own token.
 

@@ -195,3 +195,19 @@ async def test_questions_to_keystone_are_bounded_however_many_owners_are_new() -
     kinds = await asyncio.gather(*(owners.kind(project_id) for project_id in new))
     assert kinds == [ProjectKind.PROJECT] * len(new)
     assert answers.most_in_flight == LOOKUPS_AT_ONCE
+
+
+async def test_when_keystone_cannot_answer_no_other_owner_is_asked_until_the_retry() -> None:
+    answers = Answers()
+    answers.down = True
+    owners = _owners(answers, retry_after=0.05)
+    directory = DefaultTrails(Settings())
+    assert await owners.kind(UNKNOWN) is None
+    assert await owners.kind(KNOWN) is None
+    assert owners.unanswered([directory.get(KNOWN)]) == []  # nothing to wait for: fail open
+    assert answers.asked == [UNKNOWN]  # Keystone's state, not an id's
+    await asyncio.sleep(0.06)
+    answers.down = False
+    assert owners.unanswered([directory.get(KNOWN)]) == [KNOWN]
+    assert await owners.kind(KNOWN) is ProjectKind.PROJECT
+    assert answers.asked == [UNKNOWN, KNOWN]

@@ -18,6 +18,7 @@ from stacktrail.archive.stores.base import Bucket
 from stacktrail.archive.stores.swift import SwiftStore
 from stacktrail.config import Settings
 from stacktrail.domain.directory import DefaultTrails
+from stacktrail.domain.errors import ClientError
 from stacktrail.domain.ledger import MemoryLedger
 from stacktrail.domain.trail import UNSCOPED, ArchiveFormat, WriteMode
 from stacktrail.ingest.owners import Owners
@@ -82,6 +83,31 @@ async def test_keystone_tells_projects_domains_and_unknown_ids(
     assert await keystone.project_kind(devstack["DEVSTACK_PROJECT_A_ID"]) is ProjectKind.PROJECT
     assert await keystone.project_kind("default") is ProjectKind.DOMAIN
     assert await keystone.project_kind(uuid.uuid4().hex) is ProjectKind.UNKNOWN
+
+
+async def test_keystone_lists_every_project_and_domain_and_the_owner_check_learns_them(
+    devstack: dict[str, str], settings: Settings
+) -> None:
+    keystone = _admin(devstack, settings)
+    kinds = await keystone.project_kinds()
+    assert kinds[devstack["DEVSTACK_PROJECT_A_ID"]] is ProjectKind.PROJECT
+    assert kinds["default"] is ProjectKind.DOMAIN
+    directory = DefaultTrails(settings)
+    owners = Owners(keystone, directory, lister=keystone)
+    known, new = directory.get(devstack["DEVSTACK_PROJECT_A_ID"]), directory.get(uuid.uuid4().hex)
+    assert owners.unanswered([known, new]) == [known.project_id, new.project_id]
+    assert await owners.learn_all()
+    assert owners.unanswered([known, new]) == [new.project_id]  # only the new one is asked
+
+
+async def test_a_service_user_that_may_not_list_projects_leaves_one_question_per_owner(
+    settings: Settings,
+) -> None:
+    keystone = KeystoneClient(settings)  # the dev stack's service user: no reader role
+    with pytest.raises(ClientError, match="may not list projects"):
+        await keystone.project_kinds()
+    owners = Owners.from_settings(keystone, DefaultTrails(settings), settings)
+    assert not await owners.learn_all()
 
 
 async def _objects(store: SwiftStore, project: str, container: str) -> list[dict[str, object]]:
