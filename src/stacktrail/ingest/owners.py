@@ -13,7 +13,8 @@ event goes where its ids say (fail open): audit events of real projects must not
 vanish from their trail during a Keystone outage. The failure is remembered for
 `retry_after` for every id, since an outage (or a service user without
 `identity:get_project`) is Keystone's state, not an id's: it costs one question per
-interval, not one per id (5,000 active projects asked every 30 s were 166 a second).
+interval, not one per id (5,000 active projects asked every 30 s would be 166 a
+second).
 
 Keystone's lists of projects and domains (`learn_all`, at start and before the answers
 expire) answer for every owner that exists in two requests.
