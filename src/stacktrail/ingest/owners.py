@@ -159,19 +159,24 @@ class Owners:
             project_id = trail.project_id
             if project_id == self._unscoped:
                 continue
-            answer = self._answers.get(project_id)
-            if answer is None or answer[1] <= now:
+            if self._fresh(project_id, now) is None:
                 missing.append(project_id)
         return missing if now >= self._refused_until else []
+
+    def _fresh(self, project_id: str, now: float) -> ProjectKind | None:
+        """The cached answer for `project_id` while it holds (None: none, or expired)."""
+        answer = self._answers.get(project_id)
+        return answer[0] if answer is not None and answer[1] > now else None
 
     async def kind(self, project_id: str) -> ProjectKind | None:
         """What Keystone says the id is (cached); None when it could not answer.
 
         Callers asking about the same id at once share one question."""
-        answer = self._answers.get(project_id)
-        if answer is not None and answer[1] > monotonic():
-            return answer[0]
-        if monotonic() < self._refused_until:
+        now = monotonic()
+        kind = self._fresh(project_id, now)
+        if kind is not None:
+            return kind
+        if now < self._refused_until:
             return None
         asking = self._asking.get(project_id)
         if asking is None:
@@ -226,11 +231,8 @@ class Owners:
                     placements.append(Placement(trail.project_id, trail))
                     unscoped_added = True
                 continue
-            answer = self._answers.get(trail.project_id)  # `kind`'s cache, without a coroutine
-            if answer is not None and answer[1] > monotonic():
-                kind: ProjectKind | None = answer[0]
-            else:
-                kind = await self.kind(trail.project_id)
+            # `kind`'s cache first: no coroutine per event for an owner already answered
+            kind = self._fresh(trail.project_id, monotonic()) or await self.kind(trail.project_id)
             if kind is ProjectKind.UNKNOWN:
                 unscoped = self._unscoped_trail(event)
                 if unscoped is not None and not unscoped_added:
