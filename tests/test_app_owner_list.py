@@ -10,7 +10,6 @@ import time
 import pytest
 
 from stacktrail import app
-from stacktrail.domain.delivery import Outcome, Record
 from stacktrail.domain.directory import DefaultTrails
 from stacktrail.ingest.owners import Owners
 from stacktrail.keystone import ProjectKind
@@ -18,6 +17,7 @@ from tests.support.broker import own_queue_settings, publish
 from tests.support.cadf_factory import make_notification
 from tests.support.pipeline import running, until_consuming
 from tests.support.polling import eventually
+from tests.support.sinks import Keeps
 
 PROJECT = "dddd1111dddd1111dddd1111dddd1111"
 WAIT = 1.0  # seconds: OWNER_LIST_WAIT for this test
@@ -36,26 +36,6 @@ class ListNeverComes:
         self.listed.set()
         await asyncio.Event().wait()
         raise AssertionError("unreachable")
-
-
-class Keeps:
-    name = "keeps"
-
-    def __init__(self) -> None:
-        self.projects: list[str] = []
-
-    def wants(self, record: Record) -> bool:
-        return True
-
-    async def start(self) -> None:
-        pass
-
-    async def put(self, record: Record) -> None:
-        self.projects.append(record.project_id)
-        record.resolve(Outcome.DELIVERED)
-
-    async def stop(self, grace: float) -> None:
-        pass
 
 
 async def test_a_project_list_that_never_comes_delays_consumption_by_the_wait_at_most(

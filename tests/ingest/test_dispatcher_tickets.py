@@ -27,6 +27,7 @@ from stacktrail.search.sink import SearchSink
 from tests.support.broker import own_queue_settings, publish
 from tests.support.cadf_factory import make_notification
 from tests.support.polling import eventually
+from tests.support.sinks import Keeps
 
 PROJECT = "aaaa0000aaaa0000aaaa0000aaaa0000"
 
@@ -40,18 +41,6 @@ class Settled:
 
     def settle(self, delivery: Delivery, outcome: Outcome, reason: str = "") -> None:
         self.outcomes[delivery.tag] = (outcome, reason)
-
-
-class Keeps:
-    """A sink that takes records and delivers them."""
-
-    name = "keeps"
-
-    def wants(self, record: Record) -> bool:
-        return True
-
-    async def put(self, record: Record) -> None:
-        record.resolve(Outcome.DELIVERED)
 
 
 class Breaks:

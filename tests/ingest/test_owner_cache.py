@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 
 from stacktrail.config import Settings
-from stacktrail.domain.delivery import Outcome, Record
+from stacktrail.domain.delivery import Outcome
 from stacktrail.domain.directory import DefaultTrails
 from stacktrail.domain.errors import TransientError
 from stacktrail.domain.trail import UNSCOPED
@@ -19,6 +19,7 @@ from stacktrail.ingest.route import Router
 from stacktrail.keystone import ProjectKind
 from tests.support.cadf_factory import make_notification
 from tests.support.polling import eventually
+from tests.support.sinks import Keeps
 
 KNOWN = "aaaa1111aaaa1111aaaa1111aaaa1111"
 UNKNOWN = "bbbb1111bbbb1111bbbb1111bbbb1111"
@@ -140,22 +141,6 @@ class Settled:
 
     def settle(self, delivery: Delivery, outcome: Outcome, reason: str = "") -> None:
         self.outcomes[delivery.tag] = outcome
-
-
-class Keeps:
-    """A sink that delivers every record, noting its project."""
-
-    name = "keeps"
-
-    def __init__(self) -> None:
-        self.projects: list[str] = []
-
-    def wants(self, record: Record) -> bool:
-        return True
-
-    async def put(self, record: Record) -> None:
-        self.projects.append(record.project_id)
-        record.resolve(Outcome.DELIVERED)
 
 
 def _delivery(tag: int, project_id: str) -> Delivery:

@@ -101,6 +101,28 @@ def make_trail(
     )
 
 
+class Keeps:
+    """A sink that delivers every record at once, noting its project."""
+
+    name = "keeps"
+
+    def __init__(self) -> None:
+        self.projects: list[str] = []
+
+    def wants(self, record: Record) -> bool:
+        return True
+
+    async def start(self) -> None:
+        pass
+
+    async def put(self, record: Record) -> None:
+        self.projects.append(record.project_id)
+        record.resolve(Outcome.DELIVERED)
+
+    async def stop(self, grace: float) -> None:
+        pass
+
+
 class Acks:
     """Stands in for the source: one ticket per record, outcomes collected."""
 
