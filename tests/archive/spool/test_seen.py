@@ -47,3 +47,28 @@ def test_the_newest_half_capacity_is_always_kept_and_never_more_than_capacity(
         reopened = SeenIds(Path(directory), capacity=capacity)
         reopened.open()
         assert all(("p", str(i)) in reopened for i in newest)
+
+
+def test_keys_that_share_their_joined_text_stay_apart(tmp_path: Path) -> None:
+    """Keys are kept as digests of project and event id: ("ab", "c") is not ("a", "bc")."""
+    seen = SeenIds(tmp_path, capacity=100)
+    seen.open()
+    seen.add([("ab", "c")])
+    assert ("ab", "c") in seen
+    assert ("a", "bc") not in seen
+    assert ("abc", "") not in seen
+
+
+def test_the_file_holds_the_keys_themselves(tmp_path: Path) -> None:
+    """What is written stays readable as (project, event id) lines, as before digests."""
+    (tmp_path / CURRENT).write_bytes(b'["p1","e1"]\n["p2","e2"]\n')
+    seen = SeenIds(tmp_path, capacity=100)
+    seen.open()
+    assert ("p1", "e1") in seen
+    seen.add([("p3", "e3"), ("p1", "e1")])
+    seen.close()
+    assert (tmp_path / CURRENT).read_bytes().splitlines() == [
+        b'["p1","e1"]',
+        b'["p2","e2"]',
+        b'["p3","e3"]',
+    ]

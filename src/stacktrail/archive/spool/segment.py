@@ -113,24 +113,41 @@ class SegmentSpec:
 
 @dataclass(eq=False, slots=True)
 class Segment:
-    """A segment file the spool tracks (open or sealed, not yet deleted)."""
+    """A segment file the spool tracks (open or sealed, not yet deleted).
+
+    A spool holds one per active (project, day): tens of thousands at cloud scale, so the
+    fields are kept small (tuples, not sets; the path is derived, not stored).
+    """
 
     id: int
     spec: SegmentSpec
-    path: Path
+    directory: Path  # the spool's (one shared object)
     size: int  # bytes on disk (whole frames only)
     created: float  # wall-clock seconds
     records: int = 0  # -1: not counted (a sealed segment found at start)
     sealed_at: datetime | None = None
     full: bool = False  # takes no more records; sealed at the next opportunity
-    delivered: set[str] = field(default_factory=set)  # regions confirmed
+    delivered: frozenset[str] = frozenset()  # regions confirmed
     durable_size: int = 0  # size covered by the last fsync
     # a segment held by the journal: where its record frames are, (journal id, offset,
     # length), and the journals holding any of its entries; both empty for a segment in a
     # file of its own (its `path`; for one in the journal, the name a rebuild gives it)
     extents: array[int] = field(default_factory=lambda: array("q"))  # flat triples: small
-    journals: set[int] = field(default_factory=set)
+    journals: tuple[int, ...] = ()
     sealed_time: float = 0.0  # clock when sealed (or found sealed at start)
+
+    @property
+    def path(self) -> Path:
+        """`<id>.open` until sealed, then `<id>.<stamp>.sealed` (the name of its file, or
+        for one in the journal, the name a rebuild gives it)."""
+        sealed_at = self.sealed_at
+        name = open_name(self.id) if sealed_at is None else sealed_name(self.id, sealed_at)
+        return self.directory / name
+
+    def in_journals(self, journal_id: int) -> None:
+        """Note that the journal holds an entry of this segment."""
+        if journal_id not in self.journals:
+            self.journals = (*self.journals, journal_id)
 
     @property
     def in_journal(self) -> bool:
