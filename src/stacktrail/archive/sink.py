@@ -252,8 +252,8 @@ class ArchiveSink:
 
     def oldest_undelivered_age(self) -> float:
         """Seconds the oldest spooled, undelivered record has waited (0: none)."""
-        segments = self._spool.segments()
-        return max(time.time() - segments[0].created, 0.0) if segments else 0.0
+        oldest = self._spool.oldest_created()
+        return 0.0 if oldest is None else max(time.time() - oldest, 0.0)
 
     def health(self, failing_for: float) -> str:
         """Why the archive is not ready ("" when it is): spool writes fail (a full disk),

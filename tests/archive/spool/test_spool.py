@@ -140,6 +140,73 @@ def test_segments_past_their_interval_are_sealed(tmp_path: Path) -> None:
     assert [s.spec.project_id for s in spool.seal_due()] == ["p2"]
 
 
+def test_a_seal_due_that_fails_leaves_the_segments_due(tmp_path: Path) -> None:
+    """seal_due takes due segments off its schedule; a seal that cannot be made durable
+    (a full disk) puts them back, so the next call seals them."""
+    clock = Clock()
+    failing = {"on": False}
+
+    def fault(name: str) -> None:
+        if name == "journal-written" and failing["on"]:
+            raise OSError(28, "No space left on device")
+
+    spool = Spool(tmp_path, segment_max_bytes=1 << 20, max_bytes=1 << 30, clock=clock, fault=fault)
+    spool.open()
+    spool.write([(spec("p1", interval=60.0), payload(1)), (spec("p2", interval=600.0), payload(2))])
+    clock.now += 61
+    failing["on"] = True
+    with pytest.raises(OSError, match="No space"):
+        spool.seal_due()
+    failing["on"] = False
+    assert [s.spec.project_id for s in spool.seal_due()] == ["p1"]
+    assert spool.seal_due() == []
+    clock.now += 600
+    assert [s.spec.project_id for s in spool.seal_due()] == ["p2"]
+
+
+def test_seal_due_seals_full_segments_whose_seal_failed_and_named_projects(
+    tmp_path: Path,
+) -> None:
+    writes = {"n": 0, "fail": 0}  # "journal-written" steps so far; the one to fail
+
+    def fault(name: str) -> None:
+        if name == "journal-written":
+            writes["n"] += 1
+            if writes["n"] == writes["fail"]:
+                raise OSError(28, "No space left on device")
+
+    spool = Spool(
+        tmp_path, segment_max_bytes=1 << 20, max_bytes=1 << 30, clock=Clock(), fault=fault
+    )
+    spool.open()
+    spool.write([(spec("p1"), payload(1)), (spec("p2"), payload(2)), (spec("p3"), payload(3))])
+    # A changed trail fills p1's segment. The batch's records are made durable (one
+    # journal frame), then sealing the full segment (the next frame) fails.
+    writes["fail"] = writes["n"] + 2
+    assert spool.write([(spec("p1", retention_days=7), payload(4))]) == []
+    sealed = spool.seal_due(projects={"p3"})
+    assert sorted((s.spec.project_id, s.spec.retention_days) for s in sealed) == [
+        ("p1", 30),
+        ("p3", 30),
+    ]
+    assert sorted(s.spec.project_id for s in spool.segments() if not s.sealed) == ["p1", "p2"]
+
+
+def test_the_seal_schedule_stays_small_when_segments_seal_early(tmp_path: Path) -> None:
+    """Segments sealed before their interval (full, or all at shutdown) leave their
+    schedule entries behind; they are dropped instead of growing with every segment."""
+    clock = Clock()
+    spool = open_spool(tmp_path, clock)
+    for n in range(3000):
+        spool.write([(spec(f"p{n}"), payload(n))])
+        if n % 100 == 99:
+            spool.seal_all()
+            spool.seal_due()
+    assert len(spool._due) <= 2 * 100 + 1024
+    clock.now += 901
+    assert spool.seal_due() == []  # every one was sealed already
+
+
 def test_confirm_every_region_then_delete(tmp_path: Path) -> None:
     spool = open_spool(tmp_path)
     spool.write([(spec(regions=("R1", "R2")), payload(1))])

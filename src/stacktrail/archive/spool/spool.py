@@ -37,12 +37,14 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import heapq
 import logging
 import os
 import threading
 import time
 import zlib
 from array import array
+from collections import Counter
 from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -226,6 +228,13 @@ class Spool:
         self._lock = threading.RLock()
         self._segments: dict[int, Segment] = {}
         self._open: dict[tuple[str, str], Segment] = {}  # (project, day) -> appendable
+        # (created + interval, id) of every segment opened, earliest first: `seal_due`
+        # looks only at those due, not at every segment (tens of thousands at scale);
+        # entries of segments sealed meanwhile are skipped when they come up
+        self._due: list[tuple[float, int]] = []
+        self._full: set[int] = set()  # ids of segments that take no more, not yet sealed
+        self._sealed: dict[int, Segment] = {}  # the sealed ones, in the order they sealed
+        self._waiting_in: Counter[str] = Counter()  # region -> sealed segments it lacks
         self._project_bytes: dict[str, int] = {}
         self._used = 0  # bytes on disk: journals and segment files
         self._last_id = 0
@@ -264,8 +273,25 @@ class Spool:
         without releasing the GIL, so the copy is consistent."""
         return sorted(list(self._segments.values()), key=lambda s: s.id)
 
+    def oldest_created(self) -> float | None:
+        """When the oldest segment was created (None: the spool is empty); lock-free as
+        `segments`, and without sorting: a metrics scrape reads it."""
+        return min((s.created for s in list(self._segments.values())), default=None)
+
+    def waiting_regions(self) -> dict[str, int]:
+        """Region -> sealed segments not yet confirmed there (regions with any)."""
+        return {r: n for r, n in list(self._waiting_in.items()) if n > 0}
+
+    def _add_sealed(self, seg: Segment) -> None:
+        if seg.id not in self._sealed:
+            self._sealed[seg.id] = seg
+            self._waiting_in.update(seg.pending_regions)
+
     def sealed_segments(self) -> list[Segment]:
-        return [s for s in self.segments() if s.sealed]
+        """The sealed segments in the order they were sealed (found at start: by id). A
+        copy without sorting, lock-free as `segments`: the uploader asks after every
+        delivery, with tens of thousands waiting after an outage."""
+        return list(self._sealed.values())
 
     def journal_files(self) -> list[tuple[Path, int]]:
         """Each journal and the bytes of it that are whole frames (tests, diagnostics)."""
@@ -294,6 +320,9 @@ class Spool:
 
     def _forget(self, seg: Segment) -> None:
         self._segments.pop(seg.id, None)
+        if self._sealed.pop(seg.id, None) is not None:
+            self._waiting_in.subtract(seg.pending_regions)
+        self._full.discard(seg.id)
         key = (seg.spec.project_id, seg.spec.day)
         if self._open.get(key) is seg:
             del self._open[key]
@@ -301,7 +330,7 @@ class Spool:
             self._account_project(seg, -seg.size)
             for journal_id in seg.journals:
                 self._journals[journal_id].live.discard(seg.id)
-            seg.journals = set()
+            seg.journals = ()
             seg.extents = array("q")
         else:
             self._account(seg, -seg.size)
@@ -367,12 +396,18 @@ class Spool:
                     continue
                 size = path.stat().st_size
                 seg = Segment(
-                    segment_id, spec, path, size, created=sealed_at.timestamp(), records=-1
+                    segment_id,
+                    spec,
+                    self.directory,
+                    size,
+                    created=sealed_at.timestamp(),
+                    records=-1,
                 )
                 seg.sealed_at = sealed_at
                 seg.sealed_time = self._clock()
                 seg.durable_size = size
                 self._segments[segment_id] = seg
+                self._sealed[segment_id] = seg
                 self._account(seg, size)
                 report.sealed += 1
             elif entry.endswith(DONE_SUFFIX) and entry[: -len(DONE_SUFFIX)].isdigit():
@@ -394,7 +429,8 @@ class Spool:
                 path.unlink(missing_ok=True)
                 continue
             regions = set(path.read_text(errors="replace").splitlines())
-            found.delivered = regions & set(found.spec.regions)
+            found.delivered = frozenset(regions & set(found.spec.regions))
+        self._waiting_in = Counter(r for s in self._sealed.values() for r in s.pending_regions)
         for done in [s for s in self._segments.values() if s.sealed and not s.pending_regions]:
             self._delete(done)
         self._drop_dead_journals()
@@ -433,7 +469,7 @@ class Spool:
             self._segments[segment_id] = seg
             self._account_project(seg, seg.size)
             if seg.sealed_at is not None:
-                seg.path = self.directory / sealed_name(seg.id, seg.sealed_at)
+                self._sealed[segment_id] = seg
                 seg.created = seg.sealed_at.timestamp()  # as for a sealed file found
                 seg.sealed_time = self._clock()
                 report.sealed += 1
@@ -475,11 +511,11 @@ class Spool:
                     seg = Segment(
                         entry.segment_id,
                         spec,
-                        self.directory / open_name(entry.segment_id),
+                        self.directory,
                         size=len(_header_bytes(spec)),
                         created=self._clock(),
                     )
-                    seg.journals.add(journal.id)
+                    seg.in_journals(journal.id)
                     found[entry.segment_id] = seg
                 elif entry.kind == GONE:
                     gone.add(entry.segment_id)
@@ -491,7 +527,7 @@ class Spool:
                     seg.records += count_frames(body)
                     seg.size += entry.length
                     seg.extents.extend((journal.id, entry.offset, entry.length))
-                    seg.journals.add(journal.id)
+                    seg.in_journals(journal.id)
                 else:  # SEALED
                     try:
                         stamp = datetime.strptime(body.decode(), STAMP_FORMAT)
@@ -499,7 +535,7 @@ class Spool:
                         raise ValueError(f"bad seal stamp: {exc}") from exc
                     seg.sealed_at = stamp.replace(tzinfo=UTC)
                     seg.full = True
-                    seg.journals.add(journal.id)
+                    seg.in_journals(journal.id)
 
     def _set_aside(self, path: Path, segment_id: int, problem: str, report: RecoveryReport) -> None:
         target = self.directory / (format_id(segment_id) + CORRUPT_SUFFIX)
@@ -539,7 +575,7 @@ class Spool:
                 fh.flush()
                 os.fsync(fh.fileno())
             report.truncated.append((path.name, cut, result.problem))
-        seg = Segment(segment_id, spec, path, result.good_end, created=self._clock())
+        seg = Segment(segment_id, spec, self.directory, result.good_end, created=self._clock())
         seg.records = records
         seg.durable_size = result.good_end
         self._segments[segment_id] = seg
@@ -709,7 +745,7 @@ class Spool:
             shares = self._project_bytes
             for seg, at, length, grown in placed:
                 seg.extents.extend((journal_id, base + at, length))
-                seg.journals.add(journal_id)
+                seg.in_journals(journal_id)
                 live.add(seg.id)
                 project = seg.spec.project_id
                 shares[project] = shares.get(project, 0) + grown
@@ -740,6 +776,7 @@ class Spool:
             or (seg.records > 0 and seg.size + size > self.segment_max_bytes)
         ):
             seg.full = True
+            self._full.add(seg.id)
             filled.append(seg)
             del self._open[key]
         seg = self._open.get(key)
@@ -748,12 +785,13 @@ class Spool:
             seg = Segment(
                 segment_id,
                 spec,
-                self.directory / open_name(segment_id),
+                self.directory,
                 size=len(_header_bytes(spec)),
                 created=self._clock(),
             )
             self._segments[segment_id] = seg
             self._open[key] = seg
+            heapq.heappush(self._due, (seg.created + spec.interval, segment_id))
             created.append(seg)
         return seg
 
@@ -776,13 +814,27 @@ class Spool:
         return those sealed now."""
         now = self._clock() if now is None else now
         with self._lock:
-            due = [
-                s
-                for s in self._segments.values()
-                if not s.sealed
-                and (s.full or now - s.created >= s.spec.interval or s.spec.project_id in projects)
-            ]
-            return self._seal(due)
+            segments, heap = self._segments, self._due
+            popped: list[tuple[float, int]] = []
+            due: dict[int, Segment] = {}
+            while heap and heap[0][0] <= now:
+                entry = heapq.heappop(heap)
+                popped.append(entry)
+                if (seg := segments.get(entry[1])) is not None:
+                    due[seg.id] = seg
+            due.update((i, segments[i]) for i in self._full if i in segments)
+            if projects:
+                due.update((s.id, s) for s in self._open.values() if s.spec.project_id in projects)
+            try:
+                sealed = self._seal(list(due.values()))
+            except BaseException:
+                for entry in popped:  # still due at the next call
+                    heapq.heappush(heap, entry)
+                raise
+            if len(heap) > 2 * len(self._open) + 1024:  # mostly segments sealed early
+                self._due = [(s.created + s.spec.interval, s.id) for s in self._open.values()]
+                heapq.heapify(self._due)
+            return sealed
 
     def seal_all(self) -> list[Segment]:
         with self._lock:
@@ -798,29 +850,30 @@ class Spool:
         text = stamp.strftime(STAMP_FORMAT).encode()
         journaled = [s for s in todo if s.in_journal]
         if journaled:
-            parts: list[bytes] = []
+            # one buffer, not two parts per segment: a shutdown seals tens of thousands
+            notes = bytearray()
             for seg in journaled:
-                parts += (entry_head(SEALED, seg.id, len(text)), text)
-            journal, _base = self._append(
-                parts, len(journaled) * (ENTRY_OVERHEAD + len(text)), note=True
-            )
+                notes += entry_head(SEALED, seg.id, len(text))
+                notes += text
+            journal, _base = self._append([notes], len(notes), note=True)
             for seg in journaled:
-                seg.journals.add(journal.id)
+                seg.in_journals(journal.id)
                 journal.live.add(seg.id)
         files = [s for s in todo if not s.in_journal]
         for seg in files:
             target = self.directory / sealed_name(seg.id, stamp)
             os.rename(seg.path, target)
-            seg.path = target
+            seg.sealed_at = stamp  # its path names the file from now on
+            self._add_sealed(seg)
         if files and sync_dir:
             fsync_dir(self.directory)
         now = self._clock()
         for seg in todo:
-            if seg.in_journal:
-                seg.path = self.directory / sealed_name(seg.id, stamp)
             seg.sealed_at = stamp
             seg.sealed_time = now
             seg.full = True
+            self._full.discard(seg.id)
+            self._add_sealed(seg)
             key = (seg.spec.project_id, seg.spec.day)
             if self._open.get(key) is seg:
                 del self._open[key]
@@ -838,12 +891,8 @@ class Spool:
             moving: dict[int, Segment] = {}
             for journal_id in sorted(self._journals):
                 journal = self._journals[journal_id]
-                if journal is self._current:
+                if journal is self._current or not self._may_move(journal, moving, now, after):
                     break
-                segments = [self._segments[i] for i in journal.live if i not in moving]
-                if any(not s.sealed or now - s.sealed_time < after for s in segments):
-                    break
-                moving.update((s.id, s) for s in segments)
             if not moving:
                 return []
             todo = sorted(moving.values(), key=lambda s: s.id)
@@ -855,8 +904,8 @@ class Spool:
                 self._hit("rebuild-renamed")
                 # Durable before the files may be delivered and deleted: a replay of the
                 # journals must not bring them back.
-                parts = [entry_head(GONE, s.id, 0) for s in todo]
-                self._append(parts, len(parts) * ENTRY_OVERHEAD, note=True)
+                notes = b"".join([entry_head(GONE, s.id, 0) for s in todo])
+                self._append([notes], len(notes), note=True)
             except BaseException:  # the journal still holds them: take the files back
                 for seg in todo:
                     for path in (seg.path, self.directory / tmp_name(seg.id)):
@@ -868,7 +917,7 @@ class Spool:
             for seg in todo:
                 for journal_id in seg.journals:
                     self._journals[journal_id].live.discard(seg.id)
-                seg.journals = set()
+                seg.journals = ()
                 seg.extents = array("q")
                 self._used += seg.size  # the journals' share goes when they go, below
             log.info(
@@ -879,6 +928,23 @@ class Spool:
             )
             self._drop_dead_journals()
             return todo
+
+    def _may_move(
+        self, journal: _Journal, moving: dict[int, Segment], now: float, after: float
+    ) -> bool:
+        """Whether every segment the journal holds was sealed `after` seconds ago; if so
+        they join `moving`. Stops at the first that was not: called with every seal check,
+        while the journal may hold thousands of open segments."""
+        found: list[Segment] = []
+        for segment_id in journal.live:
+            if segment_id in moving:
+                continue
+            seg = self._segments[segment_id]
+            if not seg.sealed or now - seg.sealed_time < after:
+                return False
+            found.append(seg)
+        moving.update((s.id, s) for s in found)
+        return True
 
     def _build(self, segments: list[Segment]) -> None:
         """Write `<id>.tmp` of each segment from its journal ranges and fdatasync them."""
@@ -944,7 +1010,9 @@ class Spool:
         with self._lock:
             if seg.id not in self._segments:
                 return True
-            seg.delivered.add(region)
+            if region not in seg.delivered and region in seg.spec.regions:
+                seg.delivered = seg.delivered | {region}
+                self._waiting_in[region] -= 1
             if not seg.pending_regions:
                 self._delete(seg)
                 if not seg.in_journal:
