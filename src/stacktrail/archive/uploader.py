@@ -25,7 +25,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -206,9 +206,21 @@ class Uploader:
         """Start jobs that may run now; return when the earliest backoff ends."""
         now = time.monotonic()
         next_due: float | None = None
-        for seg in self._spool.sealed_segments():
+        spool, concurrency, inflight_in = self._spool, self._concurrency, self._inflight_in
+        # Regions that could start a job: free slots and segments waiting beyond those in
+        # flight. The scan ends when none is left: after an outage tens of thousands of
+        # segments wait, and this runs after every finished job.
+        open_regions = {
+            r
+            for r, n in spool.waiting_regions().items()
+            if inflight_in[r] < concurrency and n > inflight_in[r]
+        }
+        for seg in spool.sealed_segments():
+            if not open_regions:
+                break
             for region in seg.pending_regions:
-                if self._inflight_in[region] >= self._concurrency:
+                if inflight_in[region] >= concurrency:
+                    open_regions.discard(region)
                     continue  # this region is busy; the others go on
                 if (seg.id, region) in self._inflight:
                     continue
@@ -221,6 +233,8 @@ class Uploader:
                     if self._active[key]:
                         continue  # a failing pair probes with one job at a time
                 self._spawn(seg, region)
+                if inflight_in[region] >= concurrency:
+                    open_regions.discard(region)
         probe_due = self._start_probes(now)
         if probe_due is not None:
             next_due = probe_due if next_due is None else min(next_due, probe_due)
@@ -464,25 +478,49 @@ class Uploader:
         """
         summary = FlushSummary()
         self._summaries.append(summary)
+        # Jobs start as slots free up, not all at once: after an outage tens of thousands
+        # wait, and a task each would hold tens of MB while it waits for its slot.
+        queues: dict[str, deque[Segment]] = {}
+        for seg in self._spool.sealed_segments():
+            for region in seg.pending_regions:
+                queues.setdefault(region, deque()).append(seg)
+        mine = set(self._inflight.values())  # jobs running now are awaited too
         try:
-            tasks = [
-                self._inflight.get((seg.id, region)) or self._spawn(seg, region)
-                for seg in self._spool.sealed_segments()
-                for region in seg.pending_regions
-            ]
-            if tasks:
-                timeout = None if deadline is None else max(deadline - time.monotonic(), 0.0)
-                _done, pending = await asyncio.wait(tasks, timeout=timeout)
-                for task in pending:
-                    task.cancel()
-                if pending:
-                    await asyncio.wait(pending)
+            while True:
+                mine = {t for t in mine | self._start_queued(queues) if not t.done()}
+                # slots held by jobs the background loop started meanwhile free up too
+                full = {r for r, queue in queues.items() if queue}
+                waiting = mine | {t for (_s, r), t in self._inflight.items() if r in full}
+                if not waiting:
+                    break
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    for task in waiting:
+                        task.cancel()
+                    await asyncio.wait(waiting)
+                    break
+                await asyncio.wait(waiting, timeout=left, return_when=asyncio.FIRST_COMPLETED)
         finally:
             self._summaries.remove(summary)
         remaining = self._spool.segments()
         summary.remaining_segments = len(remaining)
         summary.remaining_bytes = sum(s.size for s in remaining)
         return summary
+
+    def _start_queued(self, queues: dict[str, deque[Segment]]) -> set[asyncio.Task[None]]:
+        """Start queued (segment, region) jobs while the region has free slots; returns
+        them, and the running job of a queued pair (the background loop's), which is
+        awaited, not started twice."""
+        started: set[asyncio.Task[None]] = set()
+        for region, queue in queues.items():
+            while queue and self._inflight_in[region] < self._concurrency:
+                seg = queue.popleft()
+                running = self._inflight.get((seg.id, region))
+                if running is not None:
+                    started.add(running)
+                elif region in seg.pending_regions:  # not delivered meanwhile
+                    started.add(self._spawn(seg, region))
+        return started
 
     async def aclose(self) -> None:
         """Cancel running jobs (their segments stay for the next start)."""

@@ -1,0 +1,140 @@
+"""The uploader after an outage: thousands of sealed segments wait, and it looks for
+work after every finished job. Its scan ends once every region's upload slots are taken,
+so a finished job costs a few segments' look, not one per waiting segment; a flush (or
+shutdown) starts jobs as slots free up, not one task per waiting segment; and nothing is
+left behind."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+
+from stacktrail.archive.spool import Segment, Spool
+from stacktrail.archive.stores.base import Bucket
+from stacktrail.archive.stores.localdir import LocalDirStore
+from stacktrail.archive.uploader import Uploader
+from stacktrail.domain.ledger import MemoryLedger
+from tests.archive.spool.test_spool import payload, spec
+from tests.support.polling import eventually
+
+WAITING = 400
+CONCURRENCY = 3
+
+
+class GatedStore(LocalDirStore):
+    """The real file store, whose puts wait for `gate` (uploads in flight)."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.gate = asyncio.Event()
+
+    async def put(self, bucket: Bucket, key: str, body: bytes, headers: Mapping[str, str]) -> str:
+        await self.gate.wait()
+        return await super().put(bucket, key, body, headers)
+
+
+class CountingSpool(Spool):
+    """Counts the sealed segments each scan looks at."""
+
+    looked = 0
+
+    def sealed_segments(self) -> list[Segment]:
+        spool = self
+
+        class Counted(list[Segment]):
+            def __iter__(self) -> Iterator[Segment]:
+                for seg in super().__iter__():
+                    spool.looked += 1
+                    yield seg
+
+        return Counted(super().sealed_segments())
+
+
+def waiting_spool(directory: Path) -> CountingSpool:
+    """WAITING sealed segments, each for regions R1 and R2."""
+    directory.mkdir()
+    spool = CountingSpool(directory, segment_max_bytes=1 << 20, max_bytes=1 << 30)
+    spool.open()
+    days = [f"2026-{m:02d}-{d:02d}" for m in range(1, 13) for d in range(1, 29)]
+    for n in range(WAITING):
+        spool.write([(spec(f"p{n % 7}", day=days[n // 7], regions=("R1", "R2")), payload(n))])
+    spool.seal_all()
+    return spool
+
+
+def uploader_of(spool: Spool, store: GatedStore, ledger: MemoryLedger) -> Uploader:
+    return Uploader(
+        spool,
+        store,
+        ledger,
+        worker="w1",
+        concurrency=CONCURRENCY,
+        retry_max=5.0,
+        delete_at=lambda _spec: int(datetime(2100, 1, 1, tzinfo=UTC).timestamp()),
+    )
+
+
+async def test_a_scan_stops_once_every_slot_is_taken(tmp_path: Path) -> None:
+    spool = waiting_spool(tmp_path / "spool")
+    store = GatedStore(tmp_path / "archive")
+    ledger = MemoryLedger()
+    uploader = uploader_of(spool, store, ledger)
+    running = asyncio.create_task(uploader.run())
+    try:
+        await eventually(lambda: len(uploader._inflight) == 2 * CONCURRENCY, within=10)
+        spool.looked = 0
+        uploader.poke()
+        await asyncio.sleep(0.05)  # a scan with every slot taken
+        assert spool.looked <= 1
+        looked_before = spool.looked
+        store.gate.set()
+        await eventually(lambda: not spool.segments(), within=120)
+        per_job = (spool.looked - looked_before) / (2 * WAITING)
+        # a job frees one slot; the scan passes the segments in flight (at most one
+        # region's slots, twice) and starts the next one
+        assert per_job <= 4 * CONCURRENCY, per_job
+        assert len(ledger.deliveries) == 2 * WAITING
+        assert spool.waiting_regions() == {}
+    finally:
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
+        spool.close()
+
+
+async def test_a_flush_starts_jobs_as_slots_free_up(tmp_path: Path) -> None:
+    spool = waiting_spool(tmp_path / "spool")
+    store = GatedStore(tmp_path / "archive")
+    ledger = MemoryLedger()
+    uploader = uploader_of(spool, store, ledger)
+    flushing = asyncio.create_task(uploader.deliver_pending())
+    try:
+        await eventually(lambda: len(uploader._inflight) == 2 * CONCURRENCY, within=10)
+        before = len(asyncio.all_tasks())
+        await asyncio.sleep(0.05)
+        assert len(asyncio.all_tasks()) == before  # no task waits for a slot
+        store.gate.set()
+        summary = await asyncio.wait_for(flushing, 120)
+    finally:
+        flushing.cancel()
+        spool.close()
+    assert summary.objects == 2 * WAITING
+    assert summary.remaining_segments == 0
+    assert len(ledger.deliveries) == 2 * WAITING
+
+
+async def test_a_flush_past_its_deadline_cancels_what_runs_and_keeps_the_rest(
+    tmp_path: Path,
+) -> None:
+    spool = waiting_spool(tmp_path / "spool")
+    store = GatedStore(tmp_path / "archive")
+    uploader = uploader_of(spool, store, MemoryLedger())
+    try:
+        summary = await uploader.deliver_pending(deadline=time.monotonic() + 0.3)
+    finally:
+        spool.close()
+    assert summary.objects == 0
+    assert summary.remaining_segments == WAITING
+    assert not uploader._inflight
