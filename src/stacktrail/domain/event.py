@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import orjson
 
 from stacktrail.domain.json_bytes import json_bytes
 
@@ -45,6 +47,25 @@ class AuditEvent:
             encoded = json_bytes(self.body)
             object.__setattr__(self, "_json", encoded)  # a cache: the event stays as it was
         return encoded
+
+    def compact(self) -> None:
+        """Keep only the encoded body while the event waits for its sinks to finish.
+
+        A parsed CADF event takes about four times its JSON in Python objects, and a
+        prefetch window of waiting events is most of the pipeline's memory. Reading
+        `body` afterwards (a sink's rare fallback) parses it again.
+        """
+        self.body_json()
+        object.__delattr__(self, "body")
+
+    if not TYPE_CHECKING:  # only for `body` after `compact`: mypy keeps checking names
+
+        def __getattr__(self, name: str) -> Any:
+            if name != "body":
+                raise AttributeError(name)
+            body = orjson.loads(object.__getattribute__(self, "_json"))
+            object.__setattr__(self, "body", body)
+            return body
 
     @property
     def day(self) -> str:

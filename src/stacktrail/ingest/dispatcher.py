@@ -194,6 +194,8 @@ class Pipeline:
                     if (only is None or sink.name == only) and sink.wants(record):
                         ticket.add()
                         await _put(sink, record)
+            # Every sink has encoded what it keeps: the parsed body need not wait with them.
+            event.compact()
         except Exception as exc:  # a bug must not lose the message: dead-letter it
             log.exception("dispatching event %s failed", event.id, extra={"event_id": event.id})
             ticket.outcome, ticket.reason = Outcome.REJECTED, f"internal error: {exc!r}"
