@@ -327,9 +327,10 @@ def archive_phase(
     baseline: float,
     workdir: Path,
     profile: Path | None = None,
+    deliver: bool = True,
 ) -> None:
-    """(d) both sinks: fast `_bulk` + spool, then the spool delivered to Swift;
-    `profile`: record (d) with py-spy into this file."""
+    """(d) both sinks: fast `_bulk` + spool, then (`deliver`) the spool delivered to
+    Swift; `profile`: record (d) with py-spy into this file."""
     from tests.support.devstack import read_env_file
 
     stack = read_env_file(ROOT / "var/dev-stack/env")
@@ -357,6 +358,8 @@ def archive_phase(
         f"{rate_d / baseline:.2f}   peak RSS {rss_d:.0f} MB   "
         f"spool {spooled / count:.0f} bytes/event"
     )
+    if not deliver:
+        return
     start = time.perf_counter()
     flushed = subprocess.run(
         [str(ROOT / ".venv/bin/stacktrail"), "archive", "flush", "--timeout", "1200"],
@@ -441,6 +444,12 @@ def main() -> None:
         "--archive",
         action="store_true",
         help="(d): both sinks on, archive to the dev stack's Swift (needs var/dev-stack/env)",
+    )
+    parser.add_argument(
+        "--skip-delivery",
+        action="store_true",
+        help="with --archive: stop after (d)'s ingest, without delivering the spool to Swift "
+        "(at thousands of projects that takes minutes)",
     )
     args = parser.parse_args()
     OVERRIDES.update(settings_env(args.set))
@@ -558,7 +567,9 @@ def main() -> None:
             both_profile = None
             if args.profile is not None:
                 both_profile = args.profile.with_name(f"{args.profile.stem}-both.raw")
-            archive_phase(url, bodies, fast_url, baseline, workdir, both_profile)
+            archive_phase(
+                url, bodies, fast_url, baseline, workdir, both_profile, not args.skip_delivery
+            )
     finally:
         for proc in procs:
             proc.terminate()
