@@ -147,8 +147,9 @@ def test_bad_shared_index_names_are_refused(name: str) -> None:
 
 
 def test_index_names_of_thousands_of_projects_stay_small() -> None:
-    """The encoder caches an index name per project and day; 5,000 active projects cost
-    a few hundred bytes each (orjson's own buffers would keep 4 KiB each)."""
+    """The encoder caches an index name per project and month (what a monthly name tells
+    apart); 5,000 active projects cost a few hundred bytes each (orjson's own buffers
+    would keep 4 KiB each)."""
     encoder = BulkEncoder("audit-{project_id}-{yyyy.MM}")
     when = datetime(2026, 11, 1, tzinfo=UTC)
     tracemalloc.start()
@@ -160,3 +161,22 @@ def test_index_names_of_thousands_of_projects_stay_small() -> None:
         tracemalloc.stop()
     assert names[7] == b'"audit-00000000000000000000000000000007-2026.11"'
     assert per_project < 1000, f"{per_project:.0f} bytes per project"
+
+
+@pytest.mark.parametrize(
+    ("template", "names"),
+    [
+        ("audit-{project_id}-{yyyy.MM}", 2),  # one per month: Mar and Apr
+        ("audit-{project_id}-{yyyy.MM.dd}", 8),
+        ("audit-{project_id}-{yyyy}", 1),
+    ],
+)
+def test_index_names_are_cached_as_finely_as_the_template_tells_dates_apart(
+    template: str, names: int
+) -> None:
+    encoder = BulkEncoder(template)
+    days = [datetime(2026, 3, 28 + n, tzinfo=UTC) for n in range(4)]
+    days += [datetime(2026, 4, 1 + n, tzinfo=UTC) for n in range(4)]
+    for when in days * 2:
+        assert orjson.loads(encoder._index("p1", when)) == index_name(template, "p1", when)
+    assert len(encoder._indices) == names

@@ -165,6 +165,11 @@ class BulkEncoder:
         self._template = self.layout.template
         self._shared = orjson.dumps(self.layout.shared_index)
         self._indices: dict[tuple[str, int, int, int], bytes] = {}
+        # what the names tell apart: a monthly index caches one name per project and
+        # month, not one per day (thousands of projects over a week of days)
+        names = set(_PLACEHOLDER.findall(self._template))
+        self._by_day = bool(names & {"yyyy.MM.dd", "dd"})
+        self._by_month = self._by_day or bool(names & {"yyyy.MM", "MM"})
         self._ingested_at: datetime | None = None
         self._ingested = b""
         self._project_stamps: dict[str, bytes] = {}
@@ -176,12 +181,17 @@ class BulkEncoder:
     def _index(self, project_id: str, when: datetime) -> bytes:
         if self.layout.shared:
             return self._shared
-        key = (project_id, when.year, when.month, when.day)
+        key = (
+            project_id,
+            when.year,
+            when.month if self._by_month else 0,
+            when.day if self._by_day else 0,
+        )
         name = self._indices.get(key)
         if name is None:
             if len(self._indices) > 100_000:
                 self._indices.clear()
-            # this cache holds one per project and day
+            # this cache holds one per project and day (or month, or year)
             name = self._indices[key] = json_bytes(index_name(self._template, project_id, when))
         return name
 
