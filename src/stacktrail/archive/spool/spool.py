@@ -203,6 +203,11 @@ def _header_bytes(spec: SegmentSpec) -> bytes:
     return MAGIC + frame(spec.to_header())
 
 
+def _file_size_of_header(header: bytes) -> int:
+    """The bytes `_header_bytes` takes for this encoded header (without building them)."""
+    return len(MAGIC) + FRAME_OVERHEAD + len(header)
+
+
 class Spool:
     def __init__(
         self,
@@ -512,7 +517,7 @@ class Spool:
                         entry.segment_id,
                         spec,
                         self.directory,
-                        size=len(_header_bytes(spec)),
+                        size=len(_header_bytes(spec)),  # as a rebuild writes it
                         created=self._clock(),
                     )
                     seg.in_journals(journal.id)
@@ -694,6 +699,7 @@ class Spool:
             if self._lock_fd is None:
                 raise RuntimeError("spool is not open")
             groups: dict[Segment, bytearray] = {}  # record frames, per segment
+            headers: dict[Segment, bytes] = {}  # of the segments this batch opens
             created: list[Segment] = []
             filled: list[Segment] = []
             open_segments = self._open
@@ -712,7 +718,7 @@ class Spool:
                         or (seg.spec is not spec and seg.spec != spec)
                         or (seg.records > 0 and seg.size + size > limit)
                     ):
-                        seg = self._target(spec, size, created, filled)
+                        seg = self._target(spec, size, created, filled, headers)
                     buffer = groups.get(seg)
                     if buffer is None:
                         buffer = groups[seg] = bytearray()
@@ -725,7 +731,7 @@ class Spool:
                 for seg, buffer in groups.items():
                     grown = len(buffer)
                     if not seg.extents:  # its first records: the journal learns its header
-                        header = seg.spec.to_header()
+                        header = headers.get(seg) or seg.spec.to_header()
                         out += entry_head(HEADER, seg.id, len(header))
                         out += header
                         grown = seg.size
@@ -767,7 +773,12 @@ class Spool:
             pass
 
     def _target(
-        self, spec: SegmentSpec, size: int, created: list[Segment], filled: list[Segment]
+        self,
+        spec: SegmentSpec,
+        size: int,
+        created: list[Segment],
+        filled: list[Segment],
+        headers: dict[Segment, bytes],
     ) -> Segment:
         key = (spec.project_id, spec.day)
         seg = self._open.get(key)
@@ -782,13 +793,15 @@ class Spool:
         seg = self._open.get(key)
         if seg is None:
             segment_id = self._next_id()
+            header = spec.to_header()
             seg = Segment(
                 segment_id,
                 spec,
                 self.directory,
-                size=len(_header_bytes(spec)),
+                size=_file_size_of_header(header),
                 created=self._clock(),
             )
+            headers[seg] = header
             self._segments[segment_id] = seg
             self._open[key] = seg
             heapq.heappush(self._due, (seg.created + spec.interval, segment_id))
