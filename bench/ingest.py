@@ -45,17 +45,20 @@ from tests.support.cadf_factory import make_notification  # noqa: E402
 from bench.amqp_clients import drain_pika, drain_pika_asyncio, drain_pika_batched  # noqa: E402
 
 
-def messages(count: int, projects_count: int = 50) -> list[bytes]:
-    """One event every 7 s from a UTC midnight on, ending before now: recent, so no
-    retention has passed when the spool delivers them."""
-    start = (datetime.now(UTC) - timedelta(seconds=count * 7)).replace(
+def messages(count: int, projects_count: int = 50, days: float | None = None) -> list[bytes]:
+    """One event every 7 s (or, `days`, as many as fit that many days) from a UTC
+    midnight on, ending before now: recent, so no retention has passed when the spool
+    delivers them. Each (project, day) is an archive segment: 100,000 events 7 s apart
+    span 8 days, so 5,000 projects make 41,000 segments; within one day, 5,000."""
+    step = 7.0 if days is None else min(7.0, days * 86400 / count)
+    start = (datetime.now(UTC) - timedelta(seconds=count * step)).replace(
         hour=0, minute=0, second=0, microsecond=0
     )
     projects = [uuid.UUID(int=i).hex for i in range(1, projects_count + 1)]
     return [
         make_notification(
             event_id=str(uuid.uuid4()),
-            event_time=start + timedelta(seconds=i * 7),
+            event_time=start + timedelta(seconds=i * step),
             initiator_project=projects[i % len(projects)],
         )
         for i in range(count)
@@ -405,6 +408,11 @@ def main() -> None:
         default=50,
         help="projects the events belong to (each active project is a spool segment)",
     )
+    parser.add_argument(
+        "--days",
+        type=float,
+        help="the days the events span (default: one event every 7 s, 8 days for 100,000)",
+    )
     parser.add_argument("--skip-osmem", action="store_true", help="skip (c)")
     parser.add_argument(
         "--osmem-count",
@@ -460,9 +468,13 @@ def main() -> None:
         contender = (f"variant {' '.join(args.variant)}", ROOT, settings_env(args.variant))
     vhost = make_vhost()
     url = f"amqp://guest:guest@127.0.0.1:5672/{vhost}"
-    bodies = messages(args.count, args.projects)
+    bodies = messages(args.count, args.projects, args.days)
     size = sum(map(len, bodies)) / len(bodies)
-    print(f"{args.count} messages of {args.projects} projects, mean {size:.0f} bytes")
+    days = args.count * 7 / 86400 if args.days is None else args.days
+    print(
+        f"{args.count} messages of {args.projects} projects over {days:.3g} days, "
+        f"mean {size:.0f} bytes"
+    )
     workdir = Path(tempfile.mkdtemp(prefix="stacktrail-bench-"))
     procs: list[subprocess.Popen[bytes]] = []
     try:
