@@ -73,3 +73,9 @@ def test_a_compacted_event_holds_little_more_than_its_json() -> None:
         tracemalloc.stop()
     assert parsed > 3 * size  # what a waiting event held before
     assert kept < 2 * size, (kept, size)
+
+
+def test_a_body_json_cannot_hold_is_kept_by_compact() -> None:
+    event = _event({"id": "e1", "n": 1 << 70})  # beyond 64 bits: orjson refuses it
+    event.compact()
+    assert event.body == {"id": "e1", "n": 1 << 70}

@@ -53,9 +53,13 @@ class AuditEvent:
 
         A parsed CADF event takes about four times its JSON in Python objects, and a
         prefetch window of waiting events is most of the pipeline's memory. Reading
-        `body` afterwards (a sink's rare fallback) parses it again.
+        `body` afterwards (a sink's rare fallback) parses it again. A body JSON cannot
+        hold (which decode's limits prevent) is kept as it is.
         """
-        self.body_json()
+        try:
+            self.body_json()
+        except orjson.JSONEncodeError:
+            return
         object.__delattr__(self, "body")
 
     if not TYPE_CHECKING:  # only for `body` after `compact`: mypy keeps checking names
