@@ -65,8 +65,12 @@ def waiting_spool(directory: Path) -> CountingSpool:
     return spool
 
 
-def uploader_of(spool: Spool, store: GatedStore, ledger: MemoryLedger) -> Uploader:
-    return Uploader(
+def waiting_uploader(tmp_path: Path) -> tuple[CountingSpool, GatedStore, MemoryLedger, Uploader]:
+    """An uploader of WAITING sealed segments into the gated file store."""
+    spool = waiting_spool(tmp_path / "spool")
+    store = GatedStore(tmp_path / "archive")
+    ledger = MemoryLedger()
+    uploader = Uploader(
         spool,
         store,
         ledger,
@@ -75,13 +79,11 @@ def uploader_of(spool: Spool, store: GatedStore, ledger: MemoryLedger) -> Upload
         retry_max=5.0,
         delete_at=lambda _spec: int(datetime(2100, 1, 1, tzinfo=UTC).timestamp()),
     )
+    return spool, store, ledger, uploader
 
 
 async def test_a_scan_stops_once_every_slot_is_taken(tmp_path: Path) -> None:
-    spool = waiting_spool(tmp_path / "spool")
-    store = GatedStore(tmp_path / "archive")
-    ledger = MemoryLedger()
-    uploader = uploader_of(spool, store, ledger)
+    spool, store, ledger, uploader = waiting_uploader(tmp_path)
     running = asyncio.create_task(uploader.run())
     try:
         await eventually(lambda: len(uploader._inflight) == 2 * CONCURRENCY, within=10)
@@ -105,10 +107,7 @@ async def test_a_scan_stops_once_every_slot_is_taken(tmp_path: Path) -> None:
 
 
 async def test_a_flush_starts_jobs_as_slots_free_up(tmp_path: Path) -> None:
-    spool = waiting_spool(tmp_path / "spool")
-    store = GatedStore(tmp_path / "archive")
-    ledger = MemoryLedger()
-    uploader = uploader_of(spool, store, ledger)
+    spool, store, ledger, uploader = waiting_uploader(tmp_path)
     flushing = asyncio.create_task(uploader.deliver_pending())
     try:
         await eventually(lambda: len(uploader._inflight) == 2 * CONCURRENCY, within=10)
@@ -128,9 +127,7 @@ async def test_a_flush_starts_jobs_as_slots_free_up(tmp_path: Path) -> None:
 async def test_a_flush_past_its_deadline_cancels_what_runs_and_keeps_the_rest(
     tmp_path: Path,
 ) -> None:
-    spool = waiting_spool(tmp_path / "spool")
-    store = GatedStore(tmp_path / "archive")
-    uploader = uploader_of(spool, store, MemoryLedger())
+    spool, _store, _ledger, uploader = waiting_uploader(tmp_path)
     try:
         summary = await uploader.deliver_pending(deadline=time.monotonic() + 0.3)
     finally:
