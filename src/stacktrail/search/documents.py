@@ -167,9 +167,9 @@ class BulkEncoder:
         self._indices: dict[tuple[str, int, int, int], bytes] = {}
         # what the names tell apart: a monthly index caches one name per project and
         # month, not one per day (thousands of projects over a week of days)
-        names = set(_PLACEHOLDER.findall(self._template))
-        self._by_day = bool(names & {"yyyy.MM.dd", "dd"})
-        self._by_month = self._by_day or bool(names & {"yyyy.MM", "MM"})
+        formats = [_DATE_PARTS.get(n, "") for n in _PLACEHOLDER.findall(self._template)]
+        self._by_day = any("%d" in f for f in formats)
+        self._by_month = self._by_day or any("%m" in f for f in formats)
         self._ingested_at: datetime | None = None
         self._ingested = b""
         self._project_stamps: dict[str, bytes] = {}
