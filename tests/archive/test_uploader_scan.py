@@ -1,8 +1,9 @@
 """The uploader after an outage: thousands of sealed segments wait, and it looks for
 work after every finished job. Its scan ends once every region's upload slots are taken,
-so a finished job costs a few segments' look, not one per waiting segment; a flush (or
-shutdown) starts jobs as slots free up, not one task per waiting segment; and nothing is
-left behind."""
+so a finished job costs a few segments' look, not one per waiting segment; projects whose
+deliveries fail cost a look each, not a walk over their backlog; a flush (or shutdown)
+starts jobs as slots free up, not one task per waiting segment; and nothing is left
+behind."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from stacktrail.archive.spool import Segment, Spool
 from stacktrail.archive.stores.base import Bucket
 from stacktrail.archive.stores.localdir import LocalDirStore
 from stacktrail.archive.uploader import Uploader
+from stacktrail.domain.errors import PermanentError
 from stacktrail.domain.ledger import MemoryLedger
 from tests.archive.spool.test_spool import payload, spec
 from tests.support.polling import eventually
@@ -37,11 +39,11 @@ class GatedStore(LocalDirStore):
 
 
 class CountingSpool(Spool):
-    """Counts the sealed segments each scan looks at."""
+    """Counts the waiting segments each scan looks at."""
 
     looked = 0
 
-    def sealed_segments(self) -> list[Segment]:
+    def lacking(self, region: str, project_id: str) -> list[Segment]:
         spool = self
 
         class Counted(list[Segment]):
@@ -50,7 +52,7 @@ class CountingSpool(Spool):
                     spool.looked += 1
                     yield seg
 
-        return Counted(super().sealed_segments())
+        return Counted(super().lacking(region, project_id))
 
 
 def waiting_spool(directory: Path) -> CountingSpool:
@@ -135,3 +137,96 @@ async def test_a_flush_past_its_deadline_cancels_what_runs_and_keeps_the_rest(
     assert summary.objects == 0
     assert summary.remaining_segments == WAITING
     assert not uploader._inflight
+
+
+BROKEN = 50  # projects whose container refuses every delivery
+BROKEN_SEGMENTS = 8  # each
+HEALTHY = 60  # segments of one project that delivers
+
+
+class RefusingStore(GatedStore):
+    """Refuses every project named `broken…` at once (a container without the grant);
+    the others' puts wait for the gate. Keeps the order of the puts that went through."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.order: list[str] = []
+
+    async def put(self, bucket: Bucket, key: str, body: bytes, headers: Mapping[str, str]) -> str:
+        if bucket.project_id.startswith("broken"):
+            raise PermanentError("403 Forbidden", status=403)
+        etag = await super().put(bucket, key, body, headers)
+        self.order.append(bucket.project_id)
+        return etag
+
+
+def refusing_uploader(tmp_path: Path, spool: CountingSpool) -> tuple[RefusingStore, Uploader]:
+    store = RefusingStore(tmp_path / "archive")
+    uploader = Uploader(
+        spool,
+        store,
+        MemoryLedger(),
+        worker="w1",
+        concurrency=CONCURRENCY,
+        retry_max=300.0,
+        delete_at=lambda _spec: int(datetime(2100, 1, 1, tzinfo=UTC).timestamp()),
+    )
+    return store, uploader
+
+
+def sealed_spool(directory: Path, counts: dict[str, int]) -> CountingSpool:
+    """`counts[project]` sealed segments (a day each) per project, projects in order."""
+    directory.mkdir()
+    spool = CountingSpool(directory, segment_max_bytes=1 << 20, max_bytes=1 << 30)
+    spool.open()
+    days = [f"2026-{m:02d}-{d:02d}" for m in range(1, 13) for d in range(1, 29)]
+    n = 0
+    for project, count in counts.items():
+        spool.write([(spec(project, day=days[i]), payload(n + i)) for i in range(count)])
+        spool.seal_all()
+        n += count
+    return spool
+
+
+async def test_projects_in_backoff_cost_a_scan_no_walk_over_their_backlog(
+    tmp_path: Path,
+) -> None:
+    broken = {f"broken{i}": BROKEN_SEGMENTS for i in range(BROKEN)}
+    spool = sealed_spool(tmp_path / "spool", {**broken, "healthy": HEALTHY})
+    store, uploader = refusing_uploader(tmp_path, spool)
+    running = asyncio.create_task(uploader.run())
+    try:
+        # every broken project failed once and backs off; the healthy one waits at the gate
+        await eventually(lambda: all(uploader.failing(p) for p in broken), within=30)
+        spool.looked = 0
+        store.gate.set()
+        await eventually(lambda: not spool.lacking("RegionOne", "healthy"), within=60)
+        per_job = spool.looked / HEALTHY
+        # the 400 refused segments are never looked at; the healthy project's are passed
+        # while in flight (at most the region's slots) and one is started
+        assert per_job <= 4 * CONCURRENCY, per_job
+        assert store.order == ["healthy"] * HEALTHY
+        for project in broken:  # kept, each project's backlog whole, for its next retry
+            assert len(spool.lacking("RegionOne", project)) == BROKEN_SEGMENTS
+    finally:
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
+        spool.close()
+
+
+async def test_a_project_with_a_long_backlog_shares_the_slots(tmp_path: Path) -> None:
+    # "big" sealed 100 segments before "small" sealed its 5: they take turns all the same
+    spool = sealed_spool(tmp_path / "spool", {"big": 100, "small": 5})
+    store, uploader = refusing_uploader(tmp_path, spool)
+    store.gate.set()
+    running = asyncio.create_task(uploader.run())
+    try:
+        await eventually(lambda: not spool.segments(), within=60)
+    finally:
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
+        spool.close()
+    assert len(store.order) == 105
+    last_small = max(i for i, project in enumerate(store.order) if project == "small")
+    # in turn: small's five are done within about the first ten deliveries, not last
+    assert last_small < 2 * 5 + 2 * CONCURRENCY, store.order[: last_small + 1]

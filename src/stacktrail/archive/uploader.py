@@ -1,8 +1,10 @@
 """The uploader: delivers sealed spool segments to every region of their trail.
 
 A delivery job is one (segment, region). Jobs run concurrently, at most `concurrency`
-per region, oldest segment first: a region whose uploads hang (a black-holed store
-answers only when the request times out) holds its own slots, never another region's.
+per region, shared out among the projects in turn (each project's oldest segment
+first): a region whose uploads hang (a black-holed store answers only when the request
+times out) holds its own slots, never another region's, and a project in backoff costs
+each scan one look, not a walk over its backlog.
 Backoff is kept per (project, region): after a failure that pair waits (1 s, 2 s, 4 s
 ... up to `retry_max`; a permanent error such as a missing container or a refused grant
 waits `retry_max` at once) and then probes with one job at a time, while every other
@@ -24,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable
@@ -134,6 +137,8 @@ class Uploader:
         self._probe_interval = probe_interval
         self._probes: dict[str, asyncio.Task[None]] = {}  # region -> probe in flight
         self._probed_at: dict[str, float] = {}
+        self._probes_looked_at = -math.inf  # when `_start_probes` last looked at the pairs
+        self._served_last: dict[str, str] = {}  # region -> the project whose job started last
         self.probes = 0  # probes sent (tests)
 
     def poke(self) -> None:
@@ -206,43 +211,65 @@ class Uploader:
         """Start jobs that may run now; return when the earliest backoff ends."""
         now = time.monotonic()
         next_due: float | None = None
-        spool, concurrency, inflight_in = self._spool, self._concurrency, self._inflight_in
-        # Regions that could start a job: free slots and segments waiting beyond those in
-        # flight. The scan ends when none is left: after an outage tens of thousands of
-        # segments wait, and this runs after every finished job.
-        open_regions = {
-            r
-            for r, n in spool.waiting_regions().items()
-            if inflight_in[r] < concurrency and n > inflight_in[r]
-        }
-        for seg in spool.sealed_segments():
-            if not open_regions:
-                break
-            for region in seg.pending_regions:
-                if inflight_in[region] >= concurrency:
-                    open_regions.discard(region)
-                    continue  # this region is busy; the others go on
-                if (seg.id, region) in self._inflight:
-                    continue
-                key = (seg.spec.project_id, region)
-                state = self._backoff.get(key)
-                if state is not None and state.failures:
-                    if state.until > now:
-                        next_due = state.until if next_due is None else min(next_due, state.until)
-                        continue
-                    if self._active[key]:
-                        continue  # a failing pair probes with one job at a time
-                self._spawn(seg, region)
-                if inflight_in[region] >= concurrency:
-                    open_regions.discard(region)
+        inflight_in = self._inflight_in
+        for region, waiting in self._spool.waiting_regions().items():
+            # a region whose slots are taken, or whose waiting segments all run, has
+            # nothing to start: this runs after every finished job
+            if inflight_in[region] < self._concurrency and waiting > inflight_in[region]:
+                due = self._start_in(region, now)
+                if due is not None:
+                    next_due = due if next_due is None else min(next_due, due)
         probe_due = self._start_probes(now)
         if probe_due is not None:
             next_due = probe_due if next_due is None else min(next_due, probe_due)
         return next_due
 
+    def _start_in(self, region: str, now: float) -> float | None:
+        """Fill the region's free slots: one job per project in turn, from the project
+        after the one served last, so every project gets its share of the slots. A
+        project in backoff costs one look, not a walk over its waiting segments: after
+        an outage of some containers tens of thousands wait. Returns when the earliest
+        backoff seen here ends."""
+        spool, inflight, inflight_in = self._spool, self._inflight, self._inflight_in
+        projects = spool.lacking_projects(region)
+        last = self._served_last.get(region)
+        if last is not None and last in projects:
+            at = projects.index(last) + 1
+            projects = projects[at:] + projects[:at]
+        next_due: float | None = None
+        while projects:
+            again: list[str] = []  # those that got a job and may take another
+            for project in projects:
+                if inflight_in[region] >= self._concurrency:
+                    return next_due
+                key = (project, region)
+                state = self._backoff.get(key)
+                failing = state is not None and state.failures > 0
+                if state is not None and failing:
+                    if state.until > now:
+                        next_due = state.until if next_due is None else min(next_due, state.until)
+                        continue
+                    if self._active[key]:
+                        continue  # a failing pair probes with one job at a time
+                for seg in spool.lacking(region, project):
+                    if (seg.id, region) not in inflight:
+                        self._spawn(seg, region)
+                        self._served_last[region] = project
+                        if not failing:
+                            again.append(project)
+                        break
+            projects = again
+        return next_due
+
     def _start_probes(self, now: float) -> float | None:
         """One probe per region whose transient failures still wait longer than a probe
-        interval; returns when the next probe is due."""
+        interval; returns when the next probe is due. The failing pairs (thousands, when
+        a store is down) are looked over at most twice per probe interval, not after
+        every finished job."""
+        again = self._probes_looked_at + self._probe_interval / 2
+        if now < again:
+            return again if self._backoff else None
+        self._probes_looked_at = now
         due: float | None = None
         waiting: dict[str, Bucket] = {}
         for (project, region), state in self._backoff.items():

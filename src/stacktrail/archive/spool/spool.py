@@ -45,7 +45,7 @@ import time
 import zlib
 from array import array
 from collections import Counter
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -240,6 +240,10 @@ class Spool:
         self._full: set[int] = set()  # ids of segments that take no more, not yet sealed
         self._sealed: dict[int, Segment] = {}  # the sealed ones, in the order they sealed
         self._waiting_in: Counter[str] = Counter()  # region -> sealed segments it lacks
+        # region -> project -> that project's sealed segments the region lacks, in seal
+        # order: the uploader looks at projects, not at every waiting segment, so the
+        # backlog of a project whose deliveries fail costs it no walk per job
+        self._lacking: dict[str, dict[str, dict[int, Segment]]] = {}
         self._project_bytes: dict[str, int] = {}
         self._used = 0  # bytes on disk: journals and segment files
         self._last_id = 0
@@ -287,15 +291,46 @@ class Spool:
         """Region -> sealed segments not yet confirmed there (regions with any)."""
         return {r: n for r, n in list(self._waiting_in.items()) if n > 0}
 
+    def lacking_projects(self, region: str) -> list[str]:
+        """The projects with sealed segments `region` lacks, in the order their first such
+        segment sealed; lock-free as `segments` (the uploader asks after every job)."""
+        return list(self._lacking.get(region, ()))
+
+    def lacking(self, region: str, project_id: str) -> list[Segment]:
+        """The project's sealed segments `region` lacks, in seal order; lock-free."""
+        return list(self._lacking.get(region, {}).get(project_id, {}).values())
+
     def _add_sealed(self, seg: Segment) -> None:
         if seg.id not in self._sealed:
             self._sealed[seg.id] = seg
-            self._waiting_in.update(seg.pending_regions)
+            self._lack(seg)
+
+    def _lack(self, seg: Segment) -> None:
+        """Count a sealed segment as waiting in each region it is not confirmed in."""
+        project = seg.spec.project_id
+        for region in seg.pending_regions:
+            self._lacking.setdefault(region, {}).setdefault(project, {})[seg.id] = seg
+            self._waiting_in[region] += 1
+
+    def _unlack(self, seg: Segment, regions: Iterable[str]) -> None:
+        """`regions` have the segment now (or it is gone): it waits there no more."""
+        project = seg.spec.project_id
+        for region in regions:
+            projects = self._lacking.get(region)
+            if projects is None:
+                continue
+            waiting = projects.get(project)
+            if waiting is None or waiting.pop(seg.id, None) is None:
+                continue
+            self._waiting_in[region] -= 1
+            if not waiting:
+                del projects[project]
+                if not projects:
+                    del self._lacking[region]
 
     def sealed_segments(self) -> list[Segment]:
         """The sealed segments in the order they were sealed (found at start: by id). A
-        copy without sorting, lock-free as `segments`: the uploader asks after every
-        delivery, with tens of thousands waiting after an outage."""
+        copy without sorting, lock-free as `segments` (a flush asks once)."""
         return list(self._sealed.values())
 
     def journal_files(self) -> list[tuple[Path, int]]:
@@ -326,7 +361,7 @@ class Spool:
     def _forget(self, seg: Segment) -> None:
         self._segments.pop(seg.id, None)
         if self._sealed.pop(seg.id, None) is not None:
-            self._waiting_in.subtract(seg.pending_regions)
+            self._unlack(seg, seg.pending_regions)
         self._full.discard(seg.id)
         key = (seg.spec.project_id, seg.spec.day)
         if self._open.get(key) is seg:
@@ -435,7 +470,9 @@ class Spool:
                 continue
             regions = set(path.read_text(errors="replace").splitlines())
             found.delivered = frozenset(regions & set(found.spec.regions))
-        self._waiting_in = Counter(r for s in self._sealed.values() for r in s.pending_regions)
+        self._waiting_in, self._lacking = Counter(), {}
+        for seg in self._sealed.values():
+            self._lack(seg)
         for done in [s for s in self._segments.values() if s.sealed and not s.pending_regions]:
             self._delete(done)
         self._drop_dead_journals()
@@ -1025,7 +1062,7 @@ class Spool:
                 return True
             if region not in seg.delivered and region in seg.spec.regions:
                 seg.delivered = seg.delivered | {region}
-                self._waiting_in[region] -= 1
+                self._unlack(seg, (region,))
             if not seg.pending_regions:
                 self._delete(seg)
                 if not seg.in_journal:
