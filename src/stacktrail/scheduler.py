@@ -102,8 +102,9 @@ async def leader_info(engine: AsyncEngine) -> LeaderInfo | None:
 
 async def _sleep(stop: asyncio.Event, seconds: float) -> bool:
     """Wait `seconds` or until `stop`; True when stopped."""
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), timeout=max(seconds, 0.0))
+    with contextlib.suppress(TimeoutError):  # not wait_for: see Uploader.run
+        async with asyncio.timeout(max(seconds, 0.0)):
+            await stop.wait()
     return stop.is_set()
 
 

@@ -2,8 +2,8 @@
 work after every finished job. Its scan ends once every region's upload slots are taken,
 so a finished job costs a few segments' look, not one per waiting segment; projects whose
 deliveries fail cost a look each, not a walk over their backlog; a flush (or shutdown)
-starts jobs as slots free up, not one task per waiting segment; and nothing is left
-behind."""
+starts jobs as slots free up, not one task per waiting segment; nothing is left behind;
+and a cancel always ends the uploader's loop."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ import time
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
+
+import pytest
 
 from stacktrail.archive.spool import Segment, Spool
 from stacktrail.archive.stores.base import Bucket
@@ -230,3 +232,25 @@ async def test_a_project_with_a_long_backlog_shares_the_slots(tmp_path: Path) ->
     last_small = max(i for i, project in enumerate(store.order) if project == "small")
     # in turn: small's five are done within about the first ten deliveries, not last
     assert last_small < 2 * 5 + 2 * CONCURRENCY, store.order[: last_small + 1]
+
+
+@pytest.mark.parametrize("turns", [0, 1, 2, 3])
+async def test_a_cancel_that_comes_with_a_wake_up_ends_the_loop(tmp_path: Path, turns: int) -> None:
+    """While a project backs off, the loop waits with a timeout; a cancel arriving as a
+    job wakes it (`turns` passes of the event loop after the poke) still ends it: with
+    Python 3.11's `wait_for` it was swallowed, and a stopping sink waited forever."""
+    spool = sealed_spool(tmp_path / "spool", {"broken0": 2})
+    _store, uploader = refusing_uploader(tmp_path, spool)
+    running = asyncio.create_task(uploader.run())
+    try:
+        await eventually(lambda: uploader.failing("broken0"), within=10)
+        uploader.poke()
+        for _ in range(turns):
+            await asyncio.sleep(0)
+        running.cancel()
+        done, _ = await asyncio.wait([running], timeout=5)
+        assert done == {running}
+    finally:
+        running.cancel()
+        await uploader.aclose()
+        spool.close()

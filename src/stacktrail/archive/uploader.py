@@ -204,8 +204,11 @@ class Uploader:
             self._wake.clear()
             next_due = self._start_ready()
             timeout = None if next_due is None else max(next_due - time.monotonic(), 0.01)
+            # asyncio.timeout, not wait_for: Python 3.11's wait_for swallows a cancel that
+            # comes as the wake-up does, and this loop would never end
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout)
+                async with asyncio.timeout(timeout):
+                    await self._wake.wait()
 
     def _start_ready(self) -> float | None:
         """Start jobs that may run now; return when the earliest backoff ends."""
