@@ -102,7 +102,7 @@ async def leader_info(engine: AsyncEngine) -> LeaderInfo | None:
 
 async def _sleep(stop: asyncio.Event, seconds: float) -> bool:
     """Wait `seconds` or until `stop`; True when stopped."""
-    with contextlib.suppress(TimeoutError):  # not wait_for: see Uploader.run
+    with contextlib.suppress(TimeoutError):
         async with asyncio.timeout(max(seconds, 0.0)):
             await stop.wait()
     return stop.is_set()

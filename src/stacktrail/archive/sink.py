@@ -203,7 +203,8 @@ class ArchiveSink:
         if self._tasks:
             writer, *others = self._tasks
             try:
-                await asyncio.wait_for(asyncio.shield(writer), max(grace, 0.1))
+                async with asyncio.timeout(max(grace, 0.1)):
+                    await asyncio.shield(writer)
             except TimeoutError:
                 writer.cancel()
             for task in others:

@@ -204,8 +204,8 @@ class Uploader:
             self._wake.clear()
             next_due = self._start_ready()
             timeout = None if next_due is None else max(next_due - time.monotonic(), 0.01)
-            # asyncio.timeout, not wait_for: Python 3.11's wait_for swallows a cancel that
-            # comes as the wake-up does, and this loop would never end
+            # (asyncio.timeout: Python 3.11's wait_for swallows a cancel that comes as the
+            # wake-up does, and this loop would never end)
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(timeout):
                     await self._wake.wait()

@@ -149,7 +149,8 @@ class AmqpConnection:
             custom_ioloop=loop,
         )
         try:
-            await asyncio.wait_for(asyncio.shield(opened), connect_timeout)
+            async with asyncio.timeout(connect_timeout):
+                await asyncio.shield(opened)
         except BaseException:
             await self.close()
             raise
@@ -175,4 +176,5 @@ class AmqpConnection:
             self.raw.close()
         if self.raw is not None and not self.raw.is_closed:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(self.closed), 10)
+                async with asyncio.timeout(10):
+                    await asyncio.shield(self.closed)

@@ -30,7 +30,8 @@ MAX_CONNECTIONS = 64  # probes and scrapes only
 
 async def _run(check: Check) -> str:
     try:
-        result = await asyncio.wait_for(check(), CHECK_TIMEOUT_S)
+        async with asyncio.timeout(CHECK_TIMEOUT_S):
+            result = await check()
     except TimeoutError:
         return f"no answer within {CHECK_TIMEOUT_S:g}s"
     except Exception as exc:

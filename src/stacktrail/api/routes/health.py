@@ -25,7 +25,8 @@ async def healthz() -> Health:
 
 async def _run(check: ReadinessCheck) -> str:
     try:
-        result = await asyncio.wait_for(check(), CHECK_TIMEOUT_S)
+        async with asyncio.timeout(CHECK_TIMEOUT_S):
+            result = await check()
     except TimeoutError:
         return f"no answer within {CHECK_TIMEOUT_S:g}s"
     except Exception as exc:
