@@ -153,9 +153,10 @@ class RefusingStore(GatedStore):
     def __init__(self, root: Path) -> None:
         super().__init__(root)
         self.order: list[str] = []
+        self.refused = "broken"  # the prefix of the project ids refused
 
     async def put(self, bucket: Bucket, key: str, body: bytes, headers: Mapping[str, str]) -> str:
-        if bucket.project_id.startswith("broken"):
+        if bucket.project_id.startswith(self.refused):
             raise PermanentError("403 Forbidden", status=403)
         etag = await super().put(bucket, key, body, headers)
         self.order.append(bucket.project_id)
@@ -253,4 +254,32 @@ async def test_a_cancel_that_comes_with_a_wake_up_ends_the_loop(tmp_path: Path, 
     finally:
         running.cancel()
         await uploader.aclose()
+        spool.close()
+
+
+async def test_the_failing_projects_are_known_per_project(tmp_path: Path) -> None:
+    """What the share check and the status ask per project (`failing`, `backoff`,
+    `retry_now`) answers for that project alone, and clears with its next success."""
+    spool = sealed_spool(tmp_path / "spool", {"broken0": 2, "broken1": 2, "healthy": 2})
+    store, uploader = refusing_uploader(tmp_path, spool)
+    store.gate.set()
+    running = asyncio.create_task(uploader.run())
+    try:
+        await eventually(lambda: uploader.failing("broken0") and uploader.failing("broken1"))
+        await eventually(lambda: not spool.lacking("RegionOne", "healthy"))
+        assert not uploader.failing("healthy")
+        assert uploader.delivers("healthy")
+        assert set(uploader.backoff("broken0")) == {"RegionOne"}
+        assert "403 Forbidden" in uploader.backoff("broken0")["RegionOne"].last_error
+        assert uploader.backoff("healthy") == {}
+        store.refused = "broken1"  # broken0's container is fixed
+        assert uploader.retry_now("broken0") == 1
+        await eventually(lambda: not spool.lacking("RegionOne", "broken0"))
+        assert not uploader.failing("broken0")
+        assert uploader.backoff("broken0") == {}
+        assert uploader.failing("broken1")
+        assert uploader.retry_now("healthy") == 0
+    finally:
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
         spool.close()

@@ -124,6 +124,9 @@ class Uploader:
         self._inflight_in: Counter[str] = Counter()  # region -> jobs started there
         self._active: Counter[tuple[str, str]] = Counter()
         self._backoff: dict[tuple[str, str], Backoff] = {}
+        # project -> the regions of its pairs in `_backoff`: the share check asks per
+        # record of a held-back project, with thousands of pairs failing
+        self._failing_in: dict[str, set[str]] = {}
         # (segment id, region) -> the object stored there whose ledger write failed
         self._unrecorded: dict[tuple[int, str], DeliveredObject] = {}
         self._wake = asyncio.Event()
@@ -131,7 +134,7 @@ class Uploader:
         self.report = DeliveryReport(report_interval)
         # a count of projects, not a label per project: bounded cardinality
         metrics.ARCHIVE_FAILING_PROJECTS.set_function(
-            lambda: len({p for (p, _r), b in self._backoff.items() if b.failures})
+            lambda: len(self._failing_in)
         )
         self._delivering: set[str] = set()  # projects whose last delivery succeeded
         self._probe_interval = probe_interval
@@ -147,7 +150,7 @@ class Uploader:
 
     def failing(self, project_id: str) -> bool:
         """Whether a delivery of the project failed and has not succeeded since."""
-        return any(p == project_id and b.failures for (p, _r), b in self._backoff.items())
+        return project_id in self._failing_in
 
     def delivers(self, project_id: str) -> bool:
         """Whether the project's last delivery succeeded (and none failed since)."""
@@ -160,15 +163,14 @@ class Uploader:
 
     def backoff(self, project_id: str) -> dict[str, Backoff]:
         """Region -> backoff state of a project's failing deliveries (for status pages)."""
-        return {r: b for (p, r), b in self._backoff.items() if p == project_id and b.failures}
+        return {r: self._backoff[(project_id, r)] for r in self._failing_in.get(project_id, ())}
 
     def retry_now(self, project_id: str) -> int:
         """End the backoff of the project's failing deliveries; returns how many regions."""
         woken = 0
-        for (p, _r), state in self._backoff.items():
-            if p == project_id and state.failures:
-                state.until = 0.0
-                woken += 1
+        for region in self._failing_in.get(project_id, ()):
+            self._backoff[(project_id, region)].until = 0.0
+            woken += 1
         self._wake.set()
         return woken
 
@@ -327,6 +329,13 @@ class Uploader:
                 state.until = now
         self._wake.set()
 
+    def _no_longer_failing(self, project_id: str, region: str) -> None:
+        regions = self._failing_in.get(project_id)
+        if regions is not None:
+            regions.discard(region)
+            if not regions:
+                del self._failing_in[project_id]
+
     def _spawn(self, seg: Segment, region: str) -> asyncio.Task[None]:
         task = asyncio.create_task(self._attempt(seg, region))
         self._inflight[(seg.id, region)] = task
@@ -352,6 +361,7 @@ class Uploader:
             self._delivering.add(key[0])
             state = self._backoff.pop(key, None)
             if state is not None:
+                self._no_longer_failing(*key)
                 if state.log is not None:
                     state.log.recovered()
                 # the first success ends the region's other delays
@@ -451,6 +461,7 @@ class Uploader:
         key = (seg.spec.project_id, region)
         self._delivering.discard(key[0])
         state = self._backoff.setdefault(key, Backoff())
+        self._failing_in.setdefault(key[0], set()).add(region)
         if not state.failures:
             state.since = time.monotonic()
         state.failures += 1
