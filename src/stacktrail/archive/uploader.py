@@ -249,8 +249,9 @@ class Uploader:
                     return next_due
                 key = (project, region)
                 state = self._backoff.get(key)
-                failing = state is not None and state.failures > 0
-                if state is not None and failing:
+                failing = False
+                if state is not None and state.failures:
+                    failing = True
                     if state.until > now:
                         next_due = state.until if next_due is None else min(next_due, state.until)
                         continue
