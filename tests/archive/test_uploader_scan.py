@@ -147,8 +147,9 @@ HEALTHY = 60  # segments of one project that delivers
 
 
 class RefusingStore(GatedStore):
-    """Refuses every project named `broken…` at once (a container without the grant);
-    the others' puts wait for the gate. Keeps the order of the puts that went through."""
+    """Refuses every project whose id starts with `refused` at once (a container without
+    the grant); the others' puts wait for the gate. Keeps the order of the puts that went
+    through."""
 
     def __init__(self, root: Path) -> None:
         super().__init__(root)
