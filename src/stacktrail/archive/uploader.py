@@ -133,9 +133,7 @@ class Uploader:
         self._summaries: list[FlushSummary] = []  # rounds in progress (flush, stop)
         self.report = DeliveryReport(report_interval)
         # a count of projects, not a label per project: bounded cardinality
-        metrics.ARCHIVE_FAILING_PROJECTS.set_function(
-            lambda: len(self._failing_in)
-        )
+        metrics.ARCHIVE_FAILING_PROJECTS.set_function(lambda: len(self._failing_in))
         self._delivering: set[str] = set()  # projects whose last delivery succeeded
         self._probe_interval = probe_interval
         self._probes: dict[str, asyncio.Task[None]] = {}  # region -> probe in flight
