@@ -235,9 +235,8 @@ class Uploader:
         backoff seen here ends."""
         spool, inflight, inflight_in = self._spool, self._inflight, self._inflight_in
         projects = spool.lacking_projects(region)
-        last = self._served_last.get(region)
-        if last is not None and last in projects:
-            at = projects.index(last) + 1
+        with contextlib.suppress(ValueError):  # none served yet, or that one is done
+            at = projects.index(self._served_last.get(region, "")) + 1
             projects = projects[at:] + projects[:at]
         next_due: float | None = None
         while projects:
@@ -328,12 +327,20 @@ class Uploader:
                 state.until = now
         self._wake.set()
 
-    def _no_longer_failing(self, project_id: str, region: str) -> None:
-        regions = self._failing_in.get(project_id)
+    def _failing_pair(self, key: tuple[str, str]) -> Backoff:
+        """The backoff state of a pair whose delivery failed (made on its first failure)."""
+        self._failing_in.setdefault(key[0], set()).add(key[1])
+        return self._backoff.setdefault(key, Backoff())
+
+    def _recovered(self, key: tuple[str, str]) -> Backoff | None:
+        """Drop a pair's backoff state after a success; returns it (None: it had none)."""
+        state = self._backoff.pop(key, None)
+        regions = self._failing_in.get(key[0])
         if regions is not None:
-            regions.discard(region)
+            regions.discard(key[1])
             if not regions:
-                del self._failing_in[project_id]
+                del self._failing_in[key[0]]
+        return state
 
     def _spawn(self, seg: Segment, region: str) -> asyncio.Task[None]:
         task = asyncio.create_task(self._attempt(seg, region))
@@ -358,9 +365,8 @@ class Uploader:
                 outcome="expired" if delivered is None else "delivered"
             ).inc()
             self._delivering.add(key[0])
-            state = self._backoff.pop(key, None)
+            state = self._recovered(key)
             if state is not None:
-                self._no_longer_failing(*key)
                 if state.log is not None:
                     state.log.recovered()
                 # the first success ends the region's other delays
@@ -459,8 +465,7 @@ class Uploader:
     async def _failed(self, seg: Segment, region: str, exc: Exception) -> None:
         key = (seg.spec.project_id, region)
         self._delivering.discard(key[0])
-        state = self._backoff.setdefault(key, Backoff())
-        self._failing_in.setdefault(key[0], set()).add(region)
+        state = self._failing_pair(key)
         if not state.failures:
             state.since = time.monotonic()
         state.failures += 1
