@@ -87,11 +87,14 @@ near_resource = st.fixed_dictionaries(
     optional={
         "typeURI": mostly_strings,
         "project_id": mostly_strings,
-        "host": st.none() | st.dictionaries(st.sampled_from(["agent", "address"]), mostly_strings),
+        "host": st.none()
+        | st.text(max_size=3)
+        | st.dictionaries(st.sampled_from(["agent", "address"]), mostly_strings),
         "addresses": st.none()
         | mostly_strings
         | st.lists(st.dictionaries(st.sampled_from(["url", "name"]), mostly_strings) | st.text()),
         "attachments": st.none()
+        | st.text(max_size=3)
         | st.lists(st.dictionaries(st.sampled_from(["name", "content"]), mostly_strings)),
     },
 )

@@ -82,11 +82,13 @@ def may_exceed_shape(body: bytes, limits: EventLimits) -> bool:
     """
     if not isinstance(body, bytes | bytearray):  # a memoryview has no count()
         body = bytes(body)
+    size = len(body)
     return (
-        len(body) > limits.max_string_chars
-        or body.count(b"{") + body.count(b"[") > limits.max_depth
+        size > limits.max_string_chars
+        # the openings, counted in one pass (two `count`s take half as long again)
+        or size - len(body.translate(None, b"{[")) > limits.max_depth
         # a message has no more `:` than bytes: most are too short to count them
-        or (len(body) > limits.max_keys and body.count(b":") > limits.max_keys)
+        or (size > limits.max_keys and body.count(b":") > limits.max_keys)
     )
 
 

@@ -56,9 +56,12 @@ class ProjectLister(ProjectLookup, Protocol):
     async def project_kinds(self) -> dict[str, ProjectKind]: ...
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Placement:
-    """One copy of an event: the project it is filed under, its trail, which sinks."""
+    """One copy of an event: the project it is filed under, its trail, which sinks.
+
+    Made once per copy of every event and never changed (not frozen: a frozen
+    dataclass's constructor costs several times as much)."""
 
     project_id: str
     trail: Trail

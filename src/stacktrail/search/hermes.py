@@ -44,6 +44,14 @@ _HOST_STRINGS: Final = ("id", "address", "agent", "platform")
 _ADDRESS_STRINGS: Final = ("url", "name")
 _ATTACHMENT_STRINGS: Final = ("name", "typeURI")
 _RESOURCES: Final = ("initiator", "target", "observer")
+# the same names for the fast check (`fits_hermes`), which looks members up in them;
+# an attachment's `content` is a string in the struct too
+_RESOURCE_STRING_SET: Final = frozenset(_RESOURCE_STRINGS)
+_REASON_STRING_SET: Final = frozenset(_REASON_STRINGS)
+_HOST_STRING_SET: Final = frozenset(_HOST_STRINGS)
+_ADDRESS_STRING_SET: Final = frozenset(_ADDRESS_STRINGS)
+_ATTACHMENT_STRING_SET: Final = frozenset((*_ATTACHMENT_STRINGS, "content"))
+_RESOURCE_OBJECTS: Final = frozenset(("host", "addresses", "attachments"))
 _MISSING: Final[Any] = object()
 
 
@@ -135,43 +143,47 @@ def _fix_resource(resource: JsonDict) -> JsonDict:
     return out
 
 
-def _strings_fit(doc: JsonDict, names: tuple[str, ...]) -> bool:
-    for name in names:
-        value = doc.get(name)
-        if value is not None and type(value) is not str:
+def _strings_fit(doc: JsonDict, names: frozenset[str]) -> bool:
+    """Whether every member of `doc` named in `names` is a string or null.
+
+    Walks the members, not the names: an object holds fewer of them than the struct
+    knows, and most are strings, which cost one type check each."""
+    for name, value in doc.items():
+        if type(value) is not str and value is not None and name in names:
             return False
     return True
 
 
-def _list_fits(items: Any, names: tuple[str, ...], content: bool = False) -> bool:
-    """A list of objects whose members `names` (and `content`) are strings already."""
+def _list_fits(items: Any, names: frozenset[str]) -> bool:
+    """A list of objects whose members `names` are strings already (or null)."""
     if type(items) is not list:
         return items is None
-    for item in items:
-        if type(item) is not dict:
-            return False
-        for name in names:
-            value = item.get(name)
-            if value is not None and type(value) is not str:
-                return False
-        if content:
-            value = item.get("content")
-            if value is not None and type(value) is not str:
-                return False
-    return True
+    return all(type(item) is dict and _strings_fit(item, names) for item in items)
 
 
 def _resource_fits(resource: Any) -> bool:
     if resource is None:
         return True
-    if type(resource) is not dict or not _strings_fit(resource, _RESOURCE_STRINGS):
+    if type(resource) is not dict:
         return False
-    host = resource.get("host")
-    if host is not None and (type(host) is not dict or not _strings_fit(host, _HOST_STRINGS)):
-        return False
-    return _list_fits(resource.get("addresses"), _ADDRESS_STRINGS) and _list_fits(
-        resource.get("attachments"), _ATTACHMENT_STRINGS, content=True
-    )
+    for name, value in resource.items():
+        if type(value) is str:
+            if name in _RESOURCE_OBJECTS:  # host, addresses, attachments: not strings
+                return False
+            continue
+        if value is None:
+            continue
+        if name in _RESOURCE_STRING_SET:
+            return False
+        if name == "host":
+            if type(value) is not dict or not _strings_fit(value, _HOST_STRING_SET):
+                return False
+        elif name == "addresses":
+            if not _list_fits(value, _ADDRESS_STRING_SET):
+                return False
+        elif name == "attachments" and not _list_fits(value, _ATTACHMENT_STRING_SET):
+            return False
+    return True
 
 
 def fits_hermes(body: JsonDict) -> bool:
@@ -188,14 +200,14 @@ def fits_hermes(body: JsonDict) -> bool:
             return False
     reason = get("reason")
     if reason is not None and (
-        type(reason) is not dict or not _strings_fit(reason, _REASON_STRINGS)
+        type(reason) is not dict or not _strings_fit(reason, _REASON_STRING_SET)
     ):
         return False
     return (
         _resource_fits(get("initiator"))
         and _resource_fits(get("target"))
         and _resource_fits(get("observer"))
-        and _list_fits(get("attachments"), _ATTACHMENT_STRINGS, content=True)
+        and _list_fits(get("attachments"), _ATTACHMENT_STRING_SET)
     )
 
 
