@@ -1,12 +1,15 @@
-"""What every `stacktrail` subcommand does first: load settings, or exit 2 saying why."""
+"""What every `stacktrail` subcommand does first: load settings, or exit 2 saying why;
+and the event loop the main job runs on."""
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+from collections.abc import Coroutine
+from typing import Any, TypeVar
 
 import typer
 
-from stacktrail.config import Settings, SettingsError, load_settings
+from stacktrail.config import EventLoop, Settings, SettingsError, load_settings
 from stacktrail.telemetry.logging import setup_logging
 
 
@@ -19,3 +22,15 @@ def settings_or_exit(**overrides: Any) -> Settings:
         raise typer.Exit(2) from None
     setup_logging(settings.log_level, settings.log_format)
     return settings
+
+
+T = TypeVar("T")
+
+
+def run_loop(main: Coroutine[Any, Any, T], settings: Settings) -> T:
+    """Run `main` on the event loop the settings choose (STACKTRAIL_EVENT_LOOP)."""
+    if settings.event_loop is EventLoop.UVLOOP:
+        import uvloop  # imported only where chosen
+
+        return uvloop.run(main)
+    return asyncio.run(main)

@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from stacktrail import __version__
-from stacktrail.cli.common import settings_or_exit
+from stacktrail.cli.common import run_loop, settings_or_exit
 from stacktrail.cli.jobs import register as register_jobs
 from stacktrail.cli.keys import register as register_keys
 from stacktrail.cli.read import register as register_read
@@ -72,7 +72,7 @@ def run(
         raise typer.Exit(2) from None
     log.info("stacktrail %s starting: %s", __version__, ", ".join(sorted(roles)))
     try:
-        asyncio.run(run_app(settings, roles, explicit=bool(only)))
+        run_loop(run_app(settings, roles, explicit=bool(only)), settings)
     except Exception as exc:
         log.error("stacktrail stopped on an error: %s", exc, exc_info=settings.log_level == "DEBUG")
         raise typer.Exit(1) from None
