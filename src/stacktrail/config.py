@@ -90,7 +90,7 @@ class AuthMode(StrEnum):
 
 
 class EventLoop(StrEnum):
-    UVLOOP = "uvloop"  # libuv's loop: 1.06-1.13 times the events/s (bench/ingest.py)
+    UVLOOP = "uvloop"  # libuv's loop (faster: see the README's settings table)
     ASYNCIO = "asyncio"  # the standard library's
 
 
@@ -205,8 +205,8 @@ class Settings(BaseSettings):
     )
     event_loop: EventLoop = Field(
         EventLoop.UVLOOP,
-        description="The event loop `stacktrail run` runs on: uvloop (libuv) gave 1.06-1.13 "
-        "times the events/s of the standard library's asyncio loop.",
+        description="The event loop `stacktrail run` runs on: uvloop (libuv, faster) or "
+        "asyncio (the standard library's).",
     )
     pipeline_gc_threshold: int = Field(
         50_000,

@@ -8,6 +8,7 @@ from collections.abc import Coroutine
 from typing import Any, TypeVar
 
 import typer
+import uvloop
 
 from stacktrail.config import EventLoop, Settings, SettingsError, load_settings
 from stacktrail.telemetry.logging import setup_logging
@@ -30,7 +31,5 @@ T = TypeVar("T")
 def run_loop(main: Coroutine[Any, Any, T], settings: Settings) -> T:
     """Run `main` on the event loop the settings choose (STACKTRAIL_EVENT_LOOP)."""
     if settings.event_loop is EventLoop.UVLOOP:
-        import uvloop  # imported only where chosen
-
         return uvloop.run(main)
     return asyncio.run(main)

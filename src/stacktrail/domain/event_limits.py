@@ -80,7 +80,7 @@ def may_exceed_shape(body: bytes, limits: EventLimits) -> bool:
     Every nesting level opens with `{` or `[`, every key is followed by `:` and no string
     has more characters than the message has bytes, also inside a v2 envelope's string.
     """
-    if not isinstance(body, bytes | bytearray):  # a memoryview has no count()
+    if not isinstance(body, bytes | bytearray):  # a memoryview has no count() or translate()
         body = bytes(body)
     size = len(body)
     return (
