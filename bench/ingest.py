@@ -195,7 +195,7 @@ def run_stacktrail(
     """
     before = counter(count_url)  # the fast endpoint counts across rounds
     broker_first = 0.0
-    metrics_url = f"http://{env['STACKTRAIL_METRICS_LISTEN']}/metrics"
+    metrics_urls = worker_metrics_urls(env)
     proc = subprocess.Popen(
         [str(checkout / ".venv/bin/stacktrail"), "run", "--only", "pipeline"],
         env=env,
@@ -207,7 +207,8 @@ def run_stacktrail(
         while not first:
             if counter(count_url) > before:
                 first = time.perf_counter()
-                cpu_first = cpu_seconds(proc.pid)
+                pids = [proc.pid, *child_pids(proc.pid)]  # STACKTRAIL_WORKERS' children
+                cpu_first = sum(map(cpu_seconds, pids))
                 broker_first = broker_cpu()
                 if profile is not None:  # the stream, not the start-up
                     spy = start_profile(proc.pid, profile)
@@ -219,13 +220,13 @@ def run_stacktrail(
             if proc.poll() is not None:
                 raise RuntimeError("stacktrail exited early")
             time.sleep(0.05)
-        while acked(metrics_url) < count:
+        while sum(map(acked, metrics_urls)) < count:
             if proc.poll() is not None:
                 raise RuntimeError("stacktrail exited early")
             time.sleep(0.05)
         last = time.perf_counter()
-        rss = peak_rss_mb(proc.pid)
-        cpu = cpu_seconds(proc.pid) - cpu_first
+        rss = max(map(peak_rss_mb, pids))
+        cpu = sum(map(cpu_seconds, pids)) - cpu_first
         broker = broker_cpu() - broker_first
         if spy is not None:  # the stream only: not the shutdown (seal, last uploads)
             spy.send_signal(signal.SIGINT)
@@ -242,11 +243,24 @@ def run_stacktrail(
     if profile is not None:
         print(profile_summary(profile, proc.pid))
     print(
-        f"    ({label}): {cpu / (last - first):.2f} of a core busy, "
+        f"    ({label}): {len(pids)} process(es), {cpu / (last - first):.2f} of a core busy, "
         f"{cpu / count * 1e6:.0f} CPU µs per event (the broker meanwhile: "
         f"{broker / count * 1e6:.0f} per message)"
     )
     return count / (last - first), rss
+
+
+def worker_metrics_urls(env: dict[str, str]) -> list[str]:
+    """The metrics of every pipeline process of one run: with STACKTRAIL_WORKERS=N,
+    worker k listens on the metrics port + k."""
+    host, _, port = env["STACKTRAIL_METRICS_LISTEN"].rpartition(":")
+    workers = int(env.get("STACKTRAIL_WORKERS", "1"))
+    return [f"http://{host}:{int(port) + k}/metrics" for k in range(workers)]
+
+
+def child_pids(pid: int) -> list[int]:
+    found = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True)
+    return [int(p) for p in found.stdout.split()]
 
 
 def broker_cpu() -> float:
@@ -355,28 +369,30 @@ def archive_phase(
         url, "st-both", env, count, f"{fast_url}/_count", workdir, profile, label="d"
     )
     assert counter(f"{fast_url}/_count") >= before + count
-    spooled = dir_bytes(workdir / "spool-both")
+    spooled = sum(map(dir_bytes, [workdir / "spool-both", *workdir.glob("spool-both.worker*")]))
     print(
         f"(d) stacktrail -> fast _bulk + spool: {rate_d:5.0f} events/s   (d)/(a) = "
-        f"{rate_d / baseline:.2f}   peak RSS {rss_d:.0f} MB   "
+        f"{rate_d / baseline:.2f}   peak RSS {rss_d:.0f} MB (per process)   "
         f"spool {spooled / count:.0f} bytes/event"
     )
     if not deliver:
         return
     start = time.perf_counter()
-    flushed = subprocess.run(
-        [str(ROOT / ".venv/bin/stacktrail"), "archive", "flush", "--timeout", "1200"],
-        env=env,
-        cwd=workdir,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+    objects = sent = 0
+    for spool in [workdir / "spool-both", *workdir.glob("spool-both.worker*")]:
+        flushed = subprocess.run(
+            [str(ROOT / ".venv/bin/stacktrail"), "archive", "flush", "--timeout", "1200"],
+            env=env | {"STACKTRAIL_SPOOL_DIR": str(spool), "STACKTRAIL_WORKERS": "1"},
+            cwd=workdir,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        found = re.search(r"delivered (\d+) objects \((\d+) events, (\d+) bytes\)", flushed)
+        if found is None:
+            raise RuntimeError(f"unexpected flush output: {flushed}")
+        objects, sent = objects + int(found.group(1)), sent + int(found.group(3))
     elapsed = time.perf_counter() - start
-    found = re.search(r"delivered (\d+) objects \((\d+) events, (\d+) bytes\)", flushed)
-    if found is None:
-        raise RuntimeError(f"unexpected flush output: {flushed}")
-    objects, sent = int(found.group(1)), int(found.group(3))
     print(
         f"    spool -> Swift: {objects} objects, {sent / 1e6:.1f} MB gzip in {elapsed:.1f} s: "
         f"{objects / elapsed:.1f} objects/s, {sent / 1e6 / elapsed:.2f} MB/s "

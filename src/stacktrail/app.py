@@ -54,6 +54,7 @@ from stacktrail.search.client import SearchClient
 from stacktrail.search.sink import SearchSink
 from stacktrail.telemetry.logging import describe
 from stacktrail.telemetry.probes import serve_probes
+from stacktrail.workers import Workers
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -579,6 +580,10 @@ async def run(settings: Settings, roles: set[Role], *, explicit: bool = False) -
                     ),
                     name="pipeline",
                 )
+            )
+            # the children of STACKTRAIL_WORKERS, and former workers' spools to deliver
+            tasks.append(
+                asyncio.create_task(Workers(settings, settings.workers).run(stop), name="workers")
             )
         if Role.API in roles:
             from stacktrail.api import serve

@@ -203,6 +203,15 @@ class Settings(BaseSettings):
         "are acked by one frame; then (or once such messages fill half the prefetch window) "
         "it is acked on its own. 0: at once, one frame per message.",
     )
+    workers: int = Field(
+        1,
+        ge=1,
+        le=32,
+        description="Pipeline processes `stacktrail run` keeps running on one queue (a "
+        "process keeps at most one core busy). Worker k >= 1 is a child with the spool "
+        "<spool dir>.worker<k>, the metrics port + k and, if STACKTRAIL_ARCHIVE_WORKER is "
+        "set, that name with -<k>.",
+    )
     event_loop: EventLoop = Field(
         EventLoop.UVLOOP,
         description="The event loop `stacktrail run` runs on: uvloop (libuv, faster) or "

@@ -51,11 +51,22 @@ def run(
             "admin; same as STACKTRAIL_AUTH_MODE=noauth), on a loopback address only.",
         ),
     ] = False,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers",
+            min=1,
+            max=32,
+            help="Pipeline processes on the queue: this one and N-1 children (one busy core "
+            "each; same as STACKTRAIL_WORKERS). Default: 1.",
+        ),
+    ] = None,
 ) -> None:
     """Run the service until SIGTERM or Ctrl-C.
 
     Runs the ingest pipeline (RabbitMQ -> search + archive), the config API and web UI,
-    and the scheduler, in one process.
+    and the scheduler, in one process; with --workers N, N-1 more pipeline processes
+    beside it, each with a spool of its own.
 
     On SIGTERM it stops consuming, finishes and acks what is in flight within the grace
     period (STACKTRAIL_SHUTDOWN_GRACE), and exits 0; anything not yet durable stays in
@@ -64,7 +75,10 @@ def run(
     from stacktrail.app import Role
     from stacktrail.app import run as run_app
 
-    settings = settings_or_exit(auth_mode="noauth") if local else settings_or_exit()
+    overrides: dict[str, object] = {"auth_mode": "noauth"} if local else {}
+    if workers is not None:
+        overrides["workers"] = workers
+    settings = settings_or_exit(**overrides)
     try:
         roles = {Role(part) for part in only} if only else set(Role)
     except ValueError:

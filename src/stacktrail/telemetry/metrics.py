@@ -41,6 +41,10 @@ SEARCH_STALLED = Counter(
 )
 INFLIGHT = Gauge("stacktrail_messages_in_flight", "Messages taken but not yet acked")
 AMQP_CONNECTED = Gauge("stacktrail_amqp_connected", "1 while connected to RabbitMQ")
+WORKERS_RUNNING = Gauge(
+    "stacktrail_pipeline_workers_running",
+    "Pipeline processes running: this one and its child workers (STACKTRAIL_WORKERS)",
+)
 OLDEST_UNACKED_AGE = Gauge(
     "stacktrail_oldest_unacked_seconds", "Age of the oldest consumed, not yet acked message"
 )

@@ -1,0 +1,224 @@
+"""Extra pipeline processes of one `stacktrail run` (STACKTRAIL_WORKERS).
+
+A CPython process keeps at most one core busy, so a machine with cores to spare runs
+several pipelines on one queue: competing consumers, as in the README's "Several
+workers". Worker 0 is the process that was started; worker k (1 to N-1) is a child
+`stacktrail run --only pipeline` whose settings differ only where two workers must not
+share: its spool directory (`<spool dir>.worker<k>`), its metrics listener (the port + k)
+and, when STACKTRAIL_ARCHIVE_WORKER is set, its name in object keys (`<name>-<k>`).
+
+A child dies with its parent (PR_SET_PDEATHSIG on Linux), so a killed parent leaves no
+consumer behind. One that exits on its own is restarted after a backoff (its spool's
+recovery keeps what it made durable). On stop, each child gets SIGTERM and the shutdown
+grace plus a margin to finish, then SIGKILL.
+
+A spool of a former worker (`.worker<k>` with k >= N, after the count went down) still
+holding data is delivered once at start by `stacktrail archive flush` on it, so lowering
+the count loses nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import logging
+import os
+import re
+import signal
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from stacktrail.config import ENV_PREFIX, Settings
+from stacktrail.domain.backoff import Backoff
+from stacktrail.telemetry import metrics
+
+log = logging.getLogger(__name__)
+
+STOP_MARGIN = 15.0  # seconds beyond the shutdown grace a child gets before SIGKILL
+STEADY_AFTER = 60.0  # a child that ran this long restarts after the shortest delay again
+RESTART_FIRST, RESTART_CAP = 1.0, 60.0
+FLUSH_TIMEOUT = 300.0  # seconds the flush of a former worker's spool may take
+_SUFFIX = re.compile(r"\.worker(\d+)$")
+_PR_SET_PDEATHSIG = 1
+
+Command = Sequence[str]
+PIPELINE_COMMAND: Command = (sys.executable, "-m", "stacktrail.cli", "run", "--only", "pipeline")
+FLUSH_COMMAND: Command = (sys.executable, "-m", "stacktrail.cli", "archive", "flush")
+
+
+def worker_spool(spool_dir: Path, k: int) -> Path:
+    """The spool directory of worker `k` (0: the given one)."""
+    return spool_dir if k == 0 else spool_dir.with_name(f"{spool_dir.name}.worker{k}")
+
+
+def worker_env(settings: Settings, k: int) -> dict[str, str]:
+    """The settings worker `k` (k >= 1) gets on top of the parent's environment."""
+    env = {
+        f"{ENV_PREFIX}WORKERS": "1",
+        f"{ENV_PREFIX}SPOOL_DIR": str(worker_spool(Path(settings.spool_dir), k)),
+        f"{ENV_PREFIX}METRICS_LISTEN": f"{settings.metrics_host}:{settings.metrics_port + k}",
+    }
+    if settings.archive_worker:
+        env[f"{ENV_PREFIX}ARCHIVE_WORKER"] = f"{settings.archive_worker}-{k}"
+    return env
+
+
+def former_spools(spool_dir: Path, count: int) -> list[Path]:
+    """Spools of workers beyond `count` that still hold data (files not starting with
+    a dot: the lock and the seen ids alone are nothing to deliver)."""
+    parent = spool_dir.parent
+    if not parent.is_dir():
+        return []
+    found = []
+    for path in sorted(parent.glob(f"{spool_dir.name}.worker*")):
+        match = _SUFFIX.search(path.name)
+        if match is None or int(match.group(1)) < count or not path.is_dir():
+            continue
+        if any(not entry.name.startswith(".") for entry in path.iterdir()):
+            found.append(path)
+    return found
+
+
+def _die_with_parent() -> Callable[[], None] | None:
+    """A pre-exec hook that has the child sent SIGTERM when its parent dies (Linux)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    prctl = ctypes.CDLL(None, use_errno=True).prctl  # looked up before the fork
+
+    def hook() -> None:
+        prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+    return hook
+
+
+class Workers:
+    """Keeps workers 1 to `count - 1` running until `stop` is set."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        count: int,
+        *,
+        command: Command = PIPELINE_COMMAND,
+        flush_command: Command = FLUSH_COMMAND,
+    ) -> None:
+        self._settings = settings
+        self._count = count
+        self._command = list(command)
+        self._flush_command = list(flush_command)
+        self._grace = settings.shutdown_grace.total_seconds() + STOP_MARGIN
+        self._pids: dict[int, int] = {}
+        metrics.WORKERS_RUNNING.set_function(lambda: 1 + len(self._pids))
+
+    @property
+    def pids(self) -> dict[int, int]:
+        """Worker number -> pid of the children running now."""
+        return dict(self._pids)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        if self._count > 1:
+            log.info(
+                "running %d pipeline workers: this process and %d child process(es)",
+                self._count,
+                self._count - 1,
+            )
+        tasks = [asyncio.create_task(self._keep(k, stop)) for k in range(1, self._count)]
+        tasks.append(asyncio.create_task(self._flush_former(stop)))
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _env(self, extra: dict[str, str]) -> dict[str, str]:
+        return {**os.environ, **extra}
+
+    async def _keep(self, k: int, stop: asyncio.Event) -> None:
+        backoff = Backoff(first=RESTART_FIRST, cap=RESTART_CAP)
+        spool = worker_spool(Path(self._settings.spool_dir), k)
+        while not stop.is_set():
+            proc = await asyncio.create_subprocess_exec(
+                *self._command,
+                env=self._env(worker_env(self._settings, k)),
+                preexec_fn=_die_with_parent(),
+            )
+            self._pids[k] = proc.pid
+            log.info("worker %d started (pid %d, spool %s)", k, proc.pid, spool)
+            started = time.monotonic()
+            try:
+                code = await _wait_or_stop(proc, stop, self._grace)
+            finally:
+                if proc.returncode is None:  # cancelled: nobody may be left consuming
+                    with contextlib.suppress(ProcessLookupError):
+                        proc.kill()
+                self._pids.pop(k, None)
+            if stop.is_set():
+                log.info("worker %d stopped (exit status %s)", k, code)
+                return
+            if time.monotonic() - started >= STEADY_AFTER:
+                backoff.reset()
+            delay = backoff.next_delay()
+            log.error(
+                "worker %d (pid %d) exited unexpectedly with status %s; restarting it in %.1f s "
+                "(its spool keeps what it made durable)",
+                k,
+                proc.pid,
+                code,
+                delay,
+            )
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(delay):
+                    await stop.wait()
+
+    async def _flush_former(self, stop: asyncio.Event) -> None:
+        for spool in former_spools(Path(self._settings.spool_dir), self._count):
+            if stop.is_set():
+                return
+            log.warning(
+                "spool %s of a former worker holds undelivered data: delivering it now", spool
+            )
+            proc = await asyncio.create_subprocess_exec(
+                *self._flush_command,
+                "--timeout",
+                f"{FLUSH_TIMEOUT:g}",
+                env=self._env({f"{ENV_PREFIX}WORKERS": "1", f"{ENV_PREFIX}SPOOL_DIR": str(spool)}),
+                stdout=asyncio.subprocess.DEVNULL,
+                preexec_fn=_die_with_parent(),
+            )
+            code = await _wait_or_stop(proc, stop, self._grace)
+            if code != 0:
+                log.warning(
+                    "spool %s of a former worker was not delivered (exit status %s); it stays "
+                    "on disk: STACKTRAIL_SPOOL_DIR=%s stacktrail archive flush",
+                    spool,
+                    code,
+                    spool,
+                )
+
+
+async def _wait_or_stop(
+    proc: asyncio.subprocess.Process, stop: asyncio.Event, grace: float
+) -> int | None:
+    """The child's exit status; when `stop` is set first, SIGTERM, then after `grace`
+    seconds SIGKILL."""
+    exited = asyncio.ensure_future(proc.wait())
+    stopping = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({exited, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopping.cancel()
+    if not exited.done():
+        with contextlib.suppress(ProcessLookupError):
+            proc.send_signal(signal.SIGTERM)
+        try:
+            async with asyncio.timeout(grace):
+                await asyncio.shield(exited)
+        except TimeoutError:
+            log.warning("child pid %d did not stop within %.0f s: killed", proc.pid, grace)
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+    return await exited

@@ -1,0 +1,239 @@
+"""`stacktrail run --workers N`: one command, N pipeline processes on one queue.
+
+Real RabbitMQ (own queue), an SQLite config store, the file store as the archive. The
+settings each child derives, the children sharing the queue without loss or duplicate,
+a child that dies being restarted, SIGTERM stopping all of them, a killed parent taking
+its children with it, and the spool of a former worker being delivered at start.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import orjson
+import pytest
+
+from stacktrail.archive.spool import SegmentSpec, Spool
+from stacktrail.config import load_settings
+from stacktrail.domain.trail import ArchiveFormat, WriteMode
+from stacktrail.workers import former_spools, worker_env, worker_spool
+from tests.support.broker import publish, queue_depth
+from tests.support.cadf_factory import make_notification
+from tests.support.faults import archived_ids, duplicates
+from tests.support.polling import eventually
+from tests.test_app_workers import KEY_WORKER, free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+STACKTRAIL = [sys.executable, "-m", "stacktrail.cli"]
+
+
+def test_each_worker_gets_its_own_spool_port_and_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STACKTRAIL_SPOOL_DIR", "/srv/stacktrail/spool")
+    monkeypatch.setenv("STACKTRAIL_METRICS_LISTEN", "0.0.0.0:9180")
+    settings = load_settings()
+    assert worker_spool(Path("/srv/stacktrail/spool"), 0) == Path("/srv/stacktrail/spool")
+    assert worker_env(settings, 2) == {
+        "STACKTRAIL_WORKERS": "1",  # a child never starts children of its own
+        "STACKTRAIL_SPOOL_DIR": "/srv/stacktrail/spool.worker2",
+        "STACKTRAIL_METRICS_LISTEN": "0.0.0.0:9182",
+    }
+    monkeypatch.setenv("STACKTRAIL_ARCHIVE_WORKER", "ingest-a")
+    assert worker_env(load_settings(), 1)["STACKTRAIL_ARCHIVE_WORKER"] == "ingest-a-1"
+
+
+def test_former_spools_are_those_beyond_the_count_that_hold_data(tmp_path: Path) -> None:
+    spool = tmp_path / "spool"
+    for name, files in {
+        "spool.worker1": ["0001.journal"],  # still a worker with --workers 2
+        "spool.worker2": ["0002.journal"],
+        "spool.worker3": [".lock", ".seen.0"],  # nothing to deliver
+        "spool.workerX": ["0003.journal"],  # not a worker's name
+        "other.worker4": ["0004.journal"],
+    }.items():
+        (tmp_path / name).mkdir()
+        for file in files:
+            (tmp_path / name / file).write_bytes(b"x")
+    assert former_spools(spool, 2) == [tmp_path / "spool.worker2"]
+    assert former_spools(spool, 1) == [tmp_path / "spool.worker1", tmp_path / "spool.worker2"]
+    assert former_spools(tmp_path / "missing" / "spool", 1) == []
+
+
+def _env(amqp_url: str, queue: str, tmp_path: Path, metrics: str) -> dict[str, str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("STACKTRAIL_", "OS_"))}
+    return base | {
+        "PYTHONPATH": str(ROOT / "src"),
+        "STACKTRAIL_AMQP_URL": amqp_url,
+        "STACKTRAIL_AMQP_QUEUE": queue,
+        "STACKTRAIL_AMQP_DEAD_LETTER_EXCHANGE": f"{queue}.dead",
+        "STACKTRAIL_AMQP_BINDINGS": "nova:notifications.#",
+        "STACKTRAIL_AMQP_PREFETCH": "100",
+        "STACKTRAIL_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/config.db",
+        "STACKTRAIL_ARCHIVE_STORE": "file",
+        "STACKTRAIL_ARCHIVE_DIR": str(tmp_path / "archive"),
+        "STACKTRAIL_ARCHIVE_INTERVAL": "2s",
+        "STACKTRAIL_SPOOL_DIR": str(tmp_path / "spool"),
+        "STACKTRAIL_METRICS_LISTEN": metrics,
+        "STACKTRAIL_SHUTDOWN_GRACE": "20s",
+        "STACKTRAIL_LOG_LEVEL": "INFO",
+    }
+
+
+class Run:
+    """`stacktrail run --only pipeline --workers N`, its output in a file."""
+
+    def __init__(self, env: dict[str, str], workers: int, log: Path) -> None:
+        self.log = log
+        with log.open("ab") as out:
+            self.proc = subprocess.Popen(
+                [*STACKTRAIL, "run", "--only", "pipeline", "--workers", str(workers)],
+                env=env,
+                cwd=log.parent,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+
+    def text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def children(self) -> dict[int, int]:
+        """Worker number -> pid, as the last "started" line of each says."""
+        found = re.findall(r"worker (\d+) started \(pid (\d+)", self.text())
+        return {int(k): int(pid) for k, pid in found}
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        for pid in self.children().values():
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # a zombie (not yet reaped) is dead for our purpose
+    with open(f"/proc/{pid}/stat") as stat:
+        return stat.read().split(")")[-1].split()[0] != "Z"
+
+
+def _acked(port: int) -> float:
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    match = re.search(r"^stacktrail_messages_acked_total (\S+)$", text, re.M)
+    return float(match.group(1)) if match else 0.0
+
+
+async def test_workers_share_the_queue_restart_and_stop_together(
+    amqp_url: str, tmp_path: Path
+) -> None:
+    queue = f"st-nworkers-{uuid.uuid4().hex[:8]}"
+    port = free_port()
+    run = Run(_env(amqp_url, queue, tmp_path, f"127.0.0.1:{port}"), 2, tmp_path / "run.log")
+    try:
+        await eventually(lambda: run.text().count("consuming ") == 2, within=90, every=0.2)
+        assert set(run.children()) == {1}
+        assert (tmp_path / "spool.worker1" / ".lock").exists()
+        now = datetime.now(UTC)
+        ids = [f"nworkers-{i}-{uuid.uuid4().hex[:8]}" for i in range(3000)]
+        projects = [uuid.UUID(int=i + 1).hex for i in range(10)]
+        await publish(
+            amqp_url,
+            [
+                make_notification(event_id=e, initiator_project=projects[i % 10], event_time=now)
+                for i, e in enumerate(ids)
+            ],
+        )
+
+        async def drained() -> bool:
+            return await queue_depth(amqp_url, queue) == 0
+
+        await eventually(drained, within=120, every=0.2)
+        # both took a share, each counted on its own metrics port
+        assert _acked(port) > 0
+        assert _acked(port + 1) > 0
+        assert _acked(port) + _acked(port + 1) >= len(ids)
+
+        # a child that dies is started again, on its spool
+        first = run.children()[1]
+        os.kill(first, signal.SIGKILL)
+        await eventually(lambda: run.children()[1] != first, within=30, every=0.2)
+        assert f"worker 1 (pid {first}) exited unexpectedly with status -9" in run.text()
+        await eventually(lambda: run.text().count("consuming ") == 3, within=90, every=0.2)
+
+        # SIGTERM to the parent stops every worker, each after finishing its work
+        second = run.children()[1]
+        run.proc.send_signal(signal.SIGTERM)
+        assert run.proc.wait(timeout=90) == 0
+        assert not _alive(second)
+        assert "worker 1 stopped (exit status 0)" in run.text()
+    finally:
+        run.close()
+
+    copies = archived_ids(tmp_path / "archive")
+    assert [i for i in ids if i not in copies] == [], "events lost"
+    assert duplicates(copies) == (0, 0)
+    keys = [p for p in (tmp_path / "archive").rglob("*.json.gz") if "/digests/" not in str(p)]
+    names = {m["worker"] for p in keys if (m := KEY_WORKER.search(p.name))}
+    assert len(names) == 2, f"object keys should name both workers: {sorted(names)}"
+
+
+async def test_a_killed_parent_takes_its_workers_with_it(amqp_url: str, tmp_path: Path) -> None:
+    queue = f"st-orphan-{uuid.uuid4().hex[:8]}"
+    run = Run(_env(amqp_url, queue, tmp_path, f"127.0.0.1:{free_port()}"), 3, tmp_path / "r.log")
+    try:
+        await eventually(lambda: run.text().count("consuming ") == 3, within=90, every=0.2)
+        pids = list(run.children().values())
+        assert len(pids) == 2
+        run.proc.kill()
+        run.proc.wait()
+        await eventually(lambda: not any(_alive(p) for p in pids), within=60, every=0.2)
+    finally:
+        run.close()
+
+
+async def test_the_spool_of_a_former_worker_is_delivered_at_start(
+    amqp_url: str, tmp_path: Path
+) -> None:
+    """--workers went from 2 to 1: what worker 1 left spooled still reaches the store."""
+    day = datetime.now(UTC) - timedelta(hours=1)
+    spool = Spool(tmp_path / "spool.worker1", segment_max_bytes=1 << 20, max_bytes=1 << 26)
+    spool.open()
+    spec = SegmentSpec(
+        project_id=uuid.UUID(int=7).hex,
+        day=day.date().isoformat(),
+        container="audit",
+        prefix="",
+        format=ArchiveFormat.JSON,
+        regions=("RegionOne",),
+        write_mode=WriteMode.RESELLER,
+        retention_days=30,
+        interval=3600.0,
+    )
+    ids = [f"former-{i}" for i in range(5)]
+    spool.write([(spec, orjson.dumps({"id": e, "eventTime": day.isoformat()})) for e in ids])
+    spool.close()
+
+    queue = f"st-former-{uuid.uuid4().hex[:8]}"
+    run = Run(_env(amqp_url, queue, tmp_path, f"127.0.0.1:{free_port()}"), 1, tmp_path / "f.log")
+    try:
+        await eventually(
+            lambda: set(ids) <= set(archived_ids(tmp_path / "archive")), within=90, every=0.5
+        )
+        assert "spool.worker1 of a former worker holds undelivered data" in run.text()
+        await eventually(lambda: former_spools(tmp_path / "spool", 1) == [], within=30)
+        assert run.children() == {}  # one worker: no child
+        run.proc.send_signal(signal.SIGTERM)
+        assert run.proc.wait(timeout=60) == 0
+    finally:
+        run.close()
+    assert duplicates(archived_ids(tmp_path / "archive")) == (0, 0)
