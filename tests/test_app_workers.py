@@ -11,7 +11,6 @@ when it stops, the other takes over.
 from __future__ import annotations
 
 import os
-import re
 import signal
 import socket
 import subprocess
@@ -27,12 +26,11 @@ from stacktrail.db import engine as db
 from tests.support.broker import publish, queue_depth
 from tests.support.cadf_factory import make_notification
 from tests.support.config_store import create_postgres_database, drop_postgres_database
-from tests.support.faults import archived_ids, duplicates
+from tests.support.faults import archived_ids, duplicates, key_workers
 from tests.support.polling import eventually
 
 ROOT = Path(__file__).resolve().parent.parent
 STACKTRAIL = [sys.executable, "-m", "stacktrail.cli"]
-KEY_WORKER = re.compile(r"_\d{8}T\d{4}Z_(?P<worker>[a-z0-9-]+)_[^_/]+\.json\.gz$")
 
 
 def free_port() -> int:
@@ -140,9 +138,7 @@ async def test_two_workers_share_a_queue_without_loss_duplicates_or_overwrites(
     assert [i for i in ids if i not in copies] == [], "events lost"
     assert duplicates(copies) == (0, 0)
     assert sum(copies.values()) == len(ids)
-    keys = [p for p in archive.rglob("*.json.gz") if "/digests/" not in str(p)]
-    names = {m["worker"] for p in keys if (m := KEY_WORKER.search(p.name))}
+    names = key_workers(archive)
     assert len(names) == 2, f"object keys should name both workers: {sorted(names)}"
-    assert all(KEY_WORKER.search(p.name) for p in keys)
     for worker in workers:
         assert "pipeline stopped (0 messages left unacked" in worker.text()

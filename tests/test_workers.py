@@ -27,9 +27,9 @@ from stacktrail.domain.trail import ArchiveFormat, WriteMode
 from stacktrail.workers import former_spools, worker_env, worker_spool
 from tests.support.broker import publish, queue_depth
 from tests.support.cadf_factory import make_notification
-from tests.support.faults import archived_ids, duplicates
+from tests.support.faults import archived_ids, duplicates, key_workers
 from tests.support.polling import eventually
-from tests.test_app_workers import KEY_WORKER, free_port
+from tests.support.tcpproxy import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 STACKTRAIL = [sys.executable, "-m", "stacktrail.cli"]
@@ -91,6 +91,7 @@ class Run:
 
     def __init__(self, env: dict[str, str], workers: int, log: Path) -> None:
         self.log = log
+        self.env = env
         with log.open("ab") as out:
             self.proc = subprocess.Popen(
                 [*STACKTRAIL, "run", "--only", "pipeline", "--workers", str(workers)],
@@ -170,6 +171,18 @@ async def test_workers_share_the_queue_restart_and_stop_together(
         assert f"worker 1 (pid {first}) exited unexpectedly with status -9" in run.text()
         await eventually(lambda: run.text().count("consuming ") == 3, within=90, every=0.2)
 
+        # `stacktrail archive flush` reaches every worker's spool through the parent
+        flushed = subprocess.run(
+            [*STACKTRAIL, "archive", "flush"],
+            env=run.env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert f"(pid {run.proc.pid}) was asked to flush now" in flushed.stdout, flushed
+        await eventually(lambda: run.text().count("archive flush: delivered") == 2, within=30)
+
         # SIGTERM to the parent stops every worker, each after finishing its work
         second = run.children()[1]
         run.proc.send_signal(signal.SIGTERM)
@@ -182,8 +195,7 @@ async def test_workers_share_the_queue_restart_and_stop_together(
     copies = archived_ids(tmp_path / "archive")
     assert [i for i in ids if i not in copies] == [], "events lost"
     assert duplicates(copies) == (0, 0)
-    keys = [p for p in (tmp_path / "archive").rglob("*.json.gz") if "/digests/" not in str(p)]
-    names = {m["worker"] for p in keys if (m := KEY_WORKER.search(p.name))}
+    names = key_workers(tmp_path / "archive")
     assert len(names) == 2, f"object keys should name both workers: {sorted(names)}"
 
 

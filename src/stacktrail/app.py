@@ -96,8 +96,9 @@ def install_signal_handlers(stop: asyncio.Event) -> None:
         loop.add_signal_handler(sig, stop.set)
 
 
-def install_flush_handler(services: Services) -> None:
-    """SIGUSR1 (sent by `stacktrail archive flush`): seal and deliver the spool now."""
+def install_flush_handler(services: Services, workers: Workers | None = None) -> None:
+    """SIGUSR1 (sent by `stacktrail archive flush`): seal and deliver the spool now, and
+    have the child `workers` do the same with theirs."""
     loop = asyncio.get_running_loop()
 
     async def flush() -> None:
@@ -111,6 +112,8 @@ def install_flush_handler(services: Services) -> None:
     def on_signal() -> None:
         task = loop.create_task(flush(), name="archive-flush")
         services.background.append(task)
+        if workers is not None:
+            workers.signal(signal.SIGUSR1)
 
     loop.add_signal_handler(signal.SIGUSR1, on_signal)
 
@@ -562,7 +565,9 @@ async def run(settings: Settings, roles: set[Role], *, explicit: bool = False) -
         log.info("stopping during start-up: the config store was not open yet")
         return
     services = opening.result()
-    install_flush_handler(services)
+    # the children of STACKTRAIL_WORKERS, and former workers' spools to deliver
+    workers = Workers(settings, settings.workers) if Role.PIPELINE in roles else None
+    install_flush_handler(services, workers)
     tasks: list[asyncio.Task[None]] = []
     try:
         if Role.PIPELINE in roles:
@@ -581,10 +586,8 @@ async def run(settings: Settings, roles: set[Role], *, explicit: bool = False) -
                     name="pipeline",
                 )
             )
-            # the children of STACKTRAIL_WORKERS, and former workers' spools to deliver
-            tasks.append(
-                asyncio.create_task(Workers(settings, settings.workers).run(stop), name="workers")
-            )
+        if workers is not None:
+            tasks.append(asyncio.create_task(workers.run(stop), name="workers"))
         if Role.API in roles:
             from stacktrail.api import serve
 

@@ -10,7 +10,8 @@ and, when STACKTRAIL_ARCHIVE_WORKER is set, its name in object keys (`<name>-<k>
 A child dies with its parent (PR_SET_PDEATHSIG on Linux), so a killed parent leaves no
 consumer behind. One that exits on its own is restarted after a backoff (its spool's
 recovery keeps what it made durable). On stop, each child gets SIGTERM and the shutdown
-grace plus a margin to finish, then SIGKILL.
+grace plus a margin to finish, then SIGKILL. SIGUSR1 (`stacktrail archive flush`) is
+passed on, so every worker's spool is delivered.
 
 A spool of a former worker (`.worker<k>` with k >= N, after the count went down) still
 holding data is delivered once at start by `stacktrail archive flush` on it, so lowering
@@ -133,6 +134,12 @@ class Workers:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+
+    def signal(self, sig: int) -> None:
+        """Send `sig` to every child running now (SIGUSR1: flush their spools too)."""
+        for pid in self._pids.values():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
 
     def _env(self, extra: dict[str, str]) -> dict[str, str]:
         return {**os.environ, **extra}

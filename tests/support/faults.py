@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -29,3 +30,16 @@ def duplicates(copies: Counter[str]) -> tuple[int, int]:
     """(ids held more than once, extra copies)."""
     extra = [n - 1 for n in copies.values() if n > 1]
     return len(extra), sum(extra)
+
+
+# an archive object's key ends with its seal stamp, the worker that wrote it and a nonce
+KEY_WORKER = re.compile(r"_\d{8}T\d{4}Z_(?P<worker>[a-z0-9-]+)_[^_/]+\.json\.gz$")
+
+
+def key_workers(archive_dir: Path) -> set[str]:
+    """The worker names in the keys of the file store's event objects (not digests);
+    raises AssertionError on a key without one."""
+    keys = [p for p in Path(archive_dir).rglob("*.json.gz") if "/digests/" not in str(p)]
+    found = [KEY_WORKER.search(p.name) for p in keys]
+    assert all(found), [p.name for p, m in zip(keys, found, strict=True) if m is None]
+    return {m["worker"] for m in found if m}
