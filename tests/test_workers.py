@@ -21,14 +21,14 @@ import httpx
 import orjson
 import pytest
 
-from stacktrail.archive.spool import SegmentSpec, Spool
+from stacktrail.archive.spool import Spool
 from stacktrail.config import load_settings
-from stacktrail.domain.trail import ArchiveFormat, WriteMode
 from stacktrail.workers import former_spools, worker_env, worker_spool
 from tests.support.broker import publish, queue_depth
 from tests.support.cadf_factory import make_notification
 from tests.support.faults import archived_ids, duplicates, key_workers
 from tests.support.polling import eventually
+from tests.support.segments import segment_spec
 from tests.support.tcpproxy import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -220,17 +220,7 @@ async def test_the_spool_of_a_former_worker_is_delivered_at_start(
     day = datetime.now(UTC) - timedelta(hours=1)
     spool = Spool(tmp_path / "spool.worker1", segment_max_bytes=1 << 20, max_bytes=1 << 26)
     spool.open()
-    spec = SegmentSpec(
-        project_id=uuid.UUID(int=7).hex,
-        day=day.date().isoformat(),
-        container="audit",
-        prefix="",
-        format=ArchiveFormat.JSON,
-        regions=("RegionOne",),
-        write_mode=WriteMode.RESELLER,
-        retention_days=30,
-        interval=3600.0,
-    )
+    spec = segment_spec(uuid.UUID(int=7).hex, day.date().isoformat(), interval=3600.0)
     ids = [f"former-{i}" for i in range(5)]
     spool.write([(spec, orjson.dumps({"id": e, "eventTime": day.isoformat()})) for e in ids])
     spool.close()

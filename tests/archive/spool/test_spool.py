@@ -3,31 +3,15 @@
 from __future__ import annotations
 
 import os
-from dataclasses import replace
 from pathlib import Path
 
 import orjson
 import pytest
 
-from stacktrail.archive.spool import Segment, SegmentSpec, Spool, SpoolLockedError
+from stacktrail.archive.spool import Segment, Spool, SpoolLockedError
 from stacktrail.archive.spool.framing import FRAME_OVERHEAD, MAGIC, frame
 from stacktrail.archive.spool.segment import parse_sealed
-from stacktrail.domain.trail import ArchiveFormat, WriteMode
-
-
-def spec(project: str = "p1", day: str = "2024-05-17", **changes: object) -> SegmentSpec:
-    base = SegmentSpec(
-        project_id=project,
-        day=day,
-        container="audit",
-        prefix="",
-        format=ArchiveFormat.JSON,
-        regions=("RegionOne",),
-        write_mode=WriteMode.RESELLER,
-        retention_days=30,
-        interval=900.0,
-    )
-    return replace(base, **changes)  # type: ignore[arg-type]
+from tests.support.segments import segment_spec as spec
 
 
 def payload(n: int) -> bytes:
