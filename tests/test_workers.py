@@ -16,6 +16,7 @@ import sys
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import orjson
@@ -42,6 +43,7 @@ def test_each_worker_gets_its_own_spool_port_and_name(monkeypatch: pytest.Monkey
     assert worker_spool(Path("/srv/stacktrail/spool"), 0) == Path("/srv/stacktrail/spool")
     assert worker_env(settings, 2) == {
         "STACKTRAIL_WORKERS": "1",  # a child never starts children of its own
+        "STACKTRAIL_WORKER_NUMBER": "2",  # its log lines say `worker 2`
         "STACKTRAIL_SPOOL_DIR": "/srv/stacktrail/spool.worker2",
         "STACKTRAIL_METRICS_LISTEN": "0.0.0.0:9182",
     }
@@ -128,6 +130,11 @@ def _alive(pid: int) -> bool:
         return stat.read().split(")")[-1].split()[0] != "Z"
 
 
+def _ready(port: int) -> tuple[int, dict[str, Any]]:
+    response = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=10)
+    return response.status_code, response.json()
+
+
 def _acked(port: int) -> float:
     text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
     match = re.search(r"^stacktrail_messages_acked_total (\S+)$", text, re.M)
@@ -144,6 +151,10 @@ async def test_workers_share_the_queue_restart_and_stop_together(
         await eventually(lambda: run.text().count("consuming ") == 2, within=90, every=0.2)
         assert set(run.children()) == {1}
         assert (tmp_path / "spool.worker1" / ".lock").exists()
+        # the parent is ready once its child is; the child's lines say who wrote them
+        await eventually(lambda: _ready(port)[0] == 200, within=30, every=0.2)
+        assert _ready(port)[1]["checks"]["workers"] == "ok"
+        assert re.search(r"INFO +worker 1 stacktrail\.ingest\.\S+: consuming ", run.text())
         now = datetime.now(UTC)
         ids = [f"nworkers-{i}-{uuid.uuid4().hex[:8]}" for i in range(3000)]
         projects = [uuid.UUID(int=i + 1).hex for i in range(10)]
@@ -167,6 +178,9 @@ async def test_workers_share_the_queue_restart_and_stop_together(
         # a child that dies is started again, on its spool
         first = run.children()[1]
         os.kill(first, signal.SIGKILL)
+        # until it is back, the parent says it is not ready, and why
+        await eventually(lambda: _ready(port)[0] == 503, within=10, every=0.05)
+        assert _ready(port)[1]["checks"]["workers"].startswith("failed: worker 1 ")
         await eventually(lambda: run.children()[1] != first, within=30, every=0.2)
         assert f"worker 1 (pid {first}) exited unexpectedly with status -9" in run.text()
         await eventually(lambda: run.text().count("consuming ") == 3, within=90, every=0.2)

@@ -30,7 +30,7 @@ from stacktrail.archive.after_others import AfterOtherSinks
 from stacktrail.archive.sink import ArchiveSink
 from stacktrail.archive.stores import ObjectStore, open_store
 from stacktrail.archive.uploader import FlushSummary
-from stacktrail.config import AuthMode, Settings
+from stacktrail.config import AuthMode, Settings, reachable_host
 from stacktrail.db import engine as db
 from stacktrail.db.ledger import SqlLedger
 from stacktrail.db.reload import StoreTrails
@@ -158,6 +158,7 @@ class Services:
     publisher: EventPublisher
     archive: ArchiveSink | None = None
     source: AmqpSource | None = None
+    workers: Workers | None = None  # the child pipeline workers this process keeps
     background: list[asyncio.Task[Any]] = field(default_factory=list)
     closing: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
@@ -387,6 +388,8 @@ def _readiness(services: Services) -> dict[str, Callable[[], Awaitable[bool]]]:
         return True
 
     checks["archive"] = archive
+    if settings.workers > 1 and services.workers is not None:
+        checks["workers"] = services.workers.ready
     if settings.search_enabled:
 
         async def search() -> bool:
@@ -529,10 +532,7 @@ def build_api(services: Services) -> Any:
 
 def ui_url(settings: Settings) -> str:
     """The address to open the UI at (a wildcard listen address is opened as localhost)."""
-    host = settings.api_host
-    if host in ("0.0.0.0", "::", "[::]", ""):
-        host = "127.0.0.1"
-    return f"http://{host}:{settings.api_port}/"
+    return f"http://{reachable_host(settings.api_host)}:{settings.api_port}/"
 
 
 def api_unavailable(settings: Settings) -> str | None:
@@ -567,6 +567,7 @@ async def run(settings: Settings, roles: set[Role], *, explicit: bool = False) -
     services = opening.result()
     # the children of STACKTRAIL_WORKERS, and former workers' spools to deliver
     workers = Workers(settings, settings.workers) if Role.PIPELINE in roles else None
+    services.workers = workers
     install_flush_handler(services, workers)
     tasks: list[asyncio.Task[None]] = []
     try:

@@ -137,6 +137,11 @@ class SettingsError(Exception):
     """Settings could not be loaded; the message is meant for the operator."""
 
 
+def reachable_host(host: str) -> str:
+    """A listen address as one connects to it here: a wildcard is reached as localhost."""
+    return "127.0.0.1" if host in ("0.0.0.0", "::", "[::]", "") else host
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
@@ -211,6 +216,13 @@ class Settings(BaseSettings):
         "process keeps at most one core busy). Worker k >= 1 is a child with the spool "
         "<spool dir>.worker<k>, the metrics port + k and, if STACKTRAIL_ARCHIVE_WORKER is "
         "set, that name with -<k>.",
+    )
+    worker_number: int = Field(
+        0,
+        ge=0,
+        le=31,
+        description="Which pipeline worker this process is: 0 for the process that was "
+        "started, k for its child k (the parent sets it; log lines of a child say `worker k`).",
     )
     event_loop: EventLoop = Field(
         EventLoop.UVLOOP,

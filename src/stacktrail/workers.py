@@ -11,7 +11,8 @@ A child dies with its parent (PR_SET_PDEATHSIG on Linux), so a killed parent lea
 consumer behind. One that exits on its own is restarted after a backoff (its spool's
 recovery keeps what it made durable). On stop, each child gets SIGTERM and the shutdown
 grace plus a margin to finish, then SIGKILL. SIGUSR1 (`stacktrail archive flush`) is
-passed on, so every worker's spool is delivered.
+passed on, so every worker's spool is delivered. The parent is ready (/readyz) only while
+every child runs and its own /readyz says ready.
 
 A spool of a former worker (`.worker<k>` with k >= N, after the count went down) still
 holding data is delivered once at start by `stacktrail archive flush` on it, so lowering
@@ -32,9 +33,12 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from stacktrail.config import ENV_PREFIX, Settings
+import httpx
+
+from stacktrail.config import ENV_PREFIX, Settings, reachable_host
 from stacktrail.domain.backoff import Backoff
 from stacktrail.telemetry import metrics
+from stacktrail.telemetry.logging import describe
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +46,7 @@ STOP_MARGIN = 15.0  # seconds beyond the shutdown grace a child gets before SIGK
 STEADY_AFTER = 60.0  # a child that ran this long restarts after the shortest delay again
 RESTART_FIRST, RESTART_CAP = 1.0, 60.0
 FLUSH_TIMEOUT = 300.0  # seconds the flush of a former worker's spool may take
+READY_TIMEOUT = 2.0  # seconds a child's /readyz may take (the parent's check has 5)
 _SUFFIX = re.compile(r"\.worker(\d+)$")
 _PR_SET_PDEATHSIG = 1
 
@@ -59,6 +64,7 @@ def worker_env(settings: Settings, k: int) -> dict[str, str]:
     """The settings worker `k` (k >= 1) gets on top of the parent's environment."""
     env = {
         f"{ENV_PREFIX}WORKERS": "1",
+        f"{ENV_PREFIX}WORKER_NUMBER": str(k),
         f"{ENV_PREFIX}SPOOL_DIR": str(worker_spool(Path(settings.spool_dir), k)),
         f"{ENV_PREFIX}METRICS_LISTEN": f"{settings.metrics_host}:{settings.metrics_port + k}",
     }
@@ -134,6 +140,28 @@ class Workers:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def ready(self) -> bool:
+        """Every child runs and its /readyz (on the metrics port + k) says ready; raises
+        saying which one is not."""
+        missing = [str(k) for k in range(1, self._count) if k not in self._pids]
+        if missing:
+            raise RuntimeError(f"worker {', '.join(missing)} not running (restarting)")
+        host = reachable_host(self._settings.metrics_host)
+        port = self._settings.metrics_port
+        async with httpx.AsyncClient(timeout=READY_TIMEOUT) as client:
+            for k in range(1, self._count):
+                try:
+                    response = await client.get(f"http://{host}:{port + k}/readyz")
+                except httpx.HTTPError as exc:
+                    raise RuntimeError(
+                        f"worker {k} does not answer /readyz: {describe(exc)}"
+                    ) from None
+                if response.status_code != 200:
+                    checks = response.json().get("checks", {})
+                    failed = ", ".join(f"{n}: {r}" for n, r in checks.items() if r != "ok")
+                    raise RuntimeError(f"worker {k} not ready: {failed or response.status_code}")
+        return True
 
     def signal(self, sig: int) -> None:
         """Send `sig` to every child running now (SIGUSR1: flush their spools too)."""

@@ -82,3 +82,19 @@ def test_ignored_event_types_are_bounded_labels(monkeypatch: pytest.MonkeyPatch)
 
     assert [value(f"bounded.test.{i}") for i in range(5)] == [1, 1, 1, 0, 0]
     assert value("(other)") >= 3
+
+
+def test_a_child_workers_lines_say_which_worker(monkeypatch: pytest.MonkeyPatch) -> None:
+    # child workers share the parent's stderr: each line names its writer
+    out = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", out)
+    setup_logging("INFO", worker=2)
+    logging.getLogger("stacktrail.test").info("from a child")
+    setup_logging("INFO", "json", worker=2)
+    logging.getLogger("stacktrail.test").info("from a child")
+    setup_logging("INFO")
+    logging.getLogger("stacktrail.test").info("from the parent")
+    text, json_line, parent = out.getvalue().splitlines()
+    assert " worker 2 stacktrail.test: from a child" in text
+    assert orjson.loads(json_line)["worker"] == 2
+    assert "worker" not in parent

@@ -21,7 +21,7 @@ def settings_or_exit(**overrides: Any) -> Settings:
     except SettingsError as exc:
         typer.echo(f"stacktrail: {exc}", err=True)
         raise typer.Exit(2) from None
-    setup_logging(settings.log_level, settings.log_format)
+    setup_logging(settings.log_level, settings.log_format, worker=settings.worker_number)
     return settings
 
 

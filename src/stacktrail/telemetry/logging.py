@@ -24,13 +24,19 @@ def describe(exc: BaseException) -> str:
 
 
 class JsonFormatter(logging.Formatter):
+    def __init__(self, worker: int = 0) -> None:
+        super().__init__()
+        self._worker = worker
+
     def format(self, record: logging.LogRecord) -> str:
-        entry = {
+        entry: dict[str, object] = {
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(),
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),
         }
+        if self._worker:
+            entry["worker"] = self._worker
         for name in CONTEXT_FIELDS:
             value = record.__dict__.get(name)
             if value is not None:
@@ -59,12 +65,17 @@ class StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
         pass
 
 
-def setup_logging(level: str = "INFO", fmt: str = "text") -> None:
+def setup_logging(level: str = "INFO", fmt: str = "text", *, worker: int = 0) -> None:
+    """`worker` > 0: a child pipeline worker (STACKTRAIL_WORKERS), whose lines share the
+    parent's stderr and so say which worker wrote them."""
     handler = StderrHandler()
     if fmt == "json":
-        handler.setFormatter(JsonFormatter())
+        handler.setFormatter(JsonFormatter(worker))
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+        who = f"worker {worker} " if worker else ""
+        handler.setFormatter(
+            logging.Formatter(f"%(asctime)s %(levelname)-7s {who}%(name)s: %(message)s")
+        )
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
