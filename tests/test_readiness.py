@@ -16,10 +16,13 @@ from tests.support.config_store import make_settings
 
 
 def services_of(**overrides: Any) -> Services:
-    settings = make_settings(search_url="", **overrides)
+    settings = make_settings(**({"search_url": ""} | overrides))
     keystone = KeystoneClient(settings) if settings.keystone_url else None
     # _readiness reads only these
-    return cast(Services, _Fake(settings=settings, keystone=keystone, source=None, archive=None))
+    fake = _Fake(
+        settings=settings, keystone=keystone, source=None, archive=None, workers=None, closing=[]
+    )
+    return cast(Services, fake)
 
 
 class _Fake:
@@ -65,3 +68,20 @@ async def test_an_unwritable_archive_directory_is_not_ready(tmp_path: Path) -> N
             await checks["archive"]()
     finally:
         root.chmod(stat.S_IRWXU)
+
+
+async def test_the_search_check_keeps_one_client_and_says_when_search_is_down(
+    devstack: dict[str, str],
+) -> None:
+    services = services_of(search_url=devstack["DEVSTACK_SEARCH_URL"])
+    checks = _readiness(services)
+    assert await checks["search"]()
+    assert await checks["search"]()  # the same client again: not closed by the first probe
+    assert len(services.closing) == 1  # closed with the services
+    for close in services.closing:
+        await close()
+    down = services_of(search_url="http://127.0.0.1:9")
+    with pytest.raises(Exception, match=r"(?i)search"):
+        await _readiness(down)["search"]()
+    for close in down.closing:
+        await close()

@@ -391,14 +391,13 @@ def _readiness(services: Services) -> dict[str, Callable[[], Awaitable[bool]]]:
     if settings.workers > 1 and services.workers is not None:
         checks["workers"] = services.workers.ready
     if settings.search_enabled:
+        # one client for every probe: its connection stays open between them
+        probe_client = SearchClient.from_settings(settings)
+        services.closing.append(probe_client.close)
 
         async def search() -> bool:
-            client = SearchClient.from_settings(settings)
-            try:
-                await client.ping()
-                return True
-            finally:
-                await client.close()
+            await probe_client.ping()
+            return True
 
         checks["search"] = search
     return checks
