@@ -46,6 +46,7 @@ sys.path.insert(0, str(ROOT))
 from tests.support.cadf_factory import make_notification  # noqa: E402
 
 from bench.amqp_clients import drain_pika_batched  # noqa: E402
+from bench.ingest import counter  # noqa: E402
 from stacktrail.archive.spool import SegmentSpec  # noqa: E402
 from stacktrail.domain.trail import ArchiveFormat, WriteMode  # noqa: E402
 
@@ -217,7 +218,7 @@ def ready_in(url: str, queue: str) -> int:
 
 
 def documents() -> int:
-    return int(httpx.get(f"http://127.0.0.1:{FAST_PORT}/_count", timeout=60).json()["count"])
+    return counter(f"http://127.0.0.1:{FAST_PORT}/_count")
 
 
 def tree_bytes(path: Path) -> int:
