@@ -193,7 +193,7 @@ def run_stacktrail(
     of wall time) into this file, and print its summary.
     """
     before = counter(count_url)  # the fast endpoint counts across rounds
-    broker_first = 0.0
+    broker_first = polls_first = 0.0
     metrics_urls = worker_metrics_urls(env)
     proc = subprocess.Popen(
         [str(checkout / ".venv/bin/stacktrail"), "run", "--only", "pipeline"],
@@ -208,7 +208,7 @@ def run_stacktrail(
                 first = time.perf_counter()
                 pids = [proc.pid, *child_pids(proc.pid)]  # STACKTRAIL_WORKERS' children
                 cpu_first = sum(map(cpu_seconds, pids))
-                broker_first = broker_cpu()
+                broker_first, polls_first = broker_cpu(), time.process_time()
                 if profile is not None:  # the stream, not the start-up
                     spy = start_profile(proc.pid, profile)
             elif proc.poll() is not None:
@@ -226,7 +226,7 @@ def run_stacktrail(
         last = time.perf_counter()
         rss = max(map(peak_rss_mb, pids))
         cpu = sum(map(cpu_seconds, pids)) - cpu_first
-        broker = broker_cpu() - broker_first
+        broker, polls = broker_cpu() - broker_first, time.process_time() - polls_first
         if spy is not None:  # the stream only: not the shutdown (seal, last uploads)
             spy.send_signal(signal.SIGINT)
             spy.wait(timeout=60)
@@ -244,7 +244,8 @@ def run_stacktrail(
     print(
         f"    ({label}): {len(pids)} process(es), {cpu / (last - first):.2f} of a core busy, "
         f"{cpu / count * 1e6:.0f} CPU µs per event (the broker meanwhile: "
-        f"{broker / count * 1e6:.0f} per message)"
+        f"{broker / count * 1e6:.0f} per message; this benchmark's polls: "
+        f"{polls / (last - first):.2f} of a core)"
     )
     return count / (last - first), rss
 

@@ -468,6 +468,7 @@ def workers(args: argparse.Namespace) -> None:
                     first = time.perf_counter()
                     cpu_first = [cpu_seconds(p.pid) for p in procs]
                     broker_first, fast_first = broker_cpu(), cpu_seconds(fast.pid)
+                    polls_first = time.process_time()
                     while sum(acked(m) for m in metrics_urls) < args.count:
                         time.sleep(0.05)
                     elapsed = time.perf_counter() - first
@@ -477,6 +478,7 @@ def workers(args: argparse.Namespace) -> None:
                     ]
                     broker = (broker_cpu() - broker_first) / elapsed
                     endpoint = (cpu_seconds(fast.pid) - fast_first) / elapsed
+                    polls = (time.process_time() - polls_first) / elapsed
                     rates[n] = args.count / elapsed
                     peaks = [peak_rss_mb(p.pid) for p in procs]
                     while queue_messages(url, queue) > 0:  # the broker holds the acks too
@@ -490,7 +492,7 @@ def workers(args: argparse.Namespace) -> None:
                     f"  round {round_}: {n} process(es): {rates[n]:6.0f} events/s "
                     f"({rates[n] / raw:.2f} of the strong raw consumer); cores busy: "
                     f"stacktrail {', '.join(f'{b:.2f}' for b in busy)}, broker {broker:.2f}, "
-                    f"endpoint {endpoint:.2f}; "
+                    f"endpoint {endpoint:.2f}, this benchmark's polls {polls:.2f}; "
                     f"{sum(busy) / rates[n] * 1e6:.0f} stacktrail CPU µs per event; "
                     f"peak RSS {', '.join(f'{p:.0f}' for p in peaks)} MB"
                 )
