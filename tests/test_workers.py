@@ -8,6 +8,7 @@ its children with it, and the spool of a former worker being delivered at start.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import signal
@@ -21,10 +22,19 @@ from typing import Any
 import httpx
 import orjson
 import pytest
+import uvicorn
+from starlette.applications import Starlette
 
 from stacktrail.archive.spool import Spool
 from stacktrail.config import load_settings
-from stacktrail.workers import former_spools, worker_env, worker_spool
+from stacktrail.domain.backlog import SpoolBacklog
+from stacktrail.workers import (
+    WorkerDeliveries,
+    child_delivery_routes,
+    former_spools,
+    worker_env,
+    worker_spool,
+)
 from tests.support.broker import publish, queue_depth
 from tests.support.cadf_factory import make_notification
 from tests.support.faults import archived_ids, duplicates, key_workers
@@ -68,6 +78,90 @@ def test_former_spools_are_those_beyond_the_count_that_hold_data(tmp_path: Path)
     assert former_spools(tmp_path / "missing" / "spool", 1) == []
 
 
+EARLY = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
+PROJECT = uuid.UUID(int=42).hex
+
+
+class _Spool:
+    """One worker's answers about a project, as its archive sink would give them."""
+
+    def __init__(self, backlog: SpoolBacklog, retries: dict[str, datetime], woken: int) -> None:
+        self._backlog, self._retries, self._woken = backlog, retries, woken
+        self.retried: list[str] = []
+
+    async def next_retries(self, project_id: str) -> dict[str, datetime]:
+        return self._retries
+
+    async def retry_now(self, project_id: str) -> int:
+        self.retried.append(project_id)
+        return self._woken
+
+    async def backlog(self, project_id: str) -> SpoolBacklog:
+        return self._backlog
+
+
+async def test_a_child_answers_its_parent_only_over_loopback() -> None:
+    spool = _Spool(SpoolBacklog(10, 1, EARLY, 100, failing=True, held_back=False), {}, 1)
+    app = Starlette(routes=child_delivery_routes(spool))
+    path = f"/worker/delivery/{PROJECT}"
+    outside = httpx.ASGITransport(app=app, client=("203.0.113.5", 4000))
+    async with httpx.AsyncClient(transport=outside, base_url="http://worker") as http:
+        assert (await http.get(path)).status_code == 403
+        assert (await http.post(path + "/retry")).status_code == 403
+    assert spool.retried == []
+    local = httpx.ASGITransport(app=app, client=("127.0.0.1", 4000))
+    async with httpx.AsyncClient(transport=local, base_url="http://worker") as http:
+        answer = (await http.get(path)).json()
+        assert SpoolBacklog.from_json(answer["backlog"]).bytes == 10
+        assert (await http.post(path + "/retry")).json() == {"regions": 1}
+        assert (await http.get("/worker/delivery/not-a-project!")).status_code == 404
+    assert spool.retried == [PROJECT]
+
+
+async def test_the_parent_adds_up_its_childrens_spools_and_skips_one_that_is_down(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Worker 1 answers on the metrics port + 1 (a real listener); worker 2 is down."""
+    port = free_port()
+    settings = load_settings(metrics_listen=f"127.0.0.1:{port}")
+    child = _Spool(
+        SpoolBacklog(300, 3, EARLY, 100, failing=True, held_back=True),
+        {"RegionOne": EARLY + timedelta(minutes=1), "RegionTwo": EARLY},
+        2,
+    )
+    server = uvicorn.Server(
+        uvicorn.Config(
+            Starlette(routes=child_delivery_routes(child)),
+            host="127.0.0.1",
+            port=port + 1,
+            log_config=None,
+            lifespan="off",
+        )
+    )
+    serving = asyncio.create_task(server.serve())
+    try:
+        await eventually(lambda: server.started, within=10, every=0.05)
+        own = _Spool(
+            SpoolBacklog(50, 1, EARLY + timedelta(hours=1), 100, failing=False, held_back=False),
+            {"RegionOne": EARLY + timedelta(minutes=5)},
+            1,
+        )
+        deliveries = WorkerDeliveries(own, settings, 3)
+        assert await deliveries.backlog(PROJECT) == SpoolBacklog(
+            350, 4, EARLY, 200, failing=True, held_back=True
+        )
+        assert await deliveries.next_retries(PROJECT) == {
+            "RegionOne": EARLY + timedelta(minutes=1),  # the earliest of the workers'
+            "RegionTwo": EARLY,
+        }
+        assert await deliveries.retry_now(PROJECT) == 2
+        assert own.retried == child.retried == [PROJECT]
+        assert f"worker 2 did not say what its spool holds of project {PROJECT}" in caplog.text
+    finally:
+        server.should_exit = True
+        await serving
+
+
 def _env(amqp_url: str, queue: str, tmp_path: Path, metrics: str) -> dict[str, str]:
     base = {k: v for k, v in os.environ.items() if not k.startswith(("STACKTRAIL_", "OS_"))}
     return base | {
@@ -91,12 +185,14 @@ def _env(amqp_url: str, queue: str, tmp_path: Path, metrics: str) -> dict[str, s
 class Run:
     """`stacktrail run --only pipeline --workers N`, its output in a file."""
 
-    def __init__(self, env: dict[str, str], workers: int, log: Path) -> None:
+    def __init__(
+        self, env: dict[str, str], workers: int, log: Path, extra: tuple[str, ...] = ()
+    ) -> None:
         self.log = log
         self.env = env
         with log.open("ab") as out:
             self.proc = subprocess.Popen(
-                [*STACKTRAIL, "run", "--only", "pipeline", "--workers", str(workers)],
+                [*STACKTRAIL, "run", "--only", "pipeline", "--workers", str(workers), *extra],
                 env=env,
                 cwd=log.parent,
                 stdout=out,
@@ -136,7 +232,7 @@ def _ready(port: int) -> tuple[int, dict[str, Any]]:
 
 
 def _acked(port: int) -> float:
-    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5, follow_redirects=True).text
     match = re.search(r"^stacktrail_messages_acked_total (\S+)$", text, re.M)
     return float(match.group(1)) if match else 0.0
 
@@ -211,6 +307,52 @@ async def test_workers_share_the_queue_restart_and_stop_together(
     assert duplicates(copies) == (0, 0)
     names = key_workers(tmp_path / "archive")
     assert len(names) == 2, f"object keys should name both workers: {sorted(names)}"
+
+
+async def test_the_parents_api_shows_the_backlog_of_every_worker(
+    amqp_url: str, tmp_path: Path
+) -> None:
+    """A project's records are spread over both spools: the delivery status (and the UI
+    that shows it) counts them all, and a retry reaches both workers."""
+    queue = f"st-nbacklog-{uuid.uuid4().hex[:8]}"
+    port, api = free_port(), free_port()
+    env = _env(amqp_url, queue, tmp_path, f"127.0.0.1:{port}") | {
+        "STACKTRAIL_API_LISTEN": f"127.0.0.1:{api}",
+        "STACKTRAIL_ARCHIVE_INTERVAL": "1h",  # the records stay in the spools
+        "STACKTRAIL_SPOOL_PROJECT_MAX_BYTES": str(8 << 20),
+    }
+    run = Run(env, 2, tmp_path / "api.log", extra=("--only", "api", "--local"))
+    status = f"http://127.0.0.1:{api}/v1/projects/{PROJECT}/trail/delivery"
+    try:
+        await eventually(lambda: run.text().count("consuming ") == 2, within=90, every=0.2)
+        await eventually(lambda: "API and web UI listening" in run.text(), within=30)
+        ids = [f"nbacklog-{i}-{uuid.uuid4().hex[:8]}" for i in range(600)]
+        now = datetime.now(UTC)
+        await publish(
+            amqp_url,
+            [make_notification(event_id=e, initiator_project=PROJECT, event_time=now) for e in ids],
+        )
+
+        async def drained() -> bool:
+            return await queue_depth(amqp_url, queue) == 0
+
+        await eventually(drained, within=120, every=0.2)
+        # the parent serves its metrics with the API
+        assert _acked(port + 1) > 0  # the child's spool holds some
+        assert _acked(api) > 0  # and the parent's
+        await eventually(lambda: _acked(api) + _acked(port + 1) >= len(ids), within=30)
+        async with httpx.AsyncClient(timeout=30) as http:
+            backlog = (await http.get(status)).json()["backlog"]
+            assert backlog["records"] == len(ids)
+            assert backlog["share_bytes"] == 2 * (8 << 20)  # each spool holds a share
+            retried = await http.post(status + "/retry")
+            assert retried.status_code == 202
+            assert retried.json()["regions"] == 0  # nothing failing: nothing to wake
+        run.proc.send_signal(signal.SIGTERM)
+        assert run.proc.wait(timeout=90) == 0
+    finally:
+        run.close()
+    assert "did not say what its spool holds" not in run.text()
 
 
 async def test_a_killed_parent_takes_its_workers_with_it(amqp_url: str, tmp_path: Path) -> None:

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 from prometheus_client import make_asgi_app
@@ -54,7 +54,10 @@ from stacktrail.search.client import SearchClient
 from stacktrail.search.sink import SearchSink
 from stacktrail.telemetry.logging import describe
 from stacktrail.telemetry.probes import serve_probes
-from stacktrail.workers import Workers
+from stacktrail.workers import WorkerDeliveries, Workers, child_delivery_routes
+
+if TYPE_CHECKING:  # the API's modules load only where the API runs
+    from stacktrail.api.context import DeliveryControl
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -448,7 +451,7 @@ class SinkDeliveries:
     def __init__(self, sink: Callable[[], ArchiveSink | None]) -> None:
         self._sink = sink
 
-    def next_retries(self, project_id: str) -> dict[str, datetime]:
+    async def next_retries(self, project_id: str) -> dict[str, datetime]:
         sink = self._sink()
         if sink is None:
             return {}
@@ -458,11 +461,11 @@ class SinkDeliveries:
             for region, state in sink.delivery_backoff(project_id).items()
         }
 
-    def retry_now(self, project_id: str) -> int:
+    async def retry_now(self, project_id: str) -> int:
         sink = self._sink()
         return sink.retry_now(project_id) if sink is not None else 0
 
-    def backlog(self, project_id: str) -> SpoolBacklog:
+    async def backlog(self, project_id: str) -> SpoolBacklog:
         sink = self._sink()
         if sink is None:
             return SpoolBacklog(0, 0, None, 0, failing=False, held_back=False)
@@ -502,8 +505,21 @@ def build_api(services: Services) -> Any:
             "service credentials, or STACKTRAIL_AUTH_MODE=noauth for local use"
         )
 
-    def pending(project_id: str, region: str) -> int | None:
-        return services.archive.pending_bytes(project_id) if services.archive else None
+    # with child workers, a project's records are spread over every worker's spool
+    several = services.workers is not None and settings.workers > 1
+    deliveries: DeliveryControl | None = None
+    if services.archive is not None:
+        deliveries = SinkDeliveries(lambda: services.archive)
+        if several:
+            deliveries = WorkerDeliveries(deliveries, settings, settings.workers)
+
+    async def pending(project_id: str, region: str) -> int | None:
+        archive = services.archive
+        if archive is None or deliveries is None:
+            return None
+        if several:
+            return (await deliveries.backlog(project_id)).bytes
+        return archive.pending_bytes(project_id)
 
     events = None
     if settings.search_enabled:
@@ -519,7 +535,7 @@ def build_api(services: Services) -> Any:
         pending_spool_bytes=pending,
         readiness=_readiness(services),
         events=events,
-        delivery=SinkDeliveries(lambda: services.archive) if services.archive else None,
+        delivery=deliveries,
         acl_writer=acl_writer_of(settings),
     )
     app.include_router(export_routes)
@@ -608,7 +624,16 @@ async def run(settings: Settings, roles: set[Role], *, explicit: bool = False) -
             log.info("/healthz, /readyz and /metrics on http://%s", settings.metrics_listen)
             tasks.append(
                 asyncio.create_task(
-                    serve_probes(checks, settings.metrics_host, settings.metrics_port, stop),
+                    serve_probes(
+                        checks,
+                        settings.metrics_host,
+                        settings.metrics_port,
+                        stop,
+                        # a child worker answers its parent's API about its spool
+                        child_delivery_routes(SinkDeliveries(lambda: services.archive))
+                        if settings.worker_number > 0
+                        else (),
+                    ),
                     name="probes",
                 )
             )

@@ -321,7 +321,8 @@ class Settings(BaseSettings):
         ge=1 << 12,
         description="Spool bytes one project may hold while its deliveries fail; beyond, "
         "its new events are dead-lettered with the reason, so one broken destination "
-        "cannot fill the spool for everyone (keep it well below the spool bound).",
+        "cannot fill the spool for everyone (keep it well below the spool bound). Each "
+        "worker's spool (STACKTRAIL_WORKERS) holds a share of its own.",
     )
     spool_seen_ids: int = Field(
         100_000,

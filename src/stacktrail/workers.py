@@ -14,6 +14,10 @@ grace plus a margin to finish, then SIGKILL. SIGUSR1 (`stacktrail archive flush`
 passed on, so every worker's spool is delivered. The parent is ready (/readyz) only while
 every child runs and its own /readyz says ready.
 
+A project's records are spread over every worker's spool, so the parent's API asks each
+child about the project's backlog and retries (`WorkerDeliveries`): a child answers on
+its probe listener (`child_delivery_routes`), to the loopback interface only.
+
 A spool of a former worker (`.worker<k>` with k >= N, after the count went down) still
 holding data is delivered once at start by `stacktrail archive flush` on it, so lowering
 the count loses nothing.
@@ -30,15 +34,26 @@ import re
 import signal
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
+from ipaddress import ip_address
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import httpx
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import BaseRoute, Route
 
 from stacktrail.config import ENV_PREFIX, Settings, reachable_host
+from stacktrail.domain.backlog import SpoolBacklog, combined
 from stacktrail.domain.backoff import Backoff
+from stacktrail.domain.names import is_valid_project_id
 from stacktrail.telemetry import metrics
 from stacktrail.telemetry.logging import describe
+
+if TYPE_CHECKING:  # the API's modules load only where the API runs
+    from stacktrail.api.context import DeliveryControl
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +62,8 @@ STEADY_AFTER = 60.0  # a child that ran this long restarts after the shortest de
 RESTART_FIRST, RESTART_CAP = 1.0, 60.0
 FLUSH_TIMEOUT = 300.0  # seconds the flush of a former worker's spool may take
 READY_TIMEOUT = 2.0  # seconds a child's /readyz may take (the parent's check has 5)
+ASK_TIMEOUT = 5.0  # seconds a child may take to answer about a project's deliveries
+DELIVERY_PATH = "/worker/delivery/{project_id}"
 _SUFFIX = re.compile(r"\.worker(\d+)$")
 _PR_SET_PDEATHSIG = 1
 
@@ -233,6 +250,96 @@ class Workers:
                     code,
                     spool,
                 )
+
+
+def child_delivery_routes(control: DeliveryControl) -> list[BaseRoute]:
+    """What a child serves its parent about one project's deliveries in its spool."""
+
+    def refused(request: Request) -> JSONResponse | None:
+        client = request.client.host if request.client is not None else ""
+        try:
+            local = ip_address(client).is_loopback
+        except ValueError:
+            local = False
+        if not local:  # the listener may face the network: the parent asks from here
+            return JSONResponse({"error": "only the parent process asks this"}, 403)
+        if not is_valid_project_id(request.path_params["project_id"]):
+            return JSONResponse({"error": "no such project"}, 404)
+        return None
+
+    async def delivery(request: Request) -> JSONResponse:
+        if (answer := refused(request)) is not None:
+            return answer
+        project_id = request.path_params["project_id"]
+        retries = await control.next_retries(project_id)
+        backlog = await control.backlog(project_id)
+        return JSONResponse(
+            {
+                "backlog": backlog.to_json(),
+                "next_retries": {region: at.isoformat() for region, at in retries.items()},
+            }
+        )
+
+    async def retry(request: Request) -> JSONResponse:
+        if (answer := refused(request)) is not None:
+            return answer
+        return JSONResponse({"regions": await control.retry_now(request.path_params["project_id"])})
+
+    return [
+        Route(DELIVERY_PATH, delivery, methods=["GET"]),
+        Route(f"{DELIVERY_PATH}/retry", retry, methods=["POST"]),
+    ]
+
+
+class WorkerDeliveries:
+    """`DeliveryControl` over this process's spool and every child's: the backlog adds
+    up, a region is retried next at the earliest of the workers' times, and a retry
+    reaches every worker. A child that does not answer (restarting) is left out, logged."""
+
+    def __init__(self, local: DeliveryControl, settings: Settings, count: int) -> None:
+        self._local = local
+        host = reachable_host(settings.metrics_host)
+        self._children = [
+            f"http://{host}:{settings.metrics_port + k}{DELIVERY_PATH}" for k in range(1, count)
+        ]
+
+    async def _ask(self, method: str, project_id: str, tail: str = "") -> list[dict[str, Any]]:
+        answers = []
+        async with httpx.AsyncClient(timeout=ASK_TIMEOUT) as client:
+            for n, url in enumerate(self._children, start=1):
+                try:
+                    response = await client.request(
+                        method, url.format(project_id=project_id) + tail
+                    )
+                    response.raise_for_status()
+                    answers.append(response.json())
+                except (httpx.HTTPError, ValueError) as exc:
+                    log.warning(
+                        "worker %d did not say what its spool holds of project %s: %s",
+                        n,
+                        project_id,
+                        describe(exc),
+                    )
+        return answers
+
+    async def next_retries(self, project_id: str) -> Mapping[str, datetime]:
+        earliest = dict(await self._local.next_retries(project_id))
+        for answer in await self._ask("GET", project_id):
+            for region, at in answer["next_retries"].items():
+                when = datetime.fromisoformat(at)
+                earliest[region] = min(earliest.get(region, when), when)
+        return earliest
+
+    async def retry_now(self, project_id: str) -> int:
+        woken = await self._local.retry_now(project_id)
+        for answer in await self._ask("POST", project_id, "/retry"):
+            woken = max(woken, int(answer["regions"]))  # regions, not workers
+        return woken
+
+    async def backlog(self, project_id: str) -> SpoolBacklog:
+        answers = await self._ask("GET", project_id)
+        parts = [await self._local.backlog(project_id)]
+        return combined(parts + [SpoolBacklog.from_json(a["backlog"]) for a in answers])
 
 
 async def _wait_or_stop(

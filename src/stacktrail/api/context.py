@@ -39,18 +39,19 @@ class ProjectNames(Protocol):
 
 
 class DeliveryControl(Protocol):
-    """The archive deliveries of this process (implemented by the composition root)."""
+    """The archive deliveries of this process and its child workers (implemented by the
+    composition root)."""
 
-    def next_retries(self, project_id: str) -> Mapping[str, datetime]:
+    async def next_retries(self, project_id: str) -> Mapping[str, datetime]:
         """Region -> when the project's failing delivery is tried next."""
         ...
 
-    def retry_now(self, project_id: str) -> int:
+    async def retry_now(self, project_id: str) -> int:
         """End the project's backoff; returns the regions woken."""
         ...
 
-    def backlog(self, project_id: str) -> SpoolBacklog:
-        """What the project's archive holds back in this process's spool."""
+    async def backlog(self, project_id: str) -> SpoolBacklog:
+        """What the project's archive holds back in the spools of this server."""
         ...
 
 

@@ -232,7 +232,7 @@ class RegionStatusView(BaseModel):
         None, description="The newest digest written for the region; null: none yet."
     )
     pending_spool_bytes: int | None = Field(
-        description="Bytes of the project's events waiting in this server's local spool. The "
+        description="Bytes of the project's events waiting in this server's local spools. The "
         "spool holds one copy per project and delivers it to each region, so every region "
         "shows the same figure. null: unknown to this process."
     )

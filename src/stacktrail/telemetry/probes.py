@@ -10,14 +10,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Generator, Mapping
+from collections.abc import Awaitable, Callable, Generator, Mapping, Sequence
 
 import uvicorn
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from stacktrail.telemetry.logging import describe
 
@@ -39,7 +39,9 @@ async def _run(check: Check) -> str:
     return "failed" if result is False else "ok"
 
 
-def probe_app(checks: Mapping[str, Check]) -> Starlette:
+def probe_app(checks: Mapping[str, Check], routes: Sequence[BaseRoute] = ()) -> Starlette:
+    """`routes`: served beside the probes (a child worker's answers for its parent)."""
+
     async def healthz(_request: Request) -> JSONResponse:
         return JSONResponse({"status": "ok"})
 
@@ -62,6 +64,7 @@ def probe_app(checks: Mapping[str, Check]) -> Starlette:
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             Route("/metrics", metrics),
+            *routes,
         ]
     )
 
@@ -74,11 +77,15 @@ class _Server(uvicorn.Server):
 
 
 async def serve_probes(
-    checks: Mapping[str, Check], host: str, port: int, stop: asyncio.Event
+    checks: Mapping[str, Check],
+    host: str,
+    port: int,
+    stop: asyncio.Event,
+    routes: Sequence[BaseRoute] = (),
 ) -> None:
     """Serve until `stop` is set; raises OSError when it cannot listen."""
     config = uvicorn.Config(
-        probe_app(checks),
+        probe_app(checks, routes),
         host=host,
         port=port,
         log_config=None,

@@ -78,7 +78,9 @@ class DeliveryView(BaseModel):
     retry_available: bool = Field(description="This server can retry the delivery now.")
     regions: list[RegionDeliveryView] = Field(description="One entry per region.")
     backlog: BacklogView | None = Field(
-        None, description="What waits in this server's spool; null: it delivers nothing."
+        None,
+        description="What waits in this server's spools (those of all its pipeline workers); "
+        "null: it delivers nothing.",
     )
 
 
@@ -100,7 +102,7 @@ async def delivery(project_id: ProjectId, ctx: Context, who: Caller) -> Delivery
     archive = trail.archive
     acl_mode = archive.write_mode is WriteMode.ACL
     writer = await ctx.acl_writer() if acl_mode and ctx.acl_writer is not None else None
-    retries = ctx.delivery.next_retries(project_id) if ctx.delivery is not None else {}
+    retries = await ctx.delivery.next_retries(project_id) if ctx.delivery is not None else {}
     by_region = {s.region: s for s in await ctx.ledger.status(project_id)}
     regions = list(dict.fromkeys([*archive.regions, *sorted(by_region)]))
     views = []
@@ -143,7 +145,9 @@ async def delivery(project_id: ProjectId, ctx: Context, who: Caller) -> Delivery
         service_user=ctx.settings.keystone_username or "stacktrail",
         retry_available=ctx.delivery is not None,
         regions=views,
-        backlog=_backlog(ctx.delivery.backlog(project_id)) if ctx.delivery is not None else None,
+        backlog=_backlog(await ctx.delivery.backlog(project_id))
+        if ctx.delivery is not None
+        else None,
     )
 
 
@@ -175,7 +179,7 @@ async def retry(project_id: ProjectId, ctx: Context, who: Caller) -> RetryView:
             "this server does not deliver archives (it runs the API only); the delivering "
             "process retries by itself",
         )
-    woken = ctx.delivery.retry_now(project_id)
+    woken = await ctx.delivery.retry_now(project_id)
     message = (
         f"retrying {woken} region{'s' if woken != 1 else ''} now"
         if woken
