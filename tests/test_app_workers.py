@@ -10,26 +10,23 @@ when it stops, the other takes over.
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
 import subprocess
 import sys
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from stacktrail.db import engine as db
-from tests.support.broker import publish, queue_depth
-from tests.support.cadf_factory import make_notification
+from tests.support.broker import publish_spread, until_drained
 from tests.support.config_store import create_postgres_database, drop_postgres_database
-from tests.support.faults import archived_ids, duplicates, key_workers
+from tests.support.faults import archived_ids, duplicates, key_workers, pipeline_env
+from tests.support.paths import REPO_ROOT
 from tests.support.polling import eventually
 
-ROOT = Path(__file__).resolve().parent.parent
 STACKTRAIL = [sys.executable, "-m", "stacktrail.cli"]
 
 
@@ -52,7 +49,7 @@ class Worker:
         self.log = log
         with log.open("ab") as out:
             self.proc = subprocess.Popen(
-                [*STACKTRAIL, "run"], env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT
+                [*STACKTRAIL, "run"], env=env, cwd=REPO_ROOT, stdout=out, stderr=subprocess.STDOUT
             )
 
     def text(self) -> str:
@@ -69,20 +66,8 @@ async def test_two_workers_share_a_queue_without_loss_duplicates_or_overwrites(
 ) -> None:
     queue = f"st-workers-{uuid.uuid4().hex[:8]}"
     archive = tmp_path / "archive"
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("STACKTRAIL_", "OS_"))}
-    common = base | {
-        "PYTHONPATH": str(ROOT / "src"),
-        "STACKTRAIL_AMQP_URL": amqp_url,
-        "STACKTRAIL_AMQP_QUEUE": queue,
-        "STACKTRAIL_AMQP_DEAD_LETTER_EXCHANGE": f"{queue}.dead",
-        "STACKTRAIL_AMQP_BINDINGS": "nova:notifications.#",
-        "STACKTRAIL_AMQP_PREFETCH": "100",
-        "STACKTRAIL_DATABASE_URL": database_url,
-        "STACKTRAIL_ARCHIVE_STORE": "file",
-        "STACKTRAIL_ARCHIVE_DIR": str(archive),
-        "STACKTRAIL_ARCHIVE_INTERVAL": "2s",
-        "STACKTRAIL_SHUTDOWN_GRACE": "30s",
-        "STACKTRAIL_LOG_LEVEL": "INFO",
+    common = pipeline_env(amqp_url, queue, database_url, archive) | {
+        "STACKTRAIL_SHUTDOWN_GRACE": "30s"
     }
     workers = [
         Worker(
@@ -107,21 +92,9 @@ async def test_two_workers_share_a_queue_without_loss_duplicates_or_overwrites(
             within=90,
             every=0.2,
         )
-        now = datetime.now(UTC)
-        ids = [f"workers-{i}-{uuid.uuid4().hex[:8]}" for i in range(3000)]
         projects = [uuid.UUID(int=i + 1).hex for i in range(20)]
-        await publish(
-            amqp_url,
-            [
-                make_notification(event_id=e, initiator_project=projects[i % 20], event_time=now)
-                for i, e in enumerate(ids)
-            ],
-        )
-
-        async def drained() -> bool:
-            return await queue_depth(amqp_url, queue) == 0
-
-        await eventually(drained, within=120, every=0.2)
+        ids = await publish_spread(amqp_url, "workers", 3000, projects)
+        await until_drained(amqp_url, queue)
         # both took a share (competing consumers), then the leader stops: the other leads
         leader = next(w for w in workers if "scheduler: leading as" in w.text())
         follower = next(w for w in workers if w is not leader)

@@ -35,14 +35,12 @@ from stacktrail.workers import (
     worker_env,
     worker_spool,
 )
-from tests.support.broker import publish, queue_depth
-from tests.support.cadf_factory import make_notification
-from tests.support.faults import archived_ids, duplicates, key_workers
+from tests.support.broker import publish_spread, until_drained
+from tests.support.faults import archived_ids, duplicates, key_workers, pipeline_env
 from tests.support.polling import eventually
 from tests.support.segments import segment_spec
 from tests.support.tcpproxy import free_port
 
-ROOT = Path(__file__).resolve().parent.parent
 STACKTRAIL = [sys.executable, "-m", "stacktrail.cli"]
 
 
@@ -163,22 +161,11 @@ async def test_the_parent_adds_up_its_childrens_spools_and_skips_one_that_is_dow
 
 
 def _env(amqp_url: str, queue: str, tmp_path: Path, metrics: str) -> dict[str, str]:
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("STACKTRAIL_", "OS_"))}
-    return base | {
-        "PYTHONPATH": str(ROOT / "src"),
-        "STACKTRAIL_AMQP_URL": amqp_url,
-        "STACKTRAIL_AMQP_QUEUE": queue,
-        "STACKTRAIL_AMQP_DEAD_LETTER_EXCHANGE": f"{queue}.dead",
-        "STACKTRAIL_AMQP_BINDINGS": "nova:notifications.#",
-        "STACKTRAIL_AMQP_PREFETCH": "100",
-        "STACKTRAIL_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/config.db",
-        "STACKTRAIL_ARCHIVE_STORE": "file",
-        "STACKTRAIL_ARCHIVE_DIR": str(tmp_path / "archive"),
-        "STACKTRAIL_ARCHIVE_INTERVAL": "2s",
+    database = f"sqlite+aiosqlite:///{tmp_path}/config.db"
+    return pipeline_env(amqp_url, queue, database, tmp_path / "archive") | {
         "STACKTRAIL_SPOOL_DIR": str(tmp_path / "spool"),
         "STACKTRAIL_METRICS_LISTEN": metrics,
         "STACKTRAIL_SHUTDOWN_GRACE": "20s",
-        "STACKTRAIL_LOG_LEVEL": "INFO",
     }
 
 
@@ -251,21 +238,9 @@ async def test_workers_share_the_queue_restart_and_stop_together(
         await eventually(lambda: _ready(port)[0] == 200, within=30, every=0.2)
         assert _ready(port)[1]["checks"]["workers"] == "ok"
         assert re.search(r"INFO +worker 1 stacktrail\.ingest\.\S+: consuming ", run.text())
-        now = datetime.now(UTC)
-        ids = [f"nworkers-{i}-{uuid.uuid4().hex[:8]}" for i in range(3000)]
         projects = [uuid.UUID(int=i + 1).hex for i in range(10)]
-        await publish(
-            amqp_url,
-            [
-                make_notification(event_id=e, initiator_project=projects[i % 10], event_time=now)
-                for i, e in enumerate(ids)
-            ],
-        )
-
-        async def drained() -> bool:
-            return await queue_depth(amqp_url, queue) == 0
-
-        await eventually(drained, within=120, every=0.2)
+        ids = await publish_spread(amqp_url, "nworkers", 3000, projects)
+        await until_drained(amqp_url, queue)
         # both took a share, each counted on its own metrics port
         assert _acked(port) > 0
         assert _acked(port + 1) > 0
@@ -326,17 +301,8 @@ async def test_the_parents_api_shows_the_backlog_of_every_worker(
     try:
         await eventually(lambda: run.text().count("consuming ") == 2, within=90, every=0.2)
         await eventually(lambda: "API and web UI listening" in run.text(), within=30)
-        ids = [f"nbacklog-{i}-{uuid.uuid4().hex[:8]}" for i in range(600)]
-        now = datetime.now(UTC)
-        await publish(
-            amqp_url,
-            [make_notification(event_id=e, initiator_project=PROJECT, event_time=now) for e in ids],
-        )
-
-        async def drained() -> bool:
-            return await queue_depth(amqp_url, queue) == 0
-
-        await eventually(drained, within=120, every=0.2)
+        ids = await publish_spread(amqp_url, "nbacklog", 600, [PROJECT])
+        await until_drained(amqp_url, queue)
         # the parent serves its metrics with the API
         assert _acked(port + 1) > 0  # the child's spool holds some
         assert _acked(api) > 0  # and the parent's

@@ -16,7 +16,6 @@ from typer.testing import CliRunner
 
 from stacktrail.archive.expiry import ArchiveExpiry
 from stacktrail.archive.layout import build_body, delete_at, object_headers, object_key
-from stacktrail.archive.spool.segment import SegmentSpec
 from stacktrail.archive.stores.base import Bucket, ObjectStore
 from stacktrail.archive.stores.localdir import LocalDirStore
 from stacktrail.archive.stores.s3 import S3Store
@@ -30,6 +29,7 @@ from tests.archive.stores.test_localdir import store_keeping_expiry
 from tests.archive.test_export import command_app
 from tests.cli.test_retention import set_retention
 from tests.support.corpus import make_event
+from tests.support.segments import segment_spec
 from tests.support.stores import ProjectAdmin
 
 
@@ -48,15 +48,12 @@ async def objects(
 async def put_object(
     objects: ObjectStore, project: str, container: str, day: date, name: str, expires: int
 ) -> str:
-    spec = SegmentSpec(
-        project_id=project,
-        day=day.isoformat(),
+    spec = segment_spec(
+        project,
+        day.isoformat(),
         container=container,
         prefix="logs",
         format=ArchiveFormat.NDJSON,
-        regions=("RegionOne",),
-        write_mode=WriteMode.RESELLER,
-        retention_days=30,
         interval=60.0,
     )
     event = make_event(project, datetime.combine(day, datetime.min.time(), UTC))

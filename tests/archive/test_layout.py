@@ -27,24 +27,14 @@ from stacktrail.archive.layout import (
     object_key,
     worker_name,
 )
-from stacktrail.archive.spool import SegmentSpec
 from stacktrail.config import Settings
-from stacktrail.domain.trail import ArchiveFormat, WriteMode
+from stacktrail.domain.trail import ArchiveFormat
+from tests.support.segments import segment_spec
 from tests.support.sinks import make_event
 
 PROJECT = "0123456789abcdef0123456789abcdef"
 BEFORE_MIDNIGHT = datetime(2024, 5, 17, 23, 55, tzinfo=UTC)
-SPEC = SegmentSpec(
-    project_id=PROJECT,
-    day="2024-05-17",
-    container="audit",
-    prefix="",
-    format=ArchiveFormat.JSON,
-    regions=("RegionOne",),
-    write_mode=WriteMode.RESELLER,
-    retention_days=90,
-    interval=900.0,
-)
+SPEC = segment_spec(PROJECT, "2024-05-17", retention_days=90)
 
 
 def test_key_layout_without_prefix() -> None:

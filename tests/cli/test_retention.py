@@ -18,7 +18,6 @@ from typer.testing import CliRunner
 
 from stacktrail.archive.layout import build_body, delete_at, object_headers, object_key
 from stacktrail.archive.retention import ArchiveRetention
-from stacktrail.archive.spool.segment import SegmentSpec
 from stacktrail.archive.stores.base import Bucket, ObjectStore
 from stacktrail.archive.stores.localdir import LocalDirStore
 from stacktrail.archive.stores.s3 import S3Store
@@ -34,6 +33,7 @@ from tests.archive.stores.test_localdir import store_keeping_expiry
 from tests.archive.test_export import command_app
 from tests.support.corpus import bulk_load, install_template, make_event, remove_indices
 from tests.support.jobs import jobs_settings
+from tests.support.segments import segment_spec
 from tests.support.stores import ProjectAdmin
 
 ACTOR = Actor(user_id="u1", user_name="tester", project_id=None)
@@ -192,14 +192,12 @@ async def test_shorter_retention_updates_existing_objects(
     await objects.ensure_container(bucket)
     keys = {}
     for name, day in days.items():
-        spec = SegmentSpec(
-            project_id=project,
-            day=day,
+        spec = segment_spec(
+            project,
+            day,
             container=container,
             prefix="logs",
             format=ArchiveFormat.NDJSON,
-            regions=("RegionOne",),
-            write_mode=WriteMode.RESELLER,
             retention_days=90,
             interval=60.0,
         )

@@ -8,11 +8,14 @@ import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import pika
 
 from stacktrail.config import Settings
+from tests.support.cadf_factory import make_notification
+from tests.support.polling import eventually
 
 
 def own_queue_settings(amqp_url: str, **overrides: Any) -> Settings:
@@ -87,6 +90,31 @@ def _queue_depth(url: str, queue: str) -> int:
 async def queue_depth(url: str, queue: str) -> int:
     """Messages ready in a queue (not counting unacked ones held by a consumer)."""
     return await asyncio.to_thread(_queue_depth, url, queue)
+
+
+async def until_drained(url: str, queue: str, within: float = 120.0) -> None:
+    """Wait until the consumers took every message of the queue."""
+
+    async def drained() -> bool:
+        return await queue_depth(url, queue) == 0
+
+    await eventually(drained, within=within, every=0.2)
+
+
+async def publish_spread(url: str, prefix: str, count: int, projects: list[str]) -> list[str]:
+    """Publish `count` notifications of now, their projects taken in turn; their ids."""
+    now = datetime.now(UTC)
+    ids = [f"{prefix}-{i}-{uuid.uuid4().hex[:8]}" for i in range(count)]
+    await publish(
+        url,
+        [
+            make_notification(
+                event_id=e, initiator_project=projects[i % len(projects)], event_time=now
+            )
+            for i, e in enumerate(ids)
+        ],
+    )
+    return ids
 
 
 def _take_all(url: str, queue: str, expected: int, timeout: float) -> list[Message]:

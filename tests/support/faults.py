@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import gzip
+import os
 import re
 from collections import Counter
 from pathlib import Path
 
 import orjson
+
+from tests.support.paths import REPO_ROOT
 
 
 def archived_ids(archive_dir: Path) -> Counter[str]:
@@ -43,3 +46,23 @@ def key_workers(archive_dir: Path) -> set[str]:
     found = [KEY_WORKER.search(p.name) for p in keys]
     assert all(found), [p.name for p, m in zip(keys, found, strict=True) if m is None]
     return {m["worker"] for m in found if m}
+
+
+def pipeline_env(amqp_url: str, queue: str, database_url: str, archive_dir: Path) -> dict[str, str]:
+    """The environment of a `stacktrail run` subprocess on a queue of its own (bound to
+    nova's notifications), archiving to the file store at `archive_dir` every 2 s; none
+    of the caller's STACKTRAIL_ or OS_ variables leak in."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("STACKTRAIL_", "OS_"))}
+    return base | {
+        "PYTHONPATH": str(REPO_ROOT / "src"),
+        "STACKTRAIL_AMQP_URL": amqp_url,
+        "STACKTRAIL_AMQP_QUEUE": queue,
+        "STACKTRAIL_AMQP_DEAD_LETTER_EXCHANGE": f"{queue}.dead",
+        "STACKTRAIL_AMQP_BINDINGS": "nova:notifications.#",
+        "STACKTRAIL_AMQP_PREFETCH": "100",
+        "STACKTRAIL_DATABASE_URL": database_url,
+        "STACKTRAIL_ARCHIVE_STORE": "file",
+        "STACKTRAIL_ARCHIVE_DIR": str(archive_dir),
+        "STACKTRAIL_ARCHIVE_INTERVAL": "2s",
+        "STACKTRAIL_LOG_LEVEL": "INFO",
+    }
