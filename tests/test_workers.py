@@ -29,6 +29,7 @@ from stacktrail.archive.spool import Spool
 from stacktrail.config import load_settings
 from stacktrail.domain.backlog import SpoolBacklog
 from stacktrail.workers import (
+    ChildLinks,
     WorkerDeliveries,
     child_delivery_routes,
     former_spools,
@@ -144,7 +145,8 @@ async def test_the_parent_adds_up_its_childrens_spools_and_skips_one_that_is_dow
             {"RegionOne": EARLY + timedelta(minutes=5)},
             1,
         )
-        deliveries = WorkerDeliveries(own, settings, 3)
+        links = ChildLinks(settings, 3)
+        deliveries = WorkerDeliveries(own, links)
         assert await deliveries.backlog(PROJECT) == SpoolBacklog(
             350, 4, EARLY, 200, failing=True, held_back=True
         )
@@ -155,6 +157,7 @@ async def test_the_parent_adds_up_its_childrens_spools_and_skips_one_that_is_dow
         assert await deliveries.retry_now(PROJECT) == 2
         assert own.retried == child.retried == [PROJECT]
         assert f"worker 2 did not say what its spool holds of project {PROJECT}" in caplog.text
+        await links.close()
     finally:
         server.should_exit = True
         await serving

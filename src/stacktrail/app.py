@@ -506,18 +506,18 @@ def build_api(services: Services) -> Any:
         )
 
     # with child workers, a project's records are spread over every worker's spool
-    several = services.workers is not None and settings.workers > 1
+    workers = services.workers if settings.workers > 1 else None
     deliveries: DeliveryControl | None = None
     if services.archive is not None:
         deliveries = SinkDeliveries(lambda: services.archive)
-        if several:
-            deliveries = WorkerDeliveries(deliveries, settings, settings.workers)
+        if workers is not None:
+            deliveries = WorkerDeliveries(deliveries, workers.children)
 
     async def pending(project_id: str, region: str) -> int | None:
         archive = services.archive
         if archive is None or deliveries is None:
             return None
-        if several:
+        if workers is not None:
             return (await deliveries.backlog(project_id)).bytes
         return archive.pending_bytes(project_id)
 

@@ -118,6 +118,27 @@ def _die_with_parent() -> Callable[[], None] | None:
     return hook
 
 
+class ChildLinks:
+    """HTTP to the children's probe listeners (worker k: the metrics port + k), over one
+    kept client: building a client costs about 20 ms of CPU, a request on it 0.4 ms."""
+
+    def __init__(self, settings: Settings, count: int) -> None:
+        host = reachable_host(settings.metrics_host)
+        self.urls = {k: f"http://{host}:{settings.metrics_port + k}" for k in range(1, count)}
+        self._http: httpx.AsyncClient | None = None
+
+    async def request(self, k: int, method: str, path: str, within: float) -> httpx.Response:
+        """`within`: seconds the child has to answer."""
+        if self._http is None:
+            self._http = httpx.AsyncClient()
+        return await self._http.request(method, self.urls[k] + path, timeout=within)
+
+    async def close(self) -> None:
+        if self._http is not None:
+            await self._http.aclose()
+            self._http = None
+
+
 class Workers:
     """Keeps workers 1 to `count - 1` running until `stop` is set."""
 
@@ -135,6 +156,7 @@ class Workers:
         self._flush_command = list(flush_command)
         self._grace = settings.shutdown_grace.total_seconds() + STOP_MARGIN
         self._pids: dict[int, int] = {}
+        self.children = ChildLinks(settings, count)
         metrics.WORKERS_RUNNING.set_function(lambda: 1 + len(self._pids))
 
     @property
@@ -157,6 +179,7 @@ class Workers:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            await self.children.close()
 
     async def ready(self) -> bool:
         """Every child runs and its /readyz (on the metrics port + k) says ready; raises
@@ -164,20 +187,15 @@ class Workers:
         missing = [str(k) for k in range(1, self._count) if k not in self._pids]
         if missing:
             raise RuntimeError(f"worker {', '.join(missing)} not running (restarting)")
-        host = reachable_host(self._settings.metrics_host)
-        port = self._settings.metrics_port
-        async with httpx.AsyncClient(timeout=READY_TIMEOUT) as client:
-            for k in range(1, self._count):
-                try:
-                    response = await client.get(f"http://{host}:{port + k}/readyz")
-                except httpx.HTTPError as exc:
-                    raise RuntimeError(
-                        f"worker {k} does not answer /readyz: {describe(exc)}"
-                    ) from None
-                if response.status_code != 200:
-                    checks = response.json().get("checks", {})
-                    failed = ", ".join(f"{n}: {r}" for n, r in checks.items() if r != "ok")
-                    raise RuntimeError(f"worker {k} not ready: {failed or response.status_code}")
+        for k in self.children.urls:
+            try:
+                response = await self.children.request(k, "GET", "/readyz", READY_TIMEOUT)
+            except httpx.HTTPError as exc:
+                raise RuntimeError(f"worker {k} does not answer /readyz: {describe(exc)}") from None
+            if response.status_code != 200:
+                checks = response.json().get("checks", {})
+                failed = ", ".join(f"{n}: {r}" for n, r in checks.items() if r != "ok")
+                raise RuntimeError(f"worker {k} not ready: {failed or response.status_code}")
         return True
 
     def signal(self, sig: int) -> None:
@@ -296,30 +314,25 @@ class WorkerDeliveries:
     up, a region is retried next at the earliest of the workers' times, and a retry
     reaches every worker. A child that does not answer (restarting) is left out, logged."""
 
-    def __init__(self, local: DeliveryControl, settings: Settings, count: int) -> None:
+    def __init__(self, local: DeliveryControl, children: ChildLinks) -> None:
         self._local = local
-        host = reachable_host(settings.metrics_host)
-        self._children = [
-            f"http://{host}:{settings.metrics_port + k}{DELIVERY_PATH}" for k in range(1, count)
-        ]
+        self._children = children
 
     async def _ask(self, method: str, project_id: str, tail: str = "") -> list[dict[str, Any]]:
         answers = []
-        async with httpx.AsyncClient(timeout=ASK_TIMEOUT) as client:
-            for n, url in enumerate(self._children, start=1):
-                try:
-                    response = await client.request(
-                        method, url.format(project_id=project_id) + tail
-                    )
-                    response.raise_for_status()
-                    answers.append(response.json())
-                except (httpx.HTTPError, ValueError) as exc:
-                    log.warning(
-                        "worker %d did not say what its spool holds of project %s: %s",
-                        n,
-                        project_id,
-                        describe(exc),
-                    )
+        path = DELIVERY_PATH.format(project_id=project_id) + tail
+        for k in self._children.urls:
+            try:
+                response = await self._children.request(k, method, path, ASK_TIMEOUT)
+                response.raise_for_status()
+                answers.append(response.json())
+            except (httpx.HTTPError, ValueError) as exc:
+                log.warning(
+                    "worker %d did not say what its spool holds of project %s: %s",
+                    k,
+                    project_id,
+                    describe(exc),
+                )
         return answers
 
     async def next_retries(self, project_id: str) -> Mapping[str, datetime]:
