@@ -46,7 +46,7 @@ sys.path.insert(0, str(ROOT))
 from tests.support.cadf_factory import make_notification  # noqa: E402
 
 from bench.amqp_clients import drain_pika_batched  # noqa: E402
-from bench.ingest import counter  # noqa: E402
+from bench.ingest import acked, counter, free_port  # noqa: E402
 from stacktrail.archive.spool import SegmentSpec  # noqa: E402
 from stacktrail.domain.trail import ArchiveFormat, WriteMode  # noqa: E402
 
@@ -294,7 +294,9 @@ def run_pipeline(
         "STACKTRAIL_SPOOL_DIR": str(spool),
         "STACKTRAIL_SHUTDOWN_GRACE": "1s",
         "STACKTRAIL_LOG_LEVEL": "WARNING",
+        "STACKTRAIL_METRICS_LISTEN": f"127.0.0.1:{free_port()}",
     }
+    metrics = f"http://{env['STACKTRAIL_METRICS_LISTEN']}/metrics"
     before = documents()
     command = [str(ROOT / ".venv/bin/stacktrail"), "run", "--only", "pipeline"]
     if profile is not None:  # written when the service exits after SIGTERM
@@ -311,15 +313,20 @@ def run_pipeline(
             time.sleep(0.02)
         first = time.perf_counter()
         cpu_first = cpu_seconds(proc.pid)
-        while documents() < before + count or ready_in(url, queue):
+        while documents() < before + count:
             alive()
             time.sleep(0.05)
-        while left_in(vhost, queue):  # the acks (the archive acks once spooled)
+        # the end is the last ack (the archive acks once spooled), as stacktrail counts
+        # it: `rabbitmqctl` takes about a second, which the timing must not include
+        while acked(metrics) < count:
             alive()
             time.sleep(0.05)
         last = time.perf_counter()
         cpu = (cpu_seconds(proc.pid) - cpu_first) / count * 1e6
         rss = vm_hwm_mb(proc.pid)
+        while ready_in(url, queue) or left_in(vhost, queue):  # the broker agrees
+            alive()
+            time.sleep(0.05)
         spooled = tree_bytes(spool)
     finally:
         proc.send_signal(signal.SIGTERM)

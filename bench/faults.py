@@ -83,7 +83,12 @@ CHILD = textwrap.dedent(
         archive = ArchiveSink(settings, open_store(settings, keystone), MemoryLedger())
         sinks = [SearchSink(SearchClient.from_settings(settings), settings), archive]
         services = types.SimpleNamespace(
-            settings=settings, keystone=keystone, source=None, archive=archive
+            settings=settings,
+            keystone=keystone,
+            source=None,
+            archive=archive,
+            workers=None,
+            closing=[],
         )
         tasks = []
         if sys.argv[2:] == ["probes"]:
