@@ -14,6 +14,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -29,8 +30,11 @@ from stacktrail.archive.spool import Spool
 from stacktrail.config import load_settings
 from stacktrail.domain.backlog import SpoolBacklog
 from stacktrail.workers import (
+    ASK_TIMEOUT,
+    READY_TIMEOUT,
     ChildLinks,
     WorkerDeliveries,
+    Workers,
     child_delivery_routes,
     former_spools,
     worker_env,
@@ -115,6 +119,41 @@ async def test_a_child_answers_its_parent_only_over_loopback() -> None:
         assert (await http.post(path + "/retry")).json() == {"regions": 1}
         assert (await http.get("/worker/delivery/not-a-project!")).status_code == 404
     assert spool.retried == [PROJECT]
+
+
+async def test_a_child_that_accepts_and_never_answers_costs_the_parent_its_time_limits(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Worker 1's listener takes the connection and stays silent (a hung child): the
+    parent's readiness gives up after READY_TIMEOUT, its status questions after
+    ASK_TIMEOUT, and the status leaves that child out."""
+    held: list[asyncio.StreamWriter] = []
+
+    async def silent(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)
+
+    port = free_port()
+    server = await asyncio.start_server(silent, "127.0.0.1", port + 1)
+    settings = load_settings(metrics_listen=f"127.0.0.1:{port}")
+    workers = Workers(settings, 2)
+    workers._pids[1] = os.getpid()  # as if child 1 ran: only its answer is missing
+    own = _Spool(SpoolBacklog(50, 1, EARLY, 100, failing=False, held_back=False), {}, 0)
+    try:
+        started = time.monotonic()
+        with pytest.raises(RuntimeError, match="worker 1 does not answer /readyz"):
+            await workers.ready()
+        assert time.monotonic() - started < READY_TIMEOUT + 1
+        started = time.monotonic()
+        backlog = await WorkerDeliveries(own, workers.children).backlog(PROJECT)
+        assert time.monotonic() - started < ASK_TIMEOUT + 1
+        assert backlog.bytes == 50  # this process's spool alone
+        assert "worker 1 did not say what its spool holds" in caplog.text
+    finally:
+        await workers.children.close()
+        for writer in held:
+            writer.close()
+        server.close()
+        await server.wait_closed()
 
 
 async def test_the_parent_adds_up_its_childrens_spools_and_skips_one_that_is_down(

@@ -161,7 +161,7 @@ class Services:
     publisher: EventPublisher
     archive: ArchiveSink | None = None
     source: AmqpSource | None = None
-    workers: Workers | None = None  # the child pipeline workers this process keeps
+    workers: Workers | None = None  # the child pipeline workers this process keeps, if any
     background: list[asyncio.Task[Any]] = field(default_factory=list)
     closing: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
@@ -391,7 +391,7 @@ def _readiness(services: Services) -> dict[str, Callable[[], Awaitable[bool]]]:
         return True
 
     checks["archive"] = archive
-    if settings.workers > 1 and services.workers is not None:
+    if services.workers is not None:
         checks["workers"] = services.workers.ready
     if settings.search_enabled:
         # one client for every probe: its connection stays open between them
@@ -506,7 +506,7 @@ def build_api(services: Services) -> Any:
         )
 
     # with child workers, a project's records are spread over every worker's spool
-    workers = services.workers if settings.workers > 1 else None
+    workers = services.workers
     deliveries: DeliveryControl | None = None
     if services.archive is not None:
         deliveries = SinkDeliveries(lambda: services.archive)
@@ -582,7 +582,8 @@ async def run(settings: Settings, roles: set[Role], *, explicit: bool = False) -
     services = opening.result()
     # the children of STACKTRAIL_WORKERS, and former workers' spools to deliver
     workers = Workers(settings, settings.workers) if Role.PIPELINE in roles else None
-    services.workers = workers
+    # set only with children: readiness and the API ask them through it
+    services.workers = workers if settings.workers > 1 else None
     install_flush_handler(services, workers)
     tasks: list[asyncio.Task[None]] = []
     try:
