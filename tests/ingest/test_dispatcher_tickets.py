@@ -184,7 +184,14 @@ async def test_readiness_fails_while_one_message_waits_for_its_ack(
     source_settings: Settings,
 ) -> None:
     source = AmqpSource(source_settings)
-    services = SimpleNamespace(settings=source_settings, source=source, keystone=None, archive=None)
+    services = SimpleNamespace(
+        settings=source_settings,
+        source=source,
+        keystone=None,
+        archive=None,
+        workers=None,
+        closing=[],
+    )
     received: list[Delivery] = []
     source.on_delivery = received.append
     stop = asyncio.Event()
@@ -209,6 +216,8 @@ async def test_readiness_fails_while_one_message_waits_for_its_ack(
         stop.set()
         await asyncio.wait_for(task, 10)
         await source.close()
+        for close in services.closing:  # the readiness checks' search clients
+            await close()
 
 
 class Collects:
